@@ -1,0 +1,1 @@
+"""kubeoidc: OpenID Connect clients as Kubernetes resources, and the OpenID Provider that serves them."""

@@ -1,0 +1,43 @@
+"""The contract between the operator and the provider: names both sides must agree on.
+
+The operator writes OIDCClient status and Secrets with these names; the provider reads them. No name
+here is written anywhere else in the project. This module imports nothing of the project, so either
+side may import it without dragging in the other.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "kubeoidc.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "OIDCClient"
+PLURAL: Final = "oidcclients"
+SINGULAR: Final = "oidcclient"
+SHORT_NAME: Final = "oidcc"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+#: Setting this annotation to a new value rotates the client secret once for that value.
+ROTATE_ANNOTATION: Final = f"{GROUP}/rotate-secret"
+
+#: Labels on every Secret the operator manages. The provider watches Secrets by the manager label,
+#: but trusts only those controller-owned by an OIDCClient (see the provider's registry).
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGER: Final = "kubeoidc"
+CLIENT_LABEL: Final = f"{GROUP}/client"
+SECRET_SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGER}"
+
+#: Keys of the client Secret's data.
+CLIENT_ID_KEY: Final = "client_id"
+CLIENT_SECRET_KEY: Final = "client_secret"
+ISSUER_KEY: Final = "issuer"
+
+#: During a rotation grace period, the Secret keeps the previous secret's SHA-256 (hex) and the
+#: moment (RFC 3339, UTC) after which it is no longer accepted. Only the hash is kept: the previous
+#: secret itself is gone from the cluster as soon as it is rotated.
+PREVIOUS_SECRET_HASH_ANNOTATION: Final = f"{GROUP}/previous-secret-sha256"
+PREVIOUS_SECRET_EXPIRES_ANNOTATION: Final = f"{GROUP}/previous-secret-expires"
+
+#: The condition type that summarises an OIDCClient.
+READY_CONDITION: Final = "Ready"

@@ -1,0 +1,182 @@
+"""One reconcile for every trigger: read the OIDCClient and its Secrets, decide, write, post Events.
+
+Create, update, resume, a Secret event and the periodic resync all call :meth:`Reconciler.reconcile`
+with the client's namespace and name. It always reads the client afresh (a queued trigger must not act
+on a stale status, or it could rotate twice) and holds a per-client lock, so two triggers for one
+client never interleave in this process; across processes, the Secret patch carries the
+resourceVersion it was computed from. The decisions are in :mod:`.reconcile`; the I/O in :mod:`.kube`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import reconcile
+from .kube import KubeApi, NotFound
+from .reconcile import CredentialGenerator, Event, Plan
+from .settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+#: Posts one Event on an OIDCClient (the handlers give kopf's poster; tests may collect them).
+Emit = Callable[[Mapping[str, Any], Event], None]
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The client as read before the reconcile, and the plan that was applied to it."""
+
+    client: dict[str, Any]
+    plan: Plan
+
+
+class Reconciler:
+    """Reconciles OIDCClients through a :class:`KubeApi`; safe to call from several threads."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        settings: OperatorSettings,
+        *,
+        emit: Emit | None = None,
+        clock: Callable[[], datetime.datetime] = utcnow,
+        credentials: CredentialGenerator | None = None,
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self._emit = emit
+        self._clock = clock
+        self._credentials = credentials or reconcile.RandomCredentials()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def reconcile(
+        self, namespace: str, name: str, log: logging.Logger | logging.LoggerAdapter[Any] = logger
+    ) -> Outcome | None:
+        """Bring one client's Secret and status to what its spec asks; None if the client is gone.
+
+        Raises :class:`~.kube.Conflict` when an object changed underneath (the caller retries).
+        """
+        with self._lock(namespace, name):
+            try:
+                client = self.api.get_client(namespace, name)
+            except NotFound:
+                with self._locks_lock:
+                    self._locks.pop((namespace, name), None)
+                return None
+            plan = self._plan(client, namespace)
+            self._apply(client, plan, namespace, name, log)
+        if self._emit is not None:
+            for event in plan.events:
+                self._emit(client, event)
+        return Outcome(client, plan)
+
+    def _plan(self, client: dict[str, Any], namespace: str) -> Plan:
+        desired_name = reconcile.secret_name(client)
+        current = self.api.find_secret(namespace, desired_name)
+        recorded = (
+            client.get("status", {}).get("secretName") if isinstance(client.get("status"), dict) else None
+        )
+        previous = None
+        if isinstance(recorded, str) and recorded and recorded != desired_name:
+            previous = self.api.find_secret(namespace, recorded)
+        claimed: dict[str, str] = {}
+        if isinstance(client.get("spec"), dict) and client["spec"].get("clientID"):
+            # Only a pinned ID can collide: a generated one has 128 random bits.
+            claimed = reconcile.claimed_client_ids(client, self.api.list_clients(self.settings.namespaces))
+        return reconcile.plan(
+            client,
+            current=current,
+            previous=previous,
+            claimed=claimed,
+            issuer=self.settings.issuer,
+            now=self._clock(),
+            credentials=self._credentials,
+        )
+
+    def _apply(
+        self,
+        client: Mapping[str, Any],
+        plan: Plan,
+        namespace: str,
+        name: str,
+        log: logging.Logger | logging.LoggerAdapter[Any],
+    ) -> None:
+        # The Secret first, status last: status never claims what the Secret does not hold yet.
+        if plan.secret is not None and plan.action == "create":
+            self.api.create_secret(namespace, plan.secret)
+            log.info("Created Secret %s/%s.", namespace, plan.secret["metadata"]["name"])
+        elif plan.secret is not None and plan.action == "patch" and plan.secret_patch:
+            self.api.patch_secret(namespace, plan.secret["metadata"]["name"], plan.secret_patch)
+            log.info("Patched Secret %s/%s (%s).", namespace, plan.secret["metadata"]["name"], _fields(plan))
+        if plan.delete_secret is not None:
+            try:
+                old = self.api.get_secret(namespace, plan.delete_secret)
+                # Precondition on the uid: the Secret checked as ours is the one deleted, nothing else.
+                self.api.delete_secret(namespace, plan.delete_secret, uid=old.get("metadata", {}).get("uid"))
+                log.info("Deleted the old Secret %s/%s.", namespace, plan.delete_secret)
+            except NotFound:
+                pass
+        if plan.status:
+            try:
+                self.api.patch_client_status(namespace, name, plan.status)
+            except NotFound:
+                return
+        for event in plan.events:
+            # INFO even for warnings: kopf posts its logger's warnings as Events, and these are posted.
+            log.info("%s: %s", event.reason, event.message)
+
+    def reconcile_all(self) -> list[Outcome]:
+        """Reconcile every client in the watched namespaces; one client's failure does not stop the rest."""
+        outcomes: list[Outcome] = []
+        for client in self.api.list_clients(self.settings.namespaces):
+            meta = client.get("metadata", {})
+            namespace, name = meta.get("namespace"), meta.get("name")
+            if not namespace or not name:
+                continue
+            try:
+                outcome = self.reconcile(namespace, name)
+            except Exception:
+                logger.exception(
+                    "Resync of OIDCClient %s/%s failed; the next resync retries.", namespace, name
+                )
+                continue
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+
+def _fields(plan: Plan) -> str:
+    # Names what changed, never a value: the patch may carry a client secret.
+    patch = plan.secret_patch or {}
+    parts = sorted(key for key in patch.get("metadata", {}) if key != "resourceVersion")
+    parts += [f"data.{key}" for key in sorted(patch.get("data", {}))]
+    return ", ".join(parts)
+
+
+async def resync_forever(reconciler: Reconciler, interval: float) -> None:
+    """Reconcile every client each ``interval`` seconds, until cancelled.
+
+    Watches miss nothing in theory; this repairs what they did miss (and drops expired grace-period
+    annotations) without a per-object timer, so OIDCClients carry no finalizer.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(reconciler.reconcile_all)
+        except Exception:
+            logger.exception("Resync failed; retrying in %s seconds.", interval)

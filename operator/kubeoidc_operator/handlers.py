@@ -1,0 +1,75 @@
+"""The kopf handlers, each a few lines over :class:`~.controller.Reconciler`.
+
+:func:`register` adds them to a registry built by the caller, after the settings are known: nothing
+here reads the environment or registers anything at import time. OIDCClients get no finalizer (the
+periodic resync is one loop, not a per-object timer): deleting a client lets the garbage collector
+delete its Secret through the ownerReference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from kubeoidc.contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
+
+from . import reconcile
+from .controller import Reconciler, resync_forever
+from .kube import Conflict, KubeApi
+from .settings import OperatorSettings
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def post_event(client: Mapping[str, Any], event: reconcile.Event) -> None:
+    """Post an Event on the OIDCClient through kopf's poster (only valid inside a running operator)."""
+    kopf.event(cast(kopf.Body, client), type=event.type, reason=event.reason, message=event.message)
+
+
+def _reconcile(reconciler: Reconciler, namespace: str, name: str, logger: Logger) -> None:
+    try:
+        reconciler.reconcile(namespace, name, logger)
+    except Conflict as exc:
+        raise kopf.TemporaryError(f"{exc}; retrying with the objects read again", delay=1) from exc
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    api: KubeApi,
+    *,
+    credentials: reconcile.CredentialGenerator | None = None,
+) -> Reconciler:
+    """Register the operator's handlers in ``registry``; returns the reconciler they share."""
+    reconciler = Reconciler(api, settings, emit=post_event, credentials=credentials)
+    resync_tasks: list[asyncio.Task[None]] = []
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    def reconcile_client(namespace: str | None, name: str, logger: Logger, **_: Any) -> None:
+        if namespace:
+            _reconcile(reconciler, namespace, name, logger)
+
+    @kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry)
+    def restore_secret(body: kopf.Body, namespace: str | None, logger: Logger, **_: Any) -> None:
+        # A managed Secret was created, edited or deleted: its client puts it back as it should be.
+        owner = reconcile.owner_of(body)
+        if namespace and owner:
+            _reconcile(reconciler, namespace, owner, logger)
+
+    @kopf.on.startup(registry=registry)
+    async def start_resync(**_: Any) -> None:
+        resync_tasks.append(asyncio.create_task(resync_forever(reconciler, settings.resync_interval)))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_resync(**_: Any) -> None:
+        for task in resync_tasks:
+            task.cancel()
+        await asyncio.gather(*resync_tasks, return_exceptions=True)
+
+    return reconciler

@@ -1,0 +1,149 @@
+"""The operator's only door to the Kubernetes API: Secrets and OIDCClients as plain dicts.
+
+A thin layer over the synchronous ``kubernetes`` client (kopf runs sync handlers in threads). Objects
+go in and come out as the JSON the API serves, never as client models. Writes are JSON merge patches
+(never PUT); status is written only through the ``status`` subresource. API errors 404 and 409 become
+:class:`NotFound` and :class:`Conflict`; a conflict means "read again and retry".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from kubeoidc.contract import GROUP, PLURAL, VERSION
+
+MERGE_PATCH: Final = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """An API call failed in a way the caller may handle; carries what was being done."""
+
+
+class NotFound(KubeError):
+    """The object does not exist (HTTP 404)."""
+
+
+class Conflict(KubeError):
+    """The object changed or already exists (HTTP 409): read it again and retry."""
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 404:
+            raise NotFound(f"{what}: not found") from exc
+        if exc.status == 409:
+            raise Conflict(f"{what}: conflict ({exc.reason})") from exc
+        raise
+
+
+def _json(response: Any) -> dict[str, Any]:
+    # Responses are read raw (``_preload_content=False``) so objects stay the API's JSON.
+    document = json.loads(response.data or b"{}")
+    return document if isinstance(document, dict) else {}
+
+
+class KubeApi:
+    """Reads and writes OIDCClients and Secrets through one ``ApiClient``."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self._core = k8s.CoreV1Api(api_client)
+        self._custom = k8s.CustomObjectsApi(api_client)
+
+    @classmethod
+    def from_environment(cls) -> KubeApi:
+        """Configured in-cluster (service account), else from the kubeconfig file."""
+        configuration = k8s.Configuration()
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(k8s.ApiClient(configuration))
+
+    # OIDCClients.
+
+    def get_client(self, namespace: str, name: str) -> dict[str, Any]:
+        with _translated(f"OIDCClient {namespace}/{name}"):
+            return _json(
+                self._custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
+                )
+            )
+
+    def list_clients(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """All OIDCClients in ``namespaces``, or in the whole cluster when it is empty."""
+        items: list[dict[str, Any]] = []
+        with _translated("OIDCClient list"):
+            if not namespaces:
+                response = self._custom.list_cluster_custom_object(
+                    GROUP, VERSION, PLURAL, _preload_content=False
+                )
+                items.extend(_json(response).get("items") or [])
+            for namespace in namespaces:
+                response = self._custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, _preload_content=False
+                )
+                items.extend(_json(response).get("items") or [])
+        return [item for item in items if isinstance(item, dict)]
+
+    def patch_client_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``status`` into the OIDCClient's status, through the status subresource."""
+        with _translated(f"OIDCClient {namespace}/{name} status"):
+            return _json(
+                self._custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    {"status": status},
+                    _content_type=MERGE_PATCH,
+                    _preload_content=False,
+                )
+            )
+
+    # Secrets.
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        with _translated(f"Secret {namespace}/{name}"):
+            return _json(self._core.read_namespaced_secret(name, namespace, _preload_content=False))
+
+    def find_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Secret, or None if there is none."""
+        try:
+            return self.get_secret(namespace, name)
+        except NotFound:
+            return None
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("metadata", {}).get("name")
+        with _translated(f"Secret {namespace}/{name}"):
+            return _json(
+                self._core.create_namespaced_secret(
+                    namespace, k8s.V1Secret.model_validate(body), _preload_content=False
+                )
+            )
+
+    def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Apply a JSON merge patch; a ``metadata.resourceVersion`` in it makes a stale write fail (409)."""
+        with _translated(f"Secret {namespace}/{name}"):
+            return _json(
+                self._core.patch_namespaced_secret(
+                    name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False
+                )
+            )
+
+    def delete_secret(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Delete the Secret; with ``uid``, only if it is still that very object (else :class:`Conflict`)."""
+        options = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=uid) if uid else None)
+        with _translated(f"Secret {namespace}/{name}"):
+            self._core.delete_namespaced_secret(name, namespace, body=options, _preload_content=False)

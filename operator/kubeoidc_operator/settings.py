@@ -1,0 +1,76 @@
+"""The operator's settings: read from ``KUBEOIDC_OPERATOR_*`` environment variables, validated at start.
+
+Built once by the caller (the CLI, or a test) and passed in; nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "KUBEOIDC_OPERATOR_"
+
+
+class SettingsError(ValueError):
+    """The settings are missing or invalid; the message says which variable and why."""
+
+
+class OperatorSettings(BaseSettings):
+    """Configuration of the operator. Every field can be set by ``KUBEOIDC_OPERATOR_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    #: The provider's issuer URL, written into every client Secret (key ``issuer``). Required.
+    issuer: str
+    #: The namespaces to watch, comma-separated in the environment; empty means every namespace.
+    namespaces: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Seconds between two resyncs of every OIDCClient (repairs what no watch event reported).
+    resync_interval: float = Field(default=300.0, gt=0)
+    #: The port of kopf's liveness endpoint, ``http://0.0.0.0:<port>/healthz``.
+    liveness_port: int = Field(default=8081, ge=1, le=65535)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_a_url(cls, value: str) -> str:
+        # The issuer is compared character for character by relying parties (OIDC Discovery §4.3):
+        # it is checked, never normalised.
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(
+                f"must be an absolute http(s) URL such as https://login.example.com, not {value!r}"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(f"must have no query and no fragment (OpenID Connect Discovery), not {value!r}")
+        return value
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+
+def load_settings(**overrides: Any) -> OperatorSettings:
+    """Build the settings from the environment (and ``overrides``), or raise :class:`SettingsError`.
+
+    The error message names the environment variables at fault, one line each.
+    """
+    try:
+        return OperatorSettings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            variable = f"{ENV_PREFIX}{field.upper()}"
+            if error["type"] == "missing" and field == "issuer":
+                lines.append(
+                    f"{variable} is required: the issuer URL of the kubeoidc provider, written into "
+                    "every client Secret (for example https://login.example.com)"
+                )
+            else:
+                lines.append(f"{variable}: {error['msg']}")
+        raise SettingsError("invalid operator settings:\n  " + "\n  ".join(lines)) from None

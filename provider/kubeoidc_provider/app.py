@@ -1,0 +1,152 @@
+"""``create_app``: the provider's Starlette application, assembled from its parts.
+
+The parts (registry, users, keys, storage) are passed in, so tests, the dev mode and a cluster
+deployment build the same app from different sources. Routes live under the issuer's path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.context import Provider
+from kubeoidc_provider.endpoints import (
+    authorize,
+    consent,
+    discovery,
+    end_session,
+    health,
+    introspection,
+    jwks,
+    login,
+    revocation,
+    token,
+    userinfo,
+)
+from kubeoidc_provider.keys import KeySet
+from kubeoidc_provider.metrics import Metrics
+from kubeoidc_provider.pages import Pages
+from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.sessions import SessionManager
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.state import State
+from kubeoidc_provider.storage import Storage
+from kubeoidc_provider.tokens import TokenMinter
+from kubeoidc_provider.users import UserDirectory
+
+#: Authlib logs issued tokens at DEBUG: its loggers never go below INFO, whatever the root level.
+_QUIET_LOGGERS = ("authlib",)
+_STYLESHEET = files("kubeoidc_provider").joinpath("static/kubeoidc.css").read_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """Something that runs beside the app (the registry's watcher): started and stopped with it."""
+
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+def build_provider(
+    settings: ProviderSettings,
+    *,
+    registry: ClientRegistry,
+    users: UserDirectory,
+    keys: KeySet,
+    storage: Storage,
+) -> Provider:
+    state = State(storage)
+    minter = TokenMinter(
+        issuer=settings.issuer,
+        keys=keys,
+        state=state,
+        access_token_ttl=settings.access_token_ttl,
+        id_token_ttl=settings.id_token_ttl,
+    )
+    server = ProviderServer(settings=settings, registry=registry, state=state, users=users, minter=minter)
+    server.register_endpoint(revocation.Revocation)
+    server.register_endpoint(introspection.Introspection)
+    server.register_endpoint(end_session.EndSession)
+    return Provider(
+        settings=settings,
+        registry=registry,
+        state=state,
+        users=users,
+        keys=keys,
+        minter=minter,
+        server=server,
+        sessions=SessionManager(settings, state),
+        pages=Pages(static_prefix=settings.issuer_path),
+        metrics=Metrics(),
+        discovery=discovery.discovery_bytes(settings.issuer, list(keys.algs)),
+    )
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
+        Route("/jwks", jwks.jwks, methods=["GET"]),
+        Route("/authorize", authorize.authorize, methods=["GET", "POST"]),
+        Route("/authorize/resume", authorize.resume, methods=["GET"]),
+        Route("/login", login.login_page, methods=["GET"]),
+        Route("/login", login.login_submit, methods=["POST"]),
+        Route("/consent", consent.consent_page, methods=["GET"]),
+        Route("/consent", consent.consent_submit, methods=["POST"]),
+        Route("/token", token.token, methods=["POST"]),
+        Route("/userinfo", userinfo.userinfo, methods=["GET", "POST"]),
+        Route("/revoke", revocation.revoke, methods=["POST"]),
+        Route("/introspect", introspection.introspect, methods=["POST"]),
+        Route("/logout", end_session.end_session, methods=["GET", "POST"]),
+        Route("/static/kubeoidc.css", _stylesheet, methods=["GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
+    ]
+
+
+def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -> Starlette:
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        for task in background:
+            task.start()
+        try:
+            yield {"provider": provider}
+        finally:
+            for task in reversed(background):
+                task.stop()
+            provider.state.storage.close()
+
+    prefix = provider.settings.issuer_path
+    app_routes: list[BaseRoute] = [Mount(prefix, routes=routes())] if prefix else routes()
+    # Browsers' JavaScript clients (SPAs) call discovery, JWKS, token and userinfo cross-origin; no
+    # credentials (cookies) are ever allowed cross-origin.
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    ]
+    return Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)
+
+
+async def _stylesheet(request: Request) -> Response:
+    return Response(_STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})

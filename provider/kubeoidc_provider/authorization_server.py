@@ -1,0 +1,125 @@
+"""The provider's Authlib authorization server: grants, client lookup, token issuance and storage.
+
+Authlib has no Starlette adapter; this is ours (compare Authlib's Flask integration): it takes a
+finished ``ProviderRequest``, answers with Starlette responses, finds clients in the registry and
+keeps refresh tokens in the state store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from authlib.oauth2 import AuthorizationServer
+from starlette.responses import Response
+
+from kubeoidc_provider.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    EndUser,
+    OpenIDCodeFlow,
+    OpenIDRefresh,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+)
+from kubeoidc_provider.jsonutil import dump_json
+from kubeoidc_provider.oauth_client import OAuthClient
+from kubeoidc_provider.oauth_request import ProviderRequest
+from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.state import RefreshGrant, State, new_token
+from kubeoidc_provider.tokens import TokenMinter
+from kubeoidc_provider.users import UserDirectory
+
+#: The scopes with an OpenID Connect meaning, advertised in discovery. A client may also have scopes of
+#: its own (``invoices:read``): what a client may ask for is exactly its ``spec.scopes``.
+SCOPES_SUPPORTED = ("openid", "profile", "email", "groups", "offline_access")
+
+
+class ProviderServer(AuthorizationServer):  # type: ignore[misc]
+    """Authlib's ``AuthorizationServer`` wired to the registry, the state store and the key set."""
+
+    def __init__(
+        self,
+        *,
+        settings: ProviderSettings,
+        registry: ClientRegistry,
+        state: State,
+        users: UserDirectory,
+        minter: TokenMinter,
+    ) -> None:
+        super().__init__(scopes_supported=None)
+        self.settings = settings
+        self.registry = registry
+        self.state = state
+        self.users = users
+        self.minter = minter
+        self.register_token_generator("default", self._generate_token)
+        self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])
+        self.register_grant(RefreshTokenGrant, [OpenIDRefresh(self)])
+        self.register_grant(ClientCredentialsGrant)
+
+    # Authlib's framework hooks ----------------------------------------------------------------------
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        client = self.registry.get(client_id)
+        return OAuthClient(client) if client is not None else None
+
+    def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
+        return request
+
+    def handle_response(self, status_code: int, payload: Any, headers: Sequence[tuple[str, str]]) -> Response:
+        body = dump_json(payload) if isinstance(payload, dict) else payload
+        return Response(body, status_code=status_code, headers=dict(headers))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    # Tokens -----------------------------------------------------------------------------------------
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: OAuthClient,
+        user: EndUser | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        client_id = client.get_client_id()
+        access_token = self.minter.access_token(
+            client_id=client_id,
+            subject=user.user.id if user else client_id,
+            scope=scope or "",
+            grant_id=user.grant_id if user else None,
+            auth_time=user.auth_time if user else None,
+        )
+        token: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.settings.access_token_ttl,
+        }
+        if scope:
+            token["scope"] = scope
+        if include_refresh_token and user is not None:
+            token["refresh_token"] = new_token()
+        return token
+
+    def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:
+        refresh_token = token.get("refresh_token")
+        if not refresh_token:
+            return
+        end_user: EndUser = request.user
+        now = int(time.time())
+        previous: RefreshGrant | None = getattr(request, "refresh_grant", None)
+        # The grant's lifetime is fixed when it starts: rotation never extends it.
+        expires_at = previous.expires_at if previous else now + self.settings.refresh_token_ttl
+        grant = RefreshGrant(
+            client_id=request.client.get_client_id(),
+            scope=token.get("scope", ""),
+            user_id=end_user.user.id,
+            auth_time=end_user.auth_time,
+            grant_id=end_user.grant_id,
+            expires_at=expires_at,
+            issued_at=now,
+        )
+        self.state.save_refresh_token(refresh_token, grant, max(expires_at - now, 1))

@@ -1,0 +1,45 @@
+"""Everything an endpoint needs, built once at start and handed to requests through the lifespan state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from starlette.requests import Request
+
+from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.keys import KeySet
+from kubeoidc_provider.metrics import Metrics
+from kubeoidc_provider.pages import Pages
+from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.sessions import SessionManager
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.state import State
+from kubeoidc_provider.tokens import TokenMinter
+from kubeoidc_provider.users import UserDirectory
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """The provider's parts, shared by every request."""
+
+    settings: ProviderSettings
+    registry: ClientRegistry
+    state: State
+    users: UserDirectory
+    keys: KeySet
+    minter: TokenMinter
+    server: ProviderServer
+    sessions: SessionManager
+    pages: Pages
+    metrics: Metrics
+    #: The discovery document's bytes, computed once.
+    discovery: bytes
+
+    def url(self, path: str) -> str:
+        """The public URL of one of our endpoints."""
+        return f"{self.settings.issuer}{path}"
+
+
+def provider_of(request: Request) -> Provider:
+    return cast(Provider, request.state.provider)

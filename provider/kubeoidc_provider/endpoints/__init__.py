@@ -1,0 +1,1 @@
+"""One module per endpoint; ``routes()`` in the app module puts them together."""

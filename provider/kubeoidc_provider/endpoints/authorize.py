@@ -1,0 +1,182 @@
+"""The authorization endpoint (RFC 6749 §3.1, §4.1; OIDC Core §3.1.2) and the resumption after login.
+
+A pipeline of small decisions:
+1. Authlib validates the request: client, exact redirect URI, response type, scopes, PKCE, nonce.
+   Until a redirect URI is trusted, every error is an error page (RFC 6749 §4.1.2.1); after, errors
+   go back to the client with ``error``, ``state`` and ``iss`` (RFC 9207).
+2. Login: needed when there is no session user, on ``prompt=login``, or when ``max_age`` is exceeded;
+   ``prompt=none`` turns that need into ``login_required``.
+3. Consent: needed when the user has not yet granted every requested scope to this client, or on
+   ``prompt=consent``; ``prompt=none`` turns it into ``consent_required``.
+4. Otherwise issue the code.
+Login and consent happen on their pages; the pending request waits in the state store as an
+interaction bound to the browser's session, and ``/authorize/resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from kubeoidc_provider.context import Provider, provider_of
+from kubeoidc_provider.grants import EndUser
+from kubeoidc_provider.oauth_request import ProviderRequest
+from kubeoidc_provider.sessions import BrowserSession
+from kubeoidc_provider.state import Interaction, new_token
+from kubeoidc_provider.urls import add_query
+
+
+async def authorize(request: Request) -> Response:
+    """``GET`` or ``POST /authorize`` (OIDC Core §3.1.2.1 allows both)."""
+    provider = provider_of(request)
+    if request.method == "POST":
+        params = list((await request.form()).multi_items())
+    else:
+        params = list(request.query_params.multi_items())
+    session = provider.sessions.load_or_start(request)
+    pairs = [(key, value) for key, value in params if isinstance(value, str)]
+    response = continue_authorization(provider, request, session, pairs)
+    provider.sessions.set_cookie(session, response)
+    return response
+
+
+async def resume(request: Request) -> Response:
+    """``GET /authorize/resume?interaction=…``: continue a request after the login or consent page."""
+    provider = provider_of(request)
+    session = provider.sessions.load(request)
+    interaction_id = request.query_params.get("interaction", "")
+    interaction = provider.state.get_interaction(interaction_id) if interaction_id else None
+    if interaction is None or session is None or interaction.session_hash != session.hash:
+        return expired_interaction(provider)
+    return continue_authorization(
+        provider, request, session, list(interaction.params.items()), interaction, interaction_id
+    )
+
+
+def expired_interaction(provider: Provider) -> Response:
+    return provider.pages.error(
+        400,
+        "This sign-in request has expired",
+        "Go back to the application and start signing in again.",
+    )
+
+
+def continue_authorization(
+    provider: Provider,
+    request: Request,
+    session: BrowserSession,
+    params: list[tuple[str, str]],
+    interaction: Interaction | None = None,
+    interaction_id: str | None = None,
+) -> Response:
+    oauth_request = ProviderRequest("GET", provider.url("/authorize"), request.headers, params)
+    end_user = _session_user(provider, session)
+    try:
+        grant = provider.server.get_consent_grant(oauth_request, end_user=end_user)
+    except OAuth2Error as error:
+        return _error(provider, oauth_request, error)
+
+    data = oauth_request.payload.data
+    prompts = set(data.get("prompt", "").split())
+    login_done = interaction is not None and interaction.login_done
+    try:
+        needs_login = end_user is None or (
+            not login_done and ("login" in prompts or _too_old(end_user, data.get("max_age")))
+        )
+        if needs_login and "none" in prompts:
+            raise LoginRequiredError()
+    except OAuth2Error as error:
+        error.redirect_uri = grant.redirect_uri or oauth_request.payload.redirect_uri
+        return _error(provider, oauth_request, error)
+    if needs_login:
+        return _interact(provider, "/login", session, params, interaction, interaction_id, "login")
+    assert end_user is not None
+
+    requested = frozenset(oauth_request.scope.split())
+    consented = provider.state.consented_scopes(end_user.user.id, grant.client.get_client_id())
+    consent_done = interaction is not None and interaction.consent_done
+    if not consent_done and ("consent" in prompts or not requested <= consented):
+        if "none" in prompts:
+            refusal = ConsentRequiredError(redirect_uri=oauth_request.payload.redirect_uri)
+            return _error(provider, oauth_request, refusal)
+        return _interact(provider, "/consent", session, params, interaction, interaction_id, "consent")
+
+    if interaction_id is not None:
+        provider.state.delete_interaction(interaction_id)
+    response: Response = provider.server.create_authorization_response(
+        oauth_request, grant_user=EndUser(end_user.user, end_user.auth_time, new_token(12)), grant=grant
+    )
+    provider.metrics.authorizations.labels("code").inc()
+    return _with_issuer(provider, response)
+
+
+def deny(provider: Provider, request: Request, params: Iterable[tuple[str, str]]) -> Response:
+    """The user refused on the consent page: ``access_denied`` to the client (RFC 6749 §4.1.2.1)."""
+    oauth_request = ProviderRequest("GET", provider.url("/authorize"), request.headers, list(params))
+    try:
+        grant = provider.server.get_consent_grant(oauth_request, end_user=None)
+    except OAuth2Error as error:
+        return _error(provider, oauth_request, error)
+    response: Response = provider.server.create_authorization_response(
+        oauth_request, grant_user=None, grant=grant
+    )
+    provider.metrics.authorizations.labels("access_denied").inc()
+    return _with_issuer(provider, response)
+
+
+def _session_user(provider: Provider, session: BrowserSession) -> EndUser | None:
+    data = session.data
+    if data.user_id is None or data.auth_time is None:
+        return None
+    user = provider.users.get(data.user_id)
+    return EndUser(user, data.auth_time, grant_id="") if user is not None else None
+
+
+def _too_old(end_user: EndUser, max_age: str | None) -> bool:
+    """OIDC Core §3.1.2.1 ``max_age``: re-authenticate when the last login is older than that."""
+    if max_age is None:
+        return False
+    if not max_age.isdigit():
+        raise InvalidRequestError("'max_age' must be a non-negative integer number of seconds.")
+    return time.time() - end_user.auth_time > int(max_age)
+
+
+def _interact(
+    provider: Provider,
+    page: str,
+    session: BrowserSession,
+    params: list[tuple[str, str]],
+    interaction: Interaction | None,
+    interaction_id: str | None,
+    outcome: str,
+) -> Response:
+    if interaction is None or interaction_id is None:
+        interaction_id = provider.state.save_interaction(Interaction(dict(params), session.hash))
+    provider.metrics.authorizations.labels(outcome).inc()
+    return RedirectResponse(provider.url(f"{page}?interaction={interaction_id}"), status_code=303)
+
+
+def _error(provider: Provider, oauth_request: ProviderRequest, error: OAuth2Error) -> Response:
+    provider.metrics.authorizations.labels(error.error).inc()
+    if error.redirect_uri is None:
+        # No redirect URI we can trust yet: show the error, never redirect (RFC 6749 §4.1.2.1).
+        return provider.pages.error(
+            400, "This sign-in request cannot be completed", error.get_error_description(), error.error
+        )
+    error.state = oauth_request.payload.state
+    response: Response = provider.server.handle_error_response(oauth_request, error)
+    return _with_issuer(provider, response)
+
+
+def _with_issuer(provider: Provider, response: Response) -> Response:
+    """RFC 9207: every authorization response names its issuer, against mix-up attacks."""
+    location = response.headers.get("location")
+    if location:
+        response.headers["location"] = add_query(location, {"iss": provider.settings.issuer})
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,70 @@
+"""``GET``/``POST /logout``: RP-Initiated Logout 1.0.
+
+With a valid ``id_token_hint`` the session ends at once, and the browser goes to the
+``post_logout_redirect_uri`` only if it is in the client's registered list (exact match, §3), with
+``state``. Without one, the user confirms on a page first, so that no other site can sign them out.
+An invalid request shows an error page and never redirects (§4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kubeoidc_provider.context import Provider, provider_of
+from kubeoidc_provider.oauth_request import ProviderRequest
+
+
+class EndSession(EndSessionEndpoint):  # type: ignore[misc]
+    def get_server_jwks(self) -> dict[str, Any]:
+        return self.server.minter.keys.public_jwks  # type: ignore[no-any-return]
+
+    def end_session(self, end_session_request: Any) -> None:
+        # The browser session is ended by the endpoint below, which owns the cookie.
+        return None
+
+
+async def end_session(request: Request) -> Response:
+    provider = provider_of(request)
+    if request.method == "POST":
+        params = [
+            (key, value) for key, value in (await request.form()).multi_items() if isinstance(value, str)
+        ]
+    else:
+        params = list(request.query_params.multi_items())
+    session = provider.sessions.load(request)
+    if request.method == "POST" and dict(params).get("confirm") == "yes":
+        if not provider.sessions.check_csrf(session, dict(params).get("csrf_token")):
+            return provider.pages.error(403, "The form has expired", "Reload the page and try again.")
+        return _signed_out(provider, request, redirect_to=None)
+
+    oauth_request = ProviderRequest("GET", provider.url("/logout"), request.headers, params)
+    try:
+        validated = provider.server.validate_endpoint_request(EndSession.ENDPOINT_NAME, oauth_request)
+    except OAuth2Error as error:
+        return provider.pages.error(
+            400, "Sign-out request refused", error.get_error_description(), error.error
+        )
+    if validated.id_token_claims is None:
+        if session is None or session.data.user_id is None:
+            return provider.pages.render("logged_out.html")
+        return provider.pages.render(
+            "logout.html", action=provider.url("/logout"), csrf_token=session.data.csrf_token
+        )
+    return _signed_out(provider, request, redirect_to=validated.redirect_uri)
+
+
+def _signed_out(provider: Provider, request: Request, *, redirect_to: str | None) -> Response:
+    response: Response
+    if redirect_to:
+        response = Response(status_code=303, headers={"Location": redirect_to, "Cache-Control": "no-store"})
+    else:
+        response = provider.pages.render("logged_out.html")
+    session = provider.sessions.load(request)
+    if session is not None:
+        provider.sessions.end(session, response)
+    return response

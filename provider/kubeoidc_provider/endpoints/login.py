@@ -1,0 +1,97 @@
+"""The login page: the user proves who they are to the user directory.
+
+Forms carry the session's CSRF token; failed logins are throttled per username and per client address
+(counted in the state store, so every replica sees them); a successful login starts a new session id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from kubeoidc_provider.context import Provider, provider_of
+from kubeoidc_provider.endpoints.authorize import expired_interaction
+from kubeoidc_provider.endpoints.interaction import InteractionView, load_interaction
+from kubeoidc_provider.state import Session, new_token
+
+MAX_FIELD_LENGTH = 256
+
+
+async def login_page(request: Request) -> Response:
+    provider = provider_of(request)
+    view = load_interaction(provider, request, request.query_params.get("interaction", ""))
+    if view is None:
+        return expired_interaction(provider)
+    return _render(provider, view, username=view.interaction.params.get("login_hint", ""))
+
+
+async def login_submit(request: Request) -> Response:
+    provider = provider_of(request)
+    form = await request.form()
+    view = load_interaction(provider, request, str(form.get("interaction", "")))
+    if view is None:
+        return expired_interaction(provider)
+    if not provider.sessions.check_csrf(view.session, str(form.get("csrf_token", ""))):
+        return provider.pages.error(403, "The form has expired", "Reload the sign-in page and try again.")
+    username = str(form.get("username", ""))[:MAX_FIELD_LENGTH]
+    password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
+
+    if _throttled(provider, username, request):
+        provider.metrics.logins.labels("throttled").inc()
+        message = "Too many sign-in attempts. Wait a few minutes, then try again."
+        return _render(provider, view, username=username, error=message, status_code=429)
+    # Password hashing is deliberately slow (argon2/bcrypt): keep it off the event loop.
+    user = await run_in_threadpool(provider.users.authenticate, username, password)
+    if user is None:
+        provider.metrics.logins.labels("failed").inc()
+        error = "The username or password is incorrect."
+        return _render(provider, view, username=username, error=error, status_code=401)
+
+    provider.metrics.logins.labels("succeeded").inc()
+    provider.state.clear_login_attempts(f"user:{username}")
+    old = view.session
+    provider.state.delete_session(old.id)
+    session = provider.sessions.start(
+        Session(csrf_token=new_token(16), user_id=user.id, auth_time=int(time.time()))
+    )
+    interaction = dataclasses.replace(view.interaction, session_hash=session.hash, login_done=True)
+    provider.state.update_interaction(view.interaction_id, interaction)
+    response = RedirectResponse(
+        provider.url(f"/authorize/resume?interaction={view.interaction_id}"), status_code=303
+    )
+    provider.sessions.set_cookie(session, response)
+    return response
+
+
+def _throttled(provider: Provider, username: str, request: Request) -> bool:
+    """Count this attempt against the username and the address; refuse once either is over the limit."""
+    window, limit = provider.settings.login_window, provider.settings.login_attempts
+    address = request.client.host if request.client else "unknown"
+    by_user = provider.state.count_login_attempt(f"user:{username}", window)
+    by_address = provider.state.count_login_attempt(f"address:{address}", window)
+    # An address gets more room than one user: several people may share it behind a NAT.
+    return by_user > limit or by_address > limit * 4
+
+
+def _render(
+    provider: Provider,
+    view: InteractionView,
+    *,
+    username: str,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return provider.pages.render(
+        "login.html",
+        status_code,
+        action=provider.url("/login"),
+        interaction_id=view.interaction_id,
+        csrf_token=view.session.data.csrf_token,
+        client=view.client,
+        username=username,
+        error=error,
+    )

@@ -1,0 +1,42 @@
+"""``POST /token`` (RFC 6749 §3.2, §5): authorization code, refresh token and client credentials.
+
+Responses carry ``Cache-Control: no-store``; errors are RFC 6749 §5.2 JSON, with 401 and
+``WWW-Authenticate`` when HTTP Basic client authentication fails.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kubeoidc_provider.context import provider_of
+from kubeoidc_provider.endpoints.form import read_oauth_request
+
+_GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+
+
+async def token(request: Request) -> Response:
+    provider = provider_of(request)
+    oauth_request = await read_oauth_request(provider, request, "/token")
+    if isinstance(oauth_request, Response):
+        provider.metrics.token_requests.labels("unknown", "invalid_request").inc()
+        return oauth_request
+    response: Response = provider.server.create_token_response(oauth_request)
+    grant_type = oauth_request.form.get("grant_type")
+    outcome = _outcome(response)
+    provider.metrics.token_requests.labels(
+        grant_type if grant_type in _GRANT_TYPES else "unknown", outcome
+    ).inc()
+    return response
+
+
+def _outcome(response: Response) -> str:
+    """``ok``, or the RFC 6749 §5.2 error code the response carries."""
+    if response.status_code == 200:
+        return "ok"
+    try:
+        return str(json.loads(bytes(response.body)).get("error", "error"))
+    except ValueError:
+        return "error"

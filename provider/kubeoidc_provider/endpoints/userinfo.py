@@ -1,0 +1,59 @@
+"""``GET``/``POST /userinfo`` (OIDC Core §5.3), protected by a bearer access token (RFC 6750).
+
+Errors follow RFC 6750 §3: 401 with ``WWW-Authenticate: Bearer`` (and ``error="invalid_token"`` when
+a token was presented), 403 ``insufficient_scope`` without ``openid``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kubeoidc_provider.context import provider_of
+from kubeoidc_provider.endpoints.form import FormError, read_form
+from kubeoidc_provider.jsonutil import dump_json
+from kubeoidc_provider.tokens import InvalidToken
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def userinfo(request: Request) -> Response:
+    provider = provider_of(request)
+    presented = await _bearer_token(request)
+    if presented is None:
+        return _challenge(401, None, None)
+    try:
+        token = provider.minter.check_access_token(presented)
+    except InvalidToken as error:
+        return _challenge(401, "invalid_token", str(error))
+    if "openid" not in token.scopes or not token.has_user:
+        return _challenge(403, "insufficient_scope", "The access token lacks the 'openid' scope.")
+    user = provider.users.get(token.subject)
+    if user is None:
+        return _challenge(401, "invalid_token", "The token's user no longer exists.")
+    return Response(dump_json(user.claims(token.scopes)), media_type="application/json", headers=_NO_STORE)
+
+
+async def _bearer_token(request: Request) -> str | None:
+    """RFC 6750 §2.1 header, or §2.2 form body on POST; never the query string (§2.3 is insecure)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if request.method == "POST":
+        try:
+            form = dict(await read_form(request))
+        except FormError:
+            return None
+        return form.get("access_token") or None
+    return None
+
+
+def _challenge(status_code: int, error: str | None, description: str | None) -> Response:
+    challenge = "Bearer"
+    if error:
+        challenge += f' error="{error}"'
+        if description:
+            challenge += f', error_description="{description}"'
+    headers = {"WWW-Authenticate": challenge, **_NO_STORE}
+    body = dump_json({"error": error, "error_description": description}) if error else b""
+    return Response(body, status_code=status_code, headers=headers, media_type="application/json")

@@ -1,0 +1,237 @@
+"""The grants the token and authorize endpoints accept, as Authlib grants extended by hooks.
+
+- authorization code (RFC 6749 §4.1) with PKCE S256 (RFC 7636; ``plain`` refused, required for public
+  clients) and OpenID Connect (OIDC Core §3.1): codes are single-use through an atomic consume, and a
+  replayed code revokes everything it issued (RFC 6749 §4.1.2);
+- refresh token (RFC 6749 §6) with rotation: each use spends the token and issues a successor; reuse
+  of a spent one revokes the whole grant (RFC 9700 §4.14.2);
+- client credentials (RFC 6749 §4.4).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
+
+from kubeoidc_provider.state import CodeGrant, RefreshGrant, new_token
+from kubeoidc_provider.users import User
+
+if TYPE_CHECKING:
+    from kubeoidc_provider.authorization_server import ProviderServer
+    from kubeoidc_provider.oauth_request import ProviderRequest
+
+logger = logging.getLogger(__name__)
+
+#: Token endpoint authentication methods every user-facing grant accepts; which one a given client
+#: must use is its registration's ``tokenEndpointAuthMethod`` (see OAuthClient).
+_ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class EndUser:
+    """The user on whose behalf tokens are issued, with the authorization they belong to."""
+
+    user: User
+    auth_time: int
+    grant_id: str
+
+
+class _CodeRecord:
+    """Authlib's view of a spent authorization code (``AuthorizationCodeMixin``)."""
+
+    __slots__ = ("grant",)
+
+    def __init__(self, grant: CodeGrant) -> None:
+        self.grant = grant
+
+    def get_redirect_uri(self) -> str:
+        return self.grant.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+    def get_nonce(self) -> str | None:
+        return self.grant.nonce
+
+    def get_auth_time(self) -> int:
+        return self.grant.auth_time
+
+    def get_acr(self) -> None:
+        return None
+
+    def get_amr(self) -> None:
+        return None
+
+    @property
+    def code_challenge(self) -> str | None:
+        return self.grant.code_challenge
+
+    @property
+    def code_challenge_method(self) -> str | None:
+        return self.grant.code_challenge_method
+
+
+class _RefreshRecord:
+    """Authlib's view of a spent refresh token (``TokenMixin``)."""
+
+    __slots__ = ("grant",)
+
+    def __init__(self, grant: RefreshGrant) -> None:
+        self.grant = grant
+
+    def check_client(self, client: Any) -> bool:
+        return bool(client.get_client_id() == self.grant.client_id)
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+
+def _server(grant: Any) -> ProviderServer:
+    server: ProviderServer = grant.server
+    return server
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    """RFC 6749 §4.1, storing codes by hash and spending them atomically."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = _ALL_AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request: ProviderRequest) -> None:
+        end_user: EndUser = request.user
+        data = request.payload.data
+        grant = CodeGrant(
+            client_id=request.client.get_client_id(),
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope,
+            user_id=end_user.user.id,
+            auth_time=end_user.auth_time,
+            grant_id=new_token(12),
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+        )
+        server = _server(self)
+        server.state.save_code(code, grant, server.settings.code_ttl)
+
+    def query_authorization_code(self, code: str, client: Any) -> _CodeRecord | None:
+        server = _server(self)
+        spent = server.state.spend_code(code)
+        if spent is None:
+            return None
+        grant, outcome = spent
+        if not outcome.first:
+            # RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
+            server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
+            logger.warning("authorization code replayed for client %s: its grant is revoked", grant.client_id)
+            return None
+        if grant.client_id != client.get_client_id():
+            return None
+        return _CodeRecord(grant)
+
+    def delete_authorization_code(self, authorization_code: _CodeRecord) -> None:
+        # Already spent atomically in query_authorization_code; the spent entry stays until it expires
+        # so that a replay is recognised.
+        return None
+
+    def authenticate_user(self, authorization_code: _CodeRecord) -> EndUser | None:
+        grant = authorization_code.grant
+        user = _server(self).users.get(grant.user_id)
+        return EndUser(user, grant.auth_time, grant.grant_id) if user else None
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    """RFC 6749 §6 with rotation and reuse detection."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = _ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
+        server = _server(self)
+        spent = server.state.spend_refresh_token(refresh_token)
+        if spent is None:
+            return None
+        grant, outcome = spent
+        if not outcome.first:
+            server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
+            logger.warning("refresh token reused by client %s: its grant is revoked", grant.client_id)
+            return None
+        if server.state.is_grant_revoked(grant.grant_id) or grant.expires_at <= time.time():
+            return None
+        self.request.refresh_grant = grant
+        return _RefreshRecord(grant)
+
+    def authenticate_user(self, refresh_token: _RefreshRecord) -> EndUser | None:
+        grant = refresh_token.grant
+        user = _server(self).users.get(grant.user_id)
+        return EndUser(user, grant.auth_time, grant.grant_id) if user else None
+
+    def revoke_old_credential(self, refresh_token: _RefreshRecord) -> None:
+        # Spent atomically in authenticate_refresh_token; kept until expiry to detect reuse.
+        return None
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    """RFC 6749 §4.4: tokens for the client itself, limited to the client's own scopes."""
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        scope = self.request.payload.scope
+        if self.request.client.get_allowed_scope(scope) is None or "openid" in (scope or "").split():
+            raise InvalidScopeError()
+
+
+class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only: ``plain`` is refused, and public clients must use it (RFC 9700 §2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "plain"  # RFC 7636 §4.3: absent means plain, which we refuse.
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        challenge = data.get("code_challenge")
+        if not challenge and grant.request.client.client.public:
+            raise InvalidRequestError("Public clients must send a PKCE 'code_challenge' (S256).")
+        if challenge and data.get("code_challenge_method", self.DEFAULT_CODE_CHALLENGE_METHOD) != "S256":
+            raise InvalidRequestError("Unsupported 'code_challenge_method': only 'S256' is accepted.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class _IdTokens:
+    """Signs the ID token with the provider's key set instead of Authlib's per-request key import."""
+
+    def encode_id_token(self, token: dict[str, Any], request: ProviderRequest) -> str:
+        server = _server(self)  # set by __call__ below
+        end_user: EndUser = request.user
+        code = request.authorization_code
+        return server.minter.id_token(
+            client_id=request.client.get_client_id(),
+            user_claims=end_user.user.claims(token["scope"].split()),
+            auth_time=end_user.auth_time,
+            nonce=code.get_nonce() if code is not None else None,
+            access_token=token.get("access_token"),
+        )
+
+
+class OpenIDCodeFlow(_IdTokens, OpenIDCode):  # type: ignore[misc]
+    """OIDC Core §3.1: adds the ID token to the code exchange."""
+
+    def __init__(self, server: ProviderServer) -> None:
+        super().__init__(require_nonce=False)
+        self.server = server
+
+    def exists_nonce(self, nonce: str, request: ProviderRequest) -> bool:
+        # Nonce replay is the relying party's check (OIDC Core §3.1.3.7 step 11); the provider echoes it.
+        return False
+
+
+class OpenIDRefresh(_IdTokens, OpenIDToken):  # type: ignore[misc]
+    """OIDC Core §12.2: a refreshed ID token for a grant that has the ``openid`` scope."""
+
+    def __init__(self, server: ProviderServer) -> None:
+        self.server = server

@@ -1,0 +1,63 @@
+"""Authlib's view of a registered client: the registry's ``Client`` behind Authlib's ``ClientMixin``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin
+
+from kubeoidc_provider.registry import Client
+
+#: Endpoints other than the token endpoint where a confidential client may use either secret method.
+_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+
+
+class OAuthClient(ClientMixin):  # type: ignore[misc]
+    """Answers Authlib's questions about a client from its registration, never from the request."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def get_client_id(self) -> str:
+        return self.client.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        # OIDC Core §3.1.2.1: redirect_uri is REQUIRED; never guess one for the client.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """The requested scopes, or None (``invalid_scope``) if any is not in the client's list."""
+        if not scope:
+            return ""
+        requested = scope.split()
+        if not set(requested) <= set(self.client.scopes):
+            return None
+        return " ".join(dict.fromkeys(requested))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string comparison against the canonical list (RFC 9700 §4.1.3): no prefix, no pattern.
+        return redirect_uri in self.client.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.client.check_secret(client_secret, time.time())
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.client.public:
+            return method == "none" and endpoint in ("token", "revocation")
+        if endpoint == "token":
+            return method == self.client.token_endpoint_auth_method
+        return method in _SECRET_METHODS
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.client.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.client.grant_types
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        """What Authlib's end-session endpoint reads (RP-Initiated Logout 1.0 §3)."""
+        return {"post_logout_redirect_uris": list(self.client.post_logout_redirect_uris)}

@@ -1,0 +1,457 @@
+"""The provider's client registry: client ID → registration and secret hashes, in memory.
+
+The registry is fed plain dicts — the JSON of OIDCClient and Secret objects — by the watcher (from the
+Kubernetes API), by the dev mode (from manifests on disk) or by tests. It never talks to the API itself,
+so the request path never waits on the cluster.
+
+A client is served only when all of this holds (a Secret that merely carries the manager label, or a
+copied client ID, registers nothing):
+
+- exactly one OIDCClient claims the client ID in ``status.clientID`` (two claimants: neither is served);
+- the Secret named by that OIDCClient's ``status.secretName``, in its namespace, carries the manager label
+  and is controller-owned (``ownerReferences[].controller``) by an OIDCClient of our API version with that
+  OIDCClient's name and uid (a recreated OIDCClient of the same name does not inherit the old Secret);
+- the Secret's ``client_id`` equals the claimed client ID;
+- a confidential client's Secret holds a ``client_secret`` (only its SHA-256 is kept); a public client
+  keeps no secret at all.
+
+During a rotation grace period the Secret also carries the previous secret's SHA-256 and its expiry
+(annotations from the contract); that hash is accepted until then. Without a grace period the previous
+secret is refused as soon as the Secret's update is fed in.
+
+Concurrency: one writer lock serialises the feed (the watcher's threads); each event recomputes only the
+client IDs it touches, and a re-list rebuilds the served map and swaps it in whole. Readers never lock:
+``get`` is a single dict lookup, atomic under the interpreter, and each entry is an immutable ``Client``
+replaced as a whole — a request holding the old entry finishes with it, the next one sees the new one.
+
+Memory: about 1.3 KiB per client (10,000 clients: ~13 MiB), mostly the strings themselves; only digests
+are kept of the secrets, and nothing of the objects fed in beyond the fields used.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kubeoidc import contract
+
+logger = logging.getLogger(__name__)
+
+#: The CRD's defaults, applied again here because the dev mode and test API servers do not apply them.
+DEFAULT_GRANT_TYPES: frozenset[str] = frozenset({"authorization_code"})
+DEFAULT_SCOPES: tuple[str, ...] = ("openid", "profile", "email")
+DEFAULT_AUTH_METHOD = "client_secret_basic"
+PUBLIC_AUTH_METHOD = "none"
+
+#: A Kubernetes object as its JSON, e.g. from ``json.loads`` or a watch event's ``raw_object``.
+KubeObject = Mapping[str, Any]
+
+#: One accepted secret: its SHA-256 digest and the moment (epoch seconds) it stops being accepted.
+SecretHash = tuple[bytes, float | None]
+
+_T = TypeVar("_T")
+_ObjectKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """One registered client, as the endpoints see it. Immutable: a change replaces the whole entry."""
+
+    client_id: str
+    namespace: str
+    name: str
+    uid: str
+    display_name: str
+    description: str
+    url: str
+    #: The canonical list; a redirect URI is accepted only when equal to one of these.
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    grant_types: frozenset[str]
+    public: bool
+    token_endpoint_auth_method: str
+    scopes: tuple[str, ...]
+    #: SHA-256 digests of the accepted secrets; empty for a public client.
+    secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
+
+    def check_secret(self, secret: str, now: float) -> bool:
+        """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
+
+        Every stored hash is compared, in constant time, whatever matched before: the time taken
+        tells nothing about which hash (if any) matched.
+        """
+        candidate = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+        accepted = False
+        for digest, expires_at in self.secret_hashes:
+            matches = hmac.compare_digest(candidate, digest)
+            valid = expires_at is None or now < expires_at
+            accepted |= matches & valid
+        return accepted
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact comparison against the canonical list (no prefix, no normalisation)."""
+        return redirect_uri in self.redirect_uris
+
+    def check_post_logout_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact comparison against the client's post-logout list."""
+        return redirect_uri in self.post_logout_redirect_uris
+
+
+@dataclass(frozen=True, slots=True)
+class _Registration:
+    """What the registry keeps of an OIDCClient: its identity, its status, and the client it describes."""
+
+    uid: str
+    namespace: str
+    name: str
+    client_id: str | None
+    secret_name: str | None
+    client: Client | None  # None while the status has no client ID yet
+
+
+@dataclass(frozen=True, slots=True)
+class _Credentials:
+    """What the registry keeps of an eligible Secret: its controller and the hashes, never the secret."""
+
+    owner_name: str
+    owner_uid: str
+    client_id: str
+    secret_hashes: tuple[SecretHash, ...]
+
+
+class ClientRegistry:
+    """Client ID → ``Client``, fed with OIDCClient and Secret objects as dicts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = False
+        # Served clients: the only structure the request path reads.
+        self._clients: dict[str, Client] = {}
+        # Feed-side indexes, touched only under the lock. Tuples, not sets: one claimant is the rule.
+        self._registrations: dict[_ObjectKey, _Registration] = {}  # by OIDCClient (namespace, name)
+        self._claims: dict[str, tuple[_ObjectKey, ...]] = {}  # client ID → the OIDCClients claiming it
+        self._credentials: dict[_ObjectKey, _Credentials] = {}  # by Secret (namespace, name)
+        # Identical small values (scopes, grant types) shared across clients.
+        self._shared: dict[object, object] = {}
+
+    # -- the request path -------------------------------------------------------------------------
+
+    def get(self, client_id: str) -> Client | None:
+        """The served client with this ID, or None."""
+        return self._clients.get(client_id)
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def clients(self) -> list[Client]:
+        """A snapshot of every served client."""
+        return list(self._clients.values())
+
+    @property
+    def ready(self) -> bool:
+        """True once the feed has delivered a complete first listing (see ``mark_ready``)."""
+        return self._ready
+
+    def mark_ready(self) -> None:
+        self._ready = True
+
+    # -- the feed: OIDCClients --------------------------------------------------------------------
+
+    def upsert_oidcclient(self, obj: KubeObject) -> None:
+        """An OIDCClient was added or modified (a new uid under a known name replaces the old object)."""
+        registration = self._parse_oidcclient(obj)
+        if registration is None:
+            return
+        with self._lock:
+            affected: set[str] = set()
+            self._forget_registration((registration.namespace, registration.name), affected)
+            self._remember_registration(registration, affected)
+            self._recompute(affected)
+
+    def delete_oidcclient(self, obj: KubeObject) -> None:
+        """An OIDCClient was deleted."""
+        key = _namespace_name(obj)
+        uid = _metadata(obj).get("uid")
+        with self._lock:
+            known = self._registrations.get(key)
+            if known is None or (uid and uid != known.uid):
+                return  # a late deletion of an older object of the same name
+            affected: set[str] = set()
+            self._forget_registration(key, affected)
+            self._recompute(affected)
+
+    # -- the feed: Secrets ------------------------------------------------------------------------
+
+    def upsert_secret(self, obj: KubeObject) -> None:
+        """A Secret was added or modified. A Secret that is not eligible is treated as absent."""
+        key = _namespace_name(obj)
+        credentials = self._parse_secret(obj)
+        with self._lock:
+            previous = self._credentials.pop(key, None)
+            if credentials is not None:
+                self._credentials[key] = credentials
+            self._recompute(self._owners_client_ids(key[0], previous, credentials))
+
+    def delete_secret(self, obj: KubeObject) -> None:
+        """A Secret was deleted (or stopped matching the manager label)."""
+        key = _namespace_name(obj)
+        with self._lock:
+            previous = self._credentials.pop(key, None)
+            self._recompute(self._owners_client_ids(key[0], previous))
+
+    # -- the feed: re-lists -----------------------------------------------------------------------
+
+    def replace_all(
+        self,
+        oidcclients: Iterable[KubeObject] | None,
+        secrets: Iterable[KubeObject] | None,
+        namespace: str | None = None,
+    ) -> None:
+        """Replace the known objects after a (re-)list; objects missing from a list are dropped.
+
+        ``None`` keeps that kind as it is (a watch re-lists one kind at a time); ``namespace``
+        limits the replacement to one namespace (a per-namespace watch); ``None`` means all.
+        """
+        registrations = None if oidcclients is None else [self._parse_oidcclient(o) for o in oidcclients]
+        credentials = (
+            None if secrets is None else [(_namespace_name(s), self._parse_secret(s)) for s in secrets]
+        )
+        with self._lock:
+            if registrations is not None:
+                for key in [k for k in self._registrations if namespace is None or k[0] == namespace]:
+                    self._forget_registration(key, set())
+                for new in registrations:
+                    if new is not None and (namespace is None or new.namespace == namespace):
+                        self._forget_registration((new.namespace, new.name), set())
+                        self._remember_registration(new, set())
+            if credentials is not None:
+                for key in [k for k in self._credentials if namespace is None or k[0] == namespace]:
+                    del self._credentials[key]
+                for key, cred in credentials:
+                    if cred is not None and (namespace is None or key[0] == namespace):
+                        self._credentials[key] = cred
+            # A re-list is rare: rebuild the whole served map and swap it in at once.
+            rebuilt: dict[str, Client] = {}
+            for client_id in self._claims:
+                client = self._compute(client_id)
+                if client is not None:
+                    rebuilt[client_id] = client
+            self._clients = rebuilt
+
+    # -- internals (called under the lock) --------------------------------------------------------
+
+    def _remember_registration(self, registration: _Registration, affected: set[str]) -> None:
+        key = (registration.namespace, registration.name)
+        self._registrations[key] = registration
+        if registration.client_id is not None:
+            self._claims[registration.client_id] = (*self._claims.get(registration.client_id, ()), key)
+            affected.add(registration.client_id)
+
+    def _forget_registration(self, key: _ObjectKey, affected: set[str]) -> None:
+        registration = self._registrations.pop(key, None)
+        if registration is None or registration.client_id is None:
+            return
+        claimants = tuple(k for k in self._claims.get(registration.client_id, ()) if k != key)
+        if claimants:
+            self._claims[registration.client_id] = claimants
+        else:
+            self._claims.pop(registration.client_id, None)
+        affected.add(registration.client_id)
+
+    def _owners_client_ids(self, namespace: str, *credentials: _Credentials | None) -> set[str]:
+        """Client IDs whose service may change with these credentials: those of their controllers."""
+        client_ids: set[str] = set()
+        for cred in credentials:
+            if cred is None:
+                continue
+            owner = self._registrations.get((namespace, cred.owner_name))
+            if owner is not None and owner.client_id is not None:
+                client_ids.add(owner.client_id)
+        return client_ids
+
+    def _recompute(self, client_ids: Iterable[str]) -> None:
+        for client_id in client_ids:
+            client = self._compute(client_id)
+            if client is None:
+                self._clients.pop(client_id, None)
+            else:
+                self._clients[client_id] = client
+
+    def _compute(self, client_id: str) -> Client | None:
+        """The join rule: the client to serve under this ID, or None."""
+        claimants = self._claims.get(client_id)
+        if not claimants:
+            return None
+        if len(claimants) > 1:
+            names = sorted(f"{namespace}/{name}" for namespace, name in claimants)
+            logger.warning(
+                "Client ID %s is claimed by %d OIDCClients (%s); none of them is served",
+                client_id,
+                len(names),
+                ", ".join(names),
+            )
+            return None
+        registration = self._registrations[claimants[0]]
+        if registration.client is None or registration.secret_name is None:
+            return None
+        credentials = self._credentials.get((registration.namespace, registration.secret_name))
+        if credentials is None:
+            return None
+        if credentials.owner_uid != registration.uid or credentials.owner_name != registration.name:
+            return None
+        if credentials.client_id != client_id:
+            return None
+        if registration.client.public:
+            return registration.client
+        if not credentials.secret_hashes:
+            logger.warning(
+                "OIDCClient %s/%s is confidential but its Secret %s holds no client secret; not served",
+                registration.namespace,
+                registration.name,
+                registration.secret_name,
+            )
+            return None
+        return replace(registration.client, secret_hashes=credentials.secret_hashes)
+
+    # -- parsing (no lock needed: pure, apart from the shared-value cache) ------------------------
+
+    def _share(self, value: _T) -> _T:
+        """One instance of each equal small value, so 10,000 clients share their scope tuples."""
+        return self._shared.setdefault(value, value)  # type: ignore[return-value]
+
+    def _parse_oidcclient(self, obj: KubeObject) -> _Registration | None:
+        meta = _metadata(obj)
+        namespace, name = _namespace_name(obj)
+        uid = meta.get("uid")
+        if not (isinstance(uid, str) and uid and namespace and name):
+            logger.debug("Ignoring OIDCClient %s/%s without uid", namespace, name)
+            return None
+        status = _mapping(obj.get("status"))
+        client_id = _str_or_none(status.get("clientID"))
+        secret_name = _str_or_none(status.get("secretName"))
+        namespace = sys.intern(namespace)
+        client = None
+        if client_id is not None:
+            spec = _mapping(obj.get("spec"))
+            public = spec.get("public") is True
+            grant_types = spec.get("grantTypes")
+            grant_types = frozenset(_str_tuple(grant_types)) if isinstance(grant_types, list) else None
+            scopes = spec.get("scopes")
+            method = _str_or_none(spec.get("tokenEndpointAuthMethod"))
+            client = Client(
+                client_id=client_id,
+                namespace=namespace,
+                name=name,
+                uid=uid,
+                display_name=_str_or_none(spec.get("displayName")) or name,
+                description=_str_or_none(spec.get("description")) or "",
+                url=_str_or_none(spec.get("url")) or "",
+                redirect_uris=_str_tuple(spec.get("redirectURIs")),
+                post_logout_redirect_uris=_str_tuple(spec.get("postLogoutRedirectURIs")),
+                grant_types=self._share(grant_types or DEFAULT_GRANT_TYPES),
+                public=public,
+                token_endpoint_auth_method=sys.intern(
+                    method or (PUBLIC_AUTH_METHOD if public else DEFAULT_AUTH_METHOD)
+                ),
+                scopes=self._share(_str_tuple(scopes) if isinstance(scopes, list) else DEFAULT_SCOPES),
+            )
+        return _Registration(uid, namespace, name, client_id, secret_name, client)
+
+    def _parse_secret(self, obj: KubeObject) -> _Credentials | None:
+        """The credentials of an eligible Secret: managed by us and controller-owned by an OIDCClient."""
+        meta = _metadata(obj)
+        if _mapping(meta.get("labels")).get(contract.MANAGED_BY_LABEL) != contract.MANAGER:
+            return None
+        owner = _controller_oidcclient(meta.get("ownerReferences"))
+        if owner is None:
+            return None
+        data = _mapping(obj.get("data"))
+        raw_client_id = _b64decode(data.get(contract.CLIENT_ID_KEY))
+        if raw_client_id is None:
+            return None
+        try:
+            client_id = raw_client_id.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        hashes: list[SecretHash] = []
+        secret = _b64decode(data.get(contract.CLIENT_SECRET_KEY))
+        if secret:
+            hashes.append((hashlib.sha256(secret).digest(), None))
+        previous = _previous_hash(_mapping(meta.get("annotations")))
+        if previous is not None:
+            hashes.append(previous)
+        return _Credentials(owner[0], owner[1], client_id, tuple(hashes))
+
+
+def _metadata(obj: KubeObject) -> Mapping[str, Any]:
+    return _mapping(obj.get("metadata"))
+
+
+def _namespace_name(obj: KubeObject) -> _ObjectKey:
+    meta = _metadata(obj)
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _str_tuple(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
+
+
+def _b64decode(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _controller_oidcclient(owner_references: object) -> tuple[str, str] | None:
+    """The name and uid of the Secret's controller if that controller is an OIDCClient; else None."""
+    if not isinstance(owner_references, list):
+        return None
+    for ref in owner_references:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            # Kubernetes allows one controller reference; if it is not ours, nothing else counts.
+            if ref.get("kind") == contract.KIND and ref.get("apiVersion") == contract.API_VERSION:
+                name, uid = ref.get("name"), ref.get("uid")
+                if isinstance(name, str) and isinstance(uid, str) and name and uid:
+                    return name, uid
+            return None
+    return None
+
+
+def _previous_hash(annotations: Mapping[str, Any]) -> SecretHash | None:
+    """The previous secret's hash and expiry during a grace period; None without a valid expiry."""
+    hex_digest = annotations.get(contract.PREVIOUS_SECRET_HASH_ANNOTATION)
+    expires = annotations.get(contract.PREVIOUS_SECRET_EXPIRES_ANNOTATION)
+    if not isinstance(hex_digest, str) or not isinstance(expires, str):
+        return None
+    try:
+        digest = bytes.fromhex(hex_digest)
+        moment = datetime.fromisoformat(expires)
+    except ValueError:
+        return None
+    if len(digest) != hashlib.sha256().digest_size:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return digest, moment.timestamp()

@@ -1,0 +1,82 @@
+"""The browser session: an opaque cookie naming a server-side record, and its CSRF token.
+
+The cookie is ``HttpOnly`` and ``SameSite=Lax``, ``Secure`` unless the issuer is on loopback, and
+scoped to the issuer's path. Logging in issues a new session id (no session fixation).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.state import Session, State, new_token, token_hash
+
+COOKIE_NAME = "kubeoidc_session"
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """A session as loaded for one request; ``created`` means the cookie must be (re)sent."""
+
+    id: str
+    data: Session
+    created: bool = False
+
+    @property
+    def hash(self) -> str:
+        return token_hash(self.id)
+
+
+class SessionManager:
+    """Loads, creates and ends browser sessions."""
+
+    def __init__(self, settings: ProviderSettings, state: State) -> None:
+        self.settings = settings
+        self.state = state
+
+    def load(self, request: Request) -> BrowserSession | None:
+        session_id = request.cookies.get(COOKIE_NAME)
+        if not session_id:
+            return None
+        data = self.state.get_session(session_id)
+        return BrowserSession(session_id, data) if data is not None else None
+
+    def load_or_start(self, request: Request) -> BrowserSession:
+        return self.load(request) or self.start(Session(csrf_token=new_token(16)))
+
+    def start(self, data: Session) -> BrowserSession:
+        session_id = new_token()
+        self.state.save_session(session_id, data, self.settings.session_ttl)
+        return BrowserSession(session_id, data, created=True)
+
+    def end(self, session: BrowserSession, response: Response) -> None:
+        self.state.delete_session(session.id)
+        response.delete_cookie(
+            COOKIE_NAME, path=self._path, secure=self.settings.secure_cookies, httponly=True
+        )
+
+    def set_cookie(self, session: BrowserSession, response: Response) -> None:
+        if session.created:
+            response.set_cookie(
+                COOKIE_NAME,
+                session.id,
+                max_age=self.settings.session_ttl,
+                path=self._path,
+                secure=self.settings.secure_cookies,
+                httponly=True,
+                samesite="lax",
+            )
+
+    @staticmethod
+    def check_csrf(session: BrowserSession | None, submitted: str | None) -> bool:
+        if session is None or not submitted:
+            return False
+        return hmac.compare_digest(session.data.csrf_token.encode(), submitted.encode())
+
+    @property
+    def _path(self) -> str:
+        return self.settings.issuer_path or "/"

@@ -1,0 +1,94 @@
+"""The provider's configuration: one pydantic-settings class, environment prefix ``KUBEOIDC_PROVIDER_``.
+
+Built once at start (CLI flags over environment variables) and passed in explicitly; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Algorithms a signing key may use; RS256 is what every relying party supports.
+SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses: the only hosts where plain http is acceptable."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ProviderSettings(BaseSettings):
+    """Everything the provider can be told; each field documents its default."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBEOIDC_PROVIDER_", extra="ignore")
+
+    #: issuer: the provider's public URL, exactly as relying parties see it (``iss`` of every token).
+    issuer: str
+    #: host: the address to listen on.
+    host: str = "127.0.0.1"
+    #: port: the port to listen on.
+    port: int = Field(default=8080, ge=1, le=65535)
+    #: namespaces: where to watch OIDCClients and their Secrets; empty means every namespace.
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: signing_keys_file: a private JWKS (the Secret key ``jwks.json``); required outside dev mode.
+    signing_keys_file: Path | None = None
+    #: users_file: the static user directory (the Secret key ``users.yaml``).
+    users_file: Path | None = None
+    #: storage_url: ``memory://``, ``sqlite:///path`` (one replica) or ``redis://`` (several replicas).
+    storage_url: str = "sqlite:///kubeoidc-state.db"
+    #: access_token_ttl: lifetime of JWT access tokens, in seconds.
+    access_token_ttl: int = Field(default=600, ge=30, le=86400)
+    #: id_token_ttl: lifetime of ID tokens, in seconds.
+    id_token_ttl: int = Field(default=3600, ge=30, le=86400)
+    #: refresh_token_ttl: lifetime of refresh tokens (and of the grant they carry), in seconds.
+    refresh_token_ttl: int = Field(default=30 * 86400, ge=60)
+    #: session_ttl: how long a login session lasts, in seconds.
+    session_ttl: int = Field(default=86400, ge=60)
+    #: code_ttl: lifetime of an authorization code, in seconds (OAuth 2.0 Security BCP: short).
+    code_ttl: int = Field(default=60, ge=5, le=600)
+    #: login_attempts: failed logins allowed per user and per address in ``login_window`` seconds.
+    login_attempts: int = Field(default=5, ge=1)
+    #: login_window: the window, in seconds, over which failed logins are counted.
+    login_window: int = Field(default=300, ge=1)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_a_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://login.example.com")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("must use https (plain http is allowed only on a loopback host)")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or a fragment (OpenID Connect Discovery 1.0 §3)")
+        return value.rstrip("/")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are ``Secure`` unless the issuer is on loopback (where browsers use plain http)."""
+        return not is_loopback_host(urlsplit(self.issuer).hostname)
+
+    @property
+    def issuer_path(self) -> str:
+        """The issuer's path prefix ('' for an issuer at the root): cookies are scoped to it."""
+        return urlsplit(self.issuer).path

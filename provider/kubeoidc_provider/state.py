@@ -1,0 +1,197 @@
+"""What the provider remembers between requests, on top of the generic storage interface.
+
+Sessions, pending interactions, authorization codes, refresh tokens, consents, revocations and login
+throttling each get a ``kind`` of storage entry. Anything a client or browser holds (session cookie,
+code, refresh token) is stored under its SHA-256, never as itself, so a leaked state store cannot be
+replayed against the provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kubeoidc_provider.storage import Storage
+
+#: How long a remembered consent lasts (a year): a user re-consents only when a client asks for more.
+CONSENT_TTL = 365 * 86400
+#: How long a pending authorization request may wait for the user to log in and consent.
+INTERACTION_TTL = 600
+
+
+def token_hash(value: str) -> str:
+    """The storage key of a bearer value (code, refresh token, session id)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_token(nbytes: int = 32) -> str:
+    """A fresh bearer value: 256 bits from the OS's CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(nbytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A browser's session: anonymous until a user logs in."""
+
+    csrf_token: str
+    user_id: str | None = None
+    auth_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """An authorization request waiting for the user to log in and consent."""
+
+    params: dict[str, str]
+    session_hash: str
+    #: The user logged in during this interaction: ``prompt=login`` and ``max_age`` are satisfied.
+    login_done: bool = False
+    #: The user approved this request on the consent page.
+    consent_done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CodeGrant:
+    """What an authorization code stands for (OIDC Core §3.1.2)."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user_id: str
+    auth_time: int
+    grant_id: str
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshGrant:
+    """What a refresh token stands for; each use spends it and issues a successor (rotation)."""
+
+    client_id: str
+    scope: str
+    user_id: str
+    auth_time: int
+    grant_id: str
+    expires_at: int
+    issued_at: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """The outcome of spending a single-use value: ``first`` is False on a replay."""
+
+    first: bool
+    grant_id: str
+
+
+class State:
+    """Typed access to the storage for each thing the provider remembers."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    # Sessions ---------------------------------------------------------------------------------------
+    def save_session(self, session_id: str, session: Session, ttl: int) -> None:
+        self.storage.put("session", token_hash(session_id), asdict(session), ttl)
+
+    def get_session(self, session_id: str) -> Session | None:
+        value = self.storage.get("session", token_hash(session_id))
+        return Session(**value) if value is not None else None
+
+    def delete_session(self, session_id: str) -> None:
+        self.storage.delete("session", token_hash(session_id))
+
+    # Interactions -----------------------------------------------------------------------------------
+    def save_interaction(self, interaction: Interaction) -> str:
+        interaction_id = new_token(16)
+        self.storage.put("interaction", interaction_id, asdict(interaction), INTERACTION_TTL)
+        return interaction_id
+
+    def update_interaction(self, interaction_id: str, interaction: Interaction) -> None:
+        self.storage.put("interaction", interaction_id, asdict(interaction), INTERACTION_TTL)
+
+    def get_interaction(self, interaction_id: str) -> Interaction | None:
+        value = self.storage.get("interaction", interaction_id)
+        return Interaction(**value) if value is not None else None
+
+    def delete_interaction(self, interaction_id: str) -> None:
+        self.storage.delete("interaction", interaction_id)
+
+    # Authorization codes ----------------------------------------------------------------------------
+    def save_code(self, code: str, grant: CodeGrant, ttl: int) -> None:
+        self.storage.put("code", token_hash(code), asdict(grant), ttl)
+
+    def spend_code(self, code: str) -> tuple[CodeGrant, Spent] | None:
+        """Consume a code atomically; a replay comes back with ``first=False`` so the caller revokes."""
+        consumed = self.storage.consume("code", token_hash(code))
+        if consumed is None:
+            return None
+        grant = CodeGrant(**consumed.value)
+        return grant, Spent(first=consumed.first, grant_id=grant.grant_id)
+
+    # Refresh tokens ---------------------------------------------------------------------------------
+    def save_refresh_token(self, token: str, grant: RefreshGrant, ttl: int) -> None:
+        self.storage.put("refresh_token", token_hash(token), asdict(grant), ttl)
+
+    def find_refresh_token(self, token: str) -> RefreshGrant | None:
+        """A live refresh token's grant: None once it is spent (rotated), revoked or expired."""
+        key = token_hash(token)
+        value = self.storage.get("refresh_token", key)
+        if value is None or self.storage.get("refresh_token_spent", key) is not None:
+            return None
+        return RefreshGrant(**value)
+
+    def spend_refresh_token(self, token: str) -> tuple[RefreshGrant, Spent] | None:
+        key = token_hash(token)
+        consumed = self.storage.consume("refresh_token", key)
+        if consumed is None:
+            return None
+        grant = RefreshGrant(**consumed.value)
+        if consumed.first:
+            # Marks it spent for introspection; consume() alone already refuses a second use.
+            ttl = max(grant.expires_at - int(time.time()), 1)
+            self.storage.put("refresh_token_spent", key, {}, ttl)
+        return grant, Spent(first=consumed.first, grant_id=grant.grant_id)
+
+    def delete_refresh_token(self, token: str) -> None:
+        self.storage.delete("refresh_token", token_hash(token))
+
+    # Revocation -------------------------------------------------------------------------------------
+    def revoke_grant(self, grant_id: str, ttl: int) -> None:
+        """Revoke everything issued under one authorization: its refresh tokens and access tokens."""
+        self.storage.put("revoked_grant", grant_id, {}, ttl)
+
+    def is_grant_revoked(self, grant_id: str) -> bool:
+        return self.storage.get("revoked_grant", grant_id) is not None
+
+    def revoke_access_token(self, jti: str, ttl: int) -> None:
+        self.storage.put("revoked_jti", jti, {}, max(ttl, 1))
+
+    def is_access_token_revoked(self, jti: str) -> bool:
+        return self.storage.get("revoked_jti", jti) is not None
+
+    # Consents ---------------------------------------------------------------------------------------
+    def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str]) -> None:
+        self.storage.put("consent", _pair(user_id, client_id), {"scopes": sorted(scopes)}, CONSENT_TTL)
+
+    def consented_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
+        value = self.storage.get("consent", _pair(user_id, client_id))
+        return frozenset(value["scopes"]) if value is not None else frozenset()
+
+    # Login throttling -------------------------------------------------------------------------------
+    def count_login_attempt(self, key: str, window: int) -> int:
+        """Count one login attempt for ``key`` (a user or an address) and return the window's total."""
+        return self.storage.incr("login_attempts", key, window)
+
+    def clear_login_attempts(self, key: str) -> None:
+        self.storage.delete("login_attempts", key)
+
+
+def _pair(user_id: str, client_id: str) -> str:
+    return hashlib.sha256(f"{user_id}\x00{client_id}".encode()).hexdigest()

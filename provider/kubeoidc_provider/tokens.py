@@ -1,0 +1,126 @@
+"""Minting and checking the signed tokens: ID tokens (OIDC Core §2) and JWT access tokens (RFC 9068).
+
+Refresh tokens are opaque and live in the state store; everything here is a JWT signed by the key set,
+so a resource server can check it offline against the JWKS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubeoidc_provider.keys import InvalidTokenError, KeySet
+from kubeoidc_provider.state import State, new_token
+
+#: The JOSE ``typ`` of an access token, so it can never be taken for an ID token (RFC 9068 §2.1).
+ACCESS_TOKEN_TYP = "at+jwt"
+
+
+class InvalidToken(Exception):
+    """A bearer token that is malformed, badly signed, expired, revoked or not ours."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """The checked claims of one of our access tokens."""
+
+    claims: Mapping[str, Any]
+
+    @property
+    def subject(self) -> str:
+        return str(self.claims["sub"])
+
+    @property
+    def client_id(self) -> str:
+        return str(self.claims["client_id"])
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(str(self.claims.get("scope", "")).split())
+
+    @property
+    def has_user(self) -> bool:
+        """False for client_credentials tokens, whose subject is the client itself (RFC 9068 §2.2)."""
+        return "auth_time" in self.claims
+
+
+class TokenMinter:
+    """Signs tokens with the current key and checks the ones presented back to us."""
+
+    def __init__(self, *, issuer: str, keys: KeySet, state: State, access_token_ttl: int, id_token_ttl: int):
+        self.issuer = issuer
+        self.keys = keys
+        self.state = state
+        self.access_token_ttl = access_token_ttl
+        self.id_token_ttl = id_token_ttl
+
+    def access_token(
+        self,
+        *,
+        client_id: str,
+        subject: str,
+        scope: str,
+        grant_id: str | None,
+        auth_time: int | None,
+    ) -> str:
+        """An RFC 9068 access token. The ``jti`` carries the grant id, so revoking a grant revokes it."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.issuer,
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + self.access_token_ttl,
+            "jti": f"{grant_id}.{new_token(12)}" if grant_id else new_token(12),
+        }
+        if scope:
+            claims["scope"] = scope
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        return self.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
+
+    def id_token(
+        self,
+        *,
+        client_id: str,
+        user_claims: Mapping[str, Any],
+        auth_time: int,
+        nonce: str | None,
+        access_token: str | None,
+    ) -> str:
+        """An ID token (OIDC Core §2, §3.1.3.6 for ``at_hash``) carrying the granted scopes' claims."""
+        now = int(time.time())
+        claims: dict[str, Any] = dict(user_claims)
+        claims.update(
+            iss=self.issuer, aud=client_id, iat=now, exp=now + self.id_token_ttl, auth_time=auth_time
+        )
+        if nonce:
+            claims["nonce"] = nonce
+        if access_token:
+            claims["at_hash"] = self.keys.hash_half(access_token)
+        return self.keys.sign(claims, typ="JWT")
+
+    def check_access_token(self, token: str) -> AccessToken:
+        """Verify signature, type, issuer, lifetime and revocation of an access token."""
+        try:
+            claims = self.keys.verify(token, typ=ACCESS_TOKEN_TYP, now=time.time())
+        except InvalidTokenError as error:
+            raise InvalidToken(f"the access token is not valid: {error}") from error
+        if claims.get("iss") != self.issuer:
+            raise InvalidToken("the token is not an access token of this issuer")
+        jti = str(claims.get("jti", ""))
+        grant_id, _, _ = jti.rpartition(".")
+        if self.state.is_access_token_revoked(jti) or (grant_id and self.state.is_grant_revoked(grant_id)):
+            raise InvalidToken("the access token was revoked")
+        return AccessToken(claims)
+
+
+def scope_list(scope: str | None) -> list[str]:
+    return scope.split() if scope else []
+
+
+def join_scopes(scopes: Iterable[str]) -> str:
+    return " ".join(scopes)

@@ -1,0 +1,278 @@
+"""The user directory: who may sign in, with which password, and the claims each user carries.
+
+The provider reaches users only through :class:`UserDirectory`. The first implementation,
+:class:`StaticUserDirectory`, reads a list of users with password hashes, as Dex's static passwords
+do; the chart mounts it from a Secret (``users.yaml``)::
+
+    users:
+      - username: alice                  # what the user types; compared exactly
+        id: 3f0c9a52-8d4e-4c8e-9a51-0e6f1b7d2c11   # the stable subject (sub): never reuse or change it
+        name: Alice Liddell              # optional
+        email: alice@example.com         # optional
+        emailVerified: true              # optional, default false
+        groups: [admins, developers]     # optional
+        passwordHash: "$argon2id$v=19$m=65536,t=3,p=4$..."   # or bcrypt "$2b$12$..."
+
+Make a hash with ``kubeoidc hash-password`` (argon2id). Hashes are checked when the file is read,
+so a typo fails at start, not at the first sign-in. A bcrypt password longer than 72 bytes never
+matches (bcrypt would silently ignore the rest).
+
+Checking a password costs tens of milliseconds by design (run :meth:`UserDirectory.authenticate` off
+the event loop). An unknown username costs the same: its password is checked against a dummy hash
+of the directory's most common kind and cost, so timing does not tell which usernames exist.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol, runtime_checkable
+
+import argon2
+import bcrypt
+import yaml
+from argon2.exceptions import InvalidHashError, VerificationError
+
+__all__ = [
+    "StaticUserDirectory",
+    "User",
+    "UserDirectory",
+    "UserDirectoryError",
+    "hash_password",
+]
+
+#: The OIDC ``sub`` is at most 255 ASCII characters (OIDC Core §2).
+_MAX_SUB_LENGTH: Final = 255
+_FIELDS: Final = ("username", "id", "name", "email", "emailVerified", "groups", "passwordHash")
+_BCRYPT: Final = re.compile(r"\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}")
+_BCRYPT_MAX_BYTES: Final = 72
+_ARGON2_PREFIXES: Final = ("$argon2id$", "$argon2i$", "$argon2d$")
+_HASHER: Final = argon2.PasswordHasher()
+
+
+class UserDirectoryError(ValueError):
+    """The users file cannot be used; the message names the user and the field."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the provider sees one: identity and profile, never the password hash."""
+
+    id: str
+    username: str
+    name: str | None = None
+    email: str | None = None
+    email_verified: bool = False
+    groups: tuple[str, ...] = ()
+
+    def claims(self, scopes: Iterable[str]) -> dict[str, Any]:
+        """The user's claims for the granted scopes (OIDC Core §5.4); ``sub`` always.
+
+        ``profile``: ``name`` (when set), ``preferred_username``; ``email``: ``email`` and
+        ``email_verified`` (when an email is set); ``groups``: ``groups`` (a list, maybe empty).
+        """
+        granted = set(scopes)
+        claims: dict[str, Any] = {"sub": self.id}
+        if "profile" in granted:
+            if self.name is not None:
+                claims["name"] = self.name
+            claims["preferred_username"] = self.username
+        if "email" in granted and self.email is not None:
+            claims["email"] = self.email
+            claims["email_verified"] = self.email_verified
+        if "groups" in granted:
+            claims["groups"] = list(self.groups)
+        return claims
+
+
+@runtime_checkable
+class UserDirectory(Protocol):
+    """Where users come from: the provider needs nothing else of them."""
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user when the password is theirs; ``None`` otherwise (unknown user or wrong password)."""
+
+    def get(self, user_id: str) -> User | None:
+        """The user with this stable id (``sub``), or ``None`` if there is none any more."""
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password (argon2-cffi's defaults), for ``users.yaml``."""
+    return _HASHER.hash(password)
+
+
+class StaticUserDirectory:
+    """Users from a fixed list, each with an argon2 or bcrypt password hash."""
+
+    def __init__(self, users: Iterable[tuple[User, str]]) -> None:
+        """``users``: pairs of a user and their password hash; duplicates and unknown hashes are refused."""
+        self._by_username: dict[str, tuple[User, str]] = {}
+        self._by_id: dict[str, User] = {}
+        for user, password_hash in users:
+            where = f"user {user.username!r}"
+            if user.username in self._by_username:
+                raise UserDirectoryError(f"{where}: the username is used by another user too")
+            if user.id in self._by_id:
+                raise UserDirectoryError(f"{where}: id {user.id!r} is used by another user too")
+            _check_hash(password_hash, where)
+            self._by_username[user.username] = (user, password_hash)
+            self._by_id[user.id] = user
+        self._dummy_hash: str | None = None
+        self._dummy_lock = threading.Lock()
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "users.yaml") -> StaticUserDirectory:
+        """Read the YAML format of the module docstring; errors name ``source`` and the user."""
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise UserDirectoryError(f"{source}: not valid YAML: {e}") from None
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("users"), list):
+            raise UserDirectoryError(f"{source}: expected a mapping with a 'users' list (users: [...])")
+        extra = set(doc) - {"users"}
+        if extra:
+            raise UserDirectoryError(
+                f"{source}: unknown top-level keys: {', '.join(sorted(map(str, extra)))}"
+            )
+        entries = [_parse_user(entry, index, source) for index, entry in enumerate(doc["users"])]
+        try:
+            return cls(entries)
+        except UserDirectoryError as e:
+            raise UserDirectoryError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> StaticUserDirectory:
+        """Read a ``users.yaml`` file."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UserDirectoryError(f"cannot read the users file {str(path)!r}: {e.strerror}") from None
+        return cls.from_yaml(text, source=str(path))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[User]:
+        """The users, in the order given."""
+        return iter(self._by_id.values())
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        found = self._by_username.get(username)
+        if found is None:
+            _verify(self._dummy(), password)  # same cost as a real check; the result does not matter
+            return None
+        user, password_hash = found
+        return user if _verify(password_hash, password) else None
+
+    def get(self, user_id: str) -> User | None:
+        return self._by_id.get(user_id)
+
+    def _dummy(self) -> str:
+        """A hash of a random password, of the kind and cost most users' hashes have (made once)."""
+        with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = _hash_like(
+                    [password_hash for _, password_hash in self._by_username.values()]
+                )
+            return self._dummy_hash
+
+
+def _parse_user(entry: Any, index: int, source: str) -> tuple[User, str]:
+    where = f"{source}: users[{index}]"
+    if not isinstance(entry, Mapping):
+        raise UserDirectoryError(f"{where}: expected a mapping with username, id and passwordHash")
+    username = entry.get("username")
+    if isinstance(username, str) and username:
+        where = f"{where} ({username!r})"
+    unknown = set(entry) - set(_FIELDS)
+    if unknown:
+        raise UserDirectoryError(
+            f"{where}: unknown fields {', '.join(sorted(map(str, unknown)))}; known: {', '.join(_FIELDS)}"
+        )
+
+    username, user_id = _text(entry, "username", where), _text(entry, "id", where)
+    password_hash = _text(entry, "passwordHash", where)
+    if len(user_id) > _MAX_SUB_LENGTH or not user_id.isascii():
+        raise UserDirectoryError(
+            f"{where}: id must be at most {_MAX_SUB_LENGTH} ASCII characters (it is the sub)"
+        )
+    email_verified = entry.get("emailVerified", False)
+    if not isinstance(email_verified, bool):
+        raise UserDirectoryError(f"{where}: emailVerified must be true or false")
+    groups = entry.get("groups", [])
+    if groups is None:
+        groups = []
+    if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+        raise UserDirectoryError(f"{where}: groups must be a list of non-empty strings")
+    _check_hash(password_hash, where)
+    user = User(
+        id=user_id,
+        username=username,
+        name=_text(entry, "name", where) if entry.get("name") is not None else None,
+        email=_text(entry, "email", where) if entry.get("email") is not None else None,
+        email_verified=email_verified,
+        groups=tuple(groups),
+    )
+    return user, password_hash
+
+
+def _text(entry: Mapping[str, Any], field: str, where: str) -> str:
+    value = entry.get(field)
+    if value is None:
+        raise UserDirectoryError(f"{where}: {field} is missing")
+    if not isinstance(value, str) or not value.strip():
+        raise UserDirectoryError(f"{where}: {field} must be a non-empty string (quote it in YAML)")
+    if value != value.strip():
+        raise UserDirectoryError(f"{where}: {field} has leading or trailing spaces")
+    return value
+
+
+def _check_hash(password_hash: str, where: str) -> None:
+    if password_hash.startswith(_ARGON2_PREFIXES):
+        try:
+            argon2.extract_parameters(password_hash)
+        except InvalidHashError:
+            raise UserDirectoryError(f"{where}: passwordHash is a malformed argon2 hash") from None
+        return
+    if password_hash.startswith("$2"):
+        if not _BCRYPT.fullmatch(password_hash):
+            raise UserDirectoryError(f"{where}: passwordHash is a malformed bcrypt hash")
+        return
+    raise UserDirectoryError(
+        f"{where}: passwordHash is in no known format: use argon2 ($argon2id$...) or bcrypt ($2b$...); "
+        "make one with 'kubeoidc hash-password'"
+    )
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    secret = password.encode("utf-8")
+    if password_hash.startswith("$2"):
+        if len(secret) > _BCRYPT_MAX_BYTES:
+            return False
+        return bool(bcrypt.checkpw(secret, password_hash.encode("ascii")))
+    try:
+        return _HASHER.verify(password_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _hash_like(hashes: list[str]) -> str:
+    """A hash of a random password with the most common kind and cost among ``hashes`` (argon2id if none)."""
+    password = secrets.token_urlsafe(16)
+    by_cost = {_cost_of(h): h for h in hashes}
+    if not by_cost:
+        return _HASHER.hash(password)
+    model = by_cost[Counter(_cost_of(h) for h in hashes).most_common(1)[0][0]]
+    if model.startswith("$2"):
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=int(model[4:6]))).decode("ascii")
+    return argon2.PasswordHasher.from_parameters(argon2.extract_parameters(model)).hash(password)
+
+
+def _cost_of(password_hash: str) -> str:
+    """A hash up to its salt: kind and cost, as ``$2b$12`` or ``$argon2id$v=19$m=65536,t=3,p=4``."""
+    return "$".join(password_hash.split("$")[: 3 if password_hash.startswith("$2") else 4])

@@ -1,0 +1,326 @@
+"""Feeds the client registry from the Kubernetes API: list, then watch, OIDCClients and managed Secrets.
+
+This is the only provider module that imports the Kubernetes client. Each kind (and each namespace,
+when the provider is limited to some) runs in its own daemon thread: list (paged), hand the result
+to ``ClientRegistry.replace_all``, then watch from the list's resourceVersion and feed every event.
+A watch that ends on its server-side timeout resumes from the last resourceVersion seen; a 410 Gone
+or any other error re-lists, with an exponential backoff while errors repeat.
+
+The registry becomes ready once the first list of every stream has completed. The provider needs
+only ``get``, ``list`` and ``watch`` on ``oidcclients`` and on ``secrets``.
+
+Secrets are selected by the manager label on the server and again here: a test API server may ignore
+the label selector, and a Secret that loses the label must leave the registry. Nothing here logs the
+content of a Secret.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kubernetes
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from kubeoidc import contract
+from kubeoidc_provider.registry import ClientRegistry, KubeObject
+
+logger = logging.getLogger(__name__)
+
+_GONE = 410
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One list-then-watch loop: one kind, in one namespace or cluster-wide."""
+
+    kind: str
+    namespace: str | None
+    #: Calls the API's list function with extra keyword arguments (watch, resource_version, ...).
+    list_call: Callable[..., Any]
+    upsert: Callable[[KubeObject], None]
+    delete: Callable[[KubeObject], None]
+    replace: Callable[[list[KubeObject]], None]
+    accepts: Callable[[KubeObject], bool]
+    thread: threading.Thread | None = None
+    watch: Any = None  # the current kubernetes.watch.Watch, so that stop() can cut it short
+    listed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} in {self.namespace}" if self.namespace else f"{self.kind} (all namespaces)"
+
+
+class RegistryWatcher:
+    """Keeps a ``ClientRegistry`` in step with the cluster, from background threads."""
+
+    def __init__(
+        self,
+        registry: ClientRegistry,
+        namespaces: list[str] | None,
+        api_client: Any = None,
+        *,
+        watch_timeout: int = 300,
+        page_size: int = 500,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        """``namespaces`` None or empty watches the whole cluster; ``api_client`` defaults to the
+        in-cluster configuration, else the kubeconfig."""
+        self._registry = registry
+        self._namespaces: list[str | None] = list(namespaces) if namespaces else [None]
+        self._api_client = api_client
+        self._watch_timeout = watch_timeout
+        self._page_size = page_size
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._stopping = threading.Event()
+        self._streams: list[_Stream] = []
+        self._ready_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the list-then-watch threads; returns at once (see ``ClientRegistry.ready``)."""
+        if self._streams:
+            raise RuntimeError("RegistryWatcher already started")
+        api_client = self._api_client if self._api_client is not None else _default_api_client()
+        self._api_client = api_client
+        self._stopping.clear()
+        core = kubernetes.client.CoreV1Api(api_client)
+        custom = kubernetes.client.CustomObjectsApi(api_client)
+        registry = self._registry
+        for namespace in self._namespaces:
+            self._streams.append(
+                _Stream(
+                    kind=contract.KIND,
+                    namespace=namespace,
+                    list_call=_custom_list_call(custom, namespace),
+                    upsert=registry.upsert_oidcclient,
+                    delete=registry.delete_oidcclient,
+                    replace=functools.partial(_replace_oidcclients, registry, namespace),
+                    accepts=_any_object,
+                )
+            )
+            self._streams.append(
+                _Stream(
+                    kind="Secret",
+                    namespace=namespace,
+                    list_call=_secret_list_call(core, namespace),
+                    upsert=registry.upsert_secret,
+                    delete=registry.delete_secret,
+                    replace=functools.partial(_replace_secrets, registry, namespace),
+                    accepts=_is_managed_secret,
+                )
+            )
+        for stream in self._streams:
+            stream.thread = threading.Thread(
+                target=self._run,
+                args=(stream,),
+                name=f"kubeoidc-watch-{stream.kind}-{stream.namespace or 'all'}",
+                daemon=True,
+            )
+            stream.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every thread: cut the open watches short and wait (up to ``timeout``) for the threads."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive = [s for s in self._streams if s.thread is not None and s.thread.is_alive()]
+            if not alive:
+                break
+            for stream in alive:
+                # Repeated: a watch that was just opening when stop() came had no socket to cut yet.
+                with stream.lock:
+                    if stream.watch is not None:
+                        stream.watch.stop()
+            thread = alive[0].thread
+            if thread is not None:
+                thread.join(0.1)
+        still = [s.label for s in self._streams if s.thread is not None and s.thread.is_alive()]
+        if still:
+            logger.warning("Watch threads still running after stop: %s", ", ".join(still))
+        self._streams = []
+
+    # -- one stream -------------------------------------------------------------------------------
+
+    def _run(self, stream: _Stream) -> None:
+        backoff = self._backoff_initial
+        while not self._stopping.is_set():
+            try:
+                resource_version = self._list(stream)
+                backoff = self._backoff_initial
+                while not self._stopping.is_set():
+                    resource_version = self._watch(stream, resource_version)
+            except ApiException as exc:
+                if self._stopping.is_set():
+                    break
+                if exc.status == _GONE:
+                    logger.info("Watch of %s expired (410 Gone); listing again", stream.label)
+                else:
+                    logger.warning(
+                        "Listing or watching %s failed (%s %s); retrying in %.1fs",
+                        stream.label,
+                        exc.status,
+                        exc.reason,
+                        backoff,
+                    )
+            except Exception as exc:
+                if self._stopping.is_set():
+                    break
+                logger.warning(
+                    "Listing or watching %s failed (%s: %s); retrying in %.1fs",
+                    stream.label,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+            # Jitter, so that many providers do not re-list in step after an API server restart.
+            self._stopping.wait(backoff * random.uniform(0.8, 1.2))  # noqa: S311 (not cryptographic)
+            backoff = min(backoff * 2, self._backoff_max)
+        logger.debug("Stopped watching %s", stream.label)
+
+    def _list(self, stream: _Stream) -> str | None:
+        """List every object (page by page), replace the registry's view, return the resourceVersion."""
+        items: list[KubeObject] = []
+        page_token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": self._page_size, "_request_timeout": 60}
+            if page_token:
+                kwargs["_continue"] = page_token
+            response = stream.list_call(_preload_content=False, **kwargs)
+            try:
+                document = json.loads(response.data)
+            finally:
+                response.release_conn()
+            items.extend(obj for obj in document.get("items") or () if stream.accepts(obj))
+            metadata = document.get("metadata") or {}
+            page_token = metadata.get("continue")
+            if not page_token:
+                break
+        stream.replace(items)
+        logger.info("Listed %d %s objects", len(items), stream.label)
+        self._mark_listed(stream)
+        version = metadata.get("resourceVersion")
+        return version if isinstance(version, str) and version else None
+
+    def _watch(self, stream: _Stream, resource_version: str | None) -> str | None:
+        """Feed one watch request's events; return the last resourceVersion seen.
+
+        Returns normally when the server ends the watch (its timeout) or when a quiet connection times
+        out on the client side; raises ApiException (410 included) or any transport error otherwise.
+        """
+        watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+        with stream.lock:
+            if self._stopping.is_set():
+                return resource_version
+            stream.watch = watch
+        kwargs: dict[str, Any] = {
+            "timeout_seconds": self._watch_timeout,
+            "allow_watch_bookmarks": True,
+            # Read timeout a little past the server's: a server that ignores timeoutSeconds still
+            # cannot keep this thread forever.
+            "_request_timeout": (30, self._watch_timeout + 15),
+        }
+        if resource_version:
+            kwargs["resource_version"] = resource_version
+        try:
+            for event in watch.stream(stream.list_call, **kwargs):  # type: ignore[no-untyped-call]
+                if not isinstance(event, Mapping):
+                    continue
+                resource_version = self._apply(stream, event) or resource_version
+                if self._stopping.is_set():
+                    break
+        except urllib3.exceptions.ReadTimeoutError:
+            logger.debug("Watch of %s was quiet until the read timeout; resuming", stream.label)
+        finally:
+            with stream.lock:
+                stream.watch = None
+        return resource_version
+
+    def _apply(self, stream: _Stream, event: Mapping[str, Any]) -> str | None:
+        """Feed one event to the registry; return its resourceVersion."""
+        kind = event.get("type")
+        obj = event.get("raw_object", event.get("object"))
+        if not isinstance(obj, Mapping):
+            return None
+        metadata = obj.get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        if kind in ("ADDED", "MODIFIED"):
+            if stream.accepts(obj):
+                stream.upsert(obj)
+            else:
+                stream.delete(obj)  # e.g. a Secret whose manager label was removed
+        elif kind == "DELETED":
+            stream.delete(obj)
+        elif kind != "BOOKMARK":
+            return None
+        logger.debug("%s %s %s/%s", kind, stream.kind, metadata.get("namespace"), metadata.get("name"))
+        return version if isinstance(version, str) and version else None
+
+    def _mark_listed(self, stream: _Stream) -> None:
+        with self._ready_lock:
+            if stream.listed:
+                return
+            stream.listed = True
+            if all(s.listed for s in self._streams) and not self._registry.ready:
+                self._registry.mark_ready()
+                logger.info("Client registry ready: %d clients served", len(self._registry))
+
+
+def _any_object(obj: KubeObject) -> bool:
+    return True
+
+
+def _replace_oidcclients(registry: ClientRegistry, namespace: str | None, objs: list[KubeObject]) -> None:
+    registry.replace_all(objs, None, namespace)
+
+
+def _replace_secrets(registry: ClientRegistry, namespace: str | None, objs: list[KubeObject]) -> None:
+    registry.replace_all(None, objs, namespace)
+
+
+def _is_managed_secret(obj: KubeObject) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return isinstance(labels, Mapping) and labels.get(contract.MANAGED_BY_LABEL) == contract.MANAGER
+
+
+def _custom_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
+    # A plain function, without the generated docstring: Watch then yields the raw JSON objects.
+    def call(**kwargs: Any) -> Any:
+        if namespace is None:
+            return api.list_cluster_custom_object(contract.GROUP, contract.VERSION, contract.PLURAL, **kwargs)
+        return api.list_namespaced_custom_object(
+            contract.GROUP, contract.VERSION, namespace, contract.PLURAL, **kwargs
+        )
+
+    return call
+
+
+def _secret_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
+    def call(**kwargs: Any) -> Any:
+        if namespace is None:
+            return api.list_secret_for_all_namespaces(label_selector=contract.SECRET_SELECTOR, **kwargs)
+        return api.list_namespaced_secret(namespace, label_selector=contract.SECRET_SELECTOR, **kwargs)
+
+    return call
+
+
+def _default_api_client() -> Any:
+    """An API client from the in-cluster service account, else from the kubeconfig."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient(configuration)

@@ -1,0 +1,189 @@
+"""The real operator (kopf + the production handlers) against the kmock API server, in one process.
+
+kmock serves the API on the test's event loop; kopf runs in a thread with a loop of its own (so its
+shutdown does not wait for kmock's connection tasks), logs in to kmock's URL, and its handlers reach
+kmock through the real ``kubernetes`` client. kmock has no uid, resourceVersion, garbage collection or
+409 on stale writes, replays every object at each watch start and ignores label selectors: the tests
+set uid and resourceVersion themselves, create objects only after the watches are open, and assert
+only what a real API server would show too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import kmock as kmocklib
+import kopf
+import pytest
+from kubernetes import client as k8s
+
+from kubeoidc.contract import GROUP, KIND, PLURAL, SINGULAR, VERSION
+from kubeoidc_operator.handlers import register
+from kubeoidc_operator.kube import KubeApi
+from kubeoidc_operator.run import kopf_settings
+from kubeoidc_operator.settings import OperatorSettings
+
+NAMESPACE = "apps"
+CLIENTS = kmocklib.resource(GROUP, VERSION, PLURAL)
+SECRETS = kmocklib.resource("", "v1", "secrets")
+TIMEOUT = 10.0
+
+
+class Harness:
+    """Drives kmock as a user with kubectl would, and waits for what the operator does."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    # Writes, through kmock's HTTP API so that the watches see them.
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.server.request(method, path, json=body) as response:
+            assert response.status < 300, await response.text()
+            return await response.json()
+
+    async def create_client(
+        self, name: str, spec: dict[str, Any] | None = None, **meta: Any
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "uid": f"uid-{name}",
+                "resourceVersion": "1",
+                **meta,
+            },
+            "spec": {"redirectURIs": ["https://app.example.com/callback"], **(spec or {})},
+        }
+        result: dict[str, Any] = await self.request(
+            "POST", f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}", body
+        )
+        return result
+
+    async def patch_client(self, name: str, patch: dict[str, Any]) -> None:
+        await self.request("PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}", patch)
+
+    async def delete_client(self, name: str) -> None:
+        await self.request("DELETE", f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}")
+
+    async def create_secret(self, body: dict[str, Any]) -> None:
+        await self.request("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", body)
+
+    async def delete_secret(self, name: str) -> None:
+        await self.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{name}")
+
+    # Reads, straight from kmock's memory.
+
+    def client(self, name: str) -> dict[str, Any] | None:
+        return self._get(CLIENTS, name)
+
+    def secret(self, name: str) -> dict[str, Any] | None:
+        return self._get(SECRETS, name)
+
+    def _get(self, resource: Any, name: str) -> dict[str, Any] | None:
+        key = (resource, NAMESPACE, name)
+        if key not in self.server.objects or self.server.objects[key].deleted:
+            return None
+        raw: dict[str, Any] = self.server.objects[key].raw
+        return raw
+
+    def ready(self, name: str) -> dict[str, Any] | None:
+        """The client's Ready condition, if it has one."""
+        conditions = ((self.client(name) or {}).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c.get("type") == "Ready"), None)
+
+    def posted_events(self) -> list[dict[str, Any]]:
+        """Every Event the operator posted, in order (from the requests: kmock keeps one per namespace)."""
+        return [
+            request.data
+            for request in list(self.server)
+            if request.method == kmocklib.method.POST and request.url.path.endswith("/events")
+        ]
+
+    def writes_to(self, path: str) -> list[Any]:
+        return [
+            request
+            for request in list(self.server)
+            if request.url.path == path and request.method != kmocklib.method.GET
+        ]
+
+    async def wait_for(self, what: str, check: Callable[[], Any], seconds: float = TIMEOUT) -> Any:
+        """Poll ``check`` until it returns something true, and return that; fail after ``seconds``."""
+        try:
+            async with asyncio.timeout(seconds):
+                # kmock's memory has no change notification to wait on: poll it.
+                while not (result := check()):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                return result
+        except TimeoutError:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}") from None
+
+
+def _watching(server: Any, resource: Any) -> bool:
+    return any(
+        request.action == kmocklib.action.WATCH and request.resource == resource for request in list(server)
+    )
+
+
+@pytest.fixture
+def operator_settings() -> OperatorSettings:
+    return OperatorSettings(issuer="https://login.example.com", resync_interval=0.5)
+
+
+@pytest.fixture
+async def operator(kmock: Any, operator_settings: OperatorSettings) -> AsyncIterator[Harness]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # kmock's own use of importlib.resources.
+        kmock.resources.load_bundled()
+    kmock.resources[CLIENTS] = kmocklib.ResourceInfo(
+        kind=KIND,
+        singular=SINGULAR,
+        namespaced=True,
+        subresources={"status"},
+        verbs={"get", "list", "watch", "create", "patch", "delete"},
+    )
+    url = str(kmock.url).rstrip("/")
+
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=url)
+
+    register(registry, operator_settings, KubeApi(k8s.ApiClient(k8s.Configuration(host=url))))
+    stop, ready = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=registry,
+                    settings=kopf_settings(operator_settings),
+                    standalone=True,
+                    clusterwide=True,
+                    stop_flag=stop,
+                    ready_flag=ready,
+                )
+            )
+        except BaseException as exc:  # pragma: no cover - reported by the fixture
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="kopf", daemon=True)
+    thread.start()
+    harness = Harness(kmock)
+    try:
+        await harness.wait_for("kopf to start", ready.is_set)
+        await harness.wait_for("the watches", lambda: _watching(kmock, CLIENTS) and _watching(kmock, SECRETS))
+        yield harness
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, TIMEOUT)
+    assert not thread.is_alive(), "kopf did not stop"
+    assert errors == []

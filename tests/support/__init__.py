@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: Kubernetes objects as the operator writes them, a test provider."""

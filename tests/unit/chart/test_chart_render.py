@@ -1,0 +1,356 @@
+"""The chart lints, renders valid manifests for Kubernetes 1.29 to 1.33, and types and documents values."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+from chart_rendering import (
+    CHART_DIR,
+    ISSUER,
+    KUBERNETES_VERSIONS,
+    NAMESPACE,
+    VALUE_SETS,
+    deployment,
+    env_of,
+    manifests,
+    objects,
+    objects_of,
+    of_kind,
+    render,
+    rendered,
+    values_for,
+)
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+WARNING = 2  # helm lint severities: 1 info, 2 warning, 3 error
+
+
+def leaf_paths(values: Any, prefix: str = "") -> set[str]:
+    """Dotted paths of the leaves of a values tree (an empty map or list is a leaf)."""
+    if isinstance(values, dict) and values:
+        paths: set[str] = set()
+        for key, value in values.items():
+            paths |= leaf_paths(value, f"{prefix}{key}.")
+        return paths
+    return {prefix.rstrip(".")}
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+@pytest.mark.parametrize("kube_version", ["v1.29.0", "v1.33.0"])
+def test_chart_lints_without_warnings(value_set: str, kube_version: str) -> None:
+    report = helm.lint(CHART_DIR, values_for(value_set), strict=True, kube_version=kube_version)
+
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= WARNING] == []
+
+
+@pytest.mark.parametrize("kube_version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_rendered_manifests_are_valid_kubernetes_objects(value_set: str, kube_version: str) -> None:
+    objs = objects(value_set)
+    assert objs
+
+    for obj in objs:
+        try:
+            kubernetes_validate.validate(obj, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_rendered_manifests_pass_yamllint(value_set: str) -> None:
+    # Helm's toYaml writes block sequences unindented ("drop:\n- ALL") while the templates indent
+    # theirs, so sequence indentation is left free; everything else is yamllint's relaxed profile.
+    config = YamlLintConfig(
+        "extends: relaxed\n"
+        "rules:\n"
+        "  line-length: disable\n"
+        "  indentation: {spaces: consistent, indent-sequences: whatever}\n"
+    )
+
+    problems = [
+        f"{path}:{problem.line}: {problem.desc} ({problem.rule})"
+        for path, text in manifests(rendered(value_set))
+        for problem in linter.run(text, config)
+    ]
+
+    assert problems == []
+
+
+def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
+    kinds = sorted(obj["kind"] for obj in objects("default"))
+
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "ServiceAccount",
+    ]
+
+
+def test_namespaced_objects_land_in_the_release_namespace() -> None:
+    for obj in objects("default"):
+        if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
+            assert obj["metadata"]["namespace"] == NAMESPACE
+
+
+def test_every_object_carries_the_recommended_labels() -> None:
+    for value_set in VALUE_SETS:
+        for obj in objects(value_set):
+            labels = obj["metadata"]["labels"]
+            assert labels["app.kubernetes.io/instance"] == "kubeoidc"
+            assert labels["app.kubernetes.io/managed-by"] == "Helm"
+            assert labels["app.kubernetes.io/part-of"] == "kubeoidc"
+            assert labels["app.kubernetes.io/component"] in {"operator", "provider"}
+            assert labels["app.kubernetes.io/version"] == "0.1.0"
+
+
+def test_image_tag_defaults_to_the_app_version() -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        app_version = chart.metadata["appVersion"]
+    images = {
+        container["image"]
+        for dep in of_kind(objects("default"), "Deployment")
+        for container in dep["spec"]["template"]["spec"]["containers"]
+    }
+
+    assert images == {f"kubeoidc/kubeoidc:{app_version}"}
+
+
+def test_custom_image_and_pull_secrets_reach_both_deployments() -> None:
+    for dep in of_kind(objects("all"), "Deployment"):
+        pod = dep["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"] == "registry.example.com/platform/kubeoidc:0.1.0-rc.1"
+        assert container["imagePullPolicy"] == "Always"
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_operator_runs_alone_with_its_settings() -> None:
+    dep = deployment(objects("default"), "operator")
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert container["args"] == ["operator"]
+    assert env_of(container) == {
+        "KUBEOIDC_OPERATOR_ISSUER": ISSUER,
+        "KUBEOIDC_OPERATOR_NAMESPACES": "",
+        "KUBEOIDC_OPERATOR_RESYNC_INTERVAL": "300",
+        "KUBEOIDC_OPERATOR_LIVENESS_PORT": "8081",
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert {"name": "healthz", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
+
+
+def test_provider_listens_on_all_interfaces_with_mounted_secrets() -> None:
+    dep = deployment(objects("default"), "provider")
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = env_of(container)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+
+    assert container["args"] == ["provider"]
+    assert env == {
+        "KUBEOIDC_PROVIDER_ISSUER": ISSUER,
+        "KUBEOIDC_PROVIDER_HOST": "0.0.0.0",
+        "KUBEOIDC_PROVIDER_PORT": "8080",
+        "KUBEOIDC_PROVIDER_NAMESPACES": "",
+        "KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE": "/etc/kubeoidc/signing-keys/jwks.json",
+        "KUBEOIDC_PROVIDER_USERS_FILE": "/etc/kubeoidc/users/users.yaml",
+        "KUBEOIDC_PROVIDER_STORAGE_URL": "sqlite:////var/lib/kubeoidc/state.db",
+    }
+    assert env["KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE"].startswith(mounts["signing-keys"] + "/")
+    assert env["KUBEOIDC_PROVIDER_USERS_FILE"].startswith(mounts["users"] + "/")
+    assert volumes["signing-keys"]["secret"]["secretName"] == "kubeoidc-signing-keys"
+    assert volumes["signing-keys"]["secret"]["items"] == [{"key": "jwks.json", "path": "jwks.json"}]
+    assert volumes["users"]["secret"]["secretName"] == "kubeoidc-users"
+    assert volumes["users"]["secret"]["items"] == [{"key": "users.yaml", "path": "users.yaml"}]
+    assert mounts["state"] == "/var/lib/kubeoidc"
+    assert "emptyDir" in volumes["state"]
+    assert mounts["tmp"] == "/tmp"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+
+
+def test_service_points_at_the_provider_pods() -> None:
+    objs = objects("default")
+    (service,) = of_kind(objs, "Service")
+    pod_labels = deployment(objs, "provider")["spec"]["template"]["metadata"]["labels"]
+
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "provider"
+
+
+def test_every_option_reaches_the_rendered_objects() -> None:
+    objs = objects("all")
+    operator = deployment(objs, "operator")
+    provider = deployment(objs, "provider")
+    operator_pod = operator["spec"]["template"]
+    provider_pod = provider["spec"]["template"]
+    (ingress,) = of_kind(objs, "Ingress")
+    (service,) = of_kind(objs, "Service")
+    provider_volumes = {v["name"]: v for v in provider_pod["spec"]["volumes"]}
+
+    assert operator["metadata"]["name"] == "platform-oidc-operator"
+    assert operator_pod["metadata"]["labels"]["app.kubernetes.io/name"] == "oidc"
+    assert env_of(operator_pod["spec"]["containers"][0])["KUBEOIDC_OPERATOR_NAMESPACES"] == "team-a,team-b"
+    assert env_of(operator_pod["spec"]["containers"][0])["KUBEOIDC_OPERATOR_RESYNC_INTERVAL"] == "120"
+    assert env_of(provider_pod["spec"]["containers"][0])["KUBEOIDC_PROVIDER_NAMESPACES"] == "team-a,team-b"
+    assert operator_pod["metadata"]["annotations"] == {"example.com/scrape": "false"}
+    assert provider_pod["metadata"]["annotations"] == {"example.com/scrape": "true"}
+    assert operator_pod["spec"]["serviceAccountName"] == "oidc-operator"
+    assert provider_pod["spec"]["serviceAccountName"] == "oidc-provider"
+    for pod, component in ((operator_pod, "operator"), (provider_pod, "provider")):
+        for key in ("nodeSelector", "tolerations", "affinity"):
+            assert pod["spec"][key] == values_for("all")[component][key]
+        assert pod["spec"]["containers"][0]["resources"] == values_for("all")[component]["resources"]
+    assert provider_volumes["signing-keys"]["secret"]["secretName"] == "oidc-signing-keys"
+    assert provider_volumes["users"]["secret"]["secretName"] == "oidc-users"
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["ports"][0]["port"] == 8443
+    for account in of_kind(objs, "ServiceAccount"):
+        assert account["metadata"]["annotations"] == {"example.com/role": "oidc"}
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "login-tls", "hosts": ["login.example.com"]}]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "login.example.com"
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/"
+    assert path["backend"]["service"] == {"name": "platform-oidc-provider", "port": {"name": "http"}}
+
+
+def test_existing_service_accounts_and_rbac_can_be_brought_by_the_user() -> None:
+    values = {
+        "issuer": ISSUER,
+        "serviceAccount": {"create": False, "operatorName": "my-operator", "providerName": "my-provider"},
+        "rbac": {"create": False},
+    }
+
+    objs = objects_of(render(values))
+
+    assert sorted(obj["kind"] for obj in objs) == ["Deployment", "Deployment", "Service"]
+    assert deployment(objs, "operator")["spec"]["template"]["spec"]["serviceAccountName"] == "my-operator"
+    assert deployment(objs, "provider")["spec"]["template"]["spec"]["serviceAccountName"] == "my-provider"
+
+
+def test_missing_issuer_stops_rendering_with_a_clear_message() -> None:
+    with pytest.raises(helm.HelmRenderError, match="issuer is required"):
+        render({})
+
+
+def test_ingress_without_hosts_stops_rendering() -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"ingress\.hosts needs at least one host"):
+        render({"issuer": ISSUER, "ingress": {"enabled": True}})
+
+
+@pytest.mark.parametrize(
+    ("bad_values", "where"),
+    [
+        ({"provider": {"replicaCount": "x"}}, "/provider/replicaCount"),
+        ({"provider": {"replicaCount": 3}}, "/provider/replicaCount"),
+        ({"image": {"tag": "latest"}}, "/image/tag"),
+        ({"issuer": "login.example.com"}, "/issuer"),
+        ({"watchNamespaces": "team-a"}, "/watchNamespaces"),
+        ({"operator": {"resyncInterval": 0}}, "/operator/resyncInterval"),
+        ({"service": {"port": 70000}}, "/service/port"),
+        ({"rbac": {"create": "yes"}}, "/rbac/create"),
+        ({"replicaCount": 2}, "additional properties 'replicaCount'"),
+    ],
+)
+def test_schema_refuses_bad_values(bad_values: dict[str, Any], where: str) -> None:
+    values = {"issuer": ISSUER, **bad_values}
+
+    with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmValuesError, match=re.escape(where)):
+        chart.validate_schema(values)
+    with pytest.raises(helm.HelmValuesError):
+        render(values)
+
+
+def test_schema_accepts_the_defaults_and_every_option() -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        chart.validate_schema({"issuer": ISSUER})
+        chart.validate_schema(values_for("all"))
+
+
+def test_values_all_sets_every_value() -> None:
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+
+    set_paths = leaf_paths(values_for("all"))
+
+    unset = [
+        path
+        for path in sorted(leaf_paths(defaults))
+        if not any(other == path or other.startswith(f"{path}.") for other in set_paths)
+    ]
+
+    assert unset == []
+
+
+def test_schema_types_every_value() -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+
+    def check(values: dict[str, Any], node: dict[str, Any], where: str) -> None:
+        assert node.get("type") == "object", where
+        for key, value in values.items():
+            assert key in node.get("properties", {}), f"{where}.{key} is not in the schema"
+            child = node["properties"][key]
+            assert "type" in child, f"{where}.{key} has no type"
+            if isinstance(value, dict) and child.get("properties"):
+                check(value, child, f"{where}.{key}")
+
+    check(defaults, schema, "values")
+    assert schema["additionalProperties"] is False
+
+
+def test_every_value_is_documented_by_a_comment_starting_with_its_name() -> None:
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    key_line = re.compile(r"^(\s*)([A-Za-z][A-Za-z0-9]*):")
+    undocumented = []
+
+    for number, line in enumerate(lines):
+        match = key_line.match(line)
+        if not match:
+            continue
+        indent, key = match.groups()
+        first = number
+        while first > 0 and lines[first - 1].startswith(f"{indent}# "):
+            first -= 1
+        if first == number or not lines[first].startswith(f"{indent}# {key} "):
+            undocumented.append(f"line {number + 1}: {key}")
+
+    assert undocumented == []
+
+
+def test_notes_tell_how_to_get_the_client_credentials() -> None:
+    notes = rendered("default")["kubeoidc/templates/NOTES.txt"]
+
+    assert "kubectl -n auth create secret generic kubeoidc-signing-keys --from-file=jwks.json" in notes
+    assert "kubectl -n auth create secret generic kubeoidc-users --from-file=users.yaml" in notes
+    assert "{.status.secretName}" in notes
+    assert "{.data.client_id}" in notes
+    assert "{.data.client_secret}" in notes
+    assert "port-forward service/kubeoidc-provider 8080:80" in notes
+    assert (
+        "https://login.example.com/.well-known/openid-configuration"
+        in rendered("all")["kubeoidc/templates/NOTES.txt"]
+    )

@@ -1,0 +1,197 @@
+"""The controller reads afresh, writes the Secret before status, and never acts twice at once."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+import pytest
+
+from kubeoidc.contract import ROTATE_ANNOTATION
+from kubeoidc_operator import handlers
+from kubeoidc_operator.controller import Reconciler
+from kubeoidc_operator.kube import Conflict, NotFound
+from kubeoidc_operator.reconcile import Event
+from kubeoidc_operator.settings import OperatorSettings
+
+Factory = Callable[..., Any]
+
+
+class FakeApi:
+    """An in-memory stand-in for KubeApi that records every write in order."""
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[str, str], dict[str, Any]] = {}
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes: list[tuple[str, str]] = []
+        self.fail_status = False
+        self.lock = threading.Lock()
+
+    def get_client(self, namespace: str, name: str) -> dict[str, Any]:
+        if (namespace, name) not in self.clients:
+            raise NotFound(name)
+        return copy.deepcopy(self.clients[namespace, name])
+
+    def list_clients(self, namespaces: Any = ()) -> list[dict[str, Any]]:
+        return [copy.deepcopy(c) for c in self.clients.values()]
+
+    def patch_client_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        if self.fail_status:
+            raise RuntimeError("status write failed")
+        self.writes.append(("status", name))
+        client = self.clients[namespace, name]
+        client["status"] = {**client.get("status", {}), **{k: v for k, v in status.items() if v is not None}}
+        return client
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        if (namespace, name) not in self.secrets:
+            raise NotFound(name)
+        return copy.deepcopy(self.secrets[namespace, name])
+
+    def find_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.secrets.get((namespace, name)))
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            key = (namespace, body["metadata"]["name"])
+            if key in self.secrets:
+                raise Conflict("exists")
+            self.writes.append(("create", key[1]))
+            self.secrets[key] = copy.deepcopy(
+                {**body, "metadata": {**body["metadata"], "uid": f"uid-{key[1]}"}}
+            )
+        return body
+
+    def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.writes.append(("patch", name))
+        secret = self.secrets[namespace, name]
+        for part in ("metadata", "data"):
+            for key, value in patch.get(part, {}).items():
+                if isinstance(value, dict):
+                    merged = {**secret[part].get(key, {}), **value}
+                    secret[part][key] = {k: v for k, v in merged.items() if v is not None}
+                elif value is None:
+                    secret[part].pop(key, None)
+                else:
+                    secret[part][key] = value
+        return secret
+
+    def delete_secret(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        if self.secrets[namespace, name]["metadata"].get("uid") != uid:
+            raise Conflict("uid precondition")
+        self.writes.append(("delete", name))
+        del self.secrets[namespace, name]
+
+
+@pytest.fixture
+def api(client_factory: Factory) -> FakeApi:
+    fake = FakeApi()
+    fake.clients["apps", "web"] = client_factory("web")
+    return fake
+
+
+@pytest.fixture
+def settings() -> OperatorSettings:
+    return OperatorSettings(issuer="https://login.example.com")
+
+
+def test_the_secret_is_written_before_status_and_events_follow(
+    api: FakeApi, settings: OperatorSettings
+) -> None:
+    posted: list[tuple[str, Event]] = []
+    reconciler = Reconciler(
+        api, settings, emit=lambda client, event: posted.append((client["metadata"]["name"], event))
+    )  # type: ignore[arg-type]
+
+    outcome = reconciler.reconcile("apps", "web")
+
+    assert outcome is not None
+    assert api.writes == [("create", "web-oidc"), ("status", "web")]
+    assert [(name, event.reason) for name, event in posted] == [("web", "SecretCreated")]
+    api.writes.clear()
+    reconciler.reconcile("apps", "web")
+    assert api.writes == []
+
+
+def test_a_deleted_client_is_not_reconciled(api: FakeApi, settings: OperatorSettings) -> None:
+    assert Reconciler(api, settings).reconcile("apps", "gone") is None  # type: ignore[arg-type]
+
+
+def test_a_failed_status_write_does_not_rotate_twice(api: FakeApi, settings: OperatorSettings) -> None:
+    reconciler = Reconciler(api, settings)  # type: ignore[arg-type]
+    reconciler.reconcile("apps", "web")
+    api.clients["apps", "web"]["metadata"]["annotations"] = {ROTATE_ANNOTATION: "r1"}
+    api.fail_status = True
+    with pytest.raises(RuntimeError):
+        reconciler.reconcile("apps", "web")
+    rotated = copy.deepcopy(api.secrets["apps", "web-oidc"]["data"])
+    api.fail_status = False
+    reconciler.reconcile("apps", "web")
+    assert api.secrets["apps", "web-oidc"]["data"] == rotated
+    assert api.clients["apps", "web"]["status"]["rotation"]["lastValue"] == "r1"
+
+
+def test_a_moved_secret_is_deleted_with_a_uid_precondition(api: FakeApi, settings: OperatorSettings) -> None:
+    reconciler = Reconciler(api, settings)  # type: ignore[arg-type]
+    reconciler.reconcile("apps", "web")
+    api.clients["apps", "web"]["spec"]["secretName"] = "web-v2"
+    api.writes.clear()
+    reconciler.reconcile("apps", "web")
+    assert api.writes == [("create", "web-v2"), ("delete", "web-oidc"), ("status", "web")]
+
+
+def test_concurrent_triggers_for_one_client_create_one_secret(
+    api: FakeApi, settings: OperatorSettings
+) -> None:
+    reconciler = Reconciler(api, settings)  # type: ignore[arg-type]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            reconciler.reconcile("apps", "web")
+        except BaseException as exc:  # pragma: no cover - shown by the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert errors == []
+    assert [w for w in api.writes if w[0] == "create"] == [("create", "web-oidc")]
+
+
+def test_resync_goes_on_after_one_client_fails(
+    api: FakeApi, settings: OperatorSettings, client_factory: Factory
+) -> None:
+    api.clients["apps", "broken"] = client_factory("broken")
+    working = api.find_secret
+
+    def flaky(namespace: str, name: str) -> dict[str, Any] | None:
+        if name == "broken-oidc":
+            raise RuntimeError("API down")
+        return working(namespace, name)
+
+    api.find_secret = flaky  # type: ignore[method-assign]
+    outcomes = Reconciler(api, settings).reconcile_all()  # type: ignore[arg-type]
+    assert [o.client["metadata"]["name"] for o in outcomes] == ["web"]
+    assert ("apps", "web-oidc") in api.secrets
+
+
+def test_a_conflict_becomes_a_kopf_retry(settings: OperatorSettings) -> None:
+    class Conflicting:
+        def reconcile(self, namespace: str, name: str, log: Any) -> None:
+            raise Conflict("Secret apps/web-oidc: conflict")
+
+    with pytest.raises(kopf.TemporaryError, match="retrying"):
+        handlers._reconcile(Conflicting(), "apps", "web", logger=None)  # type: ignore[arg-type]
+
+
+def test_register_adds_handlers_without_reading_the_environment(settings: OperatorSettings) -> None:
+    registry = kopf.OperatorRegistry()
+    reconciler = handlers.register(registry, settings, FakeApi())  # type: ignore[arg-type]
+    assert reconciler.settings is settings
+    assert kopf.get_default_registry() is not registry

@@ -1,0 +1,303 @@
+"""Redis specifics: the URL forms (plain, TLS, Sentinel), the key layout and Redis-side TTLs.
+
+The TLS and Sentinel cases start their own short-lived ``redis-server`` processes on free loopback
+ports, with a throwaway certificate authority for TLS.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from redis.sentinel import SentinelManagedSSLConnection
+
+from kubeoidc_provider.storage import Consumed, open_storage
+from kubeoidc_provider.storage.redis import RedisStorage, sentinel_options
+
+# --- URL parsing (no server needed) ---------------------------------------------------------------
+
+
+def test_sentinel_url_names_the_sentinels_and_the_service() -> None:
+    sentinels, service, master, sentinel = sentinel_options(
+        "redis+sentinel://s1.example:26380,s2.example,[fd00::1]:26381/mymaster?db=2&socket_timeout=1.5"
+    )
+    assert sentinels == [("s1.example", 26380), ("s2.example", 26379), ("fd00::1", 26381)]
+    assert service == "mymaster"
+    assert master == {"db": 2, "socket_timeout": 1.5}
+    assert sentinel == {"socket_timeout": 1.5}
+
+
+def test_sentinel_url_takes_the_db_from_the_path_too() -> None:
+    _, service, master, _ = sentinel_options("redis+sentinel://s1/mymaster/4")
+    assert (service, master) == ("mymaster", {"db": 4})
+
+
+def test_sentinel_url_credentials_go_to_the_master_and_sentinel_credentials_to_the_sentinels() -> None:
+    _, _, master, sentinel = sentinel_options(
+        "redis+sentinel://app:p%40ss@s1/mymaster?sentinel_username=watch&sentinel_password=s3cr%26t"
+    )
+    assert master == {"username": "app", "password": "p@ss"}
+    assert sentinel == {"username": "watch", "password": "s3cr&t"}
+
+
+def test_tls_sentinel_url_uses_tls_to_the_master_and_the_sentinels() -> None:
+    _, _, master, sentinel = sentinel_options(
+        "rediss+sentinel://s1/mymaster?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required"
+    )
+    assert master == {"ssl": True, "ssl_ca_certs": "/ca.pem", "ssl_cert_reqs": "required"}
+    assert sentinel == master
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+sentinel:///mymaster", "names no sentinel host"),
+        ("redis+sentinel://s1", "names no service"),
+        ("redis+sentinel://s1/", "names no service"),
+        ("redis+sentinel://s1:port/mymaster", "bad port"),
+        ("redis+sentinel://s1:70000/mymaster", "bad sentinel address"),
+        ("redis+sentinel://s1/mymaster?db=x", "Invalid value for 'db'"),
+    ],
+)
+def test_a_bad_sentinel_url_is_refused_clearly(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        sentinel_options(url)
+
+
+def test_a_bad_sentinel_url_error_does_not_show_the_password() -> None:
+    with pytest.raises(ValueError, match=r"\*\*\*@s1") as error:
+        sentinel_options("redis+sentinel://app:hunter2@s1:x/mymaster")
+    assert "hunter2" not in str(error.value)
+
+
+def test_rediss_url_options_reach_the_tls_connection() -> None:
+    storage = open_storage("rediss://:pw@cache.example:6380/1?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required")
+    assert isinstance(storage, RedisStorage)
+    kwargs = storage._client.connection_pool.connection_kwargs
+    assert storage._client.connection_pool.connection_class.__name__ == "SSLConnection"
+    assert {k: kwargs[k] for k in ("host", "port", "db", "password", "ssl_ca_certs", "ssl_cert_reqs")} == {
+        "host": "cache.example",
+        "port": 6380,
+        "db": 1,
+        "password": "pw",
+        "ssl_ca_certs": "/ca.pem",
+        "ssl_cert_reqs": "required",
+    }
+    storage.close()
+
+
+def test_tls_sentinel_url_makes_tls_connections_to_the_master() -> None:
+    storage = open_storage("rediss+sentinel://s1/mymaster?ssl_ca_certs=/ca.pem")
+    assert isinstance(storage, RedisStorage)
+    assert storage._client.connection_pool.connection_class is SentinelManagedSSLConnection
+    storage.close()
+
+
+# --- against the test Redis -----------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_keys_carry_the_kubeoidc_prefix_and_a_redis_ttl(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url)
+    assert storage.prefix == "kubeoidc:"
+    client = storage._client
+    try:
+        storage.put("code", "test-prefix-entry", {"v": 1}, ttl=30)
+        storage.incr("attempts", "test-prefix-counter", ttl=30)
+        assert 0 < client.ttl("kubeoidc:e:code:test-prefix-entry") <= 30
+        assert 0 < client.ttl("kubeoidc:n:attempts:test-prefix-counter") <= 30
+    finally:
+        client.delete("kubeoidc:e:code:test-prefix-entry", "kubeoidc:n:attempts:test-prefix-counter")
+        storage.close()
+
+
+@pytest.mark.redis
+def test_a_counter_left_without_a_ttl_gets_one_on_the_next_incr(redis_storage: RedisStorage) -> None:
+    name = redis_storage.prefix + "n:attempts:k"
+    redis_storage._client.set(name, 5)
+    assert redis_storage.incr("attempts", "k", ttl=30) == 6
+    assert 0 < redis_storage._client.ttl(name) <= 30
+
+
+# --- servers of our own: TLS and Sentinel ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start(args: list[str], cwd: Path, ping: list[str]) -> subprocess.Popen[bytes]:
+    """Start a server in the foreground and wait (bounded) until ``redis-cli`` gets PONG from it."""
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited with {proc.returncode}")
+        done = subprocess.run(ping, capture_output=True, text=True, check=False)
+        if done.stdout.strip() == "PONG":
+            return proc
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError(f"{args[0]} did not answer within 10 s")
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def write_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubeoidc test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+@pytest.mark.redis
+def test_rediss_url_reaches_a_tls_redis_and_verifies_its_certificate(
+    redis_server_binary: str, servers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    ca, cert, key = write_tls_files(tmp_path)
+    port = free_port()
+    tls = ["--tls", "--cacert", str(ca)]
+    ping = ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *tls, "ping"]
+    servers.append(
+        start(
+            [redis_server_binary, "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+             "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+             "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+            tmp_path,
+            ping,
+        )
+    )  # fmt: skip
+
+    storage = open_storage(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
+    try:
+        storage.put("code", "k", {"v": 1}, ttl=30)
+        assert storage.consume("code", "k") == Consumed({"v": 1}, first=True)
+    finally:
+        storage.close()
+
+    # The certificate is checked: without our CA the server is not trusted.
+    untrusting = open_storage(f"rediss://127.0.0.1:{port}/0?socket_timeout=5")
+    try:
+        with pytest.raises(Exception, match="certificate verify failed"):
+            untrusting.get("code", "k")
+    finally:
+        untrusting.close()
+
+
+@pytest.mark.redis
+def test_sentinel_url_finds_the_master_through_the_sentinel(
+    redis_server_binary: str, servers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    master_port, sentinel_port = free_port(), free_port()
+    servers.append(
+        start(
+            [redis_server_binary, "--bind", "127.0.0.1", "--port", str(master_port), "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)],
+            tmp_path,
+            ["redis-cli", "-p", str(master_port), "ping"],
+        )
+    )  # fmt: skip
+    config = tmp_path / "sentinel.conf"  # a sentinel rewrites its config file: it must be writable
+    config.write_text(
+        f"bind 127.0.0.1\nport {sentinel_port}\ndir {tmp_path}\n"
+        f"sentinel monitor kubeoidc-test 127.0.0.1 {master_port} 1\n"
+    )
+    servers.append(
+        start(
+            [redis_server_binary, str(config), "--sentinel"],
+            tmp_path,
+            ["redis-cli", "-p", str(sentinel_port), "ping"],
+        )
+    )
+
+    storage = open_storage(f"redis+sentinel://127.0.0.1:{sentinel_port}/kubeoidc-test?db=3")
+    try:
+        storage.put("code", "k", {"v": 1}, ttl=30)
+        assert storage.consume("code", "k") == Consumed({"v": 1}, first=True)
+    finally:
+        storage.close()
+    found = subprocess.run(
+        ["redis-cli", "-p", str(master_port), "-n", "3", "hget", "kubeoidc:e:code:k", "v"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == '{"v":1}'
