@@ -78,14 +78,15 @@ class Reconciler:
                 with self._locks_lock:
                     self._locks.pop((namespace, name), None)
                 return None
-            plan = self._plan(client, namespace)
-            self._apply(client, plan, namespace, name, log)
+            plan, previous = self._plan(client, namespace)
+            self._apply(plan, previous, namespace, name, log)
         if self._emit is not None:
             for event in plan.events:
                 self._emit(client, event)
         return Outcome(client, plan)
 
-    def _plan(self, client: dict[str, Any], namespace: str) -> Plan:
+    def _plan(self, client: dict[str, Any], namespace: str) -> tuple[Plan, dict[str, Any] | None]:
+        """The plan, and the old Secret it was computed from (if the Secret's name changed)."""
         desired_name = reconcile.secret_name(client)
         current = self.api.find_secret(namespace, desired_name)
         recorded = (
@@ -98,7 +99,7 @@ class Reconciler:
         if isinstance(client.get("spec"), dict) and client["spec"].get("clientID"):
             # Only a pinned ID can collide: a generated one has 128 random bits.
             claimed = reconcile.claimed_client_ids(client, self.api.list_clients(self.settings.namespaces))
-        return reconcile.plan(
+        decision = reconcile.plan(
             client,
             current=current,
             previous=previous,
@@ -107,11 +108,12 @@ class Reconciler:
             now=self._clock(),
             credentials=self._credentials,
         )
+        return decision, previous
 
     def _apply(
         self,
-        client: Mapping[str, Any],
         plan: Plan,
+        previous: Mapping[str, Any] | None,
         namespace: str,
         name: str,
         log: logging.Logger | logging.LoggerAdapter[Any],
@@ -124,10 +126,10 @@ class Reconciler:
             self.api.patch_secret(namespace, plan.secret["metadata"]["name"], plan.secret_patch)
             log.info("Patched Secret %s/%s (%s).", namespace, plan.secret["metadata"]["name"], _fields(plan))
         if plan.delete_secret is not None:
+            # Precondition on the uid: the very Secret found to be ours is deleted, or nothing (409).
+            uid = (previous or {}).get("metadata", {}).get("uid")
             try:
-                old = self.api.get_secret(namespace, plan.delete_secret)
-                # Precondition on the uid: the Secret checked as ours is the one deleted, nothing else.
-                self.api.delete_secret(namespace, plan.delete_secret, uid=old.get("metadata", {}).get("uid"))
+                self.api.delete_secret(namespace, plan.delete_secret, uid=uid)
                 log.info("Deleted the old Secret %s/%s.", namespace, plan.delete_secret)
             except NotFound:
                 pass

@@ -103,6 +103,8 @@ _DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _DURATION = re.compile(r"^(?:\d+[hms])+$")
 _DURATION_PART = re.compile(r"(\d+)([hms])")
 _UNITS: Final = {"h": 3600, "m": 60, "s": 1}
+#: status.rotation.lastValue holds at most this many characters (the CRD's bound).
+_MAX_ROTATION_VALUE: Final = 1024
 _TEMPLATE_KEYS: Final = {"clientID": CLIENT_ID_KEY, "clientSecret": CLIENT_SECRET_KEY, "issuer": ISSUER_KEY}
 
 Action = Literal["create", "patch", "none"]
@@ -313,6 +315,9 @@ def validate(client: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"metadata.name {name!r} cannot be the value of the {CLIENT_LABEL} label (at most 63 characters)"
         )
+    rotate_value = _mapping(meta.get("annotations")).get(ROTATE_ANNOTATION)
+    if isinstance(rotate_value, str) and len(rotate_value) > _MAX_ROTATION_VALUE:
+        problems.append(f"the annotation {ROTATE_ANNOTATION} is longer than {_MAX_ROTATION_VALUE} characters")
     if spec is not None and not isinstance(spec, Mapping):
         return [*problems, "spec must be an object"]
     spec = _mapping(spec)

@@ -667,6 +667,15 @@ def test_invalid_spec_after_creation_leaves_the_secret_alone(cluster: Factory) -
     assert c.client["status"]["observedGeneration"] == 2
 
 
+def test_overlong_rotation_value_is_invalid_instead_of_failing_the_status_write(cluster: Factory) -> None:
+    c = cluster()
+    c.reconcile()
+    c.annotate(**{ROTATE_ANNOTATION: "x" * 1025})
+    c.reconcile()
+    assert c.condition("Ready")["reason"] == "InvalidSpec"
+    assert "longer than 1024 characters" in c.condition("Ready")["message"]
+
+
 def test_missing_uid_is_invalid(cluster: Factory) -> None:
     c = cluster()
     del c.client["metadata"]["uid"]

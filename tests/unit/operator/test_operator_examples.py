@@ -1,0 +1,48 @@
+"""Every example manifest reconciles to Ready=True with the Secret its comments promise."""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+from typing import Any
+
+import pytest
+import yaml
+
+from kubeoidc.contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY, ISSUER_KEY, KIND
+from kubeoidc_operator import reconcile
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
+DOCUMENTS = [
+    pytest.param(document, id=f"{path.name}:{document['metadata']['name']}")
+    for path in sorted(EXAMPLES.glob("*.yaml"))
+    for document in yaml.safe_load_all(path.read_text())
+    if isinstance(document, dict) and document.get("kind") == KIND
+]
+
+
+def test_there_are_examples() -> None:
+    assert len(DOCUMENTS) >= 3
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_example_becomes_ready_with_its_secret(document: dict[str, Any]) -> None:
+    client = {**document, "metadata": {**document["metadata"], "namespace": "example", "uid": "uid-1"}}
+    plan = reconcile.plan(
+        client,
+        current=None,
+        issuer="https://login.example.com",
+        now=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
+        credentials=reconcile.RandomCredentials(),
+    )
+    assert plan.action == "create"
+    assert plan.secret is not None
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Reconciled"), ready["message"]
+    spec = document["spec"]
+    data = plan.secret["data"]
+    assert plan.secret["metadata"]["name"] == spec.get("secretName", f"{document['metadata']['name']}-oidc")
+    assert {CLIENT_ID_KEY, ISSUER_KEY} <= set(data)
+    assert (CLIENT_SECRET_KEY in data) is (not spec.get("public", False))
+    for extra in spec.get("secretTemplate", {}).get("keys", {}).values():
+        assert extra in data
