@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except ValidationError as error:
-        print(f"kubeoidc {args.command}: invalid settings:\n{_describe(error)}", file=sys.stderr)
+        prefix = f"KUBEOIDC_{args.command.upper()}_"
+        print(f"kubeoidc {args.command}: invalid settings:\n{_describe(error, prefix)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -52,9 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "operator":
         from kubeoidc_operator.run import run as run_operator
-        from kubeoidc_operator.settings import OperatorSettings
+        from kubeoidc_operator.settings import SettingsError, load_settings
 
-        run_operator(OperatorSettings())  # type: ignore[call-arg]
+        try:
+            settings = load_settings()
+        except SettingsError as error:
+            print(f"kubeoidc operator: {error}", file=sys.stderr)
+            return 2
+        run_operator(settings)
         return 0
     if args.command == "provider":
         from kubeoidc_provider.main import ConfigurationError
@@ -88,11 +94,13 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, prefix: str) -> str:
+    """One line per problem, naming the environment variable to fix."""
     lines = []
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "settings"
-        lines.append(f"  {field.upper()}: {problem['msg']}")
+        field = "_".join(str(part) for part in problem["loc"]).upper()
+        message = "is required" if problem["type"] == "missing" else problem["msg"]
+        lines.append(f"  {prefix}{field}: {message}")
     return "\n".join(lines)
 
 

@@ -423,7 +423,7 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, say: Say = print) -> in
         where = f"{meta.get('namespace')}/{meta.get('name')}"
         say(f"event {event.type} {event.reason} on {where}: {event.message}")
 
-    reconciler = Reconciler(cluster, OperatorSettings(issuer=issuer), emit=emit)  # type: ignore[arg-type]
+    reconciler = Reconciler(cluster, OperatorSettings(issuer=issuer), emit=emit)
     manifests = ManifestFolder(folder, cluster, reconciler, registry, say)
     say(f"kubeoidc dev: clients from {folder}/, state in {state_dir}/")
     manifests.sync_if_changed()

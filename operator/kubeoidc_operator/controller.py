@@ -13,12 +13,12 @@ import asyncio
 import datetime
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from . import reconcile
-from .kube import KubeApi, NotFound
+from .kube import NotFound
 from .reconcile import CredentialGenerator, Event, Plan
 from .settings import OperatorSettings
 
@@ -40,12 +40,25 @@ class Outcome:
     plan: Plan
 
 
+class ClusterApi(Protocol):
+    """What the reconciler reads and writes: the Kubernetes API (:class:`~.kube.KubeApi`), or a stand-in
+    with the same calls and errors (``kubeoidc dev`` keeps the objects in a folder)."""
+
+    def get_client(self, namespace: str, name: str) -> dict[str, Any]: ...
+    def list_clients(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]: ...
+    def patch_client_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]: ...
+    def find_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
+    def delete_secret(self, namespace: str, name: str, *, uid: str | None = None) -> None: ...
+
+
 class Reconciler:
-    """Reconciles OIDCClients through a :class:`KubeApi`; safe to call from several threads."""
+    """Reconciles OIDCClients through a :class:`ClusterApi`; safe to call from several threads."""
 
     def __init__(
         self,
-        api: KubeApi,
+        api: ClusterApi,
         settings: OperatorSettings,
         *,
         emit: Emit | None = None,

@@ -19,10 +19,10 @@ from typing import Any
 import kmock as kmock_lib
 import kubernetes
 import pytest
-from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.watcher import RegistryWatcher
 
 from kubeoidc import contract
+from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.watcher import RegistryWatcher
 
 pytestmark = pytest.mark.kmock
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kubeoidc_provider import registry as registry_module
-from kubeoidc_provider.registry import Client, ClientRegistry
 
 from kubeoidc import contract
+from kubeoidc_provider import registry as registry_module
+from kubeoidc_provider.registry import Client, ClientRegistry
 
 NOW = time.time()
 

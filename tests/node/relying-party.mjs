@@ -1,0 +1,267 @@
+// A real relying party: npm `openid-client` (v6) against a running kubeoidc provider.
+//
+//   node relying-party.mjs <scenario>      (configuration as one JSON object on stdin)
+//
+// Scenarios:
+//   code-flow           authorization code + PKCE S256 + nonce + state, signing in with Chromium; then
+//                       userinfo, refresh (rotation, reuse), introspection, revocation, RP-initiated
+//                       logout. A public client (no `clientSecret`) does what a public client may.
+//   client-credentials  a machine client's token, introspected by the same client.
+//
+// The result is one JSON object on stdout; pytest asserts on it. A step that fails on purpose (an
+// error the provider must answer) is recorded as `{error, status, ...}` instead of throwing. No token,
+// code or secret is printed: only claims, flags and error codes.
+
+import * as client from 'openid-client';
+
+import { followToClient, openBrowser, signIn } from './browser.mjs';
+
+async function readConfig() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** Discovery with the client's authentication: Basic for confidential clients, none for public ones. */
+async function configure(cfg) {
+  // openid-client's default for a bare secret is client_secret_post; the provider holds each client to
+  // its registered method (client_secret_basic here), so name it.
+  const auth = cfg.clientSecret ? client.ClientSecretBasic(cfg.clientSecret) : client.None();
+  const metadata = cfg.clientSecret ? {} : { token_endpoint_auth_method: 'none' };
+  // The test provider listens on plain http on loopback: openid-client refuses that unless told.
+  // Non-repudiation checks make openid-client verify every ID token's signature against the JWKS too
+  // (by default it trusts TLS for tokens from the token endpoint, OIDC Core §3.1.3.7 step 6).
+  return client.discovery(new URL(cfg.issuer), cfg.clientId, metadata, auth, {
+    execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks],
+    timeout: 10,
+  });
+}
+
+/** An OAuth error as data: the RFC 6749 `error` code wherever openid-client put it. */
+function describeError(error) {
+  const described = { name: error?.constructor?.name, code: error?.code, message: error?.message };
+  if (typeof error?.status === 'number') described.status = error.status;
+  if (typeof error?.error === 'string') described.error = error.error;
+  if (error instanceof client.WWWAuthenticateChallengeError) {
+    // A 401 with WWW-Authenticate: the OAuth error is in the challenge's parameters.
+    described.challenges = error.cause.map((c) => ({ scheme: c.scheme, parameters: c.parameters }));
+    described.error ??= error.cause.find((c) => c.parameters?.error)?.parameters.error;
+  }
+  return described;
+}
+
+async function attempt(step) {
+  try {
+    return { ok: true, value: await step() };
+  } catch (error) {
+    return { ok: false, ...describeError(error) };
+  }
+}
+
+/** The decoded header and payload of a JWT, to show its type and claims (the signature is not shown). */
+function jwtParts(token) {
+  const [header, payload] = token.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url')));
+  return { header, payload };
+}
+
+async function codeFlow(cfg) {
+  const config = await configure(cfg);
+  const server = config.serverMetadata();
+  const result = { discovery: { issuer: server.issuer, endSession: server.end_session_endpoint } };
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const codeChallenge = await client.calculatePKCECodeChallenge(codeVerifier);
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const authorizationUrl = client.buildAuthorizationUrl(config, {
+    redirect_uri: cfg.redirectUri,
+    scope: cfg.scope,
+    code_challenge: codeChallenge,
+    code_challenge_method: 'S256',
+    nonce,
+    state,
+  });
+  result.authorizationRequest = Object.fromEntries(
+    [...authorizationUrl.searchParams].filter(([name]) => !['nonce', 'state', 'code_challenge'].includes(name)),
+  );
+
+  const browser = await openBrowser({
+    executablePath: cfg.chromium,
+    clientOrigin: new URL(cfg.redirectUri).origin,
+  });
+  try {
+    const signedIn = await signIn(browser, {
+      authorizationUrl: authorizationUrl.href,
+      username: cfg.username,
+      password: cfg.password,
+      screenshotDir: cfg.screenshotDir,
+    });
+    result.pages = signedIn.pages;
+    const callback = new URL(signedIn.callbackUrl);
+    result.callback = {
+      origin: callback.origin,
+      path: callback.pathname,
+      params: [...callback.searchParams.keys()].sort(),
+      iss: callback.searchParams.get('iss'),
+    };
+    result.cookies = (await browser.context.cookies(cfg.issuer)).map((c) => ({
+      name: c.name,
+      httpOnly: c.httpOnly,
+      secure: c.secure,
+      sameSite: c.sameSite,
+      path: c.path,
+    }));
+
+    // The code exchange checks state, iss, PKCE, and the ID token (signature, iss, aud, exp, nonce).
+    const tokens = await client.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: codeVerifier,
+      expectedNonce: nonce,
+      expectedState: state,
+      idTokenExpected: true,
+    });
+    const claims = tokens.claims();
+    result.token = {
+      tokenType: tokens.token_type,
+      expiresIn: tokens.expiresIn(),
+      scope: tokens.scope,
+      hasRefreshToken: Boolean(tokens.refresh_token),
+      accessTokenHeader: jwtParts(tokens.access_token).header,
+      idToken: claims,
+    };
+    result.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+
+    // Refresh: a new access token, a new refresh token (rotation) and a new ID token for the same user.
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+    result.refresh = {
+      rotated: Boolean(refreshed.refresh_token) && refreshed.refresh_token !== tokens.refresh_token,
+      newAccessToken: refreshed.access_token !== tokens.access_token,
+      idToken: refreshed.claims() ?? null,
+    };
+    result.userinfoAfterRefresh = await client.fetchUserInfo(config, refreshed.access_token, claims.sub);
+
+    if (cfg.clientSecret) {
+      // Introspection and revocation by the confidential client that holds the tokens.
+      result.introspection = {
+        access: await client.tokenIntrospection(config, refreshed.access_token),
+        refresh: await client.tokenIntrospection(config, refreshed.refresh_token, {
+          token_type_hint: 'refresh_token',
+        }),
+        spentRefresh: await client.tokenIntrospection(config, tokens.refresh_token, {
+          token_type_hint: 'refresh_token',
+        }),
+      };
+      await client.tokenRevocation(config, refreshed.refresh_token, { token_type_hint: 'refresh_token' });
+      result.afterRevocation = {
+        refresh: await client.tokenIntrospection(config, refreshed.refresh_token, {
+          token_type_hint: 'refresh_token',
+        }),
+        access: await client.tokenIntrospection(config, refreshed.access_token),
+        refreshGrant: await attempt(() => client.refreshTokenGrant(config, refreshed.refresh_token)),
+        userinfo: await attempt(() => client.fetchUserInfo(config, refreshed.access_token, claims.sub)),
+      };
+    } else {
+      // Reusing a spent refresh token revokes the whole grant, its successor included.
+      result.reuse = {
+        spent: await attempt(() => client.refreshTokenGrant(config, tokens.refresh_token)),
+        successor: await attempt(() => client.refreshTokenGrant(config, refreshed.refresh_token)),
+      };
+    }
+
+    // Single sign-on: the session and the remembered consent give a code with no page shown.
+    const silentState = client.randomState();
+    const silentVerifier = client.randomPKCECodeVerifier();
+    const silentUrl = client.buildAuthorizationUrl(config, {
+      redirect_uri: cfg.redirectUri,
+      scope: cfg.scope,
+      code_challenge: await client.calculatePKCECodeChallenge(silentVerifier),
+      code_challenge_method: 'S256',
+      state: silentState,
+      prompt: 'none',
+    });
+    const silent = new URL(await followToClient(browser, silentUrl.href));
+    result.silent = await attempt(async () => {
+      const again = await client.authorizationCodeGrant(config, silent, {
+        pkceCodeVerifier: silentVerifier,
+        expectedState: silentState,
+      });
+      return { sub: again.claims().sub, authTime: again.claims().auth_time };
+    });
+
+    if (cfg.postLogoutRedirectUri) {
+      // RP-initiated logout: the provider ends the session and sends the browser back to the client.
+      const logoutState = client.randomState();
+      const endSessionUrl = client.buildEndSessionUrl(config, {
+        id_token_hint: tokens.id_token,
+        post_logout_redirect_uri: cfg.postLogoutRedirectUri,
+        state: logoutState,
+      });
+      const landed = new URL(await followToClient(browser, endSessionUrl.href));
+      result.logout = {
+        landed: `${landed.origin}${landed.pathname}`,
+        stateEchoed: landed.searchParams.get('state') === logoutState,
+        cookies: (await browser.context.cookies(cfg.issuer)).map((c) => c.name),
+      };
+      // After logout, a silent request must need a login again (OIDC Core §3.1.2.6 login_required).
+      const afterState = client.randomState();
+      const afterVerifier = client.randomPKCECodeVerifier();
+      const afterUrl = client.buildAuthorizationUrl(config, {
+        redirect_uri: cfg.redirectUri,
+        scope: cfg.scope,
+        code_challenge: await client.calculatePKCECodeChallenge(afterVerifier),
+        code_challenge_method: 'S256',
+        state: afterState,
+        prompt: 'none',
+      });
+      const refused = new URL(await followToClient(browser, afterUrl.href));
+      result.afterLogout = await attempt(() =>
+        client.authorizationCodeGrant(config, refused, { pkceCodeVerifier: afterVerifier, expectedState: afterState }),
+      );
+    }
+
+    // Last, as it revokes what the code issued (RFC 6749 §4.1.2): the code is single-use.
+    result.codeReplay = await attempt(() =>
+      client.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: codeVerifier,
+        expectedNonce: nonce,
+        expectedState: state,
+      }),
+    );
+  } finally {
+    await browser.close();
+  }
+  return result;
+}
+
+async function clientCredentials(cfg) {
+  const config = await configure(cfg);
+  const granted = await attempt(async () => {
+    const tokens = await client.clientCredentialsGrant(config, cfg.scope ? { scope: cfg.scope } : {});
+    const access = jwtParts(tokens.access_token);
+    return {
+      tokenType: tokens.token_type,
+      expiresIn: tokens.expiresIn(),
+      scope: tokens.scope,
+      hasRefreshToken: Boolean(tokens.refresh_token),
+      hasIdToken: Boolean(tokens.id_token),
+      accessTokenHeader: access.header,
+      accessTokenClaims: access.payload,
+      introspection: await client.tokenIntrospection(config, tokens.access_token),
+    };
+  });
+  return { grant: granted };
+}
+
+const SCENARIOS = { 'code-flow': codeFlow, 'client-credentials': clientCredentials };
+
+const scenario = SCENARIOS[process.argv[2]];
+if (!scenario) {
+  console.error(`usage: relying-party.mjs <${Object.keys(SCENARIOS).join('|')}>  (JSON config on stdin)`);
+  process.exit(2);
+}
+try {
+  const result = await scenario(await readConfig());
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} catch (error) {
+  // The step that failed unexpectedly, with what openid-client said, for pytest to show.
+  process.stdout.write(`${JSON.stringify({ failed: describeError(error), stack: error?.stack })}\n`);
+  process.exitCode = 1;
+}
