@@ -20,10 +20,16 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  // Nothing but the loopback provider is resolved: a request that escapes interception fails at once
+  // instead of waiting on DNS.
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost',
 ];
 
 // Bounds every wait: a page that never comes fails the step instead of hanging the test.
 const STEP_TIMEOUT_MS = 10_000;
+
+// What the client's callback shows: the test reads the URL, not the page.
+const APP_PAGE = '<!doctype html><title>Application</title><p>Signed in.</p>';
 
 /**
  * A fresh Chromium profile (its own user-data-dir, so no cookie survives from another run) whose
@@ -39,28 +45,61 @@ export async function openBrowser({ executablePath, clientOrigin }) {
   });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+  const page = context.pages()[0] ?? (await context.newPage());
   const calls = [];
   const waiters = [];
-  await context.route(
-    (url) => url.origin === clientOrigin,
-    async (route) => {
-      const url = route.request().url();
-      calls.push(url);
-      for (const resolve of waiters.splice(0)) resolve(url);
-      await route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>app</title>' });
-    },
-  );
-  const page = context.pages()[0] ?? (await context.newPage());
+  // What a person would see go wrong: script errors, console errors (a CSP violation is one), and
+  // requests that failed. Expected to stay empty.
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  // Browsers ask every origin for /favicon.ico on their own; neither the provider nor the fake client
+  // serves one, and that is no fault.
+  const isFavicon = (url) => url && new URL(url).pathname === '/favicon.ico';
+  page.on('console', (message) => {
+    const { url } = message.location();
+    if (message.type() === 'error' && !isFavicon(url)) problems.push(`console: ${message.text()} (${url})`);
+  });
+  page.on('requestfailed', (request) => {
+    if (isFavicon(request.url())) return;
+    problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`);
+  });
+  // Chromium's own interception (CDP Fetch), not page.route: Playwright never routes the hops of a
+  // redirect chain (see page.route's documentation), and the provider reaches the client only by
+  // redirecting. Only requests to the client's origin pause here; everything else is untouched.
+  const cdp = await context.newCDPSession(page);
+  cdp.on('Fetch.requestPaused', async (event) => {
+    const isPage = event.resourceType === 'Document';
+    if (isPage) {
+      calls.push(event.request.url);
+      for (const resolve of waiters.splice(0)) resolve(event.request.url);
+    }
+    await cdp
+      .send('Fetch.fulfillRequest', {
+        requestId: event.requestId,
+        responseCode: isPage ? 200 : 404,
+        responseHeaders: [{ name: 'Content-Type', value: 'text/html; charset=utf-8' }],
+        body: Buffer.from(isPage ? APP_PAGE : '').toString('base64'),
+      })
+      .catch(() => {}); // the page may be gone already (closing)
+  });
+  await cdp.send('Fetch.enable', {
+    patterns: [{ urlPattern: `${clientOrigin}/*`, requestStage: 'Request' }],
+  });
 
-  /** The next request the client's origin receives (a redirect back from the provider). */
-  function nextClientCall() {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the browser never reached the client')), STEP_TIMEOUT_MS);
-      waiters.push((url) => {
-        clearTimeout(timer);
-        resolve(url);
-      });
+  /** Run `action` (which leads the browser to the client) and return the URL the client was sent. */
+  async function untilClient(action) {
+    let timer;
+    const reached = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('the browser never reached the client')), STEP_TIMEOUT_MS);
+      waiters.push(resolve);
     });
+    try {
+      await action();
+      return await reached;
+    } finally {
+      clearTimeout(timer);
+      reached.catch(() => {}); // when the action failed first, its error is the one reported
+    }
   }
 
   async function close() {
@@ -68,7 +107,7 @@ export async function openBrowser({ executablePath, clientOrigin }) {
     await rm(userDataDir, { recursive: true, force: true });
   }
 
-  return { context, page, calls, nextClientCall, close };
+  return { context, page, calls, problems, untilClient, close };
 }
 
 /** What a page shows: enough to assert in Python that the right client and scopes are on it. */
@@ -112,14 +151,11 @@ export async function signIn(browser, { authorizationUrl, username, password, sc
     await page.screenshot({ path: pages.consent.screenshot, fullPage: true });
   }
 
-  const callback = browser.nextClientCall();
-  await page.click('button[value=allow]');
-  return { callbackUrl: await callback, pages };
+  const callbackUrl = await browser.untilClient(() => page.click('button[value=allow]'));
+  return { callbackUrl, pages };
 }
 
 /** Send the browser to `url` and return where on the client it lands, with no page in between. */
 export async function followToClient(browser, url) {
-  const callback = browser.nextClientCall();
-  await browser.page.goto(url);
-  return await callback;
+  return browser.untilClient(() => browser.page.goto(url));
 }

@@ -22,12 +22,19 @@ async function readConfig() {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
-/** Discovery with the client's authentication: Basic for confidential clients, none for public ones. */
+const AUTH_METHODS = {
+  client_secret_basic: (secret) => client.ClientSecretBasic(secret),
+  client_secret_post: (secret) => client.ClientSecretPost(secret),
+  none: () => client.None(),
+};
+
+/** Discovery with the client's authentication (`authMethod`, else Basic with a secret, none without). */
 async function configure(cfg) {
   // openid-client's default for a bare secret is client_secret_post; the provider holds each client to
-  // its registered method (client_secret_basic here), so name it.
-  const auth = cfg.clientSecret ? client.ClientSecretBasic(cfg.clientSecret) : client.None();
-  const metadata = cfg.clientSecret ? {} : { token_endpoint_auth_method: 'none' };
+  // its registered method, so the method is always named.
+  const method = cfg.authMethod ?? (cfg.clientSecret ? 'client_secret_basic' : 'none');
+  const auth = AUTH_METHODS[method](cfg.clientSecret);
+  const metadata = { token_endpoint_auth_method: method };
   // The test provider listens on plain http on loopback: openid-client refuses that unless told.
   // Non-repudiation checks make openid-client verify every ID token's signature against the JWKS too
   // (by default it trusts TLS for tokens from the token endpoint, OIDC Core §3.1.3.7 step 6).
@@ -60,9 +67,15 @@ async function attempt(step) {
 
 /** The decoded header and payload of a JWT, to show its type and claims (the signature is not shown). */
 function jwtParts(token) {
-  const [header, payload] = token.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url')));
+  const [header, payload] = token
+    .split('.')
+    .slice(0, 2)
+    .map((part) => JSON.parse(Buffer.from(part, 'base64url')));
   return { header, payload };
 }
+
+// Request parameters that are not shown in the result: they protect this very request.
+const SECRET_PARAMS = new Set(['nonce', 'state', 'code_challenge']);
 
 async function codeFlow(cfg) {
   const config = await configure(cfg);
@@ -81,7 +94,7 @@ async function codeFlow(cfg) {
     state,
   });
   result.authorizationRequest = Object.fromEntries(
-    [...authorizationUrl.searchParams].filter(([name]) => !['nonce', 'state', 'code_challenge'].includes(name)),
+    [...authorizationUrl.searchParams].filter(([name]) => !SECRET_PARAMS.has(name)),
   );
 
   const browser = await openBrowser({
@@ -213,7 +226,10 @@ async function codeFlow(cfg) {
       });
       const refused = new URL(await followToClient(browser, afterUrl.href));
       result.afterLogout = await attempt(() =>
-        client.authorizationCodeGrant(config, refused, { pkceCodeVerifier: afterVerifier, expectedState: afterState }),
+        client.authorizationCodeGrant(config, refused, {
+          pkceCodeVerifier: afterVerifier,
+          expectedState: afterState,
+        }),
       );
     }
 
@@ -225,6 +241,9 @@ async function codeFlow(cfg) {
         expectedState: state,
       }),
     );
+    result.browserProblems = browser.problems;
+    // Every page the client's origin was sent, without the query (which holds codes).
+    result.clientCalls = browser.calls.map((url) => `${new URL(url).origin}${new URL(url).pathname}`);
   } finally {
     await browser.close();
   }

@@ -1,0 +1,111 @@
+"""Two provider replicas sharing one Redis behave as one provider: whatever one issues or learns, the other
+honours, and whatever one revokes, the other refuses."""
+
+from __future__ import annotations
+
+import pytest
+from replicas_flow import (
+    Browser,
+    RelyingParty,
+    Replica,
+    answer,
+    bearer_error,
+    code_of,
+    location,
+    oauth_error,
+    tokens_of,
+)
+
+from support.provider import PASSWORD
+
+pytestmark = pytest.mark.redis
+
+
+def test_code_minted_on_one_replica_is_redeemed_once_on_the_other(
+    replicas: tuple[Replica, Replica], browser: Browser, rp: RelyingParty
+) -> None:
+    a, b = replicas
+    request = rp.auth_request()
+    code = code_of(browser.sign_in(request, a), rp.client)
+
+    tokens = tokens_of(rp.exchange(b, request, code))
+    assert rp.userinfo(b, tokens["access_token"]).json()["sub"] == "7b0c2f6e-alice"
+    assert rp.userinfo(a, tokens["access_token"]).status_code == 200
+
+    # The replay, on the replica that minted the code, is refused and revokes what the first use issued.
+    assert oauth_error(rp.exchange(a, request, code)) == "invalid_grant"
+    assert bearer_error(rp.userinfo(b, tokens["access_token"])) == "invalid_token"
+    assert bearer_error(rp.userinfo(a, tokens["access_token"])) == "invalid_token"
+    assert oauth_error(rp.refresh(b, tokens["refresh_token"])) == "invalid_grant"
+
+
+def test_refresh_token_spent_on_one_replica_is_refused_on_the_other_and_revokes_the_grant(
+    replicas: tuple[Replica, Replica], browser: Browser, rp: RelyingParty
+) -> None:
+    a, b = replicas
+    request = rp.auth_request()
+    first = tokens_of(rp.exchange(a, request, code_of(browser.sign_in(request, a), rp.client)))
+    rotated = tokens_of(rp.refresh(a, first["refresh_token"]))
+    assert rotated["refresh_token"] != first["refresh_token"]
+
+    assert oauth_error(rp.refresh(b, first["refresh_token"])) == "invalid_grant"
+
+    # That reuse revoked the whole grant: the successor is refused at its first use, on A which issued
+    # it (and never saw the reuse), then on B; so is the access token issued with it.
+    assert oauth_error(rp.refresh(a, rotated["refresh_token"])) == "invalid_grant"
+    assert oauth_error(rp.refresh(b, rotated["refresh_token"])) == "invalid_grant"
+    assert bearer_error(rp.userinfo(a, rotated["access_token"])) == "invalid_token"
+    assert bearer_error(rp.userinfo(b, rotated["access_token"])) == "invalid_token"
+
+
+def test_sign_in_hopping_between_replicas_at_every_step_completes(
+    replicas: tuple[Replica, Replica], browser: Browser, rp: RelyingParty
+) -> None:
+    a, b = replicas
+    request = rp.auth_request()
+    # authorize on A, login page on B, login on A, resume on B, consent page on A, consent on B, resume on A.
+    response = browser.sign_in(request, a, b)
+    tokens = tokens_of(rp.exchange(b, request, code_of(response, rp.client)))
+    assert rp.userinfo(a, tokens["access_token"]).json()["preferred_username"] == "alice"
+
+
+def test_session_made_on_one_replica_is_seen_by_the_other(
+    replicas: tuple[Replica, Replica], browser: Browser, rp: RelyingParty, issuer: str
+) -> None:
+    a, b = replicas
+    code_of(browser.sign_in(rp.auth_request(), a), rp.client)
+
+    request = rp.auth_request(prompt="none")
+    response = browser.authorize(b, request.params)
+    code = code_of(response, rp.client)
+    assert answer(response, rp.client)["state"] == request.params["state"]
+    tokens = tokens_of(rp.exchange(b, request, code))
+    assert rp.userinfo(a, tokens["access_token"]).json()["email"] == "alice@example.com"
+
+    # Without the session cookie, the same request is a login_required: the code came from the session.
+    stranger = Browser(issuer)
+    try:
+        refused = answer(stranger.authorize(b, rp.auth_request(prompt="none").params), rp.client)
+    finally:
+        stranger.close()
+    assert refused["error"] == "login_required"
+
+
+def test_failed_logins_are_counted_across_replicas(
+    replicas: tuple[Replica, Replica], browser: Browser, rp: RelyingParty
+) -> None:
+    a, b = replicas
+    started = browser.authorize(a, rp.auth_request().params)
+    page = browser.get(a, location(started))
+    assert page.status_code == 200
+
+    # LOGIN_ATTEMPTS (3) failures, split over the two replicas, all on the same pending sign-in.
+    for replica in (a, b, a):
+        failed = browser.login(replica, page, password="wrong " + PASSWORD)
+        assert failed.status_code == 401, failed.text
+
+    # The limit is reached for both replicas, even with the right password.
+    for replica in (b, a):
+        throttled = browser.login(replica, page, password=PASSWORD)
+        assert throttled.status_code == 429, throttled.text
+        assert "Too many sign-in attempts" in throttled.text
