@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from starlette.responses import Response
 
 from kubeoidc_provider.grants import (
@@ -56,6 +58,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.users = users
         self.minter = minter
         self.register_token_generator("default", self._generate_token)
+        self.register_client_auth_method("client_secret_basic", _authenticate_basic)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])
         self.register_grant(RefreshTokenGrant, [OpenIDRefresh(self)])
         self.register_grant(ClientCredentialsGrant)
@@ -64,6 +67,25 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
     def query_client(self, client_id: str) -> OAuthClient | None:
         client = self.registry.get(client_id)
         return OAuthClient(client) if client is not None else None
+
+    def get_authorization_grant(self, request: ProviderRequest) -> Any:
+        """The code grant for ``response_type=code``; any other type is ``unsupported_response_type``.
+
+        Authlib's own refusal writes the response type into the error description, swapping its
+        arguments, and cannot be built at all (a ValueError: a 500) when the type holds a quote, a
+        backslash or non-ASCII (RFC 6749 §4.1.2.1). Ours echoes nothing, and as Authlib's goes back
+        only to a redirect URI the client registered.
+        """
+        if AuthorizationCodeGrant.check_authorization_endpoint(request):
+            return super().get_authorization_grant(request)
+        client = self.query_client(request.payload.client_id or "")
+        redirect_uri = request.payload.redirect_uri
+        trusted = client is not None and bool(redirect_uri) and client.check_redirect_uri(redirect_uri)
+        raise UnsupportedResponseTypeError(
+            request.payload.response_type or "",  # shown, escaped, on the error page only
+            "Only 'response_type=code' is supported.",
+            redirect_uri=redirect_uri if trusted else None,
+        )
 
     def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
         return request
@@ -123,3 +145,15 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             issued_at=now,
         )
         self.state.save_refresh_token(refresh_token, grant, max(expires_at - now, 1))
+
+
+def _authenticate_basic(query_client: Any, request: ProviderRequest) -> OAuthClient | None:
+    """Authlib's ``client_secret_basic``, where credentials that are not UTF-8 name no client.
+
+    Authlib decodes the Basic credentials as UTF-8 without catching the error: a 500 otherwise.
+    """
+    try:
+        client: OAuthClient | None = authenticate_client_secret_basic(query_client, request)
+    except UnicodeDecodeError:
+        return None
+    return client

@@ -102,6 +102,22 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     TOKEN_ENDPOINT_AUTH_METHODS = _ALL_AUTH_METHODS
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: ProviderRequest, client: Any) -> str:
+        """Authlib's check, with a refusal that does not echo the URI.
+
+        Authlib writes the refused URI into the error description, and refuses (a ValueError: a 500)
+        to build one holding a quote, a backslash or non-ASCII (RFC 6749 §4.1.2.1); nor has an
+        attacker's URL any place on our error page.
+        """
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri and not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError(
+                "The 'redirect_uri' is not one of the client's registered redirect URIs."
+            )
+        validated: str = grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        return validated
+
     def save_authorization_code(self, code: str, request: ProviderRequest) -> None:
         end_user: EndUser = request.user
         data = request.payload.data
@@ -178,6 +194,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     """RFC 6749 §4.4: tokens for the client itself, limited to the client's own scopes."""
+
+    # Authlib's default is client_secret_basic only; the registration's method decides (OAuthClient).
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def validate_token_request(self) -> None:
         super().validate_token_request()

@@ -39,7 +39,9 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
         raise FormError("The request body is not valid form data.") from error
     names = [name for name, _ in pairs]
     if len(names) != len(set(names)):
-        raise FormError("A parameter is repeated; each may appear once (RFC 6749 §3.2).")
+        # ASCII only: an OAuth error description may not carry "§" (RFC 6749 §5.2), and Authlib
+        # refuses to build one that does.
+        raise FormError("A parameter is repeated; each may appear once (RFC 6749 section 3.2).")
     return pairs
 
 

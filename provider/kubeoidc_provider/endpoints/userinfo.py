@@ -6,6 +6,7 @@ a token was presented), 403 ``insufficient_scope`` without ``openid``.
 
 from __future__ import annotations
 
+from authlib.oauth2.base import invalid_error_characters
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -52,7 +53,10 @@ def _challenge(status_code: int, error: str | None, description: str | None) -> 
     challenge = "Bearer"
     if error:
         challenge += f' error="{error}"'
-        if description:
+        # The description may echo a presented token's header: into the header only when it is the
+        # printable ASCII without quote or backslash that RFC 6750 §3 allows (else a 500, or a
+        # broken challenge); the JSON body always carries it.
+        if description and not invalid_error_characters(description):
             challenge += f', error_description="{description}"'
     headers = {"WWW-Authenticate": challenge, **_NO_STORE}
     body = dump_json({"error": error, "error_description": description}) if error else b""

@@ -1,0 +1,104 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``: what a kubelet and a Prometheus scraper see."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from provider_flow import Browser, RelyingParty, sign_in_for_tokens
+from starlette.testclient import TestClient
+
+from kubeoidc_provider.context import Provider
+from kubeoidc_provider.registry import ClientRegistry
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample line, ``name`` including its labels."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no sample {name} in the exposition")
+
+
+def test_healthz_answers_ok(http: TestClient) -> None:
+    response = http.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.text == "ok"
+
+
+def test_readyz_answers_ok_once_the_registry_is_loaded(http: TestClient) -> None:
+    assert http.get("/readyz").status_code == 200
+
+
+def test_readyz_answers_503_until_the_registry_is_loaded(
+    make_provider: Callable[..., Provider], serve: Callable[..., Any]
+) -> None:
+    registry = ClientRegistry()
+    with serve(make_provider(registry=registry)) as http:
+        before = http.get("/readyz")
+        alive = http.get("/healthz")
+        registry.mark_ready()
+        after = http.get("/readyz")
+
+    assert before.status_code == 503
+    assert before.text == "the client registry is still loading"
+    assert alive.status_code == 200
+    assert after.status_code == 200
+
+
+def test_metrics_count_token_requests_by_grant_type_and_outcome(
+    http: TestClient, browser: Browser, web_rp: RelyingParty, m2m_rp: RelyingParty
+) -> None:
+    sign_in_for_tokens(browser, web_rp)
+    m2m_rp.token({"grant_type": "client_credentials"})
+    m2m_rp.token({"grant_type": "client_credentials"}, secret="wrong")
+    m2m_rp.token({"grant_type": "password"})
+
+    response = http.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert metric(text, 'kubeoidc_token_requests_total{grant_type="authorization_code",outcome="ok"}') == 1
+    assert metric(text, 'kubeoidc_token_requests_total{grant_type="client_credentials",outcome="ok"}') == 1
+    assert (
+        metric(
+            text, 'kubeoidc_token_requests_total{grant_type="client_credentials",outcome="invalid_client"}'
+        )
+        == 1
+    )
+    assert (
+        metric(text, 'kubeoidc_token_requests_total{grant_type="unknown",outcome="unsupported_grant_type"}')
+        == 1
+    )
+
+
+def test_metrics_count_authorizations_and_logins(
+    http: TestClient, browser: Browser, web_rp: RelyingParty
+) -> None:
+    page = browser.get(browser.authorize(web_rp.auth_request().params).headers["location"])
+    browser.login(page, "alice", "wrong")
+    browser.finish(browser.login(page))
+
+    text = http.get("/metrics").text
+
+    assert metric(text, 'kubeoidc_authorizations_total{outcome="login"}') == 1
+    assert metric(text, 'kubeoidc_authorizations_total{outcome="consent"}') == 1
+    assert metric(text, 'kubeoidc_authorizations_total{outcome="code"}') == 1
+    assert metric(text, 'kubeoidc_logins_total{outcome="failed"}') == 1
+    assert metric(text, 'kubeoidc_logins_total{outcome="succeeded"}') == 1
+
+
+def test_metrics_show_how_many_clients_are_served(
+    http: TestClient, web_rp: RelyingParty, spa_rp: RelyingParty, m2m_rp: RelyingParty
+) -> None:
+    assert metric(http.get("/metrics").text, "kubeoidc_clients") == 3
+
+
+def test_the_stylesheet_is_served_and_cacheable(http: TestClient) -> None:
+    response = http.get("/static/kubeoidc.css")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert "max-age" in response.headers["cache-control"]
