@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from starlette.responses import Response
 
@@ -79,13 +79,28 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         if AuthorizationCodeGrant.check_authorization_endpoint(request):
             return super().get_authorization_grant(request)
         client = self.query_client(request.payload.client_id or "")
+        if client is None:
+            # Checked first, as the code grant does: without a client nothing else can be trusted.
+            raise InvalidClientError(description="The client does not exist on this server.")
         redirect_uri = request.payload.redirect_uri
-        trusted = client is not None and bool(redirect_uri) and client.check_redirect_uri(redirect_uri)
+        trusted = bool(redirect_uri) and client.check_redirect_uri(redirect_uri)
+        if not request.payload.response_type:
+            raise InvalidRequestError(
+                "Missing 'response_type' parameter.", redirect_uri=redirect_uri if trusted else None
+            )
         raise UnsupportedResponseTypeError(
             request.payload.response_type or "",  # shown, escaped, on the error page only
             "Only 'response_type=code' is supported.",
             redirect_uri=redirect_uri if trusted else None,
         )
+
+    def authenticate_client(self, request: ProviderRequest, methods: list[str], endpoint: str = "token") -> Any:
+        """Authlib's client authentication, with a description that does not list Python values."""
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            error.description = "Client authentication failed (unknown client, wrong secret or method)."
+            raise
 
     def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
         return request

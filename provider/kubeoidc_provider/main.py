@@ -53,5 +53,6 @@ def serve(app: object, settings: ProviderSettings) -> None:
         http="httptools",
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
     )

@@ -45,9 +45,6 @@ class SessionManager:
         data = self.state.get_session(session_id)
         return BrowserSession(session_id, data) if data is not None else None
 
-    def load_or_start(self, request: Request) -> BrowserSession:
-        return self.load(request) or self.start(Session(csrf_token=new_token(16)))
-
     def start(self, data: Session) -> BrowserSession:
         session_id = new_token()
         self.state.save_session(session_id, data, self.settings.session_ttl)

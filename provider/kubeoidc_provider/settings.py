@@ -41,6 +41,10 @@ class ProviderSettings(BaseSettings):
     host: str = "127.0.0.1"
     #: port: the port to listen on.
     port: int = Field(default=8080, ge=1, le=65535)
+    #: forwarded_allow_ips: the proxies (ingress controllers) whose X-Forwarded-For and -Proto headers are
+    #: believed, comma-separated; ``*`` trusts any, for a pod reachable only through its proxies. The
+    #: forwarded client address is what failed logins are counted against.
+    forwarded_allow_ips: str = "127.0.0.1"
     #: namespaces: where to watch OIDCClients and their Secrets; empty means every namespace.
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: signing_keys_file: a private JWKS (the Secret key ``jwks.json``); required outside dev mode.

@@ -185,12 +185,16 @@ class State:
         return frozenset(value["scopes"]) if value is not None else frozenset()
 
     # Login throttling -------------------------------------------------------------------------------
-    def count_login_attempt(self, key: str, window: int) -> int:
-        """Count one login attempt for ``key`` (a user or an address) and return the window's total."""
-        return self.storage.incr("login_attempts", key, window)
+    def record_failed_login(self, key: str, window: int, limit: int) -> None:
+        """Count a failed login for ``key`` (a user or an address); at ``limit`` it is blocked a window."""
+        if self.storage.incr("failed_logins", key, window) >= limit:
+            self.storage.put("login_blocked", key, {}, window)
 
-    def clear_login_attempts(self, key: str) -> None:
-        self.storage.delete("login_attempts", key)
+    def is_login_blocked(self, key: str) -> bool:
+        return self.storage.get("login_blocked", key) is not None
+
+    def clear_failed_logins(self, key: str) -> None:
+        self.storage.delete("failed_logins", key)
 
 
 def _pair(user_id: str, client_id: str) -> str:

@@ -27,7 +27,7 @@ from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.grants import EndUser
 from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.sessions import BrowserSession
-from kubeoidc_provider.state import Interaction, new_token
+from kubeoidc_provider.state import Interaction, Session, new_token
 from kubeoidc_provider.urls import add_query
 
 
@@ -38,11 +38,8 @@ async def authorize(request: Request) -> Response:
         params = list((await request.form()).multi_items())
     else:
         params = list(request.query_params.multi_items())
-    session = provider.sessions.load_or_start(request)
     pairs = [(key, value) for key, value in params if isinstance(value, str)]
-    response = continue_authorization(provider, request, session, pairs)
-    provider.sessions.set_cookie(session, response)
-    return response
+    return continue_authorization(provider, request, provider.sessions.load(request), pairs)
 
 
 async def resume(request: Request) -> Response:
@@ -69,7 +66,7 @@ def expired_interaction(provider: Provider) -> Response:
 def continue_authorization(
     provider: Provider,
     request: Request,
-    session: BrowserSession,
+    session: BrowserSession | None,
     params: list[tuple[str, str]],
     interaction: Interaction | None = None,
     interaction_id: str | None = None,
@@ -129,7 +126,9 @@ def deny(provider: Provider, request: Request, params: Iterable[tuple[str, str]]
     return _with_issuer(provider, response)
 
 
-def _session_user(provider: Provider, session: BrowserSession) -> EndUser | None:
+def _session_user(provider: Provider, session: BrowserSession | None) -> EndUser | None:
+    if session is None:
+        return None
     data = session.data
     if data.user_id is None or data.auth_time is None:
         return None
@@ -149,16 +148,21 @@ def _too_old(end_user: EndUser, max_age: str | None) -> bool:
 def _interact(
     provider: Provider,
     page: str,
-    session: BrowserSession,
+    session: BrowserSession | None,
     params: list[tuple[str, str]],
     interaction: Interaction | None,
     interaction_id: str | None,
     outcome: str,
 ) -> Response:
+    # A browser gets a session only once it has a valid request to sign in for: invalid requests
+    # store nothing.
+    session = session or provider.sessions.start(Session(csrf_token=new_token(16)))
     if interaction is None or interaction_id is None:
         interaction_id = provider.state.save_interaction(Interaction(dict(params), session.hash))
     provider.metrics.authorizations.labels(outcome).inc()
-    return RedirectResponse(provider.url(f"{page}?interaction={interaction_id}"), status_code=303)
+    response = RedirectResponse(provider.url(f"{page}?interaction={interaction_id}"), status_code=303)
+    provider.sessions.set_cookie(session, response)
+    return response
 
 
 def _error(provider: Provider, oauth_request: ProviderRequest, error: OAuth2Error) -> Response:

@@ -19,6 +19,8 @@ from kubeoidc_provider.endpoints.interaction import InteractionView, load_intera
 from kubeoidc_provider.state import Session, new_token
 
 MAX_FIELD_LENGTH = 256
+#: Failed logins one address may make, in multiples of ``login_attempts`` (shared NATs, offices).
+ADDRESS_ALLOWANCE = 4
 
 
 async def login_page(request: Request) -> Response:
@@ -40,19 +42,24 @@ async def login_submit(request: Request) -> Response:
     username = str(form.get("username", ""))[:MAX_FIELD_LENGTH]
     password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
 
-    if _throttled(provider, username, request):
+    by_user, by_address = _throttle_keys(username, request)
+    if provider.state.is_login_blocked(by_user) or provider.state.is_login_blocked(by_address):
         provider.metrics.logins.labels("throttled").inc()
-        message = "Too many sign-in attempts. Wait a few minutes, then try again."
+        message = "Too many failed sign-in attempts. Wait a few minutes, then try again."
         return _render(provider, view, username=username, error=message, status_code=429)
     # Password hashing is deliberately slow (argon2/bcrypt): keep it off the event loop.
     user = await run_in_threadpool(provider.users.authenticate, username, password)
     if user is None:
         provider.metrics.logins.labels("failed").inc()
+        window, limit = provider.settings.login_window, provider.settings.login_attempts
+        provider.state.record_failed_login(by_user, window, limit)
+        # An address gets more room than one user: several people may share it behind a NAT.
+        provider.state.record_failed_login(by_address, window, limit * ADDRESS_ALLOWANCE)
         error = "The username or password is incorrect."
         return _render(provider, view, username=username, error=error, status_code=401)
 
     provider.metrics.logins.labels("succeeded").inc()
-    provider.state.clear_login_attempts(f"user:{username}")
+    provider.state.clear_failed_logins(by_user)
     old = view.session
     provider.state.delete_session(old.id)
     session = provider.sessions.start(
@@ -67,14 +74,10 @@ async def login_submit(request: Request) -> Response:
     return response
 
 
-def _throttled(provider: Provider, username: str, request: Request) -> bool:
-    """Count this attempt against the username and the address; refuse once either is over the limit."""
-    window, limit = provider.settings.login_window, provider.settings.login_attempts
+def _throttle_keys(username: str, request: Request) -> tuple[str, str]:
+    """Failed logins are counted per username and per client address (behind a proxy: the forwarded one)."""
     address = request.client.host if request.client else "unknown"
-    by_user = provider.state.count_login_attempt(f"user:{username}", window)
-    by_address = provider.state.count_login_attempt(f"address:{address}", window)
-    # An address gets more room than one user: several people may share it behind a NAT.
-    return by_user > limit or by_address > limit * 4
+    return f"user:{username}", f"address:{address}"
 
 
 def _render(

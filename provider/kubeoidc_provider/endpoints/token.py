@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,8 +24,13 @@ async def token(request: Request) -> Response:
     if isinstance(oauth_request, Response):
         provider.metrics.token_requests.labels("unknown", "invalid_request").inc()
         return oauth_request
-    response: Response = provider.server.create_token_response(oauth_request)
     grant_type = oauth_request.form.get("grant_type")
+    response: Response
+    if not grant_type:
+        missing = InvalidRequestError("Missing 'grant_type' parameter.")
+        response = provider.server.handle_error_response(oauth_request, missing)
+    else:
+        response = provider.server.create_token_response(oauth_request)
     outcome = _outcome(response)
     provider.metrics.token_requests.labels(
         grant_type if grant_type in _GRANT_TYPES else "unknown", outcome

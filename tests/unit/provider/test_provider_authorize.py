@@ -119,15 +119,21 @@ def test_an_unsupported_response_type_with_a_bad_redirect_uri_gets_an_error_page
 # Errors after the redirect URI is trusted: back to the client with error, state and iss -------------
 
 
-@pytest.mark.parametrize("response_type", ["token", "code id_token", None, 'co"de', "cödé"])
+def test_a_missing_response_type_goes_back_with_invalid_request(browser: Browser, web_rp: RelyingParty) -> None:
+    params = web_rp.auth_request().params
+    del params["response_type"]
+
+    answer = assert_redirected_error(browser.authorize(params), web_rp, "invalid_request")
+
+    assert answer["error_description"] == "Missing 'response_type' parameter."
+
+
+@pytest.mark.parametrize("response_type", ["token", "code id_token", 'co"de', "cödé"])
 def test_any_response_type_but_code_goes_back_with_unsupported_response_type(
-    browser: Browser, web_rp: RelyingParty, response_type: str | None
+    browser: Browser, web_rp: RelyingParty, response_type: str
 ) -> None:
     params = web_rp.auth_request().params
-    if response_type is None:
-        del params["response_type"]
-    else:
-        params["response_type"] = response_type
+    params["response_type"] = response_type
 
     answer = assert_redirected_error(browser.authorize(params), web_rp, "unsupported_response_type")
 

@@ -23,7 +23,7 @@ from kubeoidc_provider.context import Provider
 from support.provider import ISSUER, PASSWORD, RegisteredClient, register
 
 WRONG_PASSWORD = "The username or password is incorrect."
-TOO_MANY = "Too many sign-in attempts. Wait a few minutes, then try again."
+TOO_MANY = "Too many failed sign-in attempts. Wait a few minutes, then try again."
 EXPIRED = "This sign-in request has expired"
 
 
@@ -126,6 +126,14 @@ def test_failures_from_one_address_over_many_users_are_throttled_too(strict: Str
     response = browser.login(page, "alice", PASSWORD)
 
     assert response.status_code == 429
+
+
+def test_successful_logins_from_one_address_are_never_throttled(strict: Strict) -> None:
+    """Behind an office NAT or an ingress many people share an address: only failures count."""
+    browser, rp = strict.browser, strict.rp
+    for _ in range(12):
+        page = login_page(browser, rp, prompt="login")
+        assert browser.login(page, "alice", PASSWORD).status_code == 303
 
 
 def test_the_throttle_lifts_when_the_window_ends(strict: Strict, clock: Any) -> None:
