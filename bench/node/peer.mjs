@@ -6,6 +6,10 @@
 // page: the harness drives /auth -> /interaction/<uid> -> /auth/<uid> with a cookie jar, like a
 // browser that clicks through, and then mints codes with the session cookie.
 //
+// State lives in a plain in-memory Map (MapAdapter below), the cheapest storage the peer can have: its
+// bundled development adapter is an LRU of 1,000 entries (minted codes would be evicted before use) that
+// rescans a grant's every member on each write.
+//
 // Usage: node peer.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
 
 import { generateKeyPairSync } from 'node:crypto';
@@ -30,7 +34,83 @@ const USER = {
   email_verified: true,
 };
 
+const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
+  'BackchannelAuthenticationRequest']);
+const store = new Map(); // key -> { payload, expiresAt }
+const grantMembers = new Map(); // grantId -> Set of keys
+
+function load(key) {
+  const entry = store.get(key);
+  if (entry === undefined) return undefined;
+  if (entry.expiresAt <= Date.now()) {
+    store.delete(key);
+    return undefined;
+  }
+  return entry.payload;
+}
+
+// oidc-provider's adapter interface, over one Map; expired entries are dropped when read or swept.
+class MapAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) {
+    return `${this.model}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    const key = this.key(id);
+    const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity;
+    store.set(key, { payload, expiresAt });
+    if (this.model === 'Session' && payload.uid) {
+      store.set(`sessionUid:${payload.uid}`, { payload: id, expiresAt });
+    }
+    if (GRANTABLE.has(this.model) && payload.grantId) {
+      let members = grantMembers.get(payload.grantId);
+      if (members === undefined) {
+        members = new Set();
+        grantMembers.set(payload.grantId, members);
+      }
+      members.add(key);
+    }
+  }
+
+  async find(id) {
+    return load(this.key(id));
+  }
+
+  async findByUid(uid) {
+    const id = load(`sessionUid:${uid}`);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async findByUserCode() {
+    return undefined;
+  }
+
+  async consume(id) {
+    const payload = load(this.key(id));
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    store.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    for (const key of grantMembers.get(grantId) ?? []) store.delete(key);
+    grantMembers.delete(grantId);
+  }
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const [key, entry] of store) if (entry.expiresAt <= now) store.delete(key);
+}, 30_000).unref();
+
 const configuration = {
+  adapter: MapAdapter,
   clients: [
     {
       client_id: clientId,

@@ -183,15 +183,21 @@ def _fields(plan: Plan) -> str:
     return ", ".join(parts)
 
 
-async def resync_forever(reconciler: Reconciler, interval: float) -> None:
+async def resync_forever(
+    reconciler: Reconciler, interval: float, *, active: Callable[[], bool] | None = None
+) -> None:
     """Reconcile every client each ``interval`` seconds, until cancelled.
 
     Watches miss nothing in theory; this repairs what they did miss (and drops expired grace-period
-    annotations) without a per-object timer, so OIDCClients carry no finalizer.
+    annotations) without a per-object timer, so OIDCClients carry no finalizer. With several replicas,
+    ``active`` says whether this one is the active one (:class:`~.peering.PeeringGate`): kopf pauses its
+    own handlers on a standby replica but not this loop, which then skips its turn.
     """
     while True:
         await asyncio.sleep(interval)
         try:
+            if active is not None and not await asyncio.to_thread(active):
+                continue
             await asyncio.to_thread(reconciler.reconcile_all)
         except Exception:
             logger.exception("Resync failed; retrying in %s seconds.", interval)

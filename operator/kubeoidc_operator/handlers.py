@@ -3,14 +3,15 @@
 :func:`register` adds them to a registry built by the caller, after the settings are known: nothing
 here reads the environment or registers anything at import time. OIDCClients get no finalizer (the
 periodic resync is one loop, not a per-object timer): deleting a client lets the garbage collector
-delete its Secret through the ownerReference.
+delete its Secret through the ownerReference. On a standby replica (kopf's peering) kopf runs none of
+these handlers, and the resync loop asks the ``active`` gate before each pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kopf
@@ -43,8 +44,12 @@ def register(
     api: KubeApi,
     *,
     credentials: reconcile.CredentialGenerator | None = None,
+    active: Callable[[], bool] | None = None,
 ) -> Reconciler:
-    """Register the operator's handlers in ``registry``; returns the reconciler they share."""
+    """Register the operator's handlers in ``registry``; returns the reconciler they share.
+
+    ``active`` tells the resync loop whether this replica is the active one (None: always, standalone).
+    """
     reconciler = Reconciler(api, settings, emit=post_event, credentials=credentials)
     resync_tasks: list[asyncio.Task[None]] = []
 
@@ -64,7 +69,9 @@ def register(
 
     @kopf.on.startup(registry=registry)
     async def start_resync(**_: Any) -> None:
-        resync_tasks.append(asyncio.create_task(resync_forever(reconciler, settings.resync_interval)))
+        resync_tasks.append(
+            asyncio.create_task(resync_forever(reconciler, settings.resync_interval, active=active))
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def stop_resync(**_: Any) -> None:

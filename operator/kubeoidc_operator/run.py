@@ -1,20 +1,32 @@
-"""Start the operator: kopf, configured from :class:`~.settings.OperatorSettings`, until a signal stops it."""
+"""Start the operator: kopf, configured from :class:`~.settings.OperatorSettings`, until a signal stops it.
+
+One replica runs standalone. With ``KUBEOIDC_OPERATOR_PEERING``, several replicas share kopf's peering
+(see :mod:`.peering`): one is active, the others stand by, and a standby takes over when the active one
+stops or dies.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 
 from kubeoidc.contract import SECRET_SELECTOR
 
+from . import peering
 from .handlers import register
 from .kube import KubeApi
 from .settings import OperatorSettings
 
+logger = logging.getLogger(__name__)
 
-def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
-    """kopf's own settings for this operator."""
+
+def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) -> kopf.OperatorSettings:
+    """kopf's own settings for this operator (``priority``: this replica's, when peering)."""
     result = kopf.OperatorSettings()
     # Events are posted for what the reconciler reports (kopf.event) and for kopf's own warnings and
     # errors; kopf's INFO chatter ("Handler succeeded") stays in the log.
@@ -24,6 +36,17 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     result.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     # Watch only the Secrets this operator manages (server-side; the handler filters too).
     result.watching.label_selectors["v1", "secrets"] = SECRET_SELECTOR
+    result.peering.standalone = not settings.peering
+    if settings.peering:
+        # Mandatory: a replica never falls back to working alone when the peering object is missing.
+        result.peering.mandatory = True
+        result.peering.name = settings.peering
+        result.peering.lifetime = settings.peering_lifetime
+        # One ClusterKopfPeering whatever the operator's scope (kopf.run resets this flag to the scope,
+        # and the startup handler of use_cluster_peering sets it again).
+        result.peering.clusterwide = True
+        if priority is not None:
+            result.peering.priority = priority
     return result
 
 
@@ -31,17 +54,74 @@ def liveness_endpoint(settings: OperatorSettings) -> str:
     return f"http://0.0.0.0:{settings.liveness_port}/healthz"
 
 
+def peering_reader(name: str) -> peering.ReadPeering:
+    """Reads the ClusterKopfPeering ``name`` with the service account (or the kubeconfig)."""
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    custom = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+
+    def read() -> dict[str, Any] | None:
+        try:
+            found = custom.get_cluster_custom_object(
+                peering.PEERING_GROUP, peering.PEERING_VERSION, peering.PEERING_PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found if isinstance(found, dict) else None
+
+    return read
+
+
+def use_cluster_peering(registry: kopf.OperatorRegistry, gate: peering.PeeringGate) -> None:
+    """At startup: peer through the ClusterKopfPeering even when watching a few namespaces (kopf would
+    use a KopfPeering in each), and say at once if the peering object is missing."""
+
+    @kopf.on.startup(registry=registry)
+    def cluster_peering(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.clusterwide = True
+        try:
+            gate()  # Logs the replica's state, or that the peering object is missing.
+        except Exception:
+            # Only a diagnostic: kopf's own keep-alives report the same trouble and retry.
+            logger.exception("Could not read the peering object %r.", gate.name)
+
+
 def run(settings: OperatorSettings) -> None:
     """Run the operator against the cluster from the service account or the kubeconfig; blocks."""
     api = KubeApi.from_environment()
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(kopf.login_via_client)
-    register(registry, settings, api)
+    identity: str | None = None
+    priority: int | None = None
+    gate: peering.PeeringGate | None = None
+    if settings.peering:
+        identity = peering.new_identity()
+        priority = settings.priority if settings.priority is not None else peering.random_priority()
+        gate = peering.PeeringGate(
+            peering_reader(settings.peering), name=settings.peering, identity=identity, priority=priority
+        )
+        use_cluster_peering(registry, gate)
+        logger.info(
+            "Peering %r as %s, priority %s, keep-alive records valid %s seconds.",
+            settings.peering,
+            identity,
+            priority,
+            settings.peering_lifetime,
+        )
+    register(registry, settings, api, active=gate)
     kopf.configure(verbose=False)
     kopf.run(
         registry=registry,
-        settings=kopf_settings(settings),
-        standalone=True,  # One replica; no KopfPeering resource needed.
+        settings=kopf_settings(settings, priority=priority),
+        standalone=not settings.peering,
+        peering_name=settings.peering or None,
+        priority=priority,
+        identity=cast(Any, identity),  # kopf's Identity, a NewType of str that kopf does not export.
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
         liveness_endpoint=liveness_endpoint(settings),

@@ -5,13 +5,17 @@ Built once by the caller (the CLI, or a test) and passed in; nothing here is rea
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "KUBEOIDC_OPERATOR_"
+
+#: A Kubernetes object name (RFC 1123 subdomain): what a peering name must be.
+_OBJECT_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class SettingsError(ValueError):
@@ -31,6 +35,18 @@ class OperatorSettings(BaseSettings):
     resync_interval: float = Field(default=300.0, gt=0)
     #: The port of kopf's liveness endpoint, ``http://0.0.0.0:<port>/healthz``.
     liveness_port: int = Field(default=8081, ge=1, le=65535)
+    #: The name of the ``ClusterKopfPeering`` object shared by the operator's replicas: the replica with
+    #: the highest priority is active, the others stand by until its keep-alive record expires (kopf's
+    #: peering). Empty (the default): one standalone operator that talks to no peer.
+    peering: str = ""
+    #: This replica's peering priority. Empty (the default): a random negative number drawn at each
+    #: start, so replicas of one Deployment differ (kopf pauses every replica of a tied priority) and
+    #: kopf's maintenance tools, ``kopf freeze`` (priority 100) and ``kopf run --dev`` (666), outrank them.
+    priority: int | None = None
+    #: Seconds a replica's keep-alive record stays valid: when the active replica dies without a word,
+    #: a standby takes over this long after its last keep-alive. kopf renews records 5 to 10 seconds
+    #: ahead of expiry, every second for short lifetimes: 3 seconds leaves room for one late renewal.
+    peering_lifetime: int = Field(default=60, ge=3)
 
     @field_validator("issuer")
     @classmethod
@@ -45,6 +61,22 @@ class OperatorSettings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError(f"must have no query and no fragment (OpenID Connect Discovery), not {value!r}")
         return value
+
+    @field_validator("peering")
+    @classmethod
+    def _peering_is_an_object_name(cls, value: str) -> str:
+        if value and (len(value) > 253 or not _OBJECT_NAME.fullmatch(value)):
+            raise ValueError(
+                f"must be empty or the name of a ClusterKopfPeering object (lowercase letters, digits, "
+                f"'-' and '.', such as kubeoidc), not {value!r}"
+            )
+        return value
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _empty_priority_is_none(cls, value: Any) -> Any:
+        # The chart sets every variable; an empty one means "draw a priority at start".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("namespaces", mode="before")
     @classmethod

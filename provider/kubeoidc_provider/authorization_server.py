@@ -94,7 +94,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             redirect_uri=redirect_uri if trusted else None,
         )
 
-    def authenticate_client(self, request: ProviderRequest, methods: list[str], endpoint: str = "token") -> Any:
+    def authenticate_client(
+        self, request: ProviderRequest, methods: list[str], endpoint: str = "token"
+    ) -> Any:
         """Authlib's client authentication, with a description that does not list Python values."""
         try:
             return super().authenticate_client(request, methods, endpoint)

@@ -9,7 +9,15 @@ from kubeoidc_operator.settings import OperatorSettings, SettingsError, load_set
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ISSUER", "NAMESPACES", "RESYNC_INTERVAL", "LIVENESS_PORT"):
+    for name in (
+        "ISSUER",
+        "NAMESPACES",
+        "RESYNC_INTERVAL",
+        "LIVENESS_PORT",
+        "PEERING",
+        "PRIORITY",
+        "PEERING_LIFETIME",
+    ):
         monkeypatch.delenv(f"KUBEOIDC_OPERATOR_{name}", raising=False)
 
 
@@ -31,6 +39,9 @@ def test_defaults_watch_every_namespace(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.namespaces == ()
     assert settings.resync_interval == 300
     assert settings.liveness_port == 8081
+    assert settings.peering == ""
+    assert settings.priority is None
+    assert settings.peering_lifetime == 60
 
 
 def test_empty_namespaces_mean_every_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +76,33 @@ def test_out_of_range_numbers_are_refused(field: str, value: int) -> None:
 def test_settings_can_be_built_directly_in_tests() -> None:
     settings = OperatorSettings(issuer="https://login.example.com", namespaces=["a"])
     assert settings.namespaces == ("a",)
+
+
+def test_peering_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_PEERING", "kubeoidc")
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_PRIORITY", "-5")
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_PEERING_LIFETIME", "15")
+    settings = load_settings(issuer="https://login.example.com")
+    assert (settings.peering, settings.priority, settings.peering_lifetime) == ("kubeoidc", -5, 15)
+
+
+def test_an_empty_priority_means_one_drawn_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_PRIORITY", "")
+    assert load_settings(issuer="https://login.example.com").priority is None
+
+
+@pytest.mark.parametrize("name", ["Kubeoidc", "kube_oidc", "-kubeoidc", "kubeoidc-", "a" * 254, "a..b"])
+def test_a_peering_name_must_be_an_object_name(name: str) -> None:
+    with pytest.raises(SettingsError, match=r"KUBEOIDC_OPERATOR_PEERING: .*ClusterKopfPeering"):
+        load_settings(issuer="https://login.example.com", peering=name)
+
+
+@pytest.mark.parametrize("name", ["kubeoidc", "kubeoidc.example.com", "op-1"])
+def test_a_peering_name_may_be_a_dns_subdomain(name: str) -> None:
+    assert load_settings(issuer="https://login.example.com", peering=name).peering == name
+
+
+@pytest.mark.parametrize(("field", "value"), [("priority", "high"), ("peering_lifetime", 2)])
+def test_bad_peering_numbers_are_refused(field: str, value: object) -> None:
+    with pytest.raises(SettingsError, match=f"KUBEOIDC_OPERATOR_{field.upper()}"):
+        load_settings(issuer="https://login.example.com", **{field: value})

@@ -119,7 +119,9 @@ def test_an_unsupported_response_type_with_a_bad_redirect_uri_gets_an_error_page
 # Errors after the redirect URI is trusted: back to the client with error, state and iss -------------
 
 
-def test_a_missing_response_type_goes_back_with_invalid_request(browser: Browser, web_rp: RelyingParty) -> None:
+def test_a_missing_response_type_goes_back_with_invalid_request(
+    browser: Browser, web_rp: RelyingParty
+) -> None:
     params = web_rp.auth_request().params
     del params["response_type"]
 
