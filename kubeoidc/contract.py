@@ -41,3 +41,9 @@ PREVIOUS_SECRET_EXPIRES_ANNOTATION: Final = f"{GROUP}/previous-secret-expires"
 
 #: The condition type that summarises an OIDCClient.
 READY_CONDITION: Final = "Ready"
+
+#: The provider's signing keys, when the operator manages them: a Secret whose ``jwks.json`` holds the
+#: private JWKS (its top-level ``signing_kid`` names the key that signs; the others are published for
+#: verification only). Labelled with the manager label and this one.
+SIGNING_KEYS_KEY: Final = "jwks.json"
+SIGNING_KEYS_LABEL: Final = f"{GROUP}/signing-keys"

@@ -41,6 +41,7 @@ from kubeoidc_provider.pages import Pages
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.sessions import SessionManager
 from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.signing import SigningKeys
 from kubeoidc_provider.state import State
 from kubeoidc_provider.storage import Storage
 from kubeoidc_provider.tokens import TokenMinter
@@ -68,9 +69,10 @@ def build_provider(
     storage: Storage,
 ) -> Provider:
     state = State(storage)
+    signing = SigningKeys(settings.issuer, keys)
     minter = TokenMinter(
         issuer=settings.issuer,
-        keys=keys,
+        signing=signing,
         state=state,
         access_token_ttl=settings.access_token_ttl,
         id_token_ttl=settings.id_token_ttl,
@@ -84,13 +86,12 @@ def build_provider(
         registry=registry,
         state=state,
         users=users,
-        keys=keys,
+        signing=signing,
         minter=minter,
         server=server,
         sessions=SessionManager(settings, state),
         pages=Pages(static_prefix=settings.issuer_path),
         metrics=Metrics(),
-        discovery=discovery.discovery_bytes(settings.issuer, list(keys.algs)),
     )
 
 

@@ -34,10 +34,6 @@ from kubeoidc_provider.state import RefreshGrant, State, new_token
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import UserDirectory
 
-#: The scopes with an OpenID Connect meaning, advertised in discovery. A client may also have scopes of
-#: its own (``invoices:read``): what a client may ask for is exactly its ``spec.scopes``.
-SCOPES_SUPPORTED = ("openid", "profile", "email", "groups", "offline_access")
-
 
 class ProviderServer(AuthorizationServer):  # type: ignore[misc]
     """Authlib's ``AuthorizationServer`` wired to the registry, the state store and the key set."""

@@ -14,6 +14,7 @@ from kubeoidc_provider.pages import Pages
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.sessions import SessionManager
 from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.signing import SigningKeys
 from kubeoidc_provider.state import State
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import UserDirectory
@@ -27,14 +28,22 @@ class Provider:
     registry: ClientRegistry
     state: State
     users: UserDirectory
-    keys: KeySet
+    signing: SigningKeys
     minter: TokenMinter
     server: ProviderServer
     sessions: SessionManager
     pages: Pages
     metrics: Metrics
-    #: The discovery document's bytes, computed once.
-    discovery: bytes
+
+    @property
+    def keys(self) -> KeySet:
+        """The key set in use now (it changes when keys rotate)."""
+        return self.signing.keys
+
+    @property
+    def discovery(self) -> bytes:
+        """The discovery document's bytes, computed when the keys were loaded."""
+        return self.signing.discovery
 
     def url(self, path: str) -> str:
         """The public URL of one of our endpoints."""

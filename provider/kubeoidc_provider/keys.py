@@ -37,6 +37,8 @@ from joserfc import jwk
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact, serialize_compact, validate_compact
 
+from kubeoidc.jwks import generate_key
+
 __all__ = [
     "SUPPORTED_ALGS",
     "InvalidTokenError",
@@ -258,17 +260,7 @@ def generate_jwks(alg: str = "RS256", kid: str | None = None) -> dict[str, Any]:
     ``kid`` defaults to the key's RFC 7638 thumbprint. The result is what :meth:`KeySet.from_jwks`
     reads; to rotate, add a new key to an existing document, publish, then set ``signing_kid``.
     """
-    if alg not in _KEY_TYPES:
-        raise ValueError(f"unsupported signing algorithm {alg!r}: use one of {', '.join(SUPPORTED_ALGS)}")
-    key: jwk.Key
-    if alg == "RS256":
-        key = jwk.RSAKey.generate_key(_MIN_RSA_BITS, private=True)
-    elif alg == "ES256":
-        key = jwk.ECKey.generate_key("P-256", private=True)
-    else:
-        key = jwk.OKPKey.generate_key("Ed25519", private=True)
-    private = key.as_dict(private=True)
-    return {"keys": [{**private, "kid": kid or key.thumbprint(), "alg": alg, "use": "sig"}]}
+    return {"keys": [generate_key(alg, kid)]}
 
 
 def _parse_key(entry: Any, index: int) -> _SigningKey:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import uvicorn
 
@@ -10,9 +11,10 @@ from kubeoidc_provider.app import Background, build_provider, create_app
 from kubeoidc_provider.keys import KeySet, KeySetError
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.signing import SecretFollower, keys_from_secret
 from kubeoidc_provider.storage import open_storage
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
-from kubeoidc_provider.watcher import RegistryWatcher
+from kubeoidc_provider.watcher import FollowedSecret, RegistryWatcher, default_api_client, read_secret
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +24,9 @@ class ConfigurationError(Exception):
 
 
 def run(settings: ProviderSettings) -> None:
-    if settings.signing_keys_file is None:
-        raise ConfigurationError(
-            "no signing keys: set KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE to a private JWKS "
-            "(create one with `kubeoidc keys generate`), or use `kubeoidc dev` to try the provider"
-        )
     try:
-        keys = KeySet.load(settings.signing_keys_file)
+        api_client = default_api_client()
+        keys = _initial_keys(settings, api_client)
         users = StaticUserDirectory.from_file(settings.users_file) if settings.users_file else None
         storage = open_storage(settings.storage_url)
     except (KeySetError, UserDirectoryError, ValueError, OSError) as error:
@@ -37,10 +35,36 @@ def run(settings: ProviderSettings) -> None:
         logger.warning("no user directory (KUBEOIDC_PROVIDER_USERS_FILE): nobody can sign in")
         users = StaticUserDirectory([])
     registry = ClientRegistry()
-    watcher = RegistryWatcher(registry, settings.namespaces or None)
     provider = build_provider(settings, registry=registry, users=users, keys=keys, storage=storage)
+    follow = None
+    if settings.signing_keys_secret:
+        namespace, name = settings.signing_keys_secret.split("/")
+        follow = FollowedSecret(namespace, name, SecretFollower(provider.signing))
+    watcher = RegistryWatcher(registry, settings.namespaces or None, api_client, follow=follow)
     app = create_app(provider, background=(Background(watcher.start, watcher.stop),))
     serve(app, settings)
+
+
+def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
+    """The signing keys to start with: from the file, or read once from the operator's Secret."""
+    if settings.signing_keys_file and settings.signing_keys_secret:
+        raise ConfigurationError("set KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE or _SIGNING_KEYS_SECRET, not both")
+    if settings.signing_keys_file:
+        return KeySet.load(settings.signing_keys_file)
+    if settings.signing_keys_secret:
+        namespace, name = settings.signing_keys_secret.split("/")
+        secret = read_secret(api_client, namespace, name)
+        if secret is None:
+            raise ConfigurationError(
+                f"the signing keys Secret {namespace}/{name} does not exist (yet): the operator creates it "
+                "when KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET names it"
+            )
+        return keys_from_secret(secret)
+    raise ConfigurationError(
+        "no signing keys: set KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET to the Secret the operator manages, or "
+        "KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE to a private JWKS (create one with `kubeoidc keys generate`); "
+        "or use `kubeoidc dev` to try the provider"
+    )
 
 
 def serve(app: object, settings: ProviderSettings) -> None:

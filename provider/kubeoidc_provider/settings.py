@@ -47,8 +47,11 @@ class ProviderSettings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     #: namespaces: where to watch OIDCClients and their Secrets; empty means every namespace.
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    #: signing_keys_file: a private JWKS (the Secret key ``jwks.json``); required outside dev mode.
+    #: signing_keys_file: a private JWKS (a mounted Secret's ``jwks.json``), for keys managed by hand.
     signing_keys_file: Path | None = None
+    #: signing_keys_secret: ``namespace/name`` of the Secret where the operator keeps the signing keys;
+    #: the provider follows it, so rotated keys apply without a restart. One of the two is required.
+    signing_keys_secret: str | None = None
     #: users_file: the static user directory (the Secret key ``users.yaml``).
     users_file: Path | None = None
     #: storage_url: ``memory://``, ``sqlite:///path`` (one replica) or ``redis://`` (several replicas).
@@ -79,6 +82,13 @@ class ProviderSettings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or a fragment (OpenID Connect Discovery 1.0 §3)")
         return value.rstrip("/")
+
+    @field_validator("signing_keys_secret")
+    @classmethod
+    def _namespace_and_name(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("/") != 1 or not all(value.split("/"))):
+            raise ValueError("must be namespace/name, e.g. kubeoidc/kubeoidc-signing-keys")
+        return value
 
     @field_validator("namespaces", mode="before")
     @classmethod

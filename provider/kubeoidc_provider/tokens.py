@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeoidc_provider.keys import InvalidTokenError, KeySet
+from kubeoidc_provider.signing import SigningKeys
 from kubeoidc_provider.state import State, new_token
 
 #: The JOSE ``typ`` of an access token, so it can never be taken for an ID token (RFC 9068 §2.1).
@@ -49,12 +50,19 @@ class AccessToken:
 class TokenMinter:
     """Signs tokens with the current key and checks the ones presented back to us."""
 
-    def __init__(self, *, issuer: str, keys: KeySet, state: State, access_token_ttl: int, id_token_ttl: int):
+    def __init__(
+        self, *, issuer: str, signing: SigningKeys, state: State, access_token_ttl: int, id_token_ttl: int
+    ):
         self.issuer = issuer
-        self.keys = keys
+        self.signing = signing
         self.state = state
         self.access_token_ttl = access_token_ttl
         self.id_token_ttl = id_token_ttl
+
+    @property
+    def keys(self) -> KeySet:
+        """The key set in use now: read per token, so a rotation applies to the next one."""
+        return self.signing.keys
 
     def access_token(
         self,

@@ -9,6 +9,9 @@ or any other error re-lists, with an exponential backoff while errors repeat.
 The registry becomes ready once the first list of every stream has completed. The provider needs
 only ``get``, ``list`` and ``watch`` on ``oidcclients`` and on ``secrets``.
 
+When the operator manages the signing keys, one more stream follows that one Secret (by name) and
+hands every version of it to the provider, which starts signing with it without a restart.
+
 Secrets are selected by the manager label on the server and again here: a test API server may ignore
 the label selector, and a Secret that loses the label must leave the registry. Nothing here logs the
 content of a Secret.
@@ -60,6 +63,28 @@ class _Stream:
         return f"{self.kind} in {self.namespace}" if self.namespace else f"{self.kind} (all namespaces)"
 
 
+@dataclass(frozen=True)
+class FollowedSecret:
+    """A Secret watched by name; ``apply`` gets each version of it (the signing keys)."""
+
+    namespace: str
+    name: str
+    apply: Callable[[KubeObject], None]
+
+    def matches(self, obj: KubeObject) -> bool:
+        meta = obj.get("metadata") or {}
+        return bool(meta.get("namespace") == self.namespace and meta.get("name") == self.name)
+
+    def replace(self, objs: list[KubeObject]) -> None:
+        for obj in objs:
+            self.apply(obj)
+
+    def deleted(self, obj: KubeObject) -> None:
+        logger.warning(
+            "Secret %s/%s was deleted: the signing keys in use are kept", self.namespace, self.name
+        )
+
+
 class RegistryWatcher:
     """Keeps a ``ClientRegistry`` in step with the cluster, from background threads."""
 
@@ -73,6 +98,7 @@ class RegistryWatcher:
         page_size: int = 500,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        follow: FollowedSecret | None = None,
     ) -> None:
         """``namespaces`` None or empty watches the whole cluster; ``api_client`` defaults to the
         in-cluster configuration, else the kubeconfig."""
@@ -83,6 +109,7 @@ class RegistryWatcher:
         self._page_size = page_size
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
+        self._follow = follow
         self._stopping = threading.Event()
         self._streams: list[_Stream] = []
         self._ready_lock = threading.Lock()
@@ -93,7 +120,7 @@ class RegistryWatcher:
         """Start the list-then-watch threads; returns at once (see ``ClientRegistry.ready``)."""
         if self._streams:
             raise RuntimeError("RegistryWatcher already started")
-        api_client = self._api_client if self._api_client is not None else _default_api_client()
+        api_client = self._api_client if self._api_client is not None else default_api_client()
         self._api_client = api_client
         self._stopping.clear()
         core = kubernetes.client.CoreV1Api(api_client)
@@ -120,6 +147,19 @@ class RegistryWatcher:
                     delete=registry.delete_secret,
                     replace=functools.partial(_replace_secrets, registry, namespace),
                     accepts=_is_managed_secret,
+                )
+            )
+        if self._follow is not None:
+            follow = self._follow
+            self._streams.append(
+                _Stream(
+                    kind="signing keys Secret",
+                    namespace=follow.namespace,
+                    list_call=_named_secret_list_call(core, follow.namespace, follow.name),
+                    upsert=follow.apply,
+                    delete=follow.deleted,
+                    replace=follow.replace,
+                    accepts=follow.matches,
                 )
             )
         for stream in self._streams:
@@ -316,11 +356,46 @@ def _secret_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
     return call
 
 
-def _default_api_client() -> Any:
+def _named_secret_list_call(api: Any, namespace: str, name: str) -> Callable[..., Any]:
+    def call(**kwargs: Any) -> Any:
+        return api.list_namespaced_secret(namespace, field_selector=f"metadata.name={name}", **kwargs)
+
+    return call
+
+
+def read_secret(api_client: Any, namespace: str, name: str) -> KubeObject | None:
+    """One Secret, read once (the signing keys at start), or None if there is none."""
+    core = kubernetes.client.CoreV1Api(api_client)
+    try:
+        response: Any = core.read_namespaced_secret(
+            name, namespace, _preload_content=False, _request_timeout=30
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    try:
+        secret: KubeObject = json.loads(response.data)
+        return secret
+    finally:
+        response.release_conn()
+
+
+class NoClusterError(ValueError):
+    """Neither an in-cluster service account nor a kubeconfig says which API server to talk to."""
+
+
+def default_api_client() -> Any:
     """An API client from the in-cluster service account, else from the kubeconfig."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        try:
+            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException as error:
+            raise NoClusterError(
+                f"no Kubernetes API to watch: not running in a cluster, and no kubeconfig ({error}); "
+                "to try the provider without a cluster, use `kubeoidc dev`"
+            ) from None
     return kubernetes.client.ApiClient(configuration)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 import warnings
@@ -21,8 +22,10 @@ import kubernetes
 import pytest
 
 from kubeoidc import contract
+from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.watcher import RegistryWatcher
+from kubeoidc_provider.signing import SecretFollower, SigningKeys
+from kubeoidc_provider.watcher import FollowedSecret, RegistryWatcher
 
 pytestmark = pytest.mark.kmock
 
@@ -360,3 +363,45 @@ async def test_stop_ends_open_watches_promptly(
     await asyncio.to_thread(watcher.stop)
 
     assert time.monotonic() - started < 2.0
+
+
+# -- the signing-keys Secret ------------------------------------------------------------------------
+
+
+def keys_secret(document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "signing-keys",
+            "namespace": "kubeoidc",
+            "labels": {contract.MANAGED_BY_LABEL: contract.MANAGER, contract.SIGNING_KEYS_LABEL: "true"},
+        },
+        "data": {contract.SIGNING_KEYS_KEY: b64(json.dumps(document))},
+    }
+
+
+async def test_the_provider_signs_with_each_new_version_of_the_signing_keys_secret(
+    cluster: Cluster, api_client: Any
+) -> None:
+    cluster.declare_oidcclients()
+    first, second = generate_jwks("ES256"), generate_jwks("ES256")
+    await cluster.create(keys_secret(first))
+    signing = SigningKeys("https://id.example.com", KeySet.from_jwks(generate_jwks("ES256")))
+    follow = FollowedSecret("kubeoidc", "signing-keys", SecretFollower(signing))
+    watcher = RegistryWatcher(ClientRegistry(), None, api_client, backoff_initial=0.05, follow=follow)
+    watcher.start()
+    try:
+        await eventually(lambda: signing.keys.signing_kid == first["keys"][0]["kid"])
+
+        rotated = {"keys": first["keys"] + second["keys"], "signing_kid": second["keys"][0]["kid"]}
+        await cluster.patch(keys_secret(rotated), {"data": keys_secret(rotated)["data"]})
+        await eventually(lambda: signing.keys.signing_kid == second["keys"][0]["kid"])
+        assert set(signing.keys.kids) == {first["keys"][0]["kid"], second["keys"][0]["kid"]}
+
+        # A broken version is refused: the keys in use stay.
+        await cluster.patch(keys_secret(rotated), {"data": {contract.SIGNING_KEYS_KEY: b64("{}")}})
+        await asyncio.sleep(0.3)
+        assert signing.keys.signing_kid == second["keys"][0]["kid"]
+    finally:
+        await asyncio.to_thread(watcher.stop)

@@ -1,0 +1,80 @@
+"""Keeps the provider's signing-keys Secret on schedule: reads it, asks :mod:`.keyring`, writes the result.
+
+Runs in the active operator only (beside the resync), every ``interval`` seconds: each tick is one
+read and at most one write, so a missed tick only delays a stage, never skips one. Key material is
+never logged; key ids are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable
+
+from kubeoidc.jwks import generate_key
+
+from .controller import ClusterApi, utcnow
+from .keyring import KeyMaker, KeyPolicy, KeyringPlan, plan_keyring
+
+logger = logging.getLogger(__name__)
+
+
+class KeyKeeper:
+    """Applies the keyring's decisions to one Secret."""
+
+    def __init__(
+        self,
+        api: ClusterApi,
+        namespace: str,
+        name: str,
+        policy: KeyPolicy,
+        *,
+        clock: Callable[[], datetime.datetime] = utcnow,
+        make_key: KeyMaker = generate_key,
+    ) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.name = name
+        self.policy = policy
+        self._clock = clock
+        self._make_key = make_key
+
+    def tick(self) -> KeyringPlan:
+        current = self.api.find_secret(self.namespace, self.name)
+        plan = plan_keyring(
+            current,
+            namespace=self.namespace,
+            name=self.name,
+            policy=self.policy,
+            now=self._clock(),
+            make_key=self._make_key,
+        )
+        where = f"{self.namespace}/{self.name}"
+        if plan.action == "refuse":
+            logger.error("Signing keys not managed: %s", plan.problem)
+        elif plan.action == "create" and plan.secret is not None:
+            self.api.create_secret(self.namespace, plan.secret)
+            logger.info("Signing keys Secret %s created: %s.", where, "; ".join(plan.changes))
+        elif plan.action == "patch" and plan.secret is not None and current is not None:
+            patch = {
+                "metadata": {
+                    "labels": plan.secret["metadata"]["labels"],
+                    # A stale write fails (409) rather than undo a concurrent one.
+                    "resourceVersion": current.get("metadata", {}).get("resourceVersion"),
+                },
+                "data": plan.secret["data"],
+            }
+            self.api.patch_secret(self.namespace, self.name, patch)
+            logger.info("Signing keys Secret %s updated: %s.", where, "; ".join(plan.changes) or "labels")
+        return plan
+
+
+async def keep_keys_forever(keeper: KeyKeeper, interval: float) -> None:
+    """One tick now, then every ``interval`` seconds, until cancelled; errors wait for the next tick."""
+    while True:
+        try:
+            await asyncio.to_thread(keeper.tick)
+        except Exception:
+            logger.exception("Could not update the signing keys; retrying in %s seconds.", interval)
+        await asyncio.sleep(interval)

@@ -1,0 +1,60 @@
+"""The provider's metadata document (OpenID Connect Discovery 1.0 §3; RFC 8414 §2).
+
+Built as bytes once per key set (see ``signing``): it changes only with the settings and the signing
+algorithms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeoidc_provider.jsonutil import dump_json
+
+#: The scopes with an OpenID Connect meaning, advertised here. A client may also have scopes of its own
+#: (``invoices:read``): what a client may ask for is exactly its ``spec.scopes``.
+SCOPES_SUPPORTED = ("openid", "profile", "email", "groups", "offline_access")
+
+PATHS = {
+    "authorization_endpoint": "/authorize",
+    "token_endpoint": "/token",
+    "userinfo_endpoint": "/userinfo",
+    "jwks_uri": "/jwks",
+    "revocation_endpoint": "/revoke",
+    "introspection_endpoint": "/introspect",
+    "end_session_endpoint": "/logout",
+}
+CLAIMS_SUPPORTED = (
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
+    "name", "preferred_username", "email", "email_verified", "groups",
+)  # fmt: skip
+
+
+def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, Any]:
+    """Every value is one the provider really supports; absent features are stated false."""
+    document: dict[str, Any] = {"issuer": issuer}
+    document.update({name: f"{issuer}{path}" for name, path in PATHS.items()})
+    document.update(
+        scopes_supported=list(SCOPES_SUPPORTED),
+        response_types_supported=["code"],
+        response_modes_supported=["query"],
+        grant_types_supported=["authorization_code", "refresh_token", "client_credentials"],
+        subject_types_supported=["public"],
+        id_token_signing_alg_values_supported=signing_algorithms,
+        token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post", "none"],
+        revocation_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post", "none"],
+        introspection_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+        code_challenge_methods_supported=["S256"],
+        prompt_values_supported=["none", "login", "consent"],
+        claims_supported=list(CLAIMS_SUPPORTED),
+        claims_parameter_supported=False,
+        request_parameter_supported=False,
+        request_uri_parameter_supported=False,
+        authorization_response_iss_parameter_supported=True,
+        frontchannel_logout_supported=False,
+        backchannel_logout_supported=False,
+    )
+    return document
+
+
+def discovery_bytes(issuer: str, signing_algorithms: list[str]) -> bytes:
+    return dump_json(discovery_document(issuer, signing_algorithms))
