@@ -108,4 +108,4 @@ def test_failed_logins_are_counted_across_replicas(
     for replica in (b, a):
         throttled = browser.login(replica, page, password=PASSWORD)
         assert throttled.status_code == 429, throttled.text
-        assert "Too many sign-in attempts" in throttled.text
+        assert "Too many failed sign-in attempts" in throttled.text
