@@ -39,7 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("hash-password", help="read a password on stdin, print its argon2id hash")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "operator":
+        # kopf installs its own handler (per-object context in every line); a second would double them.
+        logging.getLogger().setLevel(args.log_level)
+    else:
+        logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
     except ValidationError as error:

@@ -20,6 +20,8 @@ from kubeoidc.contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
 
 from . import reconcile
 from .controller import Reconciler, resync_forever
+from .keykeeper import KeyKeeper, keep_keys_forever
+from .keyring import KeyPolicy
 from .kube import Conflict, KubeApi
 from .settings import OperatorSettings
 
@@ -72,6 +74,18 @@ def register(
         resync_tasks.append(
             asyncio.create_task(resync_forever(reconciler, settings.resync_interval, active=active))
         )
+        if settings.signing_keys_secret:
+            namespace, name = settings.signing_keys_secret.split("/")
+            policy = KeyPolicy(
+                alg=settings.key_alg,
+                rotation_period=settings.key_rotation_period,
+                publish_ahead=settings.key_publish_ahead,
+                retire_after=settings.key_retire_after,
+            )
+            keeper = KeyKeeper(api, namespace, name, policy)
+            resync_tasks.append(
+                asyncio.create_task(keep_keys_forever(keeper, settings.key_check_interval, active=active))
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def stop_resync(**_: Any) -> None:

@@ -70,11 +70,18 @@ class KeyKeeper:
         return plan
 
 
-async def keep_keys_forever(keeper: KeyKeeper, interval: float) -> None:
-    """One tick now, then every ``interval`` seconds, until cancelled; errors wait for the next tick."""
+async def keep_keys_forever(
+    keeper: KeyKeeper, interval: float, *, active: Callable[[], bool] | None = None
+) -> None:
+    """One tick now, then every ``interval`` seconds, until cancelled; errors wait for the next tick.
+
+    With several replicas, ``active`` says whether this one is the active one (as for the resync):
+    a standby skips its turn, so only one replica ever writes the keys.
+    """
     while True:
         try:
-            await asyncio.to_thread(keeper.tick)
+            if active is None or await asyncio.to_thread(active):
+                await asyncio.to_thread(keeper.tick)
         except Exception:
             logger.exception("Could not update the signing keys; retrying in %s seconds.", interval)
         await asyncio.sleep(interval)

@@ -5,17 +5,30 @@ Built once by the caller (the CLI, or a test) and passed in; nothing here is rea
 
 from __future__ import annotations
 
+import datetime
 import re
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "KUBEOIDC_OPERATOR_"
 
+#: A duration as Kubernetes users write them, in days, hours, minutes and seconds.
+_DURATION: Final = re.compile(r"(?:\d+[dhms])+")
+_DURATION_PART: Final = re.compile(r"(\d+)([dhms])")
 #: A Kubernetes object name (RFC 1123 subdomain): what a peering name must be.
 _OBJECT_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _duration(value: Any) -> Any:
+    """``30d``, ``720h``, ``90m``, ``3600s`` or a combination (``1h30m``); a number is seconds."""
+    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+        units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+        seconds = sum(int(n) * units[unit] for n, unit in _DURATION_PART.findall(value))
+        return datetime.timedelta(seconds=seconds)
+    return value
 
 
 class SettingsError(ValueError):
@@ -47,6 +60,21 @@ class OperatorSettings(BaseSettings):
     #: a standby takes over this long after its last keep-alive. kopf renews records 5 to 10 seconds
     #: ahead of expiry, every second for short lifetimes: 3 seconds leaves room for one late renewal.
     peering_lifetime: int = Field(default=60, ge=3)
+    #: ``namespace/name`` of the Secret where the operator keeps the provider's signing keys, rotating
+    #: them on the schedule below. Empty (the default): signing keys are managed by hand.
+    signing_keys_secret: str = ""
+    #: The algorithm of new signing keys: RS256 (every relying party supports it), ES256 or EdDSA.
+    key_alg: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    #: How long a key signs before the next one takes over (``720h``, ``30d``).
+    key_rotation_period: Annotated[datetime.timedelta, BeforeValidator(_duration)] = datetime.timedelta(
+        days=30
+    )
+    #: How long a new key is published before it signs, so relying parties' JWKS caches have it.
+    key_publish_ahead: Annotated[datetime.timedelta, BeforeValidator(_duration)] = datetime.timedelta(days=1)
+    #: How long a retired key stays published: at least the longest token lifetime (ID tokens: 1h).
+    key_retire_after: Annotated[datetime.timedelta, BeforeValidator(_duration)] = datetime.timedelta(days=1)
+    #: Seconds between two looks at the signing keys' schedule.
+    key_check_interval: float = Field(default=60.0, gt=0)
 
     @field_validator("issuer")
     @classmethod
@@ -71,6 +99,26 @@ class OperatorSettings(BaseSettings):
                 f"'-' and '.', such as kubeoidc), not {value!r}"
             )
         return value
+
+    @field_validator("signing_keys_secret")
+    @classmethod
+    def _namespace_and_name(cls, value: str) -> str:
+        if value and (
+            value.count("/") != 1 or not all(_OBJECT_NAME.fullmatch(part) for part in value.split("/"))
+        ):
+            raise ValueError(
+                f"must be empty or namespace/name, such as kubeoidc/kubeoidc-signing-keys, not {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _keys_published_before_they_sign(self) -> OperatorSettings:
+        if self.key_publish_ahead >= self.key_rotation_period:
+            raise ValueError(
+                f"{ENV_PREFIX}KEY_PUBLISH_AHEAD must be shorter than {ENV_PREFIX}KEY_ROTATION_PERIOD: a key "
+                "is published that long before it signs, within the previous key's period"
+            )
+        return self
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -103,6 +151,8 @@ def load_settings(**overrides: Any) -> OperatorSettings:
                     f"{variable} is required: the issuer URL of the kubeoidc provider, written into "
                     "every client Secret (for example https://login.example.com)"
                 )
+            elif not field:  # a rule across fields: its message names them
+                lines.append(str(error["msg"]).removeprefix("Value error, "))
             else:
                 lines.append(f"{variable}: {error['msg']}")
         raise SettingsError("invalid operator settings:\n  " + "\n  ".join(lines)) from None

@@ -61,7 +61,8 @@ async def test_new_client_gets_a_secret_with_credentials_and_ready_status(operat
     status = operator.client("web")["status"]
     assert status["clientID"] == values[CLIENT_ID_KEY]
     assert status["secretName"] == "web-oidc"
-    assert "SecretCreated" in reasons(operator)
+    # kopf posts Events in the background: the Event may come a moment after the status.
+    await operator.wait_for("the SecretCreated Event", lambda: "SecretCreated" in reasons(operator))
     # No finalizer: deleting the client never waits for the operator.
     assert not operator.client("web")["metadata"].get("finalizers")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import itertools
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from kubeoidc import contract
+from kubeoidc.dev import LocalCluster
+from kubeoidc_operator.keykeeper import KeyKeeper, keep_keys_forever
 from kubeoidc_operator.keyring import SCHEDULE_KEY, KeyPolicy, KeyringPlan, plan_keyring
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -150,3 +153,21 @@ def test_keys_added_by_hand_are_scheduled_from_now(signing_kid: str | None) -> N
     schedule = json.loads(base64.b64decode(result.secret["data"][SCHEDULE_KEY]))
     assert schedule["k9"]["created"] == "2026-01-01T00:00:00Z"
     assert jwks(result.secret)["signing_kid"] == "k9"
+
+
+def test_the_keeper_writes_the_secret_and_a_standby_replica_writes_nothing(tmp_path: Any) -> None:
+    cluster = LocalCluster(tmp_path)
+    keeper = KeyKeeper(cluster, "kubeoidc", "signing-keys", POLICY, clock=lambda: T0, make_key=FakeKeys())
+
+    async def run_briefly(active: bool) -> None:
+        task = asyncio.create_task(keep_keys_forever(keeper, 0.01, active=lambda: active))
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    asyncio.run(run_briefly(active=False))
+    assert cluster.find_secret("kubeoidc", "signing-keys") is None
+    asyncio.run(run_briefly(active=True))
+    secret = cluster.find_secret("kubeoidc", "signing-keys")
+    assert secret is not None
+    assert kids(secret) == ["k1"]
+    assert keeper.tick().action == "none"

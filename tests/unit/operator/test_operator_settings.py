@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from kubeoidc_operator.settings import OperatorSettings, SettingsError, load_settings
@@ -106,3 +108,36 @@ def test_a_peering_name_may_be_a_dns_subdomain(name: str) -> None:
 def test_bad_peering_numbers_are_refused(field: str, value: object) -> None:
     with pytest.raises(SettingsError, match=f"KUBEOIDC_OPERATOR_{field.upper()}"):
         load_settings(issuer="https://login.example.com", **{field: value})
+
+
+def test_key_rotation_durations_read_as_kubernetes_users_write_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_ISSUER", "https://login.example.com")
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET", "kubeoidc/signing-keys")
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_KEY_ROTATION_PERIOD", "90d")
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_KEY_PUBLISH_AHEAD", "36h")
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_KEY_RETIRE_AFTER", "1h30m")
+
+    settings = load_settings()
+
+    assert settings.signing_keys_secret == "kubeoidc/signing-keys"
+    assert settings.key_rotation_period == datetime.timedelta(days=90)
+    assert settings.key_publish_ahead == datetime.timedelta(hours=36)
+    assert settings.key_retire_after == datetime.timedelta(minutes=90)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("KEY_PUBLISH_AHEAD", "31d", "KUBEOIDC_OPERATOR_KEY_PUBLISH_AHEAD must be shorter than"),
+        ("SIGNING_KEYS_SECRET", "just-a-name", "KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET: Value error, must be"),
+        ("KEY_ALG", "HS256", "KUBEOIDC_OPERATOR_KEY_ALG"),
+    ],
+)
+def test_a_bad_key_setting_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("KUBEOIDC_OPERATOR_ISSUER", "https://login.example.com")
+    monkeypatch.setenv(f"KUBEOIDC_OPERATOR_{variable}", value)
+
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
