@@ -92,6 +92,112 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- default (printf "%s-signing-keys" (include "kubeoidc.fullname" .)) .Values.signingKeys.secretName }}
 {{- end }}
 
+{{/* kubeoidc.signingKeysSecretRef is "<release namespace>/<Secret>": the managed keys, as both settings read it. */}}
+{{- define "kubeoidc.signingKeysSecretRef" -}}
+{{- printf "%s/%s" .Release.Namespace (include "kubeoidc.signingKeysSecretName" .) }}
+{{- end }}
+
+{{/*
+kubeoidc.releaseNamespaceServed is "true" when the release namespace is among the served ones (all, or
+listed): the rights given there for OIDCClients already cover the signing-keys Secret. Else "".
+*/}}
+{{- define "kubeoidc.releaseNamespaceServed" -}}
+{{- if or (not .Values.watchNamespaces) (has .Release.Namespace .Values.watchNamespaces) }}true{{ end }}
+{{- end }}
+
+{{/*
+kubeoidc.signingKeysRole is "true" when the managed signing-keys Secret needs a Role of its own: the
+release namespace is not served, so nothing else grants its rights there. Else "".
+*/}}
+{{- define "kubeoidc.signingKeysRole" -}}
+{{- if and .Values.rbac.create .Values.signingKeys.managed (not (include "kubeoidc.releaseNamespaceServed" .)) }}true{{ end }}
+{{- end }}
+
+{{/*
+kubeoidc.seconds turns a duration as the operator reads it ("720h", "30d", "1h30m") into seconds.
+*/}}
+{{- define "kubeoidc.seconds" -}}
+{{- $units := dict "d" 86400 "h" 3600 "m" 60 "s" 1 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+[dhms]" . -1 }}
+{{- $total = add $total (mul (regexFind "[0-9]+" . | atoi) (get $units (regexFind "[dhms]" .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+kubeoidc.peeringName names the ClusterKopfPeering object of the operator's replicas; cluster-scoped, so
+the default carries the release namespace (absent only when rendering without one, as `helm lint` does).
+*/}}
+{{- define "kubeoidc.peeringName" -}}
+{{- default (printf "%s.%s" .Release.Namespace (include "kubeoidc.fullname" .) | trimPrefix ".") .Values.operator.peering.name }}
+{{- end }}
+
+{{/* kubeoidc.redisName names the bundled Redis's Deployment, Service and NetworkPolicy. */}}
+{{- define "kubeoidc.redisName" -}}
+{{- printf "%s-redis" (include "kubeoidc.fullname" .) }}
+{{- end }}
+
+{{/*
+kubeoidc.storage checks the provider's storage settings, stopping rendering with a clear message when
+they cannot work, and returns the storage type.
+*/}}
+{{- define "kubeoidc.storage" -}}
+{{- $storage := .Values.provider.storage }}
+{{- $redis := $storage.redis }}
+{{- if eq $storage.type "sqlite" }}
+{{- if gt (int .Values.provider.replicaCount) 1 }}
+{{- fail (printf "provider.replicaCount is %d, but provider.storage.type sqlite keeps the state in each pod: more than one provider needs provider.storage.type=redis (with provider.storage.redis.url, .existingSecret.name or .bundled.enabled)" (int .Values.provider.replicaCount)) }}
+{{- end }}
+{{- if $redis.bundled.enabled }}
+{{- fail "provider.storage.redis.bundled.enabled runs a Redis the provider uses only with provider.storage.type=redis: set that too, or disable the bundled Redis" }}
+{{- end }}
+{{- else }}
+{{- $sources := 0 }}
+{{- if $redis.url }}{{ $sources = add1 $sources }}{{ end }}
+{{- if $redis.existingSecret.name }}{{ $sources = add1 $sources }}{{ end }}
+{{- if $redis.bundled.enabled }}{{ $sources = add1 $sources }}{{ end }}
+{{- if ne (int $sources) 1 }}
+{{- fail (printf "provider.storage.type redis needs exactly one Redis, but %d are set: provider.storage.redis.url (a URL without a password), provider.storage.redis.existingSecret.name (a Secret holding the URL) or provider.storage.redis.bundled.enabled (a Redis for trials)" (int $sources)) }}
+{{- end }}
+{{- end }}
+{{- $storage.type }}
+{{- end }}
+
+{{/*
+kubeoidc.minAvailable renders a PodDisruptionBudget's minAvailable, refusing a number that would block
+every eviction. Takes (dict "value" minAvailable "replicas" replicaCount "key" "provider").
+*/}}
+{{- define "kubeoidc.minAvailable" -}}
+{{- if kindIs "string" .value }}
+{{- .value | quote }}
+{{- else }}
+{{- if ge (int .value) (int .replicas) }}
+{{- fail (printf "%s.podDisruptionBudget.minAvailable (%d) must be below %s.replicaCount (%d): otherwise no pod may ever be evicted and node drains hang" .key (int .value) .key (int .replicas)) }}
+{{- end }}
+{{- .value | int }}
+{{- end }}
+{{- end }}
+
+{{/*
+kubeoidc.affinity is the pods' affinity: the user's, or else a preferred anti-affinity that spreads one
+component's replicas over nodes. Takes (dict "ctx" . "component" "provider" "affinity" {...}).
+*/}}
+{{- define "kubeoidc.affinity" -}}
+{{- if .affinity }}
+{{- toYaml .affinity }}
+{{- else -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "kubeoidc.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 12 }}
+{{- end }}
+{{- end }}
+
 {{/* kubeoidc.usersSecretName is the Secret holding the provider's users (key users.yaml). */}}
 {{- define "kubeoidc.usersSecretName" -}}
 {{- default (printf "%s-users" (include "kubeoidc.fullname" .)) .Values.users.secretName }}
@@ -145,6 +251,13 @@ kubeoidc.operator.clusterRules is what kopf itself needs at cluster scope.
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
+{{- if gt (int .Values.operator.replicaCount) 1 }}
+# Several replicas: kopf's peering. Each replica watches the ClusterKopfPeering objects (kopf picks its
+# own by name from the stream), reads its own, and patches its keep-alive record into the status.
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
 {{- end }}
 
 {{/*
@@ -157,5 +270,32 @@ from the operator's Secrets. Nothing else.
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+kubeoidc.operator.signingKeysRules is the operator's access to the managed signing-keys Secret, when
+the release namespace is not served: read and rewrite that one Secret, and create it (Kubernetes cannot
+limit a create to a name).
+*/}}
+{{- define "kubeoidc.operator.signingKeysRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "kubeoidc.signingKeysSecretName" . | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}
+
+{{/*
+kubeoidc.provider.signingKeysRules is the provider's read access to the managed signing-keys Secret,
+when the release namespace is not served. The provider reads it by name and watches it with a
+metadata.name field selector, which RBAC matches against resourceNames.
+*/}}
+{{- define "kubeoidc.provider.signingKeysRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "kubeoidc.signingKeysSecretName" . | quote }}]
   verbs: ["get", "list", "watch"]
 {{- end }}

@@ -1,4 +1,4 @@
-"""Renders the Helm chart for the chart tests: paths, the two value sets, and the rendered objects.
+"""Renders the Helm chart for the chart tests: paths, the value sets, and the rendered objects.
 
 Rendering goes through helm-python-sdk (the Helm 4 SDK, offline: no cluster, no helm binary). Renders are
 cached per value set, since every test reads the same few.
@@ -17,7 +17,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 CHART_DIR = REPO / "charts" / "kubeoidc"
-VALUES_ALL = Path(__file__).with_name("values-all.yaml")
+VALUES_FILES = {
+    # Every option of the chart, each set (most to something other than its default).
+    "all": Path(__file__).with_name("values-all.yaml"),
+    # Several replicas of each role, a Redis URL from a Secret, signing keys made by hand.
+    "ha": Path(__file__).with_name("values-ha.yaml"),
+}
 RELEASE = "kubeoidc"
 NAMESPACE = "auth"
 ISSUER = "https://login.example.com"
@@ -25,19 +30,17 @@ ISSUER = "https://login.example.com"
 #: Kubernetes versions the rendered manifests must be valid for.
 KUBERNETES_VERSIONS = ("1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0")
 
-#: The two value sets every render test runs with: the defaults (plus the one required value) and a
-#: values file that sets every option.
-VALUE_SETS = ("default", "all")
+#: The value sets every render test runs with: the defaults (plus the one required value), and the
+#: values files above.
+VALUE_SETS = ("default", *VALUES_FILES)
 
 
 def values_for(value_set: str) -> dict[str, Any]:
     """The user-supplied values of a value set."""
     if value_set == "default":
         return {"issuer": ISSUER}
-    if value_set == "all":
-        loaded: dict[str, Any] = yaml.safe_load(VALUES_ALL.read_text())
-        return loaded
-    raise ValueError(value_set)
+    loaded: dict[str, Any] = yaml.safe_load(VALUES_FILES[value_set].read_text())
+    return loaded
 
 
 def load_chart() -> helm.Chart:
@@ -93,5 +96,25 @@ def deployment(objs: list[dict[str, Any]], component: str) -> dict[str, Any]:
     return found
 
 
-def env_of(container: Mapping[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container.get("env", [])}
+def env_of(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container's environment: name -> value, or name -> {"valueFrom": ...} for a reference."""
+    return {
+        item["name"]: item["value"] if "value" in item else {"valueFrom": item["valueFrom"]}
+        for item in container.get("env", [])
+    }
+
+
+def pod_spec(objs: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment(objs, component)["spec"]["template"]["spec"]
+    return spec
+
+
+def container_of(objs: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    (container,) = pod_spec(objs, component)["containers"]
+    found: dict[str, Any] = container
+    return found
+
+
+def with_issuer(**values: Any) -> dict[str, Any]:
+    """The default values plus these."""
+    return {"issuer": ISSUER, **values}

@@ -1,8 +1,12 @@
-"""The chart grants the operator and the provider exactly their least set of rights, in both scopes.
+"""The chart grants the operator and the provider exactly their least set of rights, in every mode.
 
-Rights are compared as sets of (scope, apiGroup, resource, verb), where scope is "cluster" for a
-ClusterRole bound by a ClusterRoleBinding, or the namespace of a Role and its RoleBinding: a right that is
-missing breaks a real install, a right that is extra is a hole.
+Rights are compared as sets of (scope, apiGroup, resource, verb, name), where scope is "cluster" for a
+ClusterRole bound by a ClusterRoleBinding, or the namespace of a Role and its RoleBinding, and name is
+the one object a right is limited to (resourceNames), or "" for any: a right that is missing breaks a
+real install, a right that is extra is a hole.
+
+Modes: cluster-wide or a namespace list (with or without the release namespace), signing keys managed
+by the operator or by hand, one operator or several (kopf's peering).
 """
 
 from __future__ import annotations
@@ -10,13 +14,25 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chart_rendering import ISSUER, NAMESPACE, objects, objects_of, of_kind, render
+from chart_rendering import (
+    NAMESPACE,
+    VALUE_SETS,
+    deployment,
+    objects,
+    objects_of,
+    of_kind,
+    pod_spec,
+    render,
+    with_issuer,
+)
 
-Right = tuple[str, str, str, str]
+Right = tuple[str, str, str, str, str]
+Rules = dict[tuple[str, str], set[str]]
 
 CLUSTER = "cluster"
+ANY = ""
 
-OPERATOR_RULES = {
+OPERATOR_RULES: Rules = {
     ("kubeoidc.io", "oidcclients"): {"get", "list", "watch", "patch"},
     ("kubeoidc.io", "oidcclients/status"): {"get", "patch", "update"},
     ("kubeoidc.io", "oidcclients/finalizers"): {"update"},
@@ -25,16 +41,32 @@ OPERATOR_RULES = {
     ("events.k8s.io", "events"): {"create", "patch"},
 }
 #: kopf's own needs at cluster scope: resource observation always, namespace observation with a list.
-KOPF_CRD_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
-KOPF_NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}
-PROVIDER_RULES = {
+KOPF_CRD_RULES: Rules = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+KOPF_NAMESPACE_RULES: Rules = {("", "namespaces"): {"list", "watch"}}
+#: kopf's peering, with several operator replicas.
+KOPF_PEERING_RULES: Rules = {("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"}}
+PROVIDER_RULES: Rules = {
     ("kubeoidc.io", "oidcclients"): {"get", "list", "watch"},
     ("", "secrets"): {"get", "list", "watch"},
 }
 
 
-def rights(scope: str, rules: dict[tuple[str, str], set[str]]) -> set[Right]:
-    return {(scope, group, resource, verb) for (group, resource), verbs in rules.items() for verb in verbs}
+def rights(scope: str, rules: Rules, name: str = ANY) -> set[Right]:
+    return {
+        (scope, group, resource, verb, name) for (group, resource), verbs in rules.items() for verb in verbs
+    }
+
+
+def operator_signing_keys_rights(secret: str) -> set[Right]:
+    """The operator's rights on the managed signing-keys Secret when its namespace is not served: it
+    reads and patches that one Secret, and creates it (a create cannot be limited to a name)."""
+    return rights(NAMESPACE, {("", "secrets"): {"create"}}) | rights(
+        NAMESPACE, {("", "secrets"): {"get", "patch"}}, secret
+    )
+
+
+def provider_signing_keys_rights(secret: str) -> set[Right]:
+    return rights(NAMESPACE, {("", "secrets"): {"get", "list", "watch"}}, secret)
 
 
 def granted(objs: list[dict[str, Any]], account: str) -> set[Right]:
@@ -54,13 +86,20 @@ def granted(objs: list[dict[str, Any]], account: str) -> set[Right]:
         role_scope = CLUSTER if ref["kind"] == "ClusterRole" else scope
         role = roles[(ref["kind"], role_scope, ref["name"])]
         for rule in role["rules"]:
-            assert "resourceNames" not in rule
             assert "nonResourceURLs" not in rule
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
                     for verb in rule["verbs"]:
-                        found.add((scope, group, resource, verb))
+                        for name in rule.get("resourceNames", [ANY]):
+                            found.add((scope, group, resource, verb, name))
     return found
+
+
+def rendered_objects(**values: Any) -> list[dict[str, Any]]:
+    return objects_of(render(with_issuer(**values)))
+
+
+# Cluster-wide (the default): the rights on Secrets everywhere cover the managed signing keys.
 
 
 def test_cluster_wide_operator_gets_exactly_its_rights_everywhere() -> None:
@@ -73,40 +112,121 @@ def test_cluster_wide_provider_only_reads_clients_and_secrets() -> None:
     assert granted(objects("default"), "kubeoidc-provider") == rights(CLUSTER, PROVIDER_RULES)
 
 
-def test_namespaced_operator_gets_its_rights_only_in_the_listed_namespaces() -> None:
+def test_cluster_wide_operators_in_failover_also_keep_their_peering() -> None:
+    # values-ha: three operators, hand-made signing keys.
+    expected = (
+        rights(CLUSTER, OPERATOR_RULES)
+        | rights(CLUSTER, KOPF_CRD_RULES)
+        | rights(CLUSTER, KOPF_PEERING_RULES)
+    )
+
+    assert granted(objects("ha"), "kubeoidc-operator") == expected
+    assert granted(objects("ha"), "kubeoidc-provider") == rights(CLUSTER, PROVIDER_RULES)
+
+
+# A namespace list without the release namespace: a Role there for the managed signing keys only.
+
+
+def test_namespaced_operator_gets_its_rights_only_in_the_listed_namespaces_and_on_its_keys() -> None:
+    # values-all: team-a and team-b, two operators, managed keys in auth/oidc-signing-keys.
     expected = (
         rights(CLUSTER, KOPF_CRD_RULES)
         | rights(CLUSTER, KOPF_NAMESPACE_RULES)
+        | rights(CLUSTER, KOPF_PEERING_RULES)
         | rights("team-a", OPERATOR_RULES)
         | rights("team-b", OPERATOR_RULES)
+        | operator_signing_keys_rights("oidc-signing-keys")
     )
 
     assert granted(objects("all"), "oidc-operator") == expected
 
 
-def test_namespaced_provider_gets_nothing_at_cluster_scope() -> None:
-    expected = rights("team-a", PROVIDER_RULES) | rights("team-b", PROVIDER_RULES)
+def test_namespaced_provider_gets_nothing_at_cluster_scope_and_reads_only_its_keys_at_home() -> None:
+    expected = (
+        rights("team-a", PROVIDER_RULES)
+        | rights("team-b", PROVIDER_RULES)
+        | provider_signing_keys_rights("oidc-signing-keys")
+    )
 
     assert granted(objects("all"), "oidc-provider") == expected
 
 
-@pytest.mark.parametrize("value_set", ["default", "all"])
+def test_hand_made_keys_need_no_rights_in_an_unserved_release_namespace() -> None:
+    objs = rendered_objects(watchNamespaces=["apps"], signingKeys={"managed": False})
+
+    assert granted(objs, "kubeoidc-operator") == (
+        rights(CLUSTER, KOPF_CRD_RULES)
+        | rights(CLUSTER, KOPF_NAMESPACE_RULES)
+        | rights("apps", OPERATOR_RULES)
+    )
+    assert granted(objs, "kubeoidc-provider") == rights("apps", PROVIDER_RULES)
+    assert {role["metadata"]["namespace"] for role in of_kind(objs, "Role")} == {"apps"}
+
+
+def test_a_served_release_namespace_needs_no_role_of_its_own_for_the_keys() -> None:
+    objs = rendered_objects(watchNamespaces=[NAMESPACE, "apps"])
+
+    assert granted(objs, "kubeoidc-operator") == (
+        rights(CLUSTER, KOPF_CRD_RULES)
+        | rights(CLUSTER, KOPF_NAMESPACE_RULES)
+        | rights(NAMESPACE, OPERATOR_RULES)
+        | rights("apps", OPERATOR_RULES)
+    )
+    assert granted(objs, "kubeoidc-provider") == rights(NAMESPACE, PROVIDER_RULES) | rights(
+        "apps", PROVIDER_RULES
+    )
+
+
+def test_signing_keys_roles_name_the_chosen_secret() -> None:
+    objs = rendered_objects(watchNamespaces=["apps"], signingKeys={"secretName": "jwks"})
+
+    assert granted(objs, "kubeoidc-operator") >= operator_signing_keys_rights("jwks")
+    assert granted(objs, "kubeoidc-provider") >= provider_signing_keys_rights("jwks")
+
+
+def test_only_several_operators_get_peering_rights() -> None:
+    for value_set in VALUE_SETS:
+        objs = objects(value_set)
+        account = pod_spec(objs, "operator")["serviceAccountName"]
+        several = deployment(objs, "operator")["spec"]["replicas"] > 1
+        peering_rights = {right for right in granted(objs, account) if right[1] == "kopf.dev"}
+        assert peering_rights == (rights(CLUSTER, KOPF_PEERING_RULES) if several else set()), value_set
+
+
+# Every mode.
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_no_rule_uses_a_wildcard(value_set: str) -> None:
     for role in of_kind(objects(value_set), "ClusterRole") + of_kind(objects(value_set), "Role"):
         for rule in role["rules"]:
-            for field in ("apiGroups", "resources", "verbs"):
-                assert "*" not in rule[field], role["metadata"]["name"]
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, []), role["metadata"]["name"]
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_only_the_signing_keys_rules_are_limited_to_a_name(value_set: str) -> None:
+    for role in of_kind(objects(value_set), "ClusterRole") + of_kind(objects(value_set), "Role"):
+        for rule in role["rules"]:
+            if "resourceNames" in rule:
+                assert role["metadata"]["name"].endswith("-signing-keys")
+                assert rule["resources"] == ["secrets"]
 
 
 def test_provider_never_writes() -> None:
     writes = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 
-    for value_set, account in (("default", "kubeoidc-provider"), ("all", "oidc-provider")):
+    for value_set, account in (
+        ("default", "kubeoidc-provider"),
+        ("all", "oidc-provider"),
+        ("ha", "kubeoidc-provider"),
+    ):
         assert {right[3] for right in granted(objects(value_set), account)}.isdisjoint(writes)
 
 
-def test_every_binding_names_a_role_of_the_chart() -> None:
-    objs = objects("all")
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_every_binding_names_a_role_of_the_chart(value_set: str) -> None:
+    objs = objects(value_set)
     role_names = {(obj["kind"], obj["metadata"]["name"]) for obj in of_kind(objs, "ClusterRole")}
     role_names |= {(obj["kind"], obj["metadata"]["name"]) for obj in of_kind(objs, "Role")}
     accounts = {obj["metadata"]["name"] for obj in of_kind(objs, "ServiceAccount")}
@@ -117,7 +237,7 @@ def test_every_binding_names_a_role_of_the_chart() -> None:
 
 
 def test_a_namespace_list_creates_no_cluster_wide_client_or_secret_rights() -> None:
-    objs = objects_of(render({"issuer": ISSUER, "watchNamespaces": ["apps"]}))
+    objs = rendered_objects(watchNamespaces=["apps"], operator={"replicaCount": 2})
 
     cluster_resources = {
         resource
@@ -126,5 +246,13 @@ def test_a_namespace_list_creates_no_cluster_wide_client_or_secret_rights() -> N
         for resource in rule["resources"]
     }
 
-    assert cluster_resources == {"customresourcedefinitions", "namespaces"}
-    assert {role["metadata"]["namespace"] for role in of_kind(objs, "Role")} == {"apps"}
+    assert cluster_resources == {"customresourcedefinitions", "namespaces", "clusterkopfpeerings"}
+    assert {role["metadata"]["namespace"] for role in of_kind(objs, "Role")} == {"apps", NAMESPACE}
+
+
+def test_bundled_redis_gets_no_service_account_token() -> None:
+    (redis,) = [
+        dep for dep in of_kind(objects("all"), "Deployment") if dep["metadata"]["name"].endswith("-redis")
+    ]
+
+    assert redis["spec"]["template"]["spec"]["automountServiceAccountToken"] is False

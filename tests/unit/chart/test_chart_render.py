@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -16,12 +17,14 @@ from chart_rendering import (
     KUBERNETES_VERSIONS,
     NAMESPACE,
     VALUE_SETS,
+    container_of,
     deployment,
     env_of,
     manifests,
     objects,
     objects_of,
     of_kind,
+    pod_spec,
     render,
     rendered,
     values_for,
@@ -30,6 +33,30 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 WARNING = 2  # helm lint severities: 1 info, 2 warning, 3 error
+
+
+def chart_crds() -> dict[tuple[str, str], dict[str, Any]]:
+    """The CRDs the chart ships, by (apiVersion, kind) of the resources they serve."""
+    served: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted((CHART_DIR / "crds").glob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            for version in crd["spec"]["versions"]:
+                if version["served"]:
+                    api_version = f"{crd['spec']['group']}/{version['name']}"
+                    served[(api_version, crd["spec"]["names"]["kind"])] = {
+                        "scope": crd["spec"]["scope"],
+                        "schema": version["schema"]["openAPIV3Schema"],
+                    }
+    return served
+
+
+def validate_custom_resource(obj: dict[str, Any]) -> None:
+    """kubernetes-validate knows only built-in kinds (a custom resource only warns): a custom resource
+    is checked against the chart's own CRD instead, for its kind, scope and schema."""
+    crd = chart_crds().get((obj["apiVersion"], obj["kind"]))
+    assert crd is not None, f"{obj['kind']} is neither a built-in kind nor served by a CRD of the chart"
+    assert ("namespace" in obj["metadata"]) == (crd["scope"] == "Namespaced")
+    jsonschema.validate(obj, crd["schema"])
 
 
 def leaf_paths(values: Any, prefix: str = "") -> set[str]:
@@ -60,6 +87,8 @@ def test_rendered_manifests_are_valid_kubernetes_objects(value_set: str, kube_ve
     for obj in objs:
         try:
             kubernetes_validate.validate(obj, kube_version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            validate_custom_resource(obj)
         except kubernetes_validate.ValidationError as error:
             path = ".".join(str(part) for part in error.path)
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
@@ -114,7 +143,7 @@ def test_every_object_carries_the_recommended_labels() -> None:
             assert labels["app.kubernetes.io/instance"] == "kubeoidc"
             assert labels["app.kubernetes.io/managed-by"] == "Helm"
             assert labels["app.kubernetes.io/part-of"] == "kubeoidc"
-            assert labels["app.kubernetes.io/component"] in {"operator", "provider"}
+            assert labels["app.kubernetes.io/component"] in {"operator", "provider", "redis"}
             assert labels["app.kubernetes.io/version"] == "0.1.0"
 
 
@@ -130,16 +159,22 @@ def test_image_tag_defaults_to_the_app_version() -> None:
     assert images == {f"kubeoidc/kubeoidc:{app_version}"}
 
 
-def test_custom_image_and_pull_secrets_reach_both_deployments() -> None:
-    for dep in of_kind(objects("all"), "Deployment"):
-        pod = dep["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
-        assert container["image"] == "registry.example.com/platform/kubeoidc:0.1.0-rc.1"
-        assert container["imagePullPolicy"] == "Always"
-        assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+def test_custom_image_and_pull_secrets_reach_every_deployment() -> None:
+    objs = objects("all")
+    images = {
+        "operator": "registry.example.com/platform/kubeoidc:0.1.0-rc.1",
+        "provider": "registry.example.com/platform/kubeoidc:0.1.0-rc.1",
+        "redis": "registry.example.com/mirror/redis:7.4.2-alpine",
+    }
+
+    assert len(of_kind(objs, "Deployment")) == len(images)
+    for component, image in images.items():
+        assert container_of(objs, component)["image"] == image
+        assert container_of(objs, component)["imagePullPolicy"] == "Always"
+        assert pod_spec(objs, component)["imagePullSecrets"] == [{"name": "regcred"}]
 
 
-def test_operator_runs_alone_with_its_settings() -> None:
+def test_operator_runs_alone_with_its_settings_and_keeps_the_signing_keys() -> None:
     dep = deployment(objects("default"), "operator")
     (container,) = dep["spec"]["template"]["spec"]["containers"]
 
@@ -151,12 +186,17 @@ def test_operator_runs_alone_with_its_settings() -> None:
         "KUBEOIDC_OPERATOR_NAMESPACES": "",
         "KUBEOIDC_OPERATOR_RESYNC_INTERVAL": "300",
         "KUBEOIDC_OPERATOR_LIVENESS_PORT": "8081",
+        "KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
+        "KUBEOIDC_OPERATOR_KEY_ALG": "RS256",
+        "KUBEOIDC_OPERATOR_KEY_ROTATION_PERIOD": "720h",
+        "KUBEOIDC_OPERATOR_KEY_PUBLISH_AHEAD": "24h",
+        "KUBEOIDC_OPERATOR_KEY_RETIRE_AFTER": "24h",
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert {"name": "healthz", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
 
 
-def test_provider_listens_on_all_interfaces_with_mounted_secrets() -> None:
+def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys() -> None:
     dep = deployment(objects("default"), "provider")
     pod = dep["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -169,15 +209,14 @@ def test_provider_listens_on_all_interfaces_with_mounted_secrets() -> None:
         "KUBEOIDC_PROVIDER_ISSUER": ISSUER,
         "KUBEOIDC_PROVIDER_HOST": "0.0.0.0",
         "KUBEOIDC_PROVIDER_PORT": "8080",
+        "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "*",
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
-        "KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE": "/etc/kubeoidc/signing-keys/jwks.json",
+        "KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
         "KUBEOIDC_PROVIDER_USERS_FILE": "/etc/kubeoidc/users/users.yaml",
         "KUBEOIDC_PROVIDER_STORAGE_URL": "sqlite:////var/lib/kubeoidc/state.db",
     }
-    assert env["KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE"].startswith(mounts["signing-keys"] + "/")
     assert env["KUBEOIDC_PROVIDER_USERS_FILE"].startswith(mounts["users"] + "/")
-    assert volumes["signing-keys"]["secret"]["secretName"] == "kubeoidc-signing-keys"
-    assert volumes["signing-keys"]["secret"]["items"] == [{"key": "jwks.json", "path": "jwks.json"}]
+    assert set(volumes) == {"users", "state", "tmp"}
     assert volumes["users"]["secret"]["secretName"] == "kubeoidc-users"
     assert volumes["users"]["secret"]["items"] == [{"key": "users.yaml", "path": "users.yaml"}]
     assert mounts["state"] == "/var/lib/kubeoidc"
@@ -201,29 +240,54 @@ def test_service_points_at_the_provider_pods() -> None:
 
 def test_every_option_reaches_the_rendered_objects() -> None:
     objs = objects("all")
+    values = values_for("all")
     operator = deployment(objs, "operator")
     provider = deployment(objs, "provider")
     operator_pod = operator["spec"]["template"]
     provider_pod = provider["spec"]["template"]
+    operator_env = env_of(container_of(objs, "operator"))
+    provider_env = env_of(container_of(objs, "provider"))
     (ingress,) = of_kind(objs, "Ingress")
-    (service,) = of_kind(objs, "Service")
-    provider_volumes = {v["name"]: v for v in provider_pod["spec"]["volumes"]}
+    (service,) = [
+        obj for obj in of_kind(objs, "Service") if obj["metadata"]["name"] == "platform-oidc-provider"
+    ]
+    (peering,) = of_kind(objs, "ClusterKopfPeering")
+    budgets = {
+        pdb["metadata"]["name"]: pdb["spec"]["minAvailable"] for pdb in of_kind(objs, "PodDisruptionBudget")
+    }
+    redis = container_of(objs, "redis")
 
     assert operator["metadata"]["name"] == "platform-oidc-operator"
     assert operator_pod["metadata"]["labels"]["app.kubernetes.io/name"] == "oidc"
-    assert env_of(operator_pod["spec"]["containers"][0])["KUBEOIDC_OPERATOR_NAMESPACES"] == "team-a,team-b"
-    assert env_of(operator_pod["spec"]["containers"][0])["KUBEOIDC_OPERATOR_RESYNC_INTERVAL"] == "120"
-    assert env_of(provider_pod["spec"]["containers"][0])["KUBEOIDC_PROVIDER_NAMESPACES"] == "team-a,team-b"
+    assert operator_env["KUBEOIDC_OPERATOR_NAMESPACES"] == "team-a,team-b"
+    assert operator_env["KUBEOIDC_OPERATOR_RESYNC_INTERVAL"] == "120"
+    assert provider_env["KUBEOIDC_PROVIDER_NAMESPACES"] == "team-a,team-b"
+    assert operator["spec"]["replicas"] == 2
+    assert peering["metadata"]["name"] == "platform-oidc"
+    assert operator_env["KUBEOIDC_OPERATOR_PEERING"] == "platform-oidc"
+    assert operator_env["KUBEOIDC_OPERATOR_PEERING_LIFETIME"] == "30"
+    assert budgets == {"platform-oidc-operator": "50%", "platform-oidc-provider": 2}
+    assert provider["spec"]["replicas"] == 3
+    assert provider_env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"] == "10.0.0.0/8,192.168.0.0/16"
+    assert provider_env["KUBEOIDC_PROVIDER_STORAGE_URL"] == "redis://platform-oidc-redis:6379/0"
+    assert redis["resources"] == values["provider"]["storage"]["redis"]["bundled"]["resources"]
+    assert operator_env["KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET"] == "auth/oidc-signing-keys"
+    assert provider_env["KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET"] == "auth/oidc-signing-keys"
+    assert operator_env["KUBEOIDC_OPERATOR_KEY_ALG"] == "ES256"
+    assert operator_env["KUBEOIDC_OPERATOR_KEY_ROTATION_PERIOD"] == "90d"
+    assert operator_env["KUBEOIDC_OPERATOR_KEY_PUBLISH_AHEAD"] == "48h"
+    assert operator_env["KUBEOIDC_OPERATOR_KEY_RETIRE_AFTER"] == "12h"
     assert operator_pod["metadata"]["annotations"] == {"example.com/scrape": "false"}
     assert provider_pod["metadata"]["annotations"] == {"example.com/scrape": "true"}
     assert operator_pod["spec"]["serviceAccountName"] == "oidc-operator"
     assert provider_pod["spec"]["serviceAccountName"] == "oidc-provider"
     for pod, component in ((operator_pod, "operator"), (provider_pod, "provider")):
         for key in ("nodeSelector", "tolerations", "affinity"):
-            assert pod["spec"][key] == values_for("all")[component][key]
-        assert pod["spec"]["containers"][0]["resources"] == values_for("all")[component]["resources"]
-    assert provider_volumes["signing-keys"]["secret"]["secretName"] == "oidc-signing-keys"
-    assert provider_volumes["users"]["secret"]["secretName"] == "oidc-users"
+            assert pod["spec"][key] == values[component][key]
+        assert pod["spec"]["containers"][0]["resources"] == values[component]["resources"]
+    assert {v["name"]: v for v in provider_pod["spec"]["volumes"]}["users"]["secret"][
+        "secretName"
+    ] == "oidc-users"
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["ports"][0]["port"] == 8443
     for account in of_kind(objs, "ServiceAccount"):
@@ -266,7 +330,22 @@ def test_ingress_without_hosts_stops_rendering() -> None:
     ("bad_values", "where"),
     [
         ({"provider": {"replicaCount": "x"}}, "/provider/replicaCount"),
-        ({"provider": {"replicaCount": 3}}, "/provider/replicaCount"),
+        ({"provider": {"replicaCount": -1}}, "/provider/replicaCount"),
+        ({"provider": {"forwardedAllowIps": ""}}, "/provider/forwardedAllowIps"),
+        ({"provider": {"storage": {"type": "postgres"}}}, "/provider/storage/type"),
+        ({"provider": {"storage": {"redis": {"url": "http://redis:6379"}}}}, "/provider/storage/redis/url"),
+        ({"provider": {"storage": {"redis": {"bundled": {"image": {"tag": "latest"}}}}}}, "/tag"),
+        (
+            {"provider": {"podDisruptionBudget": {"minAvailable": "half"}}},
+            "/podDisruptionBudget/minAvailable",
+        ),
+        ({"operator": {"replicaCount": 1.5}}, "/operator/replicaCount"),
+        ({"operator": {"peering": {"priority": 7}}}, "/operator/peering"),
+        ({"operator": {"peering": {"lifetime": 2}}}, "/operator/peering/lifetime"),
+        ({"operator": {"peering": {"name": "Not_A_Name"}}}, "/operator/peering/name"),
+        ({"signingKeys": {"managed": "yes"}}, "/signingKeys/managed"),
+        ({"signingKeys": {"alg": "HS256"}}, "/signingKeys/alg"),
+        ({"signingKeys": {"rotationPeriod": "30 days"}}, "/signingKeys/rotationPeriod"),
         ({"image": {"tag": "latest"}}, "/image/tag"),
         ({"issuer": "login.example.com"}, "/issuer"),
         ({"watchNamespaces": "team-a"}, "/watchNamespaces"),
@@ -344,8 +423,9 @@ def test_every_value_is_documented_by_a_comment_starting_with_its_name() -> None
 def test_notes_tell_how_to_get_the_client_credentials() -> None:
     notes = rendered("default")["kubeoidc/templates/NOTES.txt"]
 
-    assert "kubectl -n auth create secret generic kubeoidc-signing-keys --from-file=jwks.json" in notes
     assert "kubectl -n auth create secret generic kubeoidc-users --from-file=users.yaml" in notes
+    assert "The operator creates the signing keys in the Secret auth/kubeoidc-signing-keys" in notes
+    assert "jwks.json" not in notes
     assert "{.status.secretName}" in notes
     assert "{.data.client_id}" in notes
     assert "{.data.client_secret}" in notes
@@ -354,3 +434,15 @@ def test_notes_tell_how_to_get_the_client_credentials() -> None:
         "https://login.example.com/.well-known/openid-configuration"
         in rendered("all")["kubeoidc/templates/NOTES.txt"]
     )
+
+
+def test_notes_ask_for_hand_made_signing_keys_when_they_are_not_managed() -> None:
+    notes = rendered("ha")["kubeoidc/templates/NOTES.txt"]
+
+    assert "kubeoidc keys generate > jwks.json" in notes
+    assert "kubectl -n auth create secret generic kubeoidc-signing-keys --from-file=jwks.json" in notes
+
+
+def test_notes_warn_that_the_bundled_redis_loses_its_state() -> None:
+    assert "the bundled Redis is for trials" in rendered("all")["kubeoidc/templates/NOTES.txt"]
+    assert "Redis" not in rendered("default")["kubeoidc/templates/NOTES.txt"]
