@@ -11,14 +11,8 @@ test with what to install. Deselect with ``-m "not node"`` / ``-m "not browser"`
 from __future__ import annotations
 
 import copy
-import json
-import os
-import shutil
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,15 +20,9 @@ import pytest
 from kubeoidc import contract
 from kubeoidc_provider.context import Provider
 from support.live import live_provider
+from support.node_rp import CHROMIUM, chromium, node, relying_party
 from support.objects import b64
 from support.provider import PASSWORD, RegisteredClient, register
-
-NODE_DIR = Path(__file__).resolve().parents[2] / "node"
-RELYING_PARTY = NODE_DIR / "relying-party.mjs"
-#: Debian's Chromium; another build can be named with this environment variable.
-CHROMIUM = os.environ.get("KUBEOIDC_TEST_CHROMIUM", "/usr/bin/chromium")
-#: A browser flow takes 2-3 s here (Chromium starts in about 1 s); the bound only stops a hang.
-NODE_TIMEOUT = 60.0
 
 
 @dataclass
@@ -131,62 +119,4 @@ def register_application(
     )
 
 
-@pytest.fixture(scope="session")
-def node() -> str:
-    """The ``node`` binary, with the relying party's packages installed."""
-    binary = shutil.which("node")
-    if binary is None:
-        pytest.fail("Node.js (>= 20) is needed for the relying-party tests: install it, or -m 'not node'")
-    for package in ("openid-client", "playwright-core"):
-        if not (NODE_DIR / "node_modules" / package).is_dir():
-            pytest.fail(f"npm package {package} is missing: run `npm ci` in {NODE_DIR}")
-    return binary
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"Chromium is needed at {CHROMIUM} (Debian: apt-get install chromium), or set "
-            "KUBEOIDC_TEST_CHROMIUM; never `npx playwright install`. Or deselect with -m 'not browser'."
-        )
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-def relying_party(node: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, Any]]:
-    """Run one scenario of the npm relying party and return its JSON result."""
-    # Chromium's profiles and scratch files go under pytest's temporary folder, even after a kill.
-    environment = {**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("relying-party"))}
-
-    def run(scenario: str, config: dict[str, Any], *, timeout: float = NODE_TIMEOUT) -> dict[str, Any]:
-        # Its own process group, so that a timeout also ends the Chromium it started.
-        with subprocess.Popen(
-            [node, str(RELYING_PARTY), scenario],
-            cwd=NODE_DIR,
-            env=environment,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        ) as process:
-            try:
-                stdout, stderr = process.communicate(json.dumps(config), timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                stdout, stderr = process.communicate()
-                pytest.fail(f"relying party {scenario!r} did not finish in {timeout} s:\n{stderr[-4000:]}")
-        lines = stdout.strip().splitlines()
-        try:
-            result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        except ValueError:
-            result = {}
-        if process.returncode != 0 or not result or "failed" in result:
-            pytest.fail(
-                f"relying party {scenario!r} failed (exit {process.returncode}):\n"
-                f"{json.dumps(result, indent=2)}\nstdout: {stdout[-2000:]}\nstderr: {stderr[-4000:]}"
-            )
-        return result
-
-    return run
+__all__ = ["chromium", "node", "relying_party"]
