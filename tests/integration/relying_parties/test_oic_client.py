@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import httpx2
 import pytest
 from oic.oic import Client
 from oic.oic.message import (
@@ -53,12 +53,12 @@ class _FormReader(HTMLParser):
 class Browser:
     """A user agent without JavaScript: a cookie jar, forms, and redirects followed one by one."""
 
-    def __init__(self, http: httpx.Client, stop_at: str) -> None:
+    def __init__(self, http: httpx2.Client, stop_at: str) -> None:
         self.http = http
         self.stop_at = stop_at
         self.visited: list[str] = []
 
-    def follow(self, response: httpx.Response) -> httpx.Response | str:
+    def follow(self, response: httpx2.Response) -> httpx2.Response | str:
         """Follow redirects until a page, or return the URL when it leads to the client."""
         for _ in range(MAX_REDIRECTS):
             if response.status_code not in (302, 303):
@@ -70,7 +70,7 @@ class Browser:
             response = self.http.get(location)
         raise AssertionError(f"more than {MAX_REDIRECTS} redirects: {self.visited}")
 
-    def submit(self, page: httpx.Response, fields: dict[str, str]) -> httpx.Response | str:
+    def submit(self, page: httpx2.Response, fields: dict[str, str]) -> httpx2.Response | str:
         form = _FormReader()
         form.feed(page.text)
         assert form.action is not None, page.text
@@ -91,8 +91,8 @@ def web_app(register_app: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(follow_redirects=False, timeout=10) as client:
+def http() -> Iterator[httpx2.Client]:
+    with httpx2.Client(follow_redirects=False, timeout=10) as client:
         yield client
 
 
@@ -111,7 +111,7 @@ def oic_client(provider: Provider, app: Any) -> Client:
     return client
 
 
-def sign_in(client: Client, app: Any, http: httpx.Client) -> tuple[AuthorizationResponse, str, Browser]:
+def sign_in(client: Client, app: Any, http: httpx2.Client) -> tuple[AuthorizationResponse, str, Browser]:
     """The authorization request with PKCE, and the user's login and consent; returns the response."""
     pkce, verifier = client.add_code_challenge()
     # request_info (not construct_...) records state → nonce, which oic checks in the ID token.
@@ -131,11 +131,11 @@ def sign_in(client: Client, app: Any, http: httpx.Client) -> tuple[Authorization
     assert request["code_challenge_method"] == "S256"
     browser = Browser(http, stop_at=app.redirect_uri)
     login = browser.follow(http.get(url))
-    assert isinstance(login, httpx.Response)
+    assert isinstance(login, httpx2.Response)
     assert login.status_code == 200
     assert "Python Portal" in login.text
     consent = browser.submit(login, {"username": "alice", "password": PASSWORD})
-    assert isinstance(consent, httpx.Response)
+    assert isinstance(consent, httpx2.Response)
     assert consent.status_code == 200
     assert "A Flask application using pyoidc." in consent.text
     redirect = browser.submit(consent, {"decision": "allow"})
@@ -150,7 +150,7 @@ def sign_in(client: Client, app: Any, http: httpx.Client) -> tuple[Authorization
 # oic's key bundle logs "Wrong Content_type" for the JWKS: the provider serves it as
 # application/jwk-set+json (RFC 7517 §8.5.1), oic expects application/json; it is a log line, no warning.
 def test_oic_completes_the_code_flow_with_pkce_and_verifies_the_id_token(
-    provider: Provider, web_app: Any, http: httpx.Client
+    provider: Provider, web_app: Any, http: httpx2.Client
 ) -> None:
     client = oic_client(provider, web_app)
     assert client.provider_info["issuer"] == provider.settings.issuer
@@ -201,7 +201,7 @@ def test_oic_completes_the_code_flow_with_pkce_and_verifies_the_id_token(
 
 
 def test_oic_sees_access_denied_when_the_user_refuses_consent(
-    provider: Provider, web_app: Any, http: httpx.Client
+    provider: Provider, web_app: Any, http: httpx2.Client
 ) -> None:
     client = oic_client(provider, web_app)
     # oic's default: the request as a form POST, which OIDC Core §3.1.2.1 obliges providers to accept.
@@ -221,9 +221,9 @@ def test_oic_sees_access_denied_when_the_user_refuses_consent(
     assert "?" not in url
     browser = Browser(http, stop_at=web_app.redirect_uri)
     login = browser.follow(http.post(url, content=body, headers=http_args["headers"]))
-    assert isinstance(login, httpx.Response)
+    assert isinstance(login, httpx2.Response)
     consent = browser.submit(login, {"username": "bob", "password": PASSWORD})
-    assert isinstance(consent, httpx.Response)
+    assert isinstance(consent, httpx2.Response)
     redirect = browser.submit(consent, {"decision": "deny"})
     assert isinstance(redirect, str)
     response = client.parse_response(
