@@ -19,22 +19,22 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from kubeoidc_provider.authorization_server import ProviderServer
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.endpoints import (
     authorize,
     consent,
-    discovery,
     end_session,
     health,
     introspection,
-    jwks,
     login,
     revocation,
     token,
     userinfo,
 )
+from kubeoidc_provider.endpoints.published import PublishedDocuments
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -97,8 +97,6 @@ def build_provider(
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
-        Route("/jwks", jwks.jwks, methods=["GET"]),
         Route("/authorize", authorize.authorize, methods=["GET", "POST"]),
         Route("/authorize/resume", authorize.resume, methods=["GET"]),
         Route("/login", login.login_page, methods=["GET"]),
@@ -117,7 +115,7 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -> Starlette:
+def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -> ASGIApp:
     for name in _QUIET_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
@@ -146,7 +144,8 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
             max_age=600,
         )
     ]
-    return Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)
+    return PublishedDocuments(app, provider)
 
 
 async def _stylesheet(request: Request) -> Response:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.context import Provider
@@ -96,7 +96,7 @@ def make_provider(
     )
 
 
-def make_app(provider: Provider) -> Starlette:
+def make_app(provider: Provider) -> ASGIApp:
     return create_app(provider)
 
 

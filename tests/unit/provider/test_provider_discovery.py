@@ -182,3 +182,24 @@ def test_during_a_key_rotation_both_keys_are_published_and_old_tokens_stay_valid
     assert algs == ["ES256", "RS256"]
     assert jwt.decode(new_token, JoseKeySet.import_key_set({"keys": [new]}), algorithms=["ES256"])
     assert old_introspected["active"] is True
+
+
+@pytest.mark.parametrize("path", ["/.well-known/openid-configuration", "/jwks"])
+def test_published_documents_answer_browsers_cross_origin_and_only_to_reads(
+    http: TestClient, path: str
+) -> None:
+    got = http.get(path, headers={"Origin": "https://spa.example.test"})
+    head = http.head(path)
+    preflight = http.options(path, headers={"Origin": "https://spa.example.test"})
+    post = http.post(path)
+
+    assert got.status_code == 200
+    assert got.headers["access-control-allow-origin"] == "*"
+    assert got.headers["cache-control"] == "public, max-age=300"
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert preflight.status_code == 204
+    assert "GET" in preflight.headers["access-control-allow-methods"]
+    assert post.status_code == 405
+    assert post.headers["allow"] == "GET, HEAD, OPTIONS"
