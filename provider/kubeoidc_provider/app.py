@@ -7,7 +7,9 @@ deployment build the same app from different sources. Routes live under the issu
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -47,6 +49,8 @@ from kubeoidc_provider.storage import Storage
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import UserDirectory
 
+#: Threads minting tokens: enough to keep every core signing while the event loop parses and answers.
+TOKEN_WORKERS = max(2, os.cpu_count() or 2)
 #: Authlib logs issued tokens at DEBUG: its loggers never go below INFO, whatever the root level.
 _QUIET_LOGGERS = ("authlib",)
 _STYLESHEET = files("kubeoidc_provider").joinpath("static/kubeoidc.css").read_bytes()
@@ -92,6 +96,7 @@ def build_provider(
         sessions=SessionManager(settings, state),
         pages=Pages(static_prefix=settings.issuer_path),
         metrics=Metrics(),
+        workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
     )
 
 
@@ -129,6 +134,7 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         finally:
             for task in reversed(background):
                 task.stop()
+            provider.workers.shutdown(wait=True)
             provider.state.storage.close()
 
     prefix = provider.settings.issuer_path

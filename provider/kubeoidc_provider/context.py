@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import cast
 
@@ -34,6 +35,9 @@ class Provider:
     sessions: SessionManager
     pages: Pages
     metrics: Metrics
+    #: Threads for the token endpoint's work: signing (RSA) releases the GIL, so tokens are minted on
+    #: more than one core while the event loop goes on serving.
+    workers: Executor
 
     @property
     def keys(self) -> KeySet:

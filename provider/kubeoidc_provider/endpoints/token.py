@@ -6,6 +6,7 @@ Responses carry ``Cache-Control: no-store``; errors are RFC 6749 §5.2 JSON, wit
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -30,7 +31,11 @@ async def token(request: Request) -> Response:
         missing = InvalidRequestError("Missing 'grant_type' parameter.")
         response = provider.server.handle_error_response(oauth_request, missing)
     else:
-        response = provider.server.create_token_response(oauth_request)
+        # Off the event loop: the grant signs one or two JWTs, and signing releases the GIL.
+        loop = asyncio.get_running_loop()
+        response = await loop.run_in_executor(
+            provider.workers, provider.server.create_token_response, oauth_request
+        )
     outcome = _outcome(response)
     provider.metrics.token_requests.labels(
         grant_type if grant_type in _GRANT_TYPES else "unknown", outcome

@@ -1,0 +1,173 @@
+"""Launches the kubeoidc provider for the benchmark, built the way the tests build it, without a cluster.
+
+The parts are the production ones (``build_provider``, ``create_app``, and ``main.serve``: uvicorn with
+uvloop and httptools, no access log): a static client registry fed with an OIDCClient and its Secret as
+the operator writes them, one user, SQLite state in a temporary directory and a freshly generated RS256
+key. ``--extra-clients N`` feeds N more clients into the registry before serving, to measure the
+process's memory with a large registry (the objects are built and fed one at a time, as a watch
+delivers them, so only what the registry keeps stays in memory).
+
+Usage: python bench/kubeoidc_server.py --port P --client-id ID --client-secret S --redirect-uri URI
+       --state-dir DIR [--extra-clients N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import secrets
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from argon2 import PasswordHasher
+
+from kubeoidc import contract
+from kubeoidc_provider.app import build_provider, create_app
+from kubeoidc_provider.keys import KeySet, generate_jwks
+from kubeoidc_provider.main import serve
+from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.storage import open_storage
+from kubeoidc_provider.users import StaticUserDirectory
+
+USERNAME = "alice"
+PASSWORD = "correct horse battery staple"  # The harness signs in once; the hash cost does not matter.
+API_SCOPE = "api:read"
+SCOPES = ["openid", "profile", "email", API_SCOPE]
+GRANT_TYPES = ["authorization_code", "client_credentials"]
+
+
+def users_yaml() -> str:
+    hashed = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+    return f"""
+users:
+  - username: {USERNAME}
+    id: 7b0c2f6e-alice
+    name: Alice Example
+    email: alice@example.com
+    emailVerified: true
+    groups: [admins, developers]
+    passwordHash: "{hashed}"
+"""
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def client_objects(
+    name: str, *, client_id: str, secret: str, redirect_uri: str, issuer: str, namespace: str = "bench"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An OIDCClient with its status, and the Secret the operator would own for it."""
+    uid = f"uid-{name}"
+    secret_name = f"{name}-oidc"
+    oidcclient = {
+        "apiVersion": contract.API_VERSION,
+        "kind": contract.KIND,
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
+        "spec": {
+            "displayName": name.replace("-", " ").title(),
+            "description": f"The {name} application",
+            "url": f"https://{name}.example.com",
+            "redirectURIs": [redirect_uri],
+            "postLogoutRedirectURIs": [],
+            "grantTypes": GRANT_TYPES,
+            "scopes": SCOPES,
+            "public": False,
+            "tokenEndpointAuthMethod": "client_secret_basic",
+        },
+        "status": {"clientID": client_id, "secretName": secret_name},
+    }
+    secret_obj = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": secret_name,
+            "namespace": namespace,
+            "labels": {contract.MANAGED_BY_LABEL: contract.MANAGER, contract.CLIENT_LABEL: name},
+            "ownerReferences": [
+                {
+                    "apiVersion": contract.API_VERSION,
+                    "kind": contract.KIND,
+                    "name": name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "type": "Opaque",
+        "data": {
+            contract.CLIENT_ID_KEY: _b64(client_id),
+            contract.CLIENT_SECRET_KEY: _b64(secret),
+            contract.ISSUER_KEY: _b64(issuer),
+        },
+    }
+    return oidcclient, secret_obj
+
+
+def extra_clients(count: int, issuer: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for index in range(count):
+        name = f"app-{index:05d}"
+        yield client_objects(
+            name,
+            client_id=f"{name}-{secrets.token_hex(8)}",
+            secret=secrets.token_urlsafe(32),
+            redirect_uri=f"https://{name}.example.com/callback",
+            issuer=issuer,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument("--client-secret", required=True)
+    parser.add_argument("--redirect-uri", required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--extra-clients", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    issuer = f"http://127.0.0.1:{args.port}"
+    settings = ProviderSettings(
+        issuer=issuer,
+        host="127.0.0.1",
+        port=args.port,
+        storage_url=f"sqlite:///{args.state_dir}/kubeoidc-state.db",
+        access_token_ttl=600,
+        # The harness mints thousands of codes before a run: give them time (the cost per code is the same).
+        code_ttl=600,
+    )
+    registry = ClientRegistry()
+    bench_client = client_objects(
+        "bench",
+        client_id=args.client_id,
+        secret=args.client_secret,
+        redirect_uri=args.redirect_uri,
+        issuer=issuer,
+    )
+    registry.upsert_oidcclient(bench_client[0])
+    registry.upsert_secret(bench_client[1])
+    for oidcclient, secret_obj in extra_clients(args.extra_clients, issuer):
+        registry.upsert_oidcclient(oidcclient)
+        registry.upsert_secret(secret_obj)
+    registry.mark_ready()
+    if registry.get(args.client_id) is None:
+        sys.exit("the benchmark client was not registered")
+    gc.collect()
+
+    provider = build_provider(
+        settings,
+        registry=registry,
+        users=StaticUserDirectory.from_yaml(users_yaml()),
+        keys=KeySet.from_jwks(generate_jwks("RS256")),
+        storage=open_storage(settings.storage_url),
+    )
+    print(f"clients {len(registry)}", flush=True)
+    serve(create_app(provider), settings)
+
+
+if __name__ == "__main__":
+    main()
