@@ -240,7 +240,7 @@ class KeySet:
         if not isinstance(claims, dict):
             raise InvalidTokenError("token payload is not a JSON object")
         if now is not None:
-            _check_times(claims, now, leeway)
+            check_times(claims, now, leeway)
         return header, claims
 
     def hash_half(self, value: str) -> str:
@@ -318,7 +318,8 @@ def _media_type(value: Any) -> str | None:
     return value.lower().removeprefix("application/") if isinstance(value, str) else None
 
 
-def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
+def check_times(claims: Mapping[str, Any], now: float, leeway: float = 0) -> None:
+    """``exp`` present and later than ``now``, ``nbf`` (if any) not later: else the token is refused."""
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise InvalidTokenError("token has no numeric exp claim")

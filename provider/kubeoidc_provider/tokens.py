@@ -7,14 +7,17 @@ so a resource server can check it offline against the JWKS.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubeoidc_provider.keys import InvalidTokenError, KeySet
+from kubeoidc_provider.keys import InvalidTokenError, KeySet, check_times
 from kubeoidc_provider.signing import SigningKeys
 from kubeoidc_provider.state import State, new_token
 
+#: How many verified access tokens are remembered (a few MiB at most).
+VERIFIED_TOKENS = 10_000
 #: The JOSE ``typ`` of an access token, so it can never be taken for an ID token (RFC 9068 §2.1).
 ACCESS_TOKEN_TYP = "at+jwt"
 
@@ -58,6 +61,9 @@ class TokenMinter:
         self.state = state
         self.access_token_ttl = access_token_ttl
         self.id_token_ttl = id_token_ttl
+        # Access tokens whose signature was checked with ``_verified_by``; see ``_signed_claims``.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._verified_by: KeySet | None = None
 
     @property
     def keys(self) -> KeySet:
@@ -114,7 +120,8 @@ class TokenMinter:
     def check_access_token(self, token: str) -> AccessToken:
         """Verify signature, type, issuer, lifetime and revocation of an access token."""
         try:
-            claims = self.keys.verify(token, typ=ACCESS_TOKEN_TYP, now=time.time())
+            claims = self._signed_claims(token)
+            check_times(claims, time.time())
         except InvalidTokenError as error:
             raise InvalidToken(f"the access token is not valid: {error}") from error
         if claims.get("iss") != self.issuer:
@@ -124,6 +131,25 @@ class TokenMinter:
         if self.state.is_access_token_revoked(jti) or (grant_id and self.state.is_grant_revoked(grant_id)):
             raise InvalidToken("the access token was revoked")
         return AccessToken(claims)
+
+    def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token whose signature and type are ours, remembered for the next time.
+
+        A resource server asks about the same token again and again (userinfo, introspection): the
+        RSA verification, most of such a request's cost, is done once per token. Lifetime and
+        revocation are checked by the caller on every request; a key rotation forgets everything.
+        """
+        keys = self.keys
+        if self._verified_by is not keys:
+            self._verified = OrderedDict()
+            self._verified_by = keys
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = keys.verify(token, typ=ACCESS_TOKEN_TYP)
+            self._verified[token] = claims
+            if len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        return claims
 
 
 def scope_list(scope: str | None) -> list[str]:

@@ -12,6 +12,7 @@ from provider_flow import Browser, RelyingParty, bearer, sign_in_for_tokens
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
+from kubeoidc_provider.keys import KeySet, generate_jwks
 from support.provider import ISSUER, register
 
 ALICE = "7b0c2f6e-alice"
@@ -233,3 +234,26 @@ def test_userinfo_may_be_called_from_a_browser_application(http: TestClient, tok
 
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_token_checked_before_is_refused_once_its_key_is_no_longer_published(
+    http: TestClient, provider: Provider, tokens: dict[str, Any]
+) -> None:
+    access = bearer(tokens["access_token"])
+    assert http.get("/userinfo", headers=access).status_code == 200
+
+    provider.signing.replace(KeySet.from_jwks(generate_jwks("ES256")))
+
+    assert_invalid_token(http.get("/userinfo", headers=access))
+
+
+def test_a_token_checked_before_is_refused_once_it_expires(
+    http: TestClient, tokens: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    access = bearer(tokens["access_token"])
+    assert http.get("/userinfo", headers=access).status_code == 200
+
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    assert_invalid_token(http.get("/userinfo", headers=access))
