@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
-import httpx
+import httpx2
 
 BENCH = Path(__file__).resolve().parent
 CLIENT_ID = "bench-client"
@@ -149,9 +149,9 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(self.base + self.ready_path, timeout=2).status_code == 200:
+                if httpx2.get(self.base + self.ready_path, timeout=2).status_code == 200:
                     return
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not answer {self.ready_path} in {timeout}s")
@@ -218,7 +218,7 @@ class RelyingParty:
         self.secret = secret
         self.basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()
         self.discovery_path = "/.well-known/openid-configuration"
-        document = httpx.get(base + self.discovery_path, timeout=10).json()
+        document = httpx2.get(base + self.discovery_path, timeout=10).json()
         self.paths = {
             name: urlsplit(document[name]).path
             for name in (
@@ -255,7 +255,7 @@ class RelyingParty:
         The login form is filled with the user's credentials and the consent form allowed; a provider
         whose interaction answers with redirects only (the peer's) is followed the same way.
         """
-        with httpx.Client(base_url=self.base, timeout=30) as browser:
+        with httpx2.Client(base_url=self.base, timeout=30) as browser:
             url = self.base + self.authorize_url
             response = browser.get(url)
             for _ in range(20):
@@ -328,7 +328,7 @@ class RelyingParty:
 
     def access_token(self) -> str:
         """A user's access token (scope openid profile email), from one code exchange."""
-        response = httpx.post(
+        response = httpx2.post(
             self.base + self.paths["token_endpoint"],
             content=self.exchange_form(self.mint_codes(1)[0]),
             headers={"Authorization": self.basic, "Content-Type": "application/x-www-form-urlencoded"},
@@ -660,7 +660,7 @@ def provider_rss(workdir: Path, secret: str, extra_clients: int) -> tuple[float,
     with server.running():
         party = RelyingParty(server.base, secret)
         token_request = requests_for(party, "token_client_credentials", None)
-        with httpx.Client(base_url=server.base) as client:
+        with httpx2.Client(base_url=server.base) as client:
             for _ in range(100):
                 client.get(party.discovery_path)
                 client.post(token_request.path, content=token_request.body, headers=token_request.headers)

@@ -16,6 +16,7 @@ KIND: Final = "OIDCClient"
 PLURAL: Final = "oidcclients"
 SINGULAR: Final = "oidcclient"
 SHORT_NAME: Final = "oidcc"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
 #: Setting this annotation to a new value rotates the client secret once for that value.
 ROTATE_ANNOTATION: Final = f"{GROUP}/rotate-secret"

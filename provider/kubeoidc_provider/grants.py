@@ -137,6 +137,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     def query_authorization_code(self, code: str, client: Any) -> _CodeRecord | None:
         server = _server(self)
+        # Spent before the client and PKCE checks, on purpose: a code presented by the wrong client or
+        # with the wrong verifier has leaked, so it is burnt, and a later use counts as a replay.
         spent = server.state.spend_code(code)
         if spent is None:
             return None

@@ -4,7 +4,7 @@
 authorization request with PKCE S256, nonce and state, parsing the redirect, the code exchange with
 ``client_secret_basic``, ID token verification against the provider's JWKS, userinfo and refresh.
 The user's part (the login and consent forms, their CSRF and interaction fields, the session cookie)
-is played by ``httpx``, following each redirect by hand until the one to the client's redirect URI.
+is played by ``httpx2``, following each redirect by hand until the one to the client's redirect URI.
 """
 
 from __future__ import annotations
