@@ -14,16 +14,16 @@ Usage: python bench/kubeoidc_server.py --port P --client-id ID --client-secret S
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
 import secrets
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
+# The client objects and the user are the tests' own (tests/support), so both describe one provider.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from kubeoidc import contract
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.main import serve
@@ -31,87 +31,35 @@ from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import open_storage
 from kubeoidc_provider.users import StaticUserDirectory
+from support.objects import client_objects
+from support.provider import users_yaml
 
-USERNAME = "alice"
-PASSWORD = "correct horse battery staple"  # The harness signs in once; the hash cost does not matter.
 API_SCOPE = "api:read"
 SCOPES = ["openid", "profile", "email", API_SCOPE]
 GRANT_TYPES = ["authorization_code", "client_credentials"]
 
 
-def users_yaml() -> str:
-    hashed = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
-    return f"""
-users:
-  - username: {USERNAME}
-    id: 7b0c2f6e-alice
-    name: Alice Example
-    email: alice@example.com
-    emailVerified: true
-    groups: [admins, developers]
-    passwordHash: "{hashed}"
-"""
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def client_objects(
-    name: str, *, client_id: str, secret: str, redirect_uri: str, issuer: str, namespace: str = "bench"
+def bench_client_objects(
+    name: str, *, client_id: str, secret: str, redirect_uri: str, issuer: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An OIDCClient with its status, and the Secret the operator would own for it."""
-    uid = f"uid-{name}"
-    secret_name = f"{name}-oidc"
-    oidcclient = {
-        "apiVersion": contract.API_VERSION,
-        "kind": contract.KIND,
-        "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
-        "spec": {
-            "displayName": name.replace("-", " ").title(),
-            "description": f"The {name} application",
-            "url": f"https://{name}.example.com",
-            "redirectURIs": [redirect_uri],
-            "postLogoutRedirectURIs": [],
-            "grantTypes": GRANT_TYPES,
-            "scopes": SCOPES,
-            "public": False,
-            "tokenEndpointAuthMethod": "client_secret_basic",
-        },
-        "status": {"clientID": client_id, "secretName": secret_name},
-    }
-    secret_obj = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": secret_name,
-            "namespace": namespace,
-            "labels": {contract.MANAGED_BY_LABEL: contract.MANAGER, contract.CLIENT_LABEL: name},
-            "ownerReferences": [
-                {
-                    "apiVersion": contract.API_VERSION,
-                    "kind": contract.KIND,
-                    "name": name,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "type": "Opaque",
-        "data": {
-            contract.CLIENT_ID_KEY: _b64(client_id),
-            contract.CLIENT_SECRET_KEY: _b64(secret),
-            contract.ISSUER_KEY: _b64(issuer),
-        },
-    }
-    return oidcclient, secret_obj
+    """The OIDCClient and Secret of one client, as the tests build them (the operator's shape)."""
+    return client_objects(
+        name,
+        client_id=client_id,
+        secret=secret,
+        redirect_uris=[redirect_uri],
+        grant_types=GRANT_TYPES,
+        scopes=SCOPES,
+        namespace="bench",
+        issuer=issuer,
+        uid=f"uid-{name}",
+    )
 
 
 def extra_clients(count: int, issuer: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     for index in range(count):
         name = f"app-{index:05d}"
-        yield client_objects(
+        yield bench_client_objects(
             name,
             client_id=f"{name}-{secrets.token_hex(8)}",
             secret=secrets.token_urlsafe(32),
@@ -141,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         code_ttl=600,
     )
     registry = ClientRegistry()
-    bench_client = client_objects(
+    bench_client = bench_client_objects(
         "bench",
         client_id=args.client_id,
         secret=args.client_secret,
