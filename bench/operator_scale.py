@@ -22,14 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import kmock as kmocklib
 from kmock._internal import dsl, rendering
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, READY_CONDITION, SINGULAR, VERSION
+from kubeoidc.contract import GROUP, KIND, PLURAL, READY_CONDITION, VERSION
+
+# The API server is prepared as the tests prepare it (tests/support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.kmock_api import declare_resources
 
 NAMESPACE = "apps"
 CLIENTS = kmocklib.resource(GROUP, VERSION, PLURAL)
@@ -133,16 +136,7 @@ async def _create(server: Any, name: str) -> None:
 
 async def measure(count: int, limit_seconds: float, workdir: Path) -> dict[str, Any]:
     async with kmocklib.KubernetesEmulator() as server, kmocklib.Server(server):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # kmock's own use of importlib.resources.
-            server.resources.load_bundled()
-        server.resources[CLIENTS] = kmocklib.ResourceInfo(
-            kind=KIND,
-            singular=SINGULAR,
-            namespaced=True,
-            subresources={"status"},
-            verbs={"get", "list", "watch", "create", "patch", "delete"},
-        )
+        declare_resources(server)
         config = workdir / "kubeconfig"
         config.write_text(json.dumps(kubeconfig(str(server.url).rstrip("/"))))
         env = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,11 +20,12 @@ import kopf
 import pytest
 from kubernetes import client as k8s
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, SINGULAR, VERSION
+from kubeoidc.contract import GROUP, KIND, PLURAL, VERSION
 from kubeoidc_operator.handlers import register
 from kubeoidc_operator.kube import KubeApi
 from kubeoidc_operator.run import kopf_settings
 from kubeoidc_operator.settings import OperatorSettings
+from support.kmock_api import declare_resources
 
 NAMESPACE = "apps"
 CLIENTS = kmocklib.resource(GROUP, VERSION, PLURAL)
@@ -138,16 +138,7 @@ def operator_settings() -> OperatorSettings:
 
 @pytest.fixture
 async def operator(kmock: Any, operator_settings: OperatorSettings) -> AsyncIterator[Harness]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # kmock's own use of importlib.resources.
-        kmock.resources.load_bundled()
-    kmock.resources[CLIENTS] = kmocklib.ResourceInfo(
-        kind=KIND,
-        singular=SINGULAR,
-        namespaced=True,
-        subresources={"status"},
-        verbs={"get", "list", "watch", "create", "patch", "delete"},
-    )
+    declare_resources(kmock)
     url = str(kmock.url).rstrip("/")
 
     registry = kopf.OperatorRegistry()

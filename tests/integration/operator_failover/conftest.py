@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ import kmock as kmocklib
 import pytest
 import yaml
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, SINGULAR, VERSION
+from kubeoidc.contract import GROUP, KIND, PLURAL, VERSION
 from kubeoidc_operator.peering import PEERING_GROUP, PEERING_KIND, PEERING_PLURAL, PEERING_VERSION
+from support.kmock_api import declare_resources
 
 NAMESPACE = "apps"
 PEERING = "kubeoidc"
@@ -177,16 +177,7 @@ class Cluster:
 
 @pytest.fixture
 async def cluster(kmock: Any) -> Cluster:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # kmock's own use of importlib.resources.
-        kmock.resources.load_bundled()
-    kmock.resources[CLIENTS] = kmocklib.ResourceInfo(
-        kind=KIND,
-        singular=SINGULAR,
-        namespaced=True,
-        subresources={"status"},
-        verbs={"get", "list", "watch", "create", "patch", "delete"},
-    )
+    declare_resources(kmock)
     # As crds/kopf-peering.yaml declares it: cluster-scoped, status without a subresource.
     kmock.resources[PEERINGS] = kmocklib.ResourceInfo(
         kind=PEERING_KIND,

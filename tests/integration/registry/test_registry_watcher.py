@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.signing import SecretFollower, SigningKeys
 from kubeoidc_provider.watcher import FollowedSecret, RegistryWatcher
+from support.kmock_api import declare_oidcclients, load_builtins
 
 pytestmark = pytest.mark.kmock
 
@@ -92,16 +92,7 @@ class Cluster:
         self.server = server
 
     def declare_oidcclients(self) -> None:
-        self.server.resources[f"{contract.GROUP}/{contract.VERSION}/{contract.PLURAL}"] = (
-            kmock_lib.ResourceInfo(
-                kind=contract.KIND,
-                singular=contract.SINGULAR,
-                shortnames={contract.SHORT_NAME},
-                namespaced=True,
-                verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
-                subresources={"status"},
-            )
-        )
+        declare_oidcclients(self.server)
 
     async def create(self, obj: dict[str, Any]) -> None:
         async with self.server.post(self._collection(obj), json=obj) as response:
@@ -125,10 +116,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(kmock: kmock_lib.KubernetesEmulator) -> Cluster:
-    with warnings.catch_warnings():
-        # kmock 0.8 reads its bundle with a deprecated importlib.resources call.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        kmock.resources.load_bundled()
+    load_builtins(kmock)
     return Cluster(kmock)
 
 
