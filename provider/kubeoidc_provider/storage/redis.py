@@ -80,9 +80,8 @@ class RedisStorage:
             return cls(client, prefix=prefix)
         if scheme in ("redis+sentinel", "rediss+sentinel"):
             sentinels, service, master_kwargs, sentinel_kwargs = sentinel_options(url)
-            # redis-py leaves these two untyped.
-            sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **master_kwargs)  # type: ignore[no-untyped-call]
-            master = sentinel.master_for(service)  # type: ignore[no-untyped-call]
+            sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **master_kwargs)
+            master = sentinel.master_for(service)
             return cls(master, prefix=prefix, sentinel=sentinel)
         raise ValueError(f"not a Redis storage URL: {redact_url(url)!r}")
 
