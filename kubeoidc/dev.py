@@ -24,12 +24,14 @@ from typing import Any
 
 import yaml
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc.manifest import InvalidOIDCClient, checked_oidcclient, load_manifests
 from kubeoidc_operator.controller import Reconciler
-from kubeoidc_operator.kube import NotFound
-from kubeoidc_operator.reconcile import Event, decode_data, is_owned
+from kubeoidc_operator.errors import NotFound
+from kubeoidc_operator.objects import decode_data
+from kubeoidc_operator.ownership import is_owned
 from kubeoidc_operator.settings import OperatorSettings
+from kubeoidc_operator.status import Event
 from kubeoidc_provider.app import Background, build_provider, create_app
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.main import serve

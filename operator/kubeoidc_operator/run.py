@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from kubeoidc.contract import SECRET_SELECTOR
+from kubeoidc_contract import SECRET_SELECTOR
 
 from . import peering
 from .handlers import register

@@ -8,26 +8,27 @@ from __future__ import annotations
 import datetime
 import re
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kubeoidc_contract import split_object_ref
+from kubeoidc_contract.durations import parse_duration
+from kubeoidc_contract.issuer import check_issuer
+
 ENV_PREFIX = "KUBEOIDC_OPERATOR_"
 
-#: A duration as Kubernetes users write them, in days, hours, minutes and seconds.
-_DURATION: Final = re.compile(r"(?:\d+[dhms])+")
-_DURATION_PART: Final = re.compile(r"(\d+)([dhms])")
 #: A Kubernetes object name (RFC 1123 subdomain): what a peering name must be.
 _OBJECT_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def _duration(value: Any) -> Any:
     """``30d``, ``720h``, ``90m``, ``3600s`` or a combination (``1h30m``); a number is seconds."""
-    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
-        units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-        seconds = sum(int(n) * units[unit] for n, unit in _DURATION_PART.findall(value))
-        return datetime.timedelta(seconds=seconds)
+    if isinstance(value, str):
+        try:
+            return parse_duration(value.strip(), units="dhms")
+        except ValueError:
+            pass  # pydantic's own timedelta parsing then says what is wrong
     return value
 
 
@@ -79,16 +80,8 @@ class OperatorSettings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _issuer_is_a_url(cls, value: str) -> str:
-        # The issuer is compared character for character by relying parties (OIDC Discovery §4.3):
-        # it is checked, never normalised.
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(
-                f"must be an absolute http(s) URL such as https://login.example.com, not {value!r}"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(f"must have no query and no fragment (OpenID Connect Discovery), not {value!r}")
-        return value
+        # The same rule as the provider's: the issuer written into Secrets must be one it can serve.
+        return check_issuer(value)
 
     @field_validator("peering")
     @classmethod
@@ -103,13 +96,16 @@ class OperatorSettings(BaseSettings):
     @field_validator("signing_keys_secret")
     @classmethod
     def _namespace_and_name(cls, value: str) -> str:
-        if value and (
-            value.count("/") != 1 or not all(_OBJECT_NAME.fullmatch(part) for part in value.split("/"))
-        ):
+        if value and not all(_OBJECT_NAME.fullmatch(part) for part in _parts_or_none(value)):
             raise ValueError(
                 f"must be empty or namespace/name, such as kubeoidc/kubeoidc-signing-keys, not {value!r}"
             )
         return value
+
+    @property
+    def signing_keys_ref(self) -> tuple[str, str] | None:
+        """``signing_keys_secret`` as (namespace, name), or None when keys are managed by hand."""
+        return split_object_ref(self.signing_keys_secret) if self.signing_keys_secret else None
 
     @model_validator(mode="after")
     def _keys_published_before_they_sign(self) -> OperatorSettings:
@@ -132,6 +128,13 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+
+def _parts_or_none(ref: str) -> tuple[str, ...]:
+    try:
+        return split_object_ref(ref)
+    except ValueError:
+        return ("",)  # matches no object name
 
 
 def load_settings(**overrides: Any) -> OperatorSettings:

@@ -13,24 +13,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
-from kubeoidc_provider.state import CodeGrant, RefreshGrant, new_token
-from kubeoidc_provider.users import User
+from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.state import CodeGrant, RefreshGrant, State, new_token
+from kubeoidc_provider.tokens import TokenMinter
+from kubeoidc_provider.users import User, UserDirectory
 
 if TYPE_CHECKING:
-    from kubeoidc_provider.authorization_server import ProviderServer
     from kubeoidc_provider.oauth_request import ProviderRequest
 
 logger = logging.getLogger(__name__)
-
-#: Token endpoint authentication methods every user-facing grant accepts; which one a given client
-#: must use is its registration's ``tokenEndpointAuthMethod`` (see OAuthClient).
-_ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +90,29 @@ class _RefreshRecord:
         return self.grant.scope
 
 
-def _server(grant: Any) -> ProviderServer:
-    server: ProviderServer = grant.server
+class GrantServer(Protocol):
+    """What the grants use of the authorization server that registers them (it passes itself).
+
+    A protocol, not the server's class: the server imports the grants, never the other way round.
+    """
+
+    settings: ProviderSettings
+    state: State
+    users: UserDirectory
+    minter: TokenMinter
+
+
+def _server(grant: Any) -> GrantServer:
+    server: GrantServer = grant.server
     return server
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     """RFC 6749 §4.1, storing codes by hash and spending them atomically."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = _ALL_AUTH_METHODS
+    # Every method a registration may name; which one a given client must use is its registration's
+    # ``tokenEndpointAuthMethod`` (see OAuthClient).
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
 
     @staticmethod
     def validate_authorization_redirect_uri(request: ProviderRequest, client: Any) -> str:
@@ -166,7 +178,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     """RFC 6749 §6 with rotation and reuse detection."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = _ALL_AUTH_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
@@ -198,7 +210,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
     """RFC 6749 §4.4: tokens for the client itself, limited to the client's own scopes."""
 
     # Authlib's default is client_secret_basic only; the registration's method decides (OAuthClient).
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = list(SECRET_AUTH_METHODS)
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
@@ -242,7 +254,7 @@ class _IdTokens:
 class OpenIDCodeFlow(_IdTokens, OpenIDCode):  # type: ignore[misc]
     """OIDC Core §3.1: adds the ID token to the code exchange."""
 
-    def __init__(self, server: ProviderServer) -> None:
+    def __init__(self, server: GrantServer) -> None:
         super().__init__(require_nonce=False)
         self.server = server
 
@@ -254,5 +266,5 @@ class OpenIDCodeFlow(_IdTokens, OpenIDCode):  # type: ignore[misc]
 class OpenIDRefresh(_IdTokens, OpenIDToken):  # type: ignore[misc]
     """OIDC Core §12.2: a refreshed ID token for a grant that has the ``openid`` scope."""
 
-    def __init__(self, server: ProviderServer) -> None:
+    def __init__(self, server: GrantServer) -> None:
         self.server = server

@@ -37,8 +37,8 @@ def run(settings: ProviderSettings) -> None:
     registry = ClientRegistry()
     provider = build_provider(settings, registry=registry, users=users, keys=keys, storage=storage)
     follow = None
-    if settings.signing_keys_secret:
-        namespace, name = settings.signing_keys_secret.split("/")
+    if settings.signing_keys_ref:
+        namespace, name = settings.signing_keys_ref
         follow = FollowedSecret(namespace, name, SecretFollower(provider.signing))
     watcher = RegistryWatcher(registry, settings.namespaces or None, api_client, follow=follow)
     app = create_app(provider, background=(Background(watcher.start, watcher.stop),))
@@ -51,8 +51,8 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
         raise ConfigurationError("set KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE or _SIGNING_KEYS_SECRET, not both")
     if settings.signing_keys_file:
         return KeySet.load(settings.signing_keys_file)
-    if settings.signing_keys_secret:
-        namespace, name = settings.signing_keys_secret.split("/")
+    if settings.signing_keys_ref:
+        namespace, name = settings.signing_keys_ref
         secret = read_secret(api_client, namespace, name)
         if secret is None:
             raise ConfigurationError(

@@ -42,14 +42,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
+from kubeoidc_contract import crd
 
 logger = logging.getLogger(__name__)
 
-#: The CRD's defaults, applied again here because the dev mode and test API servers do not apply them.
-DEFAULT_GRANT_TYPES: frozenset[str] = frozenset({"authorization_code"})
-DEFAULT_SCOPES: tuple[str, ...] = ("openid", "profile", "email")
-DEFAULT_AUTH_METHOD = "client_secret_basic"
+#: A public client authenticates with no secret (the CRD's other methods all use one).
 PUBLIC_AUTH_METHOD = "none"
 
 #: A Kubernetes object as its JSON, e.g. from ``json.loads`` or a watch event's ``raw_object``.
@@ -357,12 +355,12 @@ class ClientRegistry:
                 url=_str_or_none(spec.get("url")) or "",
                 redirect_uris=_str_tuple(spec.get("redirectURIs")),
                 post_logout_redirect_uris=_str_tuple(spec.get("postLogoutRedirectURIs")),
-                grant_types=self._share(grant_types or DEFAULT_GRANT_TYPES),
+                grant_types=self._share(grant_types or crd.default_grant_types()),
                 public=public,
                 token_endpoint_auth_method=sys.intern(
-                    method or (PUBLIC_AUTH_METHOD if public else DEFAULT_AUTH_METHOD)
+                    method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
                 ),
-                scopes=self._share(_str_tuple(scopes) if isinstance(scopes, list) else DEFAULT_SCOPES),
+                scopes=self._share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
             )
         return _Registration(uid, namespace, name, client_id, secret_name, client)
 

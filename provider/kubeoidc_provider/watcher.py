@@ -33,7 +33,7 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc_provider.registry import ClientRegistry, KubeObject
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Any
 
 import kmock
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
+from kubeoidc_contract import GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
 
 CLIENTS = kmock.resource(GROUP, VERSION, PLURAL)
 

@@ -15,10 +15,11 @@ from starlette.responses import Response
 from kubeoidc_provider.context import provider_of
 from kubeoidc_provider.endpoints.form import read_oauth_request
 from kubeoidc_provider.issued import IssuedToken, find_issued_token
+from kubeoidc_provider.oauth_client import SECRET_AUTH_METHODS
 
 
 class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    CLIENT_AUTH_METHODS = list(SECRET_AUTH_METHODS)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
         return find_issued_token(self.server.state, self.server.minter, token_string, token_type_hint)

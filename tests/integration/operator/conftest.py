@@ -20,7 +20,7 @@ import kopf
 import pytest
 from kubernetes import client as k8s
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, VERSION
+from kubeoidc_contract import GROUP, KIND, PLURAL, VERSION
 from kubeoidc_operator.handlers import register
 from kubeoidc_operator.kube import KubeApi
 from kubeoidc_operator.run import kopf_settings

@@ -27,7 +27,7 @@ import kmock as kmocklib
 import pytest
 import yaml
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, VERSION
+from kubeoidc_contract import GROUP, KIND, PLURAL, VERSION
 from kubeoidc_operator.peering import PEERING_GROUP, PEERING_KIND, PEERING_PLURAL, PEERING_VERSION
 from support.kmock_api import declare_resources
 

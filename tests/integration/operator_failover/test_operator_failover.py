@@ -21,7 +21,7 @@ import kmock as kmocklib
 import pytest
 from conftest import CLIENTS, PEERING, PEERINGS, SECRETS, Cluster, Replica
 
-from kubeoidc.contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY
+from kubeoidc_contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY
 
 pytestmark = pytest.mark.kmock
 

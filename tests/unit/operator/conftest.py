@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kubeoidc_operator import reconcile
+from kubeoidc_operator import ownership, reconcile
 
 ISSUER = "https://login.example.com"
 T0 = datetime.datetime(2025, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
@@ -107,7 +107,7 @@ class Cluster:
         self.writes = 0
 
     def plan(self) -> reconcile.Plan:
-        name = reconcile.secret_name(self.client)
+        name = ownership.secret_name(self.client)
         recorded = self.client.get("status", {}).get("secretName")
         previous = self.secrets.get(recorded) if recorded and recorded != name else None
         return reconcile.plan(
@@ -142,11 +142,11 @@ class Cluster:
 
     @property
     def secret(self) -> dict[str, Any]:
-        return self.secrets[reconcile.secret_name(self.client)]
+        return self.secrets[ownership.secret_name(self.client)]
 
     def data(self, name: str | None = None) -> dict[str, str]:
         """The decoded data of the client's Secret (or of the Secret called ``name``)."""
-        return decoded(self.secrets[name or reconcile.secret_name(self.client)])
+        return decoded(self.secrets[name or ownership.secret_name(self.client)])
 
     def condition(self, type_: str) -> dict[str, Any]:
         return next(c for c in self.client["status"]["conditions"] if c["type"] == type_)

@@ -10,12 +10,12 @@ from typing import Any
 import kopf
 import pytest
 
-from kubeoidc.contract import ROTATE_ANNOTATION
+from kubeoidc_contract import ROTATE_ANNOTATION
 from kubeoidc_operator import handlers
 from kubeoidc_operator.controller import Reconciler
-from kubeoidc_operator.kube import Conflict, NotFound
-from kubeoidc_operator.reconcile import Event
+from kubeoidc_operator.errors import Conflict, NotFound
 from kubeoidc_operator.settings import OperatorSettings
+from kubeoidc_operator.status import Event
 
 Factory = Callable[..., Any]
 

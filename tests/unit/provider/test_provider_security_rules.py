@@ -34,7 +34,7 @@ from provider_flow import (
 )
 from starlette.testclient import TestClient
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc_provider.context import Provider
 from support.provider import ISSUER, PASSWORD, RegisteredClient, register
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc_provider import registry as registry_module
 from kubeoidc_provider.registry import Client, ClientRegistry
 
