@@ -1,4 +1,5 @@
-"""The operator's settings: read from ``KUBEOIDC_OPERATOR_*`` environment variables, validated at start.
+"""The operator's settings: ``KUBEOIDC_OPERATOR_*`` environment variables (or the CLI's flags, which win),
+validated at start.
 
 Built once by the caller (the CLI, or a test) and passed in; nothing here is read at import time.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from kubeoidc_contract import split_object_ref
 from kubeoidc_contract.durations import parse_duration
 from kubeoidc_contract.issuer import check_issuer
+from kubeoidc_contract.jwks import DEFAULT_SIGNING_ALG, SIGNING_ALGS
 
 ENV_PREFIX = "KUBEOIDC_OPERATOR_"
 
@@ -65,7 +67,7 @@ class OperatorSettings(BaseSettings):
     #: them on the schedule below. Empty (the default): signing keys are managed by hand.
     signing_keys_secret: str = ""
     #: The algorithm of new signing keys: RS256 (every relying party supports it), ES256 or EdDSA.
-    key_alg: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    key_alg: str = DEFAULT_SIGNING_ALG
     #: How long a key signs before the next one takes over (``720h``, ``30d``).
     key_rotation_period: Annotated[datetime.timedelta, BeforeValidator(_duration)] = datetime.timedelta(
         days=30
@@ -82,6 +84,13 @@ class OperatorSettings(BaseSettings):
     def _issuer_is_a_url(cls, value: str) -> str:
         # The same rule as the provider's: the issuer written into Secrets must be one it can serve.
         return check_issuer(value)
+
+    @field_validator("key_alg")
+    @classmethod
+    def _known_alg(cls, value: str) -> str:
+        if value not in SIGNING_ALGS:
+            raise ValueError(f"must be one of {', '.join(SIGNING_ALGS)}, not {value!r}")
+        return value
 
     @field_validator("peering")
     @classmethod
