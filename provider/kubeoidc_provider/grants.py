@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -21,7 +21,7 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
 from kubeoidc_provider.settings import ProviderSettings
-from kubeoidc_provider.state import CodeGrant, RefreshGrant, State, new_token
+from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import User, UserDirectory
 
@@ -107,6 +107,22 @@ def _server(grant: Any) -> GrantServer:
     return server
 
 
+_G = TypeVar("_G", CodeGrant, RefreshGrant)
+
+
+def _first_use(server: GrantServer, spent: tuple[_G, Spent] | None, what: str) -> _G | None:
+    """The grant of a single-use value just spent; None when unknown, or on a replay, which revokes
+    everything the first use issued (RFC 6749 §4.1.2 for codes, RFC 9700 §4.14.2 for refresh tokens)."""
+    if spent is None:
+        return None
+    grant, outcome = spent
+    if not outcome.first:
+        server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
+        logger.warning("%s replayed by client %s: its grant is revoked", what, grant.client_id)
+        return None
+    return grant
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     """RFC 6749 §4.1, storing codes by hash and spending them atomically."""
 
@@ -151,16 +167,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         server = _server(self)
         # Spent before the client and PKCE checks, on purpose: a code presented by the wrong client or
         # with the wrong verifier has leaked, so it is burnt, and a later use counts as a replay.
-        spent = server.state.spend_code(code)
-        if spent is None:
-            return None
-        grant, outcome = spent
-        if not outcome.first:
-            # RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
-            server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
-            logger.warning("authorization code replayed for client %s: its grant is revoked", grant.client_id)
-            return None
-        if grant.client_id != client.get_client_id():
+        grant = _first_use(server, server.state.spend_code(code), "authorization code")
+        if grant is None or grant.client_id != client.get_client_id():
             return None
         return _CodeRecord(grant)
 
@@ -183,13 +191,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
         server = _server(self)
-        spent = server.state.spend_refresh_token(refresh_token)
-        if spent is None:
-            return None
-        grant, outcome = spent
-        if not outcome.first:
-            server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
-            logger.warning("refresh token reused by client %s: its grant is revoked", grant.client_id)
+        grant = _first_use(server, server.state.spend_refresh_token(refresh_token), "refresh token")
+        if grant is None:
             return None
         if server.state.is_grant_revoked(grant.grant_id) or grant.expires_at <= time.time():
             return None
