@@ -134,7 +134,7 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
             for task in reversed(background):
                 task.stop()
             provider.workers.shutdown(wait=True)
-            provider.state.storage.close()
+            await provider.state.storage.close()
 
     prefix = provider.settings.issuer_path
     app_routes: list[BaseRoute] = [Mount(prefix, routes=routes())] if prefix else routes()

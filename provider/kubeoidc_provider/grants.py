@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -21,7 +22,7 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
 from kubeoidc_provider.settings import ProviderSettings
-from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token
+from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token, wait_on
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import User, UserDirectory
 
@@ -108,16 +109,27 @@ def _server(grant: Any) -> GrantServer:
 
 
 _G = TypeVar("_G", CodeGrant, RefreshGrant)
+_T = TypeVar("_T")
 
 
-def _first_use(server: GrantServer, spent: tuple[_G, Spent] | None, what: str) -> _G | None:
+def _wait(request: ProviderRequest, coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """A state coroutine's result, for a hook Authlib calls synchronously on the token endpoint's thread."""
+    if request.loop is None:
+        coroutine.close()
+        raise RuntimeError("the token endpoint runs Authlib on a worker thread and sets request.loop")
+    return wait_on(request.loop, coroutine)
+
+
+def _first_use(
+    server: GrantServer, request: ProviderRequest, spent: tuple[_G, Spent] | None, what: str
+) -> _G | None:
     """The grant of a single-use value just spent; None when unknown, or on a replay, which revokes
     everything the first use issued (RFC 6749 §4.1.2 for codes, RFC 9700 §4.14.2 for refresh tokens)."""
     if spent is None:
         return None
     grant, outcome = spent
     if not outcome.first:
-        server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
+        _wait(request, server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl))
         logger.warning("%s replayed by client %s: its grant is revoked", what, grant.client_id)
         return None
     return grant
@@ -160,14 +172,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
         )
-        server = _server(self)
-        server.state.save_code(code, grant, server.settings.code_ttl)
+        # Stored by the authorization endpoint once Authlib returns (ProviderServer.save_issued_code).
+        request.issued_code = (code, grant)
 
     def query_authorization_code(self, code: str, client: Any) -> _CodeRecord | None:
         server = _server(self)
         # Spent before the client and PKCE checks, on purpose: a code presented by the wrong client or
         # with the wrong verifier has leaked, so it is burnt, and a later use counts as a replay.
-        grant = _first_use(server, server.state.spend_code(code), "authorization code")
+        grant = _first_use(
+            server, self.request, _wait(self.request, server.state.spend_code(code)), "authorization code"
+        )
         if grant is None or grant.client_id != client.get_client_id():
             return None
         return _CodeRecord(grant)
@@ -191,10 +205,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
         server = _server(self)
-        grant = _first_use(server, server.state.spend_refresh_token(refresh_token), "refresh token")
+        spent = _wait(self.request, server.state.spend_refresh_token(refresh_token))
+        grant = _first_use(server, self.request, spent, "refresh token")
         if grant is None:
             return None
-        if server.state.is_grant_revoked(grant.grant_id) or grant.expires_at <= time.time():
+        if (
+            _wait(self.request, server.state.is_grant_revoked(grant.grant_id))
+            or grant.expires_at <= time.time()
+        ):
             return None
         self.request.refresh_grant = grant
         return _RefreshRecord(grant)

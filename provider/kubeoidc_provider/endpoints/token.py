@@ -34,7 +34,8 @@ async def token(request: Request) -> Response:
         response = provider.server.handle_error_response(oauth_request, missing)
     else:
         # Off the event loop: the grant signs one or two JWTs, and signing releases the GIL.
-        loop = asyncio.get_running_loop()
+        # The grants' storage hooks run their coroutines back on this loop (state.wait_on).
+        loop = oauth_request.loop = asyncio.get_running_loop()
         response = await loop.run_in_executor(
             provider.workers, provider.server.create_token_response, oauth_request
         )

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet as JoseKeySet
-from provider_flow import Browser, RelyingParty, sign_in_for_tokens
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.keys import KeySet
 from support.provider import ISSUER, register, signing_jwks
+from support.provider_flow import Browser, RelyingParty, sign_in_for_tokens
 
 ENDPOINTS = {
     "authorization_endpoint": "/authorize",

@@ -8,7 +8,10 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from provider_flow import (
+
+from kubeoidc_provider.context import Provider
+from support.provider import ISSUER, PASSWORD, RegisteredClient, register
+from support.provider_flow import (
     SESSION_COOKIE,
     Browser,
     RelyingParty,
@@ -18,9 +21,6 @@ from provider_flow import (
     page_text,
     redirect_target,
 )
-
-from kubeoidc_provider.context import Provider
-from support.provider import ISSUER, PASSWORD, RegisteredClient, register
 
 WRONG_PASSWORD = "The username or password is incorrect."
 TOO_MANY = "Too many failed sign-in attempts. Wait a few minutes, then try again."
