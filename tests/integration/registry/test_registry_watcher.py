@@ -126,7 +126,7 @@ def api_client(kmock: kmock_lib.KubernetesEmulator) -> Iterator[Any]:
     configuration.host = str(kmock.url).rstrip("/")
     client = kubernetes.client.ApiClient(configuration)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

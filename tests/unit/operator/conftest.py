@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kubeoidc_operator import ownership, reconcile
+from kubeoidc_operator.reconcile import Plan
 
 ISSUER = "https://login.example.com"
 T0 = datetime.datetime(2025, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
@@ -106,7 +107,7 @@ class Cluster:
         self.issuer = ISSUER
         self.writes = 0
 
-    def plan(self) -> reconcile.Plan:
+    def plan(self) -> Plan:
         name = ownership.secret_name(self.client)
         recorded = self.client.get("status", {}).get("secretName")
         previous = self.secrets.get(recorded) if recorded and recorded != name else None
@@ -120,10 +121,10 @@ class Cluster:
             credentials=self.credentials,
         )
 
-    def reconcile(self) -> reconcile.Plan:
+    def reconcile(self) -> Plan:
         return self.apply(self.plan())
 
-    def apply(self, result: reconcile.Plan, *, status: bool = True) -> reconcile.Plan:
+    def apply(self, result: Plan, *, status: bool = True) -> Plan:
         """Apply a plan as the API server would; ``status=False`` loses the status write."""
         if result.secret is not None and result.action == "create":
             self.secrets[result.secret["metadata"]["name"]] = copy.deepcopy(result.secret)

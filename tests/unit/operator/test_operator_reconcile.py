@@ -732,7 +732,10 @@ def test_bad_durations_are_refused(text: str) -> None:
 
 def test_secret_patch_is_empty_for_equal_data_spelled_differently() -> None:
     current = {"metadata": {"labels": {"a": "1"}}, "data": {"k": base64.b64encode(b"v").decode()}}
-    desired = {"metadata": {"labels": {"a": "1"}}, "data": {"k": base64.b64encode(b"v").decode()}}
+    desired: dict[str, Any] = {
+        "metadata": {"labels": {"a": "1"}},
+        "data": {"k": base64.b64encode(b"v").decode()},
+    }
     assert secret_patch(current, desired) == {}
     desired["metadata"]["labels"] = {"b": "2"}
     assert secret_patch(current, desired) == {"metadata": {"labels": {"a": None, "b": "2"}}}

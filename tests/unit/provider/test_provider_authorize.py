@@ -103,7 +103,7 @@ def test_a_repeated_parameter_gets_an_error_page(browser: Browser, web_rp: Relyi
     params = web_rp.auth_request().params
     query = [*params.items(), ("redirect_uri", "https://evil.example.com/callback")]
 
-    response = browser.http.get("/authorize", params=query, follow_redirects=False)
+    response = browser.http.get("/authorize", params=tuple(query), follow_redirects=False)
 
     assert_error_page(response)
     assert "Multiple 'redirect_uri' in request." in page_text(response)

@@ -159,7 +159,7 @@ def test_during_a_key_rotation_both_keys_are_published_and_old_tokens_stay_valid
     make_provider: Callable[..., Provider], serve: Callable[..., Any]
 ) -> None:
     old, new = signing_jwks("RS256")["keys"][0], signing_jwks("ES256")["keys"][0]
-    billing = {
+    billing: dict[str, Any] = {
         "grant_types": ["client_credentials"],
         "scopes": ["a"],
         "client_id": "billing",

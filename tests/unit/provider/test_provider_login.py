@@ -27,7 +27,7 @@ TOO_MANY = "Too many failed sign-in attempts. Wait a few minutes, then try again
 EXPIRED = "This sign-in request has expired"
 
 
-def login_page(browser: Browser, rp: RelyingParty, **options: str) -> httpx.Response:
+def login_page(browser: Browser, rp: RelyingParty, **options: Any) -> httpx.Response:
     page = browser.get(location(browser.authorize(rp.auth_request(**options).params)))
     assert page.status_code == 200
     return page
