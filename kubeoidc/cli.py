@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # would double every line. The level is set then too (kubeoidc_operator.run).
         logging.getLogger().setLevel(args.log_level)
     else:
-        logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger().setLevel(args.log_level)  # also when logging had a handler already
     try:
         return _run(args)
     except ValidationError as error:
