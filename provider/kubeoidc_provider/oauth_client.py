@@ -8,7 +8,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin
 
 from kubeoidc_contract import crd
-from kubeoidc_provider.registry import PUBLIC_AUTH_METHOD, Client
+from kubeoidc_provider.registration import PUBLIC_AUTH_METHOD, Client
 
 #: The client authentication methods a registration may name (the CRD's enumeration), in its order.
 AUTH_METHODS: tuple[str, ...] = crd.auth_methods()

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from kubeoidc_contract import split_object_ref
 from kubeoidc_contract.issuer import check_issuer, is_loopback_host
 
-__all__ = ["ProviderSettings", "is_loopback_host"]
+__all__ = ["ProviderSettings"]
 
 
 class ProviderSettings(BaseSettings):

@@ -34,7 +34,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.registry import ClientRegistry, KubeObject
+from kubeoidc_provider.registration import KubeObject
+from kubeoidc_provider.registry import ClientRegistry
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from kubeoidc_provider.context import Provider
-from kubeoidc_provider.registry import Client
+from kubeoidc_provider.registration import Client
 from kubeoidc_provider.sessions import BrowserSession
 from kubeoidc_provider.state import Interaction
 

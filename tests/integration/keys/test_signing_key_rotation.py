@@ -18,7 +18,7 @@ from joserfc import jws
 from joserfc.jwk import KeySet as JoseKeySet
 from starlette.testclient import TestClient
 
-from kubeoidc.dev import LocalCluster
+from kubeoidc.local_cluster import LocalCluster
 from kubeoidc_operator.keykeeper import KeyKeeper
 from kubeoidc_operator.keyring import KeyPolicy
 from kubeoidc_provider.signing import SecretFollower

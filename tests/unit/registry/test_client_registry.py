@@ -15,7 +15,8 @@ import pytest
 
 import kubeoidc_contract as contract
 from kubeoidc_provider import registry as registry_module
-from kubeoidc_provider.registry import Client, ClientRegistry
+from kubeoidc_provider.registration import Client
+from kubeoidc_provider.registry import ClientRegistry
 
 NOW = time.time()
 
