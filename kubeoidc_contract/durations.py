@@ -3,6 +3,9 @@
 Go's ``time.ParseDuration`` without fractions or signs. Where a duration is a field of the OIDCClient
 (``spec.secretRotation.gracePeriod``) the CRD allows hours, minutes and seconds, as a Kubernetes
 ``metav1.Duration`` does; the operator's settings also take days (``30d``), as the chart's values do.
+The CRD's pattern is :func:`duration_pattern`'s, the chart's schema pattern accepts the same strings,
+and its ``kubeoidc.seconds`` helper reads them as :func:`parse_duration` does: tests hold them to it,
+since YAML and Helm templates cannot import it.
 """
 
 from __future__ import annotations

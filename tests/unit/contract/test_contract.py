@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import subprocess
 import sys
 
+import helm_python as helm
 import pytest
 
 from kubeoidc_contract import crd, split_object_ref
 from kubeoidc_contract.durations import SPEC_UNITS, duration_pattern, parse_duration
 from kubeoidc_contract.issuer import check_issuer
+from support.chart_rendering import REPO, render, with_issuer
 
 
 def test_importing_the_whole_contract_loads_no_other_part_of_the_project_and_nothing_heavy() -> None:
@@ -74,3 +77,30 @@ def test_an_object_reference_needs_a_namespace_and_a_name(ref: str) -> None:
     with pytest.raises(ValueError, match="namespace/name"):
         split_object_ref(ref)
     assert split_object_ref("kubeoidc/signing-keys") == ("kubeoidc", "signing-keys")
+
+
+def test_the_chart_reads_durations_in_the_one_grammar() -> None:
+    schema = json.loads((REPO / "charts" / "kubeoidc" / "values.schema.json").read_text())
+    keys = schema["properties"]["signingKeys"]["properties"]
+    samples = ["0s", "30d", "1d12h", "90m", "1h0m5s", "", "1.5h", "-1s", "h", "30 d", "1w", "5"]
+    for name in ("rotationPeriod", "publishAhead", "retireAfter"):
+        chart = re.compile(keys[name]["pattern"])
+        for text in samples:
+            assert bool(chart.match(text)) == bool(re.fullmatch(duration_pattern("dhms"), text)), (name, text)
+
+
+@pytest.mark.parametrize(
+    ("publish_ahead", "rotation_period"),
+    [("1d", "24h"), ("86399s", "1d"), ("1h30m", "90m"), ("1d1s", "1d"), ("2d", "47h59m60s")],
+)
+def test_the_charts_duration_helper_agrees_with_the_contract(
+    publish_ahead: str, rotation_period: str
+) -> None:
+    # The chart refuses to publish a key no sooner than it signs, comparing with its own helper.
+    values = with_issuer(signingKeys={"publishAhead": publish_ahead, "rotationPeriod": rotation_period})
+    refused = parse_duration(publish_ahead, units="dhms") >= parse_duration(rotation_period, units="dhms")
+    if refused:
+        with pytest.raises(helm.HelmRenderError, match="must be shorter than"):
+            render(values)
+    else:
+        render(values)
