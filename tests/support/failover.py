@@ -11,17 +11,16 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import kmock as kmocklib
 import yaml
 
-from kubeoidc_contract import GROUP, KIND, PLURAL, VERSION
+from kubeoidc_contract import GROUP, PLURAL, VERSION
 from kubeoidc_operator.peering import PEERING_GROUP, PEERING_PLURAL, PEERING_VERSION
+from support.kmock_api import KmockWriter
 
-NAMESPACE = "apps"
 PEERING = "kubeoidc"
 CLIENTS = kmocklib.resource(GROUP, VERSION, PLURAL)
 SECRETS = kmocklib.resource("", "v1", "secrets")
@@ -100,33 +99,10 @@ class Replica:
         return f"--- {self.name} ---\n" + "\n".join(text.splitlines()[-lines:])
 
 
-class Cluster:
+class Cluster(KmockWriter):
     """kmock as the API server the replicas share, with the test's reads and writes."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
-
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.server.request(method, path, json=body) as response:
-            assert response.status < 300, await response.text()
-            return await response.json()
-
-    async def create_client(self, name: str) -> None:
-        await self.request(
-            "POST",
-            f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
-                "metadata": {
-                    "name": name,
-                    "namespace": NAMESPACE,
-                    "uid": f"uid-{name}",
-                    "resourceVersion": "1",
-                },
-                "spec": {"redirectURIs": [f"https://{name}.example.com/callback"]},
-            },
-        )
+    timeout = TIMEOUT  # replicas start as processes: longer than in-process kopf
 
     def objects(self, resource: Any) -> dict[str, dict[str, Any]]:
         """The live objects of a resource, by name (straight from kmock's memory)."""
@@ -152,14 +128,3 @@ class Cluster:
             request.action == kmocklib.action.WATCH
             for request in self.requests(by=replica, resource=resource)
         )
-
-    async def wait_for(self, what: str, check: Callable[[], Any], seconds: float = TIMEOUT) -> Any:
-        """Poll ``check`` until it returns something true, and return that; fail after ``seconds``."""
-        try:
-            async with asyncio.timeout(seconds):
-                # kmock's memory has no change notification to wait on: poll it.
-                while not (result := check()):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-                return result
-        except TimeoutError:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}") from None
