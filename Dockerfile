@@ -18,9 +18,10 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
     && pip wheel --no-cache-dir --wheel-dir /wheels --requirement requirements.txt
 
-# kubeoidc/crd/oidcclient.yaml links to crds/oidcclient.yaml: both are copied, and the wheel holds the file.
+# kubeoidc_contract/crd/oidcclient.yaml links to crds/oidcclient.yaml: both are copied, and the wheel holds the file.
 COPY README.md ./
 COPY crds/ crds/
+COPY kubeoidc_contract/ kubeoidc_contract/
 COPY kubeoidc/ kubeoidc/
 COPY operator/ operator/
 COPY provider/ provider/

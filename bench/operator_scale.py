@@ -28,7 +28,7 @@ from typing import Any
 import kmock as kmocklib
 from kmock._internal import dsl, rendering
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, READY_CONDITION, VERSION
+from kubeoidc_contract import GROUP, KIND, PLURAL, READY_CONDITION, VERSION
 
 # The API server is prepared as the tests prepare it (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

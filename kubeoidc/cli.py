@@ -1,6 +1,8 @@
 """The ``kubeoidc`` command: one entry point for the operator, the provider, the dev mode and tools.
 
-Each subcommand imports only its own side, so ``kubeoidc provider`` never loads kopf.
+Each subcommand imports only its own side, so ``kubeoidc provider`` never loads kopf. ``operator`` and
+``provider`` take a flag for every setting (``--issuer``, ``--storage-url``, ...); a flag wins over its
+environment variable (``KUBEOIDC_OPERATOR_*``, ``KUBEOIDC_PROVIDER_*``), which keeps working alone.
 """
 
 from __future__ import annotations
@@ -11,20 +13,66 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticUndefined
+
+from kubeoidc_contract.jwks import DEFAULT_SIGNING_ALG, SIGNING_ALGS
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: The settings of each service: the class (imported only when its subcommand runs) and the env prefix.
+_SETTINGS = {
+    "operator": ("kubeoidc_operator.settings", "OperatorSettings", "KUBEOIDC_OPERATOR_"),
+    "provider": ("kubeoidc_provider.settings", "ProviderSettings", "KUBEOIDC_PROVIDER_"),
+}
+_FLAG_PREFIX = "setting_"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kubeoidc", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "operator":
+        # kopf installs its own handler (per-object context in every line) when it starts; a second
+        # would double every line. The level is set then too (kubeoidc_operator.run).
+        logging.getLogger().setLevel(args.log_level)
+    else:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger().setLevel(args.log_level)  # also when logging had a handler already
+    try:
+        return _run(args)
+    except ValidationError as error:
+        prefix = _SETTINGS[args.command][2]
+        print(f"kubeoidc {args.command}: invalid settings:\n{_describe(error, prefix)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
-    commands.add_parser("operator", help="reconcile OIDCClients into Secrets (settings: KUBEOIDC_OPERATOR_*)")
-    commands.add_parser(
-        "provider", help="serve OpenID Connect for the clients (settings: KUBEOIDC_PROVIDER_*)"
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubeoidc", description=__doc__.splitlines()[0])
+    log_level: dict[str, Any] = {"type": str.upper, "choices": LOG_LEVELS, "help": "default: INFO"}
+    parser.add_argument("--log-level", default="INFO", **log_level)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Also after the subcommand (`kubeoidc operator --log-level debug`); SUPPRESS keeps the value above.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--log-level", default=argparse.SUPPRESS, **log_level)
+
+    operator = commands.add_parser(
+        "operator",
+        parents=[after],
+        help="reconcile OIDCClients into Secrets (settings: flags or KUBEOIDC_OPERATOR_*)",
     )
-    dev = commands.add_parser("dev", help="run everything locally from a folder of OIDCClient manifests")
+    _add_settings_flags(operator, "operator")
+    provider = commands.add_parser(
+        "provider",
+        parents=[after],
+        help="serve OpenID Connect for the clients (settings: flags or KUBEOIDC_PROVIDER_*)",
+    )
+    _add_settings_flags(provider, "provider")
+    dev = commands.add_parser(
+        "dev", parents=[after], help="run everything locally from a folder of OIDCClient manifests"
+    )
     dev.add_argument(
         "folder", nargs="?", default="examples", type=Path, help="manifests (default: examples/)"
     )
@@ -32,26 +80,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--state", default=Path(".kubeoidc"), type=Path, help="state folder (default: .kubeoidc/)"
     )
     dev.add_argument("--port", default=8080, type=int, help="port on 127.0.0.1 (default: 8080)")
-    keys = commands.add_parser("keys", help="signing keys")
+    keys = commands.add_parser("keys", parents=[after], help="signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = key_commands.add_parser("generate", help="print a new private JWKS for the provider's Secret")
-    generate.add_argument("--alg", default="RS256", choices=["RS256", "ES256", "EdDSA"])
-    commands.add_parser("hash-password", help="read a password on stdin, print its argon2id hash")
+    generate.add_argument("--alg", default=DEFAULT_SIGNING_ALG, choices=SIGNING_ALGS)
+    commands.add_parser(
+        "hash-password", parents=[after], help="read a password on stdin, print its argon2id hash"
+    )
+    return parser
 
-    args = parser.parse_args(argv)
-    if args.command == "operator":
-        # kopf installs its own handler (per-object context in every line); a second would double them.
-        logging.getLogger().setLevel(args.log_level)
-    else:
-        logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return _run(args)
-    except ValidationError as error:
-        prefix = f"KUBEOIDC_{args.command.upper()}_"
-        print(f"kubeoidc {args.command}: invalid settings:\n{_describe(error, prefix)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+
+def _settings_class(command: str) -> type[BaseModel]:
+    import importlib
+
+    module, name, _ = _SETTINGS[command]
+    settings_class: type[BaseModel] = getattr(importlib.import_module(module), name)
+    return settings_class
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """``--<field>`` for every field of the service's settings, each named after its variable."""
+    settings_class = _settings_class(command)
+    prefix = _SETTINGS[command][2]
+    group = parser.add_argument_group("settings", f"each wins over its environment variable {prefix}<NAME>")
+    for name, field in settings_class.model_fields.items():
+        if field.is_required():
+            default = "required"
+        elif field.default is not PydanticUndefined:
+            default = f"default: {field.default}" if field.default not in (None, "", ()) else "default: none"
+        else:
+            default = "default: none"
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"{_FLAG_PREFIX}{name}",
+            metavar=name.upper(),
+            help=f"{prefix}{name.upper()} ({default})",
+        )
+
+
+def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags, as keyword arguments: pydantic-settings ranks those over variables."""
+    return {
+        key.removeprefix(_FLAG_PREFIX): value
+        for key, value in vars(args).items()
+        if key.startswith(_FLAG_PREFIX) and value is not None
+    }
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -60,11 +133,11 @@ def _run(args: argparse.Namespace) -> int:
         from kubeoidc_operator.settings import SettingsError, load_settings
 
         try:
-            settings = load_settings()
+            settings = load_settings(**settings_overrides(args))
         except SettingsError as error:
             print(f"kubeoidc operator: {error}", file=sys.stderr)
             return 2
-        run_operator(settings)
+        run_operator(settings, log_level=args.log_level)
         return 0
     if args.command == "provider":
         from kubeoidc_provider.main import ConfigurationError
@@ -72,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         from kubeoidc_provider.settings import ProviderSettings
 
         try:
-            run_provider(ProviderSettings())  # type: ignore[call-arg]
+            run_provider(ProviderSettings(**settings_overrides(args)), log_level=args.log_level)
         except ConfigurationError as error:
             print(f"kubeoidc provider: {error}", file=sys.stderr)
             return 2
@@ -99,12 +172,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _describe(error: ValidationError, prefix: str) -> str:
-    """One line per problem, naming the environment variable to fix."""
+    """One line per problem, naming the flag and the environment variable to fix."""
     lines = []
     for problem in error.errors():
-        field = "_".join(str(part) for part in problem["loc"]).upper()
+        field = "_".join(str(part) for part in problem["loc"])
         message = "is required" if problem["type"] == "missing" else problem["msg"]
-        lines.append(f"  {prefix}{field}: {message}")
+        lines.append(f"  --{field.replace('_', '-')} / {prefix}{field.upper()}: {message}")
     return "\n".join(lines)
 
 

@@ -1,12 +1,11 @@
 """OIDCClient manifests, checked in Python by the rules a Kubernetes API server applies with our CRD.
 
-This module owns reading the CustomResourceDefinition shipped in the package (``crd/oidcclient.yaml``,
-the same file as the repository's ``crds/oidcclient.yaml``), applying its defaults, and validating an
-object against it: the OpenAPI schema (types, required fields, enums, patterns, lengths, list sizes,
-uniqueness of ``set`` and ``map`` lists, map sizes, formats) and every ``x-kubernetes-validations`` CEL
-rule, evaluated with cel-python. Tests and ``kubeoidc dev`` use it, so a manifest a cluster would refuse
-is refused here too, with the CRD's own messages, and without a cluster. It never imports kopf or the
-Kubernetes client.
+This module owns applying the defaults of the CustomResourceDefinition (as ``kubeoidc_contract.crd``
+reads it) and validating an object against it: the OpenAPI schema (types, required fields, enums,
+patterns, lengths, list sizes, uniqueness of ``set`` and ``map`` lists, map sizes, formats) and every
+``x-kubernetes-validations`` CEL rule, evaluated with cel-python. Tests and ``kubeoidc dev`` use it, so
+a manifest a cluster would refuse is refused here too, with the CRD's own messages, and without a
+cluster. It never imports kopf or the Kubernetes client.
 
 How it follows the API server:
 
@@ -28,13 +27,12 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.resources
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import celpy
 import celpy.adapter
@@ -42,7 +40,8 @@ import celpy.celtypes
 import celpy.evaluation
 import yaml
 
-from kubeoidc.contract import API_VERSION, KIND, VERSION
+from kubeoidc_contract import API_VERSION, KIND
+from kubeoidc_contract.crd import served_schema as _schema
 
 __all__ = [
     "RULES_NOT_CHECKED",
@@ -50,9 +49,7 @@ __all__ = [
     "Violation",
     "apply_defaults",
     "checked_oidcclient",
-    "crd",
     "load_manifests",
-    "openapi_schema",
     "validate_oidcclient",
 ]
 
@@ -94,36 +91,6 @@ class InvalidOIDCClient(ValueError):
         self.violations = tuple(violations)
         details = "; ".join(str(v) for v in self.violations)
         super().__init__(f"OIDCClient {name!r} is invalid: {details}")
-
-
-# --- The CRD -----------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _crd() -> dict[str, Any]:
-    resource = importlib.resources.files("kubeoidc").joinpath("crd").joinpath("oidcclient.yaml")
-    document = yaml.safe_load(resource.read_text(encoding="utf-8"))
-    if not isinstance(document, dict):
-        raise TypeError("the packaged CRD is not a YAML mapping")
-    return document
-
-
-@functools.cache
-def _schema() -> dict[str, Any]:
-    for version in _crd()["spec"]["versions"]:
-        if version["name"] == VERSION:
-            return cast(dict[str, Any], version["schema"]["openAPIV3Schema"])
-    raise LookupError(f"the packaged CRD has no version {VERSION}")
-
-
-def crd() -> dict[str, Any]:
-    """The CustomResourceDefinition as shipped in the package (a fresh copy: mutate at will)."""
-    return copy.deepcopy(_crd())
-
-
-def openapi_schema() -> dict[str, Any]:
-    """The ``openAPIV3Schema`` of the served version (a fresh copy)."""
-    return copy.deepcopy(_schema())
 
 
 # --- YAML --------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``status.conditions`` is a list keyed by ``type``. Each condition has a ``status`` ("True", "False" or
 "Unknown"), a one-word CamelCase ``reason``, a human ``message``, the ``observedGeneration`` it was
 computed for, and a ``lastTransitionTime`` that moves only when ``status`` flips: a new reason or
-message with the same status keeps the time. Pure functions; nothing here does I/O.
+message with the same status keeps the time. Pure functions; nothing here does I/O. The times are
+Kubernetes' (``metav1.Time``), and :func:`utcnow` is the operator's one clock, injected where it matters.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class Condition:
     status: ConditionStatus
     reason: str
     message: str
+
+
+def utcnow() -> datetime.datetime:
+    """Now, timezone-aware in UTC: the default clock of the reconciler, the key keeper and peering."""
+    return datetime.datetime.now(datetime.UTC)
 
 
 def format_time(moment: datetime.datetime) -> str:

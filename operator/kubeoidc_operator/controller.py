@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import reconcile
-from .kube import NotFound
-from .reconcile import CredentialGenerator, Event, Plan
+from .conditions import utcnow
+from .errors import NotFound
+from .ownership import claimed_client_ids, secret_name
+from .reconcile import Plan
+from .rotation import CredentialGenerator, RandomCredentials
 from .settings import OperatorSettings
+from .status import Event
 
 logger = logging.getLogger(__name__)
 
 #: Posts one Event on an OIDCClient (the handlers give kopf's poster; tests may collect them).
 Emit = Callable[[Mapping[str, Any], Event], None]
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Reconciler:
         self.settings = settings
         self._emit = emit
         self._clock = clock
-        self._credentials = credentials or reconcile.RandomCredentials()
+        self._credentials = credentials or RandomCredentials()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -82,7 +82,7 @@ class Reconciler:
     ) -> Outcome | None:
         """Bring one client's Secret and status to what its spec asks; None if the client is gone.
 
-        Raises :class:`~.kube.Conflict` when an object changed underneath (the caller retries).
+        Raises :class:`~.errors.Conflict` when an object changed underneath (the caller retries).
         """
         with self._lock(namespace, name):
             try:
@@ -100,7 +100,7 @@ class Reconciler:
 
     def _plan(self, client: dict[str, Any], namespace: str) -> tuple[Plan, dict[str, Any] | None]:
         """The plan, and the old Secret it was computed from (if the Secret's name changed)."""
-        desired_name = reconcile.secret_name(client)
+        desired_name = secret_name(client)
         current = self.api.find_secret(namespace, desired_name)
         recorded = (
             client.get("status", {}).get("secretName") if isinstance(client.get("status"), dict) else None
@@ -111,7 +111,7 @@ class Reconciler:
         claimed: dict[str, str] = {}
         if isinstance(client.get("spec"), dict) and client["spec"].get("clientID"):
             # Only a pinned ID can collide: a generated one has 128 random bits.
-            claimed = reconcile.claimed_client_ids(client, self.api.list_clients(self.settings.namespaces))
+            claimed = claimed_client_ids(client, self.api.list_clients(self.settings.namespaces))
         decision = reconcile.plan(
             client,
             current=current,

@@ -16,19 +16,22 @@ from typing import Any, cast
 
 import kopf
 
-from kubeoidc.contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
+from kubeoidc_contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
 
-from . import reconcile
 from .controller import Reconciler, resync_forever
+from .errors import Conflict
 from .keykeeper import KeyKeeper, keep_keys_forever
 from .keyring import KeyPolicy
-from .kube import Conflict, KubeApi
+from .kube import KubeApi
+from .ownership import owner_of
+from .rotation import CredentialGenerator
 from .settings import OperatorSettings
+from .status import Event
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def post_event(client: Mapping[str, Any], event: reconcile.Event) -> None:
+def post_event(client: Mapping[str, Any], event: Event) -> None:
     """Post an Event on the OIDCClient through kopf's poster (only valid inside a running operator)."""
     kopf.event(cast(kopf.Body, client), type=event.type, reason=event.reason, message=event.message)
 
@@ -45,7 +48,7 @@ def register(
     settings: OperatorSettings,
     api: KubeApi,
     *,
-    credentials: reconcile.CredentialGenerator | None = None,
+    credentials: CredentialGenerator | None = None,
     active: Callable[[], bool] | None = None,
 ) -> Reconciler:
     """Register the operator's handlers in ``registry``; returns the reconciler they share.
@@ -65,7 +68,7 @@ def register(
     @kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry)
     def restore_secret(body: kopf.Body, namespace: str | None, logger: Logger, **_: Any) -> None:
         # A managed Secret was created, edited or deleted: its client puts it back as it should be.
-        owner = reconcile.owner_of(body)
+        owner = owner_of(body)
         if namespace and owner:
             _reconcile(reconciler, namespace, owner, logger)
 
@@ -74,8 +77,8 @@ def register(
         resync_tasks.append(
             asyncio.create_task(resync_forever(reconciler, settings.resync_interval, active=active))
         )
-        if settings.signing_keys_secret:
-            namespace, name = settings.signing_keys_secret.split("/")
+        if settings.signing_keys_ref:
+            namespace, name = settings.signing_keys_ref
             policy = KeyPolicy(
                 alg=settings.key_alg,
                 rotation_period=settings.key_rotation_period,

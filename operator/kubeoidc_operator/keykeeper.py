@@ -12,9 +12,10 @@ import datetime
 import logging
 from collections.abc import Callable
 
-from kubeoidc.jwks import generate_key
+from kubeoidc_contract.jwks import generate_key
 
-from .controller import ClusterApi, utcnow
+from .conditions import utcnow
+from .controller import ClusterApi
 from .keyring import KeyMaker, KeyPolicy, KeyringPlan, plan_keyring
 
 logger = logging.getLogger(__name__)

@@ -24,12 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from kubeoidc.contract import MANAGED_BY_LABEL, MANAGER, SIGNING_KEYS_KEY, SIGNING_KEYS_LABEL
+from kubeoidc_contract import MANAGED_BY_LABEL, MANAGER, SIGNING_KEYS_KEY, SIGNING_KEYS_LABEL
+from kubeoidc_contract.jwks import SIGNING_KID
 
 SCHEDULE_KEY: Final = "schedule.json"
 
 Action = Literal["none", "create", "patch", "refuse"]
-#: Makes a new private JWK for an algorithm (``kubeoidc.jwks.generate_key``; tests give their own).
+#: Makes a new private JWK for an algorithm (``kubeoidc_contract.jwks.generate_key``; tests give their own).
 KeyMaker = Callable[[str], dict[str, Any]]
 
 
@@ -148,7 +149,7 @@ def _read(secret: Mapping[str, Any]) -> _Ring:
     ):
         raise ValueError(f"{SIGNING_KEYS_KEY} has no list of keys with a kid each")
     kids = {key["kid"] for key in keys}
-    signing = document.get("signing_kid") or (keys[0]["kid"] if keys else None)
+    signing = document.get(SIGNING_KID) or (keys[0]["kid"] if keys else None)
     stages = {
         kid: _Stage(**{k: v for k, v in stage.items() if k in ("created", "activated", "retired")})
         for kid, stage in schedule.items()
@@ -168,7 +169,7 @@ def _decode(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 
 def _document(ring: _Ring) -> tuple[str, str]:
-    jwks = {"keys": ring.keys, "signing_kid": ring.signing_kid}
+    jwks = {"keys": ring.keys, SIGNING_KID: ring.signing_kid}
     schedule = {
         kid: {k: v for k, v in vars(stage).items() if v is not None} for kid, stage in ring.schedule.items()
     }

@@ -17,21 +17,11 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from kubeoidc.contract import GROUP, PLURAL, VERSION
+from kubeoidc_contract import GROUP, PLURAL, VERSION
+
+from .errors import Conflict, NotFound
 
 MERGE_PATCH: Final = "application/merge-patch+json"
-
-
-class KubeError(Exception):
-    """An API call failed in a way the caller may handle; carries what was being done."""
-
-
-class NotFound(KubeError):
-    """The object does not exist (HTTP 404)."""
-
-
-class Conflict(KubeError):
-    """The object changed or already exists (HTTP 409): read it again and retry."""
 
 
 @contextlib.contextmanager

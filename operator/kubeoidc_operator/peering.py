@@ -32,6 +32,8 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from .conditions import utcnow
+
 logger = logging.getLogger(__name__)
 
 #: kopf's cluster-scoped peering resource (``crds/kopf-peering.yaml``).
@@ -56,10 +58,6 @@ def new_identity() -> str:
 def random_priority() -> int:
     """A priority for one start of one replica: in [-2**31, -1]."""
     return -1 - secrets.randbelow(2**31)
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def _lastseen(record: Mapping[str, Any], now: datetime.datetime) -> datetime.datetime:

@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from kubeoidc.contract import SECRET_SELECTOR
+from kubeoidc_contract import SECRET_SELECTOR
 
 from . import peering
 from .handlers import register
@@ -91,7 +91,17 @@ def use_cluster_peering(registry: kopf.OperatorRegistry, gate: peering.PeeringGa
             logger.exception("Could not read the peering object %r.", gate.name)
 
 
-def run(settings: OperatorSettings) -> None:
+def configure_logging(level: str) -> None:
+    """kopf's log handler (per-object context in every line) at ``level``.
+
+    kopf's ``configure`` knows only DEBUG, INFO and WARNING and sets the root level itself, so the level
+    asked for is set again after it.
+    """
+    kopf.configure(debug=level == "DEBUG", verbose=False)
+    logging.getLogger().setLevel(level)
+
+
+def run(settings: OperatorSettings, *, log_level: str = "INFO") -> None:
     """Run the operator against the cluster from the service account or the kubeconfig; blocks."""
     api = KubeApi.from_environment()
     registry = kopf.OperatorRegistry()
@@ -114,7 +124,7 @@ def run(settings: OperatorSettings) -> None:
             settings.peering_lifetime,
         )
     register(registry, settings, api, active=gate)
-    kopf.configure(verbose=False)
+    configure_logging(log_level)
     kopf.run(
         registry=registry,
         settings=kopf_settings(settings, priority=priority),

@@ -1,4 +1,5 @@
-"""The operator's settings: read from ``KUBEOIDC_OPERATOR_*`` environment variables, validated at start.
+"""The operator's settings: ``KUBEOIDC_OPERATOR_*`` environment variables (or the CLI's flags, which win),
+validated at start.
 
 Built once by the caller (the CLI, or a test) and passed in; nothing here is read at import time.
 """
@@ -7,27 +8,29 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Final
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kubeoidc_contract import split_object_ref
+from kubeoidc_contract.durations import parse_duration
+from kubeoidc_contract.issuer import check_issuer
+from kubeoidc_contract.jwks import DEFAULT_SIGNING_ALG, SIGNING_ALGS
+
 ENV_PREFIX = "KUBEOIDC_OPERATOR_"
 
-#: A duration as Kubernetes users write them, in days, hours, minutes and seconds.
-_DURATION: Final = re.compile(r"(?:\d+[dhms])+")
-_DURATION_PART: Final = re.compile(r"(\d+)([dhms])")
 #: A Kubernetes object name (RFC 1123 subdomain): what a peering name must be.
 _OBJECT_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def _duration(value: Any) -> Any:
     """``30d``, ``720h``, ``90m``, ``3600s`` or a combination (``1h30m``); a number is seconds."""
-    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
-        units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-        seconds = sum(int(n) * units[unit] for n, unit in _DURATION_PART.findall(value))
-        return datetime.timedelta(seconds=seconds)
+    if isinstance(value, str):
+        try:
+            return parse_duration(value.strip(), units="dhms")
+        except ValueError:
+            pass  # pydantic's own timedelta parsing then says what is wrong
     return value
 
 
@@ -64,7 +67,7 @@ class OperatorSettings(BaseSettings):
     #: them on the schedule below. Empty (the default): signing keys are managed by hand.
     signing_keys_secret: str = ""
     #: The algorithm of new signing keys: RS256 (every relying party supports it), ES256 or EdDSA.
-    key_alg: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    key_alg: str = DEFAULT_SIGNING_ALG
     #: How long a key signs before the next one takes over (``720h``, ``30d``).
     key_rotation_period: Annotated[datetime.timedelta, BeforeValidator(_duration)] = datetime.timedelta(
         days=30
@@ -79,15 +82,14 @@ class OperatorSettings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _issuer_is_a_url(cls, value: str) -> str:
-        # The issuer is compared character for character by relying parties (OIDC Discovery §4.3):
-        # it is checked, never normalised.
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(
-                f"must be an absolute http(s) URL such as https://login.example.com, not {value!r}"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(f"must have no query and no fragment (OpenID Connect Discovery), not {value!r}")
+        # The same rule as the provider's: the issuer written into Secrets must be one it can serve.
+        return check_issuer(value)
+
+    @field_validator("key_alg")
+    @classmethod
+    def _known_alg(cls, value: str) -> str:
+        if value not in SIGNING_ALGS:
+            raise ValueError(f"must be one of {', '.join(SIGNING_ALGS)}, not {value!r}")
         return value
 
     @field_validator("peering")
@@ -103,13 +105,16 @@ class OperatorSettings(BaseSettings):
     @field_validator("signing_keys_secret")
     @classmethod
     def _namespace_and_name(cls, value: str) -> str:
-        if value and (
-            value.count("/") != 1 or not all(_OBJECT_NAME.fullmatch(part) for part in value.split("/"))
-        ):
+        if value and not all(_OBJECT_NAME.fullmatch(part) for part in _parts_or_none(value)):
             raise ValueError(
                 f"must be empty or namespace/name, such as kubeoidc/kubeoidc-signing-keys, not {value!r}"
             )
         return value
+
+    @property
+    def signing_keys_ref(self) -> tuple[str, str] | None:
+        """``signing_keys_secret`` as (namespace, name), or None when keys are managed by hand."""
+        return split_object_ref(self.signing_keys_secret) if self.signing_keys_secret else None
 
     @model_validator(mode="after")
     def _keys_published_before_they_sign(self) -> OperatorSettings:
@@ -132,6 +137,13 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+
+def _parts_or_none(ref: str) -> tuple[str, ...]:
+    try:
+        return split_object_ref(ref)
+    except ValueError:
+        return ("",)  # matches no object name
 
 
 def load_settings(**overrides: Any) -> OperatorSettings:

@@ -16,8 +16,6 @@ from importlib.resources import files
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -25,6 +23,7 @@ from starlette.types import ASGIApp
 
 from kubeoidc_provider.authorization_server import ProviderServer
 from kubeoidc_provider.context import Provider
+from kubeoidc_provider.cors import cors_middleware
 from kubeoidc_provider.endpoints import (
     authorize,
     consent,
@@ -135,22 +134,11 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
             for task in reversed(background):
                 task.stop()
             provider.workers.shutdown(wait=True)
-            provider.state.storage.close()
+            await provider.state.storage.close()
 
     prefix = provider.settings.issuer_path
     app_routes: list[BaseRoute] = [Mount(prefix, routes=routes())] if prefix else routes()
-    # Browsers' JavaScript clients (SPAs) call discovery, JWKS, token and userinfo cross-origin; no
-    # credentials (cookies) are ever allowed cross-origin.
-    middleware = [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=["*"],
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-            max_age=600,
-        )
-    ]
-    app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=app_routes, middleware=[cors_middleware()], lifespan=lifespan)
     return PublishedDocuments(app, provider)
 
 

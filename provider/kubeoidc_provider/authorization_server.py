@@ -30,7 +30,7 @@ from kubeoidc_provider.oauth_client import OAuthClient
 from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
-from kubeoidc_provider.state import RefreshGrant, State, new_token
+from kubeoidc_provider.state import RefreshGrant, State, new_token, wait_on
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import UserDirectory
 
@@ -157,7 +157,15 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             expires_at=expires_at,
             issued_at=now,
         )
-        self.state.save_refresh_token(refresh_token, grant, max(expires_at - now, 1))
+        # Authlib calls this hook on the token endpoint's worker thread (see grants._wait).
+        assert request.loop is not None
+        wait_on(request.loop, self.state.save_refresh_token(refresh_token, grant, max(expires_at - now, 1)))
+
+    async def save_issued_code(self, request: ProviderRequest) -> None:
+        """Store the code an authorization response carries (the grant left it on the request)."""
+        if request.issued_code is not None:
+            code, grant = request.issued_code
+            await self.state.save_code(code, grant, self.settings.code_ttl)
 
 
 def _authenticate_basic(query_client: Any, request: ProviderRequest) -> OAuthClient | None:

@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
-from kubeoidc_provider.state import CodeGrant, RefreshGrant, new_token
-from kubeoidc_provider.users import User
+from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token, wait_on
+from kubeoidc_provider.tokens import TokenMinter
+from kubeoidc_provider.users import User, UserDirectory
 
 if TYPE_CHECKING:
-    from kubeoidc_provider.authorization_server import ProviderServer
     from kubeoidc_provider.oauth_request import ProviderRequest
 
 logger = logging.getLogger(__name__)
-
-#: Token endpoint authentication methods every user-facing grant accepts; which one a given client
-#: must use is its registration's ``tokenEndpointAuthMethod`` (see OAuthClient).
-_ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +91,56 @@ class _RefreshRecord:
         return self.grant.scope
 
 
-def _server(grant: Any) -> ProviderServer:
-    server: ProviderServer = grant.server
+class GrantServer(Protocol):
+    """What the grants use of the authorization server that registers them (it passes itself).
+
+    A protocol, not the server's class: the server imports the grants, never the other way round.
+    """
+
+    settings: ProviderSettings
+    state: State
+    users: UserDirectory
+    minter: TokenMinter
+
+
+def _server(grant: Any) -> GrantServer:
+    server: GrantServer = grant.server
     return server
+
+
+_G = TypeVar("_G", CodeGrant, RefreshGrant)
+_T = TypeVar("_T")
+
+
+def _wait(request: ProviderRequest, coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """A state coroutine's result, for a hook Authlib calls synchronously on the token endpoint's thread."""
+    if request.loop is None:
+        coroutine.close()
+        raise RuntimeError("the token endpoint runs Authlib on a worker thread and sets request.loop")
+    return wait_on(request.loop, coroutine)
+
+
+def _first_use(
+    server: GrantServer, request: ProviderRequest, spent: tuple[_G, Spent] | None, what: str
+) -> _G | None:
+    """The grant of a single-use value just spent; None when unknown, or on a replay, which revokes
+    everything the first use issued (RFC 6749 §4.1.2 for codes, RFC 9700 §4.14.2 for refresh tokens)."""
+    if spent is None:
+        return None
+    grant, outcome = spent
+    if not outcome.first:
+        _wait(request, server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl))
+        logger.warning("%s replayed by client %s: its grant is revoked", what, grant.client_id)
+        return None
+    return grant
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     """RFC 6749 §4.1, storing codes by hash and spending them atomically."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = _ALL_AUTH_METHODS
+    # Every method a registration may name; which one a given client must use is its registration's
+    # ``tokenEndpointAuthMethod`` (see OAuthClient).
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
 
     @staticmethod
     def validate_authorization_redirect_uri(request: ProviderRequest, client: Any) -> str:
@@ -132,23 +172,17 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
         )
-        server = _server(self)
-        server.state.save_code(code, grant, server.settings.code_ttl)
+        # Stored by the authorization endpoint once Authlib returns (ProviderServer.save_issued_code).
+        request.issued_code = (code, grant)
 
     def query_authorization_code(self, code: str, client: Any) -> _CodeRecord | None:
         server = _server(self)
         # Spent before the client and PKCE checks, on purpose: a code presented by the wrong client or
         # with the wrong verifier has leaked, so it is burnt, and a later use counts as a replay.
-        spent = server.state.spend_code(code)
-        if spent is None:
-            return None
-        grant, outcome = spent
-        if not outcome.first:
-            # RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
-            server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
-            logger.warning("authorization code replayed for client %s: its grant is revoked", grant.client_id)
-            return None
-        if grant.client_id != client.get_client_id():
+        grant = _first_use(
+            server, self.request, _wait(self.request, server.state.spend_code(code)), "authorization code"
+        )
+        if grant is None or grant.client_id != client.get_client_id():
             return None
         return _CodeRecord(grant)
 
@@ -166,20 +200,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     """RFC 6749 §6 with rotation and reuse detection."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = _ALL_AUTH_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
         server = _server(self)
-        spent = server.state.spend_refresh_token(refresh_token)
-        if spent is None:
+        spent = _wait(self.request, server.state.spend_refresh_token(refresh_token))
+        grant = _first_use(server, self.request, spent, "refresh token")
+        if grant is None:
             return None
-        grant, outcome = spent
-        if not outcome.first:
-            server.state.revoke_grant(outcome.grant_id, server.settings.refresh_token_ttl)
-            logger.warning("refresh token reused by client %s: its grant is revoked", grant.client_id)
-            return None
-        if server.state.is_grant_revoked(grant.grant_id) or grant.expires_at <= time.time():
+        if (
+            _wait(self.request, server.state.is_grant_revoked(grant.grant_id))
+            or grant.expires_at <= time.time()
+        ):
             return None
         self.request.refresh_grant = grant
         return _RefreshRecord(grant)
@@ -198,7 +231,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
     """RFC 6749 §4.4: tokens for the client itself, limited to the client's own scopes."""
 
     # Authlib's default is client_secret_basic only; the registration's method decides (OAuthClient).
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = list(SECRET_AUTH_METHODS)
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
@@ -242,7 +275,7 @@ class _IdTokens:
 class OpenIDCodeFlow(_IdTokens, OpenIDCode):  # type: ignore[misc]
     """OIDC Core §3.1: adds the ID token to the code exchange."""
 
-    def __init__(self, server: ProviderServer) -> None:
+    def __init__(self, server: GrantServer) -> None:
         super().__init__(require_nonce=False)
         self.server = server
 
@@ -254,5 +287,5 @@ class OpenIDCodeFlow(_IdTokens, OpenIDCode):  # type: ignore[misc]
 class OpenIDRefresh(_IdTokens, OpenIDToken):  # type: ignore[misc]
     """OIDC Core §12.2: a refreshed ID token for a grant that has the ``openid`` scope."""
 
-    def __init__(self, server: ProviderServer) -> None:
+    def __init__(self, server: GrantServer) -> None:
         self.server = server

@@ -54,19 +54,21 @@ class IssuedToken:
         return False
 
 
-def find_issued_token(state: State, minter: TokenMinter, raw: str, hint: str | None) -> IssuedToken | None:
+async def find_issued_token(
+    state: State, minter: TokenMinter, raw: str, hint: str | None
+) -> IssuedToken | None:
     """The token if it is ours and still live (not spent, revoked or expired); the hint orders the search."""
     lookups = (
         ("access_token", "refresh_token") if hint == "access_token" else ("refresh_token", "access_token")
     )
     for kind in lookups:
         if kind == "refresh_token":
-            grant = state.find_refresh_token(raw)
-            if grant is not None and not state.is_grant_revoked(grant.grant_id):
+            grant = await state.find_refresh_token(raw)
+            if grant is not None and not await state.is_grant_revoked(grant.grant_id):
                 return IssuedToken(raw, refresh=grant)
         else:
             try:
-                return IssuedToken(raw, access=minter.check_access_token(raw))
+                return IssuedToken(raw, access=await minter.check_access_token(raw))
             except InvalidToken:
                 continue
     return None

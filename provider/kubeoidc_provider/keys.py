@@ -37,10 +37,9 @@ from joserfc import jwk
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact, serialize_compact, validate_compact
 
-from kubeoidc.jwks import generate_key
+from kubeoidc_contract.jwks import RSA_BITS, SIGNING_ALGS, SIGNING_KID, generate_key
 
 __all__ = [
-    "SUPPORTED_ALGS",
     "InvalidTokenError",
     "KeySet",
     "KeySetError",
@@ -48,11 +47,9 @@ __all__ = [
     "generate_jwks",
 ]
 
-#: Signing algorithms, with the key type (and curve) each needs and the hash of at_hash / c_hash.
-SUPPORTED_ALGS: Final = ("RS256", "ES256", "EdDSA")
+#: The key type (and curve) each signing algorithm needs, and the hash of at_hash / c_hash.
 _KEY_TYPES: Final = {"RS256": ("RSA", None), "ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519")}
 _HALF_HASH: Final = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "EdDSA": hashlib.sha512}
-_MIN_RSA_BITS: Final = 2048
 #: The members of each key type that may be published: everything else stays private.
 _PUBLIC_MEMBERS: Final = {
     "RSA": ("kty", "n", "e"),
@@ -81,7 +78,7 @@ _eddsa = copy.copy(JWSRegistry.algorithms["EdDSA"])
 _eddsa.security_warning = None
 _Registry.algorithms["EdDSA"] = _eddsa
 #: One registry per algorithm: a token is checked with its key's algorithm and no other.
-_REGISTRIES: Final = {alg: _Registry(algorithms=[alg]) for alg in SUPPORTED_ALGS}
+_REGISTRIES: Final = {alg: _Registry(algorithms=[alg]) for alg in SIGNING_ALGS}
 
 
 class KeySetError(ValueError):
@@ -162,7 +159,7 @@ class KeySet:
             if any(other.kid == key.kid for other in keys):
                 raise KeySetError(f"keys[{index}]: kid {key.kid!r} is used by another key too")
             keys.append(key)
-        signing_kid = doc.get("signing_kid", keys[0].kid)
+        signing_kid = doc.get(SIGNING_KID, keys[0].kid)
         if not isinstance(signing_kid, str) or signing_kid not in {key.kid for key in keys}:
             raise KeySetError(
                 f"signing_kid {signing_kid!r} names none of the keys ({', '.join(k.kid for k in keys)})"
@@ -284,8 +281,8 @@ def _parse_key(entry: Any, index: int) -> _SigningKey:
         raise KeySetError(f"{where}: use {entry.get('use')!r}: a signing key must have use 'sig' (or none)")
     if kty == "RSA":  # before parsing: joserfc would only warn about a short key
         bits = _rsa_bits(entry.get("n"))
-        if bits < _MIN_RSA_BITS:
-            raise KeySetError(f"{where}: RSA key of {bits} bits; at least {_MIN_RSA_BITS} are needed")
+        if bits < RSA_BITS:
+            raise KeySetError(f"{where}: RSA key of {bits} bits; at least {RSA_BITS} are needed")
     members: dict[str, Any] = {
         name: value for name, value in entry.items() if name not in ("kid", "alg", "use", "key_ops")
     }

@@ -23,7 +23,7 @@ class ConfigurationError(Exception):
     """The provider cannot start with these settings; the message says what to change."""
 
 
-def run(settings: ProviderSettings) -> None:
+def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
     try:
         api_client = default_api_client()
         keys = _initial_keys(settings, api_client)
@@ -37,12 +37,12 @@ def run(settings: ProviderSettings) -> None:
     registry = ClientRegistry()
     provider = build_provider(settings, registry=registry, users=users, keys=keys, storage=storage)
     follow = None
-    if settings.signing_keys_secret:
-        namespace, name = settings.signing_keys_secret.split("/")
+    if settings.signing_keys_ref:
+        namespace, name = settings.signing_keys_ref
         follow = FollowedSecret(namespace, name, SecretFollower(provider.signing))
     watcher = RegistryWatcher(registry, settings.namespaces or None, api_client, follow=follow)
     app = create_app(provider, background=(Background(watcher.start, watcher.stop),))
-    serve(app, settings)
+    serve(app, settings, log_level=log_level)
 
 
 def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
@@ -51,8 +51,8 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
         raise ConfigurationError("set KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE or _SIGNING_KEYS_SECRET, not both")
     if settings.signing_keys_file:
         return KeySet.load(settings.signing_keys_file)
-    if settings.signing_keys_secret:
-        namespace, name = settings.signing_keys_secret.split("/")
+    if settings.signing_keys_ref:
+        namespace, name = settings.signing_keys_ref
         secret = read_secret(api_client, namespace, name)
         if secret is None:
             raise ConfigurationError(
@@ -67,7 +67,7 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
     )
 
 
-def serve(app: object, settings: ProviderSettings) -> None:
+def serve(app: object, settings: ProviderSettings, *, log_level: str = "INFO") -> None:
     # No access log: request lines carry interaction ids and client parameters that need not be kept.
     uvicorn.run(
         app,  # type: ignore[arg-type]
@@ -79,4 +79,5 @@ def serve(app: object, settings: ProviderSettings) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        log_level=log_level.lower(),  # uvicorn's own loggers, which it configures apart from the root
     )

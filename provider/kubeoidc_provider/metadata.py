@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubeoidc_contract import crd
 from kubeoidc_provider.jsonutil import dump_json
+from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
 
 #: The scopes with an OpenID Connect meaning, advertised here. A client may also have scopes of its own
 #: (``invoices:read``): what a client may ask for is exactly its ``spec.scopes``.
@@ -37,12 +39,12 @@ def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, 
         scopes_supported=list(SCOPES_SUPPORTED),
         response_types_supported=["code"],
         response_modes_supported=["query"],
-        grant_types_supported=["authorization_code", "refresh_token", "client_credentials"],
+        grant_types_supported=list(crd.grant_types()),
         subject_types_supported=["public"],
         id_token_signing_alg_values_supported=signing_algorithms,
-        token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post", "none"],
-        revocation_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post", "none"],
-        introspection_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+        token_endpoint_auth_methods_supported=list(AUTH_METHODS),
+        revocation_endpoint_auth_methods_supported=list(AUTH_METHODS),
+        introspection_endpoint_auth_methods_supported=list(SECRET_AUTH_METHODS),
         code_challenge_methods_supported=["S256"],
         prompt_values_supported=["none", "login", "consent"],
         claims_supported=list(CLAIMS_SUPPORTED),

@@ -7,10 +7,14 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from kubeoidc_provider.registry import Client
+from kubeoidc_contract import crd
+from kubeoidc_provider.registration import PUBLIC_AUTH_METHOD, Client
 
-#: Endpoints other than the token endpoint where a confidential client may use either secret method.
-_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+#: The client authentication methods a registration may name (the CRD's enumeration), in its order.
+AUTH_METHODS: tuple[str, ...] = crd.auth_methods()
+#: The methods that present a client secret: what confidential clients use wherever no method is
+#: registered for the endpoint (introspection, revocation), and all the client credentials grant takes.
+SECRET_AUTH_METHODS: tuple[str, ...] = tuple(m for m in AUTH_METHODS if m != PUBLIC_AUTH_METHOD)
 
 
 class OAuthClient(ClientMixin):  # type: ignore[misc]
@@ -46,10 +50,10 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if self.client.public:
-            return method == "none" and endpoint in ("token", "revocation")
+            return method == PUBLIC_AUTH_METHOD and endpoint in ("token", "revocation")
         if endpoint == "token":
             return method == self.client.token_endpoint_auth_method
-        return method in _SECRET_METHODS
+        return method in SECRET_AUTH_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.client.grant_types

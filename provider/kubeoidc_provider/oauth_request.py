@@ -6,8 +6,10 @@ asynchronously. The endpoint reads the form first, then hands Authlib this finis
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 
@@ -46,6 +48,12 @@ class ProviderRequest(OAuth2Request):  # type: ignore[misc]
         # RFC 6749 §3.2: token endpoint parameters travel in the body; authorize takes the query
         # (or, per OIDC Core §3.1.2.1, a POSTed form).
         self.payload = self._form if method == "POST" else self._args
+        #: The event loop serving the request, when Authlib runs on a worker thread: the grants' storage
+        #: hooks run their coroutines there (``state.wait_on``).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        #: An authorization code the grant issued, and what it stands for: the endpoint stores it
+        #: (a coroutine) before the redirect that carries it leaves.
+        self.issued_code: tuple[str, Any] | None = None
 
     @property
     def args(self) -> dict[str, str]:

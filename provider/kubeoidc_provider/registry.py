@@ -30,102 +30,27 @@ are kept of the secrets, and nothing of the objects fed in beyond the fields use
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
-import sys
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TypeVar
 
-from kubeoidc import contract
+from kubeoidc_provider.registration import (
+    Client,
+    Credentials,
+    KubeObject,
+    Registration,
+    metadata,
+    namespace_name,
+    parse_oidcclient,
+    parse_secret,
+)
 
 logger = logging.getLogger(__name__)
 
-#: The CRD's defaults, applied again here because the dev mode and test API servers do not apply them.
-DEFAULT_GRANT_TYPES: frozenset[str] = frozenset({"authorization_code"})
-DEFAULT_SCOPES: tuple[str, ...] = ("openid", "profile", "email")
-DEFAULT_AUTH_METHOD = "client_secret_basic"
-PUBLIC_AUTH_METHOD = "none"
-
-#: A Kubernetes object as its JSON, e.g. from ``json.loads`` or a watch event's ``raw_object``.
-KubeObject = Mapping[str, Any]
-
-#: One accepted secret: its SHA-256 digest and the moment (epoch seconds) it stops being accepted.
-SecretHash = tuple[bytes, float | None]
-
 _T = TypeVar("_T")
 _ObjectKey = tuple[str, str]  # (namespace, name)
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """One registered client, as the endpoints see it. Immutable: a change replaces the whole entry."""
-
-    client_id: str
-    namespace: str
-    name: str
-    uid: str
-    display_name: str
-    description: str
-    url: str
-    #: The canonical list; a redirect URI is accepted only when equal to one of these.
-    redirect_uris: tuple[str, ...]
-    post_logout_redirect_uris: tuple[str, ...]
-    grant_types: frozenset[str]
-    public: bool
-    token_endpoint_auth_method: str
-    scopes: tuple[str, ...]
-    #: SHA-256 digests of the accepted secrets; empty for a public client.
-    secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
-
-    def check_secret(self, secret: str, now: float) -> bool:
-        """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
-
-        Every stored hash is compared, in constant time, whatever matched before: the time taken
-        tells nothing about which hash (if any) matched.
-        """
-        candidate = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
-        accepted = False
-        for digest, expires_at in self.secret_hashes:
-            matches = hmac.compare_digest(candidate, digest)
-            valid = expires_at is None or now < expires_at
-            accepted |= matches & valid
-        return accepted
-
-    def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """Exact comparison against the canonical list (no prefix, no normalisation)."""
-        return redirect_uri in self.redirect_uris
-
-    def check_post_logout_redirect_uri(self, redirect_uri: str) -> bool:
-        """Exact comparison against the client's post-logout list."""
-        return redirect_uri in self.post_logout_redirect_uris
-
-
-@dataclass(frozen=True, slots=True)
-class _Registration:
-    """What the registry keeps of an OIDCClient: its identity, its status, and the client it describes."""
-
-    uid: str
-    namespace: str
-    name: str
-    client_id: str | None
-    secret_name: str | None
-    client: Client | None  # None while the status has no client ID yet
-
-
-@dataclass(frozen=True, slots=True)
-class _Credentials:
-    """What the registry keeps of an eligible Secret: its controller and the hashes, never the secret."""
-
-    owner_name: str
-    owner_uid: str
-    client_id: str
-    secret_hashes: tuple[SecretHash, ...]
 
 
 class ClientRegistry:
@@ -137,9 +62,9 @@ class ClientRegistry:
         # Served clients: the only structure the request path reads.
         self._clients: dict[str, Client] = {}
         # Feed-side indexes, touched only under the lock. Tuples, not sets: one claimant is the rule.
-        self._registrations: dict[_ObjectKey, _Registration] = {}  # by OIDCClient (namespace, name)
+        self._registrations: dict[_ObjectKey, Registration] = {}  # by OIDCClient (namespace, name)
         self._claims: dict[str, tuple[_ObjectKey, ...]] = {}  # client ID → the OIDCClients claiming it
-        self._credentials: dict[_ObjectKey, _Credentials] = {}  # by Secret (namespace, name)
+        self._credentials: dict[_ObjectKey, Credentials] = {}  # by Secret (namespace, name)
         # Identical small values (scopes, grant types) shared across clients.
         self._shared: dict[object, object] = {}
 
@@ -168,7 +93,7 @@ class ClientRegistry:
 
     def upsert_oidcclient(self, obj: KubeObject) -> None:
         """An OIDCClient was added or modified (a new uid under a known name replaces the old object)."""
-        registration = self._parse_oidcclient(obj)
+        registration = parse_oidcclient(obj, self._share)
         if registration is None:
             return
         with self._lock:
@@ -179,8 +104,8 @@ class ClientRegistry:
 
     def delete_oidcclient(self, obj: KubeObject) -> None:
         """An OIDCClient was deleted."""
-        key = _namespace_name(obj)
-        uid = _metadata(obj).get("uid")
+        key = namespace_name(obj)
+        uid = metadata(obj).get("uid")
         with self._lock:
             known = self._registrations.get(key)
             if known is None or (uid and uid != known.uid):
@@ -193,8 +118,8 @@ class ClientRegistry:
 
     def upsert_secret(self, obj: KubeObject) -> None:
         """A Secret was added or modified. A Secret that is not eligible is treated as absent."""
-        key = _namespace_name(obj)
-        credentials = self._parse_secret(obj)
+        key = namespace_name(obj)
+        credentials = parse_secret(obj)
         with self._lock:
             previous = self._credentials.pop(key, None)
             if credentials is not None:
@@ -203,7 +128,7 @@ class ClientRegistry:
 
     def delete_secret(self, obj: KubeObject) -> None:
         """A Secret was deleted (or stopped matching the manager label)."""
-        key = _namespace_name(obj)
+        key = namespace_name(obj)
         with self._lock:
             previous = self._credentials.pop(key, None)
             self._recompute(self._owners_client_ids(key[0], previous))
@@ -221,10 +146,10 @@ class ClientRegistry:
         ``None`` keeps that kind as it is (a watch re-lists one kind at a time); ``namespace``
         limits the replacement to one namespace (a per-namespace watch); ``None`` means all.
         """
-        registrations = None if oidcclients is None else [self._parse_oidcclient(o) for o in oidcclients]
-        credentials = (
-            None if secrets is None else [(_namespace_name(s), self._parse_secret(s)) for s in secrets]
+        registrations = (
+            None if oidcclients is None else [parse_oidcclient(o, self._share) for o in oidcclients]
         )
+        credentials = None if secrets is None else [(namespace_name(s), parse_secret(s)) for s in secrets]
         with self._lock:
             if registrations is not None:
                 for key in [k for k in self._registrations if namespace is None or k[0] == namespace]:
@@ -249,7 +174,7 @@ class ClientRegistry:
 
     # -- internals (called under the lock) --------------------------------------------------------
 
-    def _remember_registration(self, registration: _Registration, affected: set[str]) -> None:
+    def _remember_registration(self, registration: Registration, affected: set[str]) -> None:
         key = (registration.namespace, registration.name)
         self._registrations[key] = registration
         if registration.client_id is not None:
@@ -267,7 +192,7 @@ class ClientRegistry:
             self._claims.pop(registration.client_id, None)
         affected.add(registration.client_id)
 
-    def _owners_client_ids(self, namespace: str, *credentials: _Credentials | None) -> set[str]:
+    def _owners_client_ids(self, namespace: str, *credentials: Credentials | None) -> set[str]:
         """Client IDs whose service may change with these credentials: those of their controllers."""
         client_ids: set[str] = set()
         for cred in credentials:
@@ -327,131 +252,3 @@ class ClientRegistry:
     def _share(self, value: _T) -> _T:
         """One instance of each equal small value, so 10,000 clients share their scope tuples."""
         return self._shared.setdefault(value, value)  # type: ignore[return-value]
-
-    def _parse_oidcclient(self, obj: KubeObject) -> _Registration | None:
-        meta = _metadata(obj)
-        namespace, name = _namespace_name(obj)
-        uid = meta.get("uid")
-        if not (isinstance(uid, str) and uid and namespace and name):
-            logger.debug("Ignoring OIDCClient %s/%s without uid", namespace, name)
-            return None
-        status = _mapping(obj.get("status"))
-        client_id = _str_or_none(status.get("clientID"))
-        secret_name = _str_or_none(status.get("secretName"))
-        namespace = sys.intern(namespace)
-        client = None
-        if client_id is not None:
-            spec = _mapping(obj.get("spec"))
-            public = spec.get("public") is True
-            grant_types = spec.get("grantTypes")
-            grant_types = frozenset(_str_tuple(grant_types)) if isinstance(grant_types, list) else None
-            scopes = spec.get("scopes")
-            method = _str_or_none(spec.get("tokenEndpointAuthMethod"))
-            client = Client(
-                client_id=client_id,
-                namespace=namespace,
-                name=name,
-                uid=uid,
-                display_name=_str_or_none(spec.get("displayName")) or name,
-                description=_str_or_none(spec.get("description")) or "",
-                url=_str_or_none(spec.get("url")) or "",
-                redirect_uris=_str_tuple(spec.get("redirectURIs")),
-                post_logout_redirect_uris=_str_tuple(spec.get("postLogoutRedirectURIs")),
-                grant_types=self._share(grant_types or DEFAULT_GRANT_TYPES),
-                public=public,
-                token_endpoint_auth_method=sys.intern(
-                    method or (PUBLIC_AUTH_METHOD if public else DEFAULT_AUTH_METHOD)
-                ),
-                scopes=self._share(_str_tuple(scopes) if isinstance(scopes, list) else DEFAULT_SCOPES),
-            )
-        return _Registration(uid, namespace, name, client_id, secret_name, client)
-
-    def _parse_secret(self, obj: KubeObject) -> _Credentials | None:
-        """The credentials of an eligible Secret: managed by us and controller-owned by an OIDCClient."""
-        meta = _metadata(obj)
-        if _mapping(meta.get("labels")).get(contract.MANAGED_BY_LABEL) != contract.MANAGER:
-            return None
-        owner = _controller_oidcclient(meta.get("ownerReferences"))
-        if owner is None:
-            return None
-        data = _mapping(obj.get("data"))
-        raw_client_id = _b64decode(data.get(contract.CLIENT_ID_KEY))
-        if raw_client_id is None:
-            return None
-        try:
-            client_id = raw_client_id.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        hashes: list[SecretHash] = []
-        secret = _b64decode(data.get(contract.CLIENT_SECRET_KEY))
-        if secret:
-            hashes.append((hashlib.sha256(secret).digest(), None))
-        previous = _previous_hash(_mapping(meta.get("annotations")))
-        if previous is not None:
-            hashes.append(previous)
-        return _Credentials(owner[0], owner[1], client_id, tuple(hashes))
-
-
-def _metadata(obj: KubeObject) -> Mapping[str, Any]:
-    return _mapping(obj.get("metadata"))
-
-
-def _namespace_name(obj: KubeObject) -> _ObjectKey:
-    meta = _metadata(obj)
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _str_tuple(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(item for item in value if isinstance(item, str))
-
-
-def _b64decode(value: object) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _controller_oidcclient(owner_references: object) -> tuple[str, str] | None:
-    """The name and uid of the Secret's controller if that controller is an OIDCClient; else None."""
-    if not isinstance(owner_references, list):
-        return None
-    for ref in owner_references:
-        if isinstance(ref, Mapping) and ref.get("controller") is True:
-            # Kubernetes allows one controller reference; if it is not ours, nothing else counts.
-            if ref.get("kind") == contract.KIND and ref.get("apiVersion") == contract.API_VERSION:
-                name, uid = ref.get("name"), ref.get("uid")
-                if isinstance(name, str) and isinstance(uid, str) and name and uid:
-                    return name, uid
-            return None
-    return None
-
-
-def _previous_hash(annotations: Mapping[str, Any]) -> SecretHash | None:
-    """The previous secret's hash and expiry during a grace period; None without a valid expiry."""
-    hex_digest = annotations.get(contract.PREVIOUS_SECRET_HASH_ANNOTATION)
-    expires = annotations.get(contract.PREVIOUS_SECRET_EXPIRES_ANNOTATION)
-    if not isinstance(hex_digest, str) or not isinstance(expires, str):
-        return None
-    try:
-        digest = bytes.fromhex(hex_digest)
-        moment = datetime.fromisoformat(expires)
-    except ValueError:
-        return None
-    if len(digest) != hashlib.sha256().digest_size:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return digest, moment.timestamp()

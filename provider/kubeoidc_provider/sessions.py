@@ -38,20 +38,20 @@ class SessionManager:
         self.settings = settings
         self.state = state
 
-    def load(self, request: Request) -> BrowserSession | None:
+    async def load(self, request: Request) -> BrowserSession | None:
         session_id = request.cookies.get(COOKIE_NAME)
         if not session_id:
             return None
-        data = self.state.get_session(session_id)
+        data = await self.state.get_session(session_id)
         return BrowserSession(session_id, data) if data is not None else None
 
-    def start(self, data: Session) -> BrowserSession:
+    async def start(self, data: Session) -> BrowserSession:
         session_id = new_token()
-        self.state.save_session(session_id, data, self.settings.session_ttl)
+        await self.state.save_session(session_id, data, self.settings.session_ttl)
         return BrowserSession(session_id, data, created=True)
 
-    def end(self, session: BrowserSession, response: Response) -> None:
-        self.state.delete_session(session.id)
+    async def end(self, session: BrowserSession, response: Response) -> None:
+        await self.state.delete_session(session.id)
         response.delete_cookie(
             COOKIE_NAME, path=self._path, secure=self.settings.secure_cookies, httponly=True
         )

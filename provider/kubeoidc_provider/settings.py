@@ -6,7 +6,6 @@ environment at import time.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -14,20 +13,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: Algorithms a signing key may use; RS256 is what every relying party supports.
-SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+from kubeoidc_contract import split_object_ref
+from kubeoidc_contract.issuer import check_issuer, is_loopback_host
 
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback addresses: the only hosts where plain http is acceptable."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["ProviderSettings"]
 
 
 class ProviderSettings(BaseSettings):
@@ -74,20 +63,14 @@ class ProviderSettings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _issuer_is_a_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL, e.g. https://login.example.com")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must use https (plain http is allowed only on a loopback host)")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or a fragment (OpenID Connect Discovery 1.0 §3)")
-        return value.rstrip("/")
+        # Routes are the issuer plus a path: without the trailing slash, /token is not //token.
+        return check_issuer(value).rstrip("/")
 
     @field_validator("signing_keys_secret")
     @classmethod
     def _namespace_and_name(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("/") != 1 or not all(value.split("/"))):
-            raise ValueError("must be namespace/name, e.g. kubeoidc/kubeoidc-signing-keys")
+        if value is not None:
+            split_object_ref(value)
         return value
 
     @field_validator("namespaces", mode="before")
@@ -96,6 +79,11 @@ class ProviderSettings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @property
+    def signing_keys_ref(self) -> tuple[str, str] | None:
+        """``signing_keys_secret`` as (namespace, name), or None when keys come from a file."""
+        return split_object_ref(self.signing_keys_secret) if self.signing_keys_secret else None
 
     @property
     def secure_cookies(self) -> bool:

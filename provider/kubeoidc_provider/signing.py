@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc_provider.keys import KeySet, KeySetError
 from kubeoidc_provider.metadata import discovery_bytes
 

@@ -1,5 +1,8 @@
 """What the provider remembers between requests, on top of the generic storage interface.
 
+Every access is a coroutine, as the storage's are. Authlib's grants are synchronous and run on a worker
+thread (the token endpoint puts them there); they reach the state through :func:`wait_on`.
+
 Sessions, pending interactions, authorization codes, refresh tokens, consents, revocations and login
 throttling each get a ``kind`` of storage entry. Anything a client or browser holds (session cookie,
 code, refresh token) is stored under its SHA-256, never as itself, so a leaked state store cannot be
@@ -8,11 +11,13 @@ replayed against the provider.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kubeoidc_provider.storage import Storage
 
@@ -20,6 +25,24 @@ from kubeoidc_provider.storage import Storage
 CONSENT_TTL = 365 * 86400
 #: How long a pending authorization request may wait for the user to log in and consent.
 INTERACTION_TTL = 600
+
+
+_T = TypeVar("_T")
+
+
+def wait_on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run a state coroutine on ``loop`` from a worker thread, and wait for its result there.
+
+    For Authlib's synchronous hooks: the storage's clients belong to the loop (a Redis connection is
+    made on the loop that uses it), so the coroutine runs there while this thread waits. Never call it
+    on the loop's own thread: it would wait for itself.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+    coroutine.close()
+    raise RuntimeError("wait_on() was called on an event loop's thread: await the coroutine instead")
 
 
 def token_hash(value: str) -> str:
@@ -97,104 +120,104 @@ class State:
         self.storage = storage
 
     # Sessions ---------------------------------------------------------------------------------------
-    def save_session(self, session_id: str, session: Session, ttl: int) -> None:
-        self.storage.put("session", token_hash(session_id), asdict(session), ttl)
+    async def save_session(self, session_id: str, session: Session, ttl: int) -> None:
+        await self.storage.put("session", token_hash(session_id), asdict(session), ttl)
 
-    def get_session(self, session_id: str) -> Session | None:
-        value = self.storage.get("session", token_hash(session_id))
+    async def get_session(self, session_id: str) -> Session | None:
+        value = await self.storage.get("session", token_hash(session_id))
         return Session(**value) if value is not None else None
 
-    def delete_session(self, session_id: str) -> None:
-        self.storage.delete("session", token_hash(session_id))
+    async def delete_session(self, session_id: str) -> None:
+        await self.storage.delete("session", token_hash(session_id))
 
     # Interactions -----------------------------------------------------------------------------------
-    def save_interaction(self, interaction: Interaction) -> str:
+    async def save_interaction(self, interaction: Interaction) -> str:
         interaction_id = new_token(16)
-        self.storage.put("interaction", interaction_id, asdict(interaction), INTERACTION_TTL)
+        await self.storage.put("interaction", interaction_id, asdict(interaction), INTERACTION_TTL)
         return interaction_id
 
-    def update_interaction(self, interaction_id: str, interaction: Interaction) -> None:
-        self.storage.put("interaction", interaction_id, asdict(interaction), INTERACTION_TTL)
+    async def update_interaction(self, interaction_id: str, interaction: Interaction) -> None:
+        await self.storage.put("interaction", interaction_id, asdict(interaction), INTERACTION_TTL)
 
-    def get_interaction(self, interaction_id: str) -> Interaction | None:
-        value = self.storage.get("interaction", interaction_id)
+    async def get_interaction(self, interaction_id: str) -> Interaction | None:
+        value = await self.storage.get("interaction", interaction_id)
         return Interaction(**value) if value is not None else None
 
-    def delete_interaction(self, interaction_id: str) -> None:
-        self.storage.delete("interaction", interaction_id)
+    async def delete_interaction(self, interaction_id: str) -> None:
+        await self.storage.delete("interaction", interaction_id)
 
     # Authorization codes ----------------------------------------------------------------------------
-    def save_code(self, code: str, grant: CodeGrant, ttl: int) -> None:
-        self.storage.put("code", token_hash(code), asdict(grant), ttl)
+    async def save_code(self, code: str, grant: CodeGrant, ttl: int) -> None:
+        await self.storage.put("code", token_hash(code), asdict(grant), ttl)
 
-    def spend_code(self, code: str) -> tuple[CodeGrant, Spent] | None:
+    async def spend_code(self, code: str) -> tuple[CodeGrant, Spent] | None:
         """Consume a code atomically; a replay comes back with ``first=False`` so the caller revokes."""
-        consumed = self.storage.consume("code", token_hash(code))
+        consumed = await self.storage.consume("code", token_hash(code))
         if consumed is None:
             return None
         grant = CodeGrant(**consumed.value)
         return grant, Spent(first=consumed.first, grant_id=grant.grant_id)
 
     # Refresh tokens ---------------------------------------------------------------------------------
-    def save_refresh_token(self, token: str, grant: RefreshGrant, ttl: int) -> None:
-        self.storage.put("refresh_token", token_hash(token), asdict(grant), ttl)
+    async def save_refresh_token(self, token: str, grant: RefreshGrant, ttl: int) -> None:
+        await self.storage.put("refresh_token", token_hash(token), asdict(grant), ttl)
 
-    def find_refresh_token(self, token: str) -> RefreshGrant | None:
+    async def find_refresh_token(self, token: str) -> RefreshGrant | None:
         """A live refresh token's grant: None once it is spent (rotated), revoked or expired."""
         key = token_hash(token)
-        value = self.storage.get("refresh_token", key)
-        if value is None or self.storage.get("refresh_token_spent", key) is not None:
+        value = await self.storage.get("refresh_token", key)
+        if value is None or await self.storage.get("refresh_token_spent", key) is not None:
             return None
         return RefreshGrant(**value)
 
-    def spend_refresh_token(self, token: str) -> tuple[RefreshGrant, Spent] | None:
+    async def spend_refresh_token(self, token: str) -> tuple[RefreshGrant, Spent] | None:
         key = token_hash(token)
-        consumed = self.storage.consume("refresh_token", key)
+        consumed = await self.storage.consume("refresh_token", key)
         if consumed is None:
             return None
         grant = RefreshGrant(**consumed.value)
         if consumed.first:
             # Marks it spent for introspection; consume() alone already refuses a second use.
             ttl = max(grant.expires_at - int(time.time()), 1)
-            self.storage.put("refresh_token_spent", key, {}, ttl)
+            await self.storage.put("refresh_token_spent", key, {}, ttl)
         return grant, Spent(first=consumed.first, grant_id=grant.grant_id)
 
-    def delete_refresh_token(self, token: str) -> None:
-        self.storage.delete("refresh_token", token_hash(token))
+    async def delete_refresh_token(self, token: str) -> None:
+        await self.storage.delete("refresh_token", token_hash(token))
 
     # Revocation -------------------------------------------------------------------------------------
-    def revoke_grant(self, grant_id: str, ttl: int) -> None:
+    async def revoke_grant(self, grant_id: str, ttl: int) -> None:
         """Revoke everything issued under one authorization: its refresh tokens and access tokens."""
-        self.storage.put("revoked_grant", grant_id, {}, ttl)
+        await self.storage.put("revoked_grant", grant_id, {}, ttl)
 
-    def is_grant_revoked(self, grant_id: str) -> bool:
-        return self.storage.get("revoked_grant", grant_id) is not None
+    async def is_grant_revoked(self, grant_id: str) -> bool:
+        return await self.storage.get("revoked_grant", grant_id) is not None
 
-    def revoke_access_token(self, jti: str, ttl: int) -> None:
-        self.storage.put("revoked_jti", jti, {}, max(ttl, 1))
+    async def revoke_access_token(self, jti: str, ttl: int) -> None:
+        await self.storage.put("revoked_jti", jti, {}, max(ttl, 1))
 
-    def is_access_token_revoked(self, jti: str) -> bool:
-        return self.storage.get("revoked_jti", jti) is not None
+    async def is_access_token_revoked(self, jti: str) -> bool:
+        return await self.storage.get("revoked_jti", jti) is not None
 
     # Consents ---------------------------------------------------------------------------------------
-    def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str]) -> None:
-        self.storage.put("consent", _pair(user_id, client_id), {"scopes": sorted(scopes)}, CONSENT_TTL)
+    async def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str]) -> None:
+        await self.storage.put("consent", _pair(user_id, client_id), {"scopes": sorted(scopes)}, CONSENT_TTL)
 
-    def consented_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
-        value = self.storage.get("consent", _pair(user_id, client_id))
+    async def consented_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
+        value = await self.storage.get("consent", _pair(user_id, client_id))
         return frozenset(value["scopes"]) if value is not None else frozenset()
 
     # Login throttling -------------------------------------------------------------------------------
-    def record_failed_login(self, key: str, window: int, limit: int) -> None:
+    async def record_failed_login(self, key: str, window: int, limit: int) -> None:
         """Count a failed login for ``key`` (a user or an address); at ``limit`` it is blocked a window."""
-        if self.storage.incr("failed_logins", key, window) >= limit:
-            self.storage.put("login_blocked", key, {}, window)
+        if await self.storage.incr("failed_logins", key, window) >= limit:
+            await self.storage.put("login_blocked", key, {}, window)
 
-    def is_login_blocked(self, key: str) -> bool:
-        return self.storage.get("login_blocked", key) is not None
+    async def is_login_blocked(self, key: str) -> bool:
+        return await self.storage.get("login_blocked", key) is not None
 
-    def clear_failed_logins(self, key: str) -> None:
-        self.storage.delete("failed_logins", key)
+    async def clear_failed_logins(self, key: str) -> None:
+        await self.storage.delete("failed_logins", key)
 
 
 def _pair(user_id: str, client_id: str) -> str:

@@ -117,7 +117,7 @@ class TokenMinter:
             claims["at_hash"] = self.keys.hash_half(access_token)
         return self.keys.sign(claims, typ="JWT")
 
-    def check_access_token(self, token: str) -> AccessToken:
+    async def check_access_token(self, token: str) -> AccessToken:
         """Verify signature, type, issuer, lifetime and revocation of an access token."""
         try:
             claims = self._signed_claims(token)
@@ -128,7 +128,9 @@ class TokenMinter:
             raise InvalidToken("the token is not an access token of this issuer")
         jti = str(claims.get("jti", ""))
         grant_id, _, _ = jti.rpartition(".")
-        if self.state.is_access_token_revoked(jti) or (grant_id and self.state.is_grant_revoked(grant_id)):
+        if await self.state.is_access_token_revoked(jti) or (
+            grant_id and await self.state.is_grant_revoked(grant_id)
+        ):
             raise InvalidToken("the access token was revoked")
         return AccessToken(claims)
 

@@ -33,8 +33,9 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from kubeoidc import contract
-from kubeoidc_provider.registry import ClientRegistry, KubeObject
+import kubeoidc_contract as contract
+from kubeoidc_provider.registration import KubeObject
+from kubeoidc_provider.registry import ClientRegistry
 
 logger = logging.getLogger(__name__)
 

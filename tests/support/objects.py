@@ -6,7 +6,7 @@ import base64
 import uuid
 from typing import Any
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 
 
 def b64(text: str) -> str:

@@ -39,18 +39,18 @@ async def authorize(request: Request) -> Response:
     else:
         params = list(request.query_params.multi_items())
     pairs = [(key, value) for key, value in params if isinstance(value, str)]
-    return continue_authorization(provider, request, provider.sessions.load(request), pairs)
+    return await continue_authorization(provider, request, await provider.sessions.load(request), pairs)
 
 
 async def resume(request: Request) -> Response:
     """``GET /authorize/resume?interaction=…``: continue a request after the login or consent page."""
     provider = provider_of(request)
-    session = provider.sessions.load(request)
+    session = await provider.sessions.load(request)
     interaction_id = request.query_params.get("interaction", "")
-    interaction = provider.state.get_interaction(interaction_id) if interaction_id else None
+    interaction = await provider.state.get_interaction(interaction_id) if interaction_id else None
     if interaction is None or session is None or interaction.session_hash != session.hash:
         return expired_interaction(provider)
-    return continue_authorization(
+    return await continue_authorization(
         provider, request, session, list(interaction.params.items()), interaction, interaction_id
     )
 
@@ -63,7 +63,7 @@ def expired_interaction(provider: Provider) -> Response:
     )
 
 
-def continue_authorization(
+async def continue_authorization(
     provider: Provider,
     request: Request,
     session: BrowserSession | None,
@@ -91,23 +91,26 @@ def continue_authorization(
         error.redirect_uri = grant.redirect_uri or oauth_request.payload.redirect_uri
         return _error(provider, oauth_request, error)
     if needs_login:
-        return _interact(provider, "/login", session, params, interaction, interaction_id, "login")
+        return await _interact(provider, "/login", session, params, interaction, interaction_id, "login")
     assert end_user is not None
 
     requested = frozenset(oauth_request.scope.split())
-    consented = provider.state.consented_scopes(end_user.user.id, grant.client.get_client_id())
+    consented = await provider.state.consented_scopes(end_user.user.id, grant.client.get_client_id())
     consent_done = interaction is not None and interaction.consent_done
     if not consent_done and ("consent" in prompts or not requested <= consented):
         if "none" in prompts:
             refusal = ConsentRequiredError(redirect_uri=oauth_request.payload.redirect_uri)
             return _error(provider, oauth_request, refusal)
-        return _interact(provider, "/consent", session, params, interaction, interaction_id, "consent")
+        return await _interact(provider, "/consent", session, params, interaction, interaction_id, "consent")
 
     if interaction_id is not None:
-        provider.state.delete_interaction(interaction_id)
+        await provider.state.delete_interaction(interaction_id)
     response: Response = provider.server.create_authorization_response(
         oauth_request, grant_user=EndUser(end_user.user, end_user.auth_time, new_token(12)), grant=grant
     )
+    # The grant left the code to store (storing is a coroutine, Authlib's hook is not): stored before
+    # the redirect carrying it leaves.
+    await provider.server.save_issued_code(oauth_request)
     provider.metrics.authorizations.labels("code").inc()
     return _with_issuer(provider, response)
 
@@ -145,7 +148,7 @@ def _too_old(end_user: EndUser, max_age: str | None) -> bool:
     return time.time() - end_user.auth_time > int(max_age)
 
 
-def _interact(
+async def _interact(
     provider: Provider,
     page: str,
     session: BrowserSession | None,
@@ -156,9 +159,9 @@ def _interact(
 ) -> Response:
     # A browser gets a session only once it has a valid request to sign in for: invalid requests
     # store nothing.
-    session = session or provider.sessions.start(Session(csrf_token=new_token(16)))
+    session = session or await provider.sessions.start(Session(csrf_token=new_token(16)))
     if interaction is None or interaction_id is None:
-        interaction_id = provider.state.save_interaction(Interaction(dict(params), session.hash))
+        interaction_id = await provider.state.save_interaction(Interaction(dict(params), session.hash))
     provider.metrics.authorizations.labels(outcome).inc()
     response = RedirectResponse(provider.url(f"{page}?interaction={interaction_id}"), status_code=303)
     provider.sessions.set_cookie(session, response)

@@ -27,7 +27,7 @@ SCOPE_DESCRIPTIONS = {
 
 async def consent_page(request: Request) -> Response:
     provider = provider_of(request)
-    view = load_interaction(provider, request, request.query_params.get("interaction", ""))
+    view = await load_interaction(provider, request, request.query_params.get("interaction", ""))
     if view is None or view.session.data.user_id is None:
         return expired_interaction(provider)
     return _render(provider, view)
@@ -36,19 +36,19 @@ async def consent_page(request: Request) -> Response:
 async def consent_submit(request: Request) -> Response:
     provider = provider_of(request)
     form = await request.form()
-    view = load_interaction(provider, request, str(form.get("interaction", "")))
+    view = await load_interaction(provider, request, str(form.get("interaction", "")))
     if view is None or view.session.data.user_id is None:
         return expired_interaction(provider)
     if not provider.sessions.check_csrf(view.session, str(form.get("csrf_token", ""))):
         return provider.pages.error(403, "The form has expired", "Reload the page and try again.")
     params = view.interaction.params
     if form.get("decision") != "allow":
-        provider.state.delete_interaction(view.interaction_id)
+        await provider.state.delete_interaction(view.interaction_id)
         return deny(provider, request, params.items())
     scopes = frozenset(params.get("scope", "").split())
-    granted = provider.state.consented_scopes(view.session.data.user_id, view.client.client_id)
-    provider.state.save_consent(view.session.data.user_id, view.client.client_id, granted | scopes)
-    provider.state.update_interaction(
+    granted = await provider.state.consented_scopes(view.session.data.user_id, view.client.client_id)
+    await provider.state.save_consent(view.session.data.user_id, view.client.client_id, granted | scopes)
+    await provider.state.update_interaction(
         view.interaction_id, dataclasses.replace(view.interaction, consent_done=True)
     )
     return RedirectResponse(

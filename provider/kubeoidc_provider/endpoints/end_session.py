@@ -51,11 +51,11 @@ async def end_session(request: Request) -> Response:
         ]
     else:
         params = list(request.query_params.multi_items())
-    session = provider.sessions.load(request)
+    session = await provider.sessions.load(request)
     if request.method == "POST" and dict(params).get("confirm") == "yes":
         if not provider.sessions.check_csrf(session, dict(params).get("csrf_token")):
             return provider.pages.error(403, "The form has expired", "Reload the page and try again.")
-        return _signed_out(provider, request, redirect_to=None)
+        return await _signed_out(provider, request, redirect_to=None)
 
     oauth_request = ProviderRequest("GET", provider.url("/logout"), request.headers, params)
     try:
@@ -70,16 +70,16 @@ async def end_session(request: Request) -> Response:
         return provider.pages.render(
             "logout.html", action=provider.url("/logout"), csrf_token=session.data.csrf_token
         )
-    return _signed_out(provider, request, redirect_to=validated.redirect_uri)
+    return await _signed_out(provider, request, redirect_to=validated.redirect_uri)
 
 
-def _signed_out(provider: Provider, request: Request, *, redirect_to: str | None) -> Response:
+async def _signed_out(provider: Provider, request: Request, *, redirect_to: str | None) -> Response:
     response: Response
     if redirect_to:
         response = Response(status_code=303, headers={"Location": redirect_to, "Cache-Control": "no-store"})
     else:
         response = provider.pages.render("logged_out.html")
-    session = provider.sessions.load(request)
+    session = await provider.sessions.load(request)
     if session is not None:
-        provider.sessions.end(session, response)
+        await provider.sessions.end(session, response)
     return response

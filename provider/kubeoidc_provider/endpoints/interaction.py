@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from kubeoidc_provider.context import Provider
-from kubeoidc_provider.registry import Client
+from kubeoidc_provider.registration import Client
 from kubeoidc_provider.sessions import BrowserSession
 from kubeoidc_provider.state import Interaction
 
@@ -22,10 +22,12 @@ class InteractionView:
     client: Client
 
 
-def load_interaction(provider: Provider, request: Request, interaction_id: str) -> InteractionView | None:
+async def load_interaction(
+    provider: Provider, request: Request, interaction_id: str
+) -> InteractionView | None:
     """The interaction if it exists, belongs to this browser's session and its client is still served."""
-    session = provider.sessions.load(request)
-    interaction = provider.state.get_interaction(interaction_id) if interaction_id else None
+    session = await provider.sessions.load(request)
+    interaction = await provider.state.get_interaction(interaction_id) if interaction_id else None
     if session is None or interaction is None or interaction.session_hash != session.hash:
         return None
     client = provider.registry.get(interaction.params.get("client_id", ""))

@@ -9,19 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from starlette.requests import Request
-from starlette.responses import Response
 
-from kubeoidc_provider.context import provider_of
-from kubeoidc_provider.endpoints.form import read_oauth_request
-from kubeoidc_provider.issued import IssuedToken, find_issued_token
+from kubeoidc_provider.endpoints.presented import PresentedTokenEndpoint, presented_token_endpoint
+from kubeoidc_provider.issued import IssuedToken
+from kubeoidc_provider.oauth_client import SECRET_AUTH_METHODS
 
 
-class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
-        return find_issued_token(self.server.state, self.server.minter, token_string, token_type_hint)
+class Introspection(PresentedTokenEndpoint, IntrospectionEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = list(SECRET_AUTH_METHODS)
 
     def check_permission(self, token: IssuedToken, client: Any, request: Any) -> bool:
         return token.check_client(client)
@@ -44,10 +39,4 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
         return payload
 
 
-async def introspect(request: Request) -> Response:
-    provider = provider_of(request)
-    oauth_request = await read_oauth_request(provider, request, "/introspect")
-    if isinstance(oauth_request, Response):
-        return oauth_request
-    response: Response = provider.server.create_endpoint_response(Introspection.ENDPOINT_NAME, oauth_request)
-    return response
+introspect = presented_token_endpoint(Introspection.ENDPOINT_NAME, "/introspect")

@@ -25,7 +25,7 @@ ADDRESS_ALLOWANCE = 4
 
 async def login_page(request: Request) -> Response:
     provider = provider_of(request)
-    view = load_interaction(provider, request, request.query_params.get("interaction", ""))
+    view = await load_interaction(provider, request, request.query_params.get("interaction", ""))
     if view is None:
         return expired_interaction(provider)
     return _render(provider, view, username=view.interaction.params.get("login_hint", ""))
@@ -34,7 +34,7 @@ async def login_page(request: Request) -> Response:
 async def login_submit(request: Request) -> Response:
     provider = provider_of(request)
     form = await request.form()
-    view = load_interaction(provider, request, str(form.get("interaction", "")))
+    view = await load_interaction(provider, request, str(form.get("interaction", "")))
     if view is None:
         return expired_interaction(provider)
     if not provider.sessions.check_csrf(view.session, str(form.get("csrf_token", ""))):
@@ -43,7 +43,7 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
 
     by_user, by_address = _throttle_keys(username, request)
-    if provider.state.is_login_blocked(by_user) or provider.state.is_login_blocked(by_address):
+    if await provider.state.is_login_blocked(by_user) or await provider.state.is_login_blocked(by_address):
         provider.metrics.logins.labels("throttled").inc()
         message = "Too many failed sign-in attempts. Wait a few minutes, then try again."
         return _render(provider, view, username=username, error=message, status_code=429)
@@ -52,21 +52,21 @@ async def login_submit(request: Request) -> Response:
     if user is None:
         provider.metrics.logins.labels("failed").inc()
         window, limit = provider.settings.login_window, provider.settings.login_attempts
-        provider.state.record_failed_login(by_user, window, limit)
+        await provider.state.record_failed_login(by_user, window, limit)
         # An address gets more room than one user: several people may share it behind a NAT.
-        provider.state.record_failed_login(by_address, window, limit * ADDRESS_ALLOWANCE)
+        await provider.state.record_failed_login(by_address, window, limit * ADDRESS_ALLOWANCE)
         error = "The username or password is incorrect."
         return _render(provider, view, username=username, error=error, status_code=401)
 
     provider.metrics.logins.labels("succeeded").inc()
-    provider.state.clear_failed_logins(by_user)
+    await provider.state.clear_failed_logins(by_user)
     old = view.session
-    provider.state.delete_session(old.id)
-    session = provider.sessions.start(
+    await provider.state.delete_session(old.id)
+    session = await provider.sessions.start(
         Session(csrf_token=new_token(16), user_id=user.id, auth_time=int(time.time()))
     )
     interaction = dataclasses.replace(view.interaction, session_hash=session.hash, login_done=True)
-    provider.state.update_interaction(view.interaction_id, interaction)
+    await provider.state.update_interaction(view.interaction_id, interaction)
     response = RedirectResponse(
         provider.url(f"/authorize/resume?interaction={view.interaction_id}"), status_code=303
     )

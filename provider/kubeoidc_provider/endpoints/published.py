@@ -13,6 +13,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kubeoidc_provider.context import Provider
+from kubeoidc_provider.cors import preflight_headers, response_headers
 
 #: Short enough that a newly published key reaches relying parties well before it signs.
 CACHE_CONTROL = b"public, max-age=300"
@@ -38,10 +39,8 @@ class PublishedDocuments:
         if scope["method"] not in ("GET", "HEAD"):
             # A CORS preflight gets what it asks; any other method is not allowed (RFC 9110 §15.5.6).
             status = 204 if scope["method"] == "OPTIONS" else 405
-            headers = [(b"allow", ALLOW), (b"access-control-allow-origin", b"*")]
-            headers.append(
-                (b"access-control-allow-methods", ALLOW) if status == 204 else (b"content-length", b"0")
-            )
+            headers = [(b"allow", ALLOW), *response_headers()]
+            headers.extend(preflight_headers(ALLOW) if status == 204 else [(b"content-length", b"0")])
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -50,8 +49,7 @@ class PublishedDocuments:
             (b"content-type", document[1]),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", CACHE_CONTROL),
-            # Browsers' JavaScript clients (SPAs) read both cross-origin; no credentials are involved.
-            (b"access-control-allow-origin", b"*"),
+            *response_headers(),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})

@@ -8,37 +8,35 @@ or already invalid token still gets 200 (§2.2).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
-from starlette.requests import Request
-from starlette.responses import Response
 
-from kubeoidc_provider.context import provider_of
-from kubeoidc_provider.endpoints.form import read_oauth_request
-from kubeoidc_provider.issued import IssuedToken, find_issued_token
-
-
-class Revocation(RevocationEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
-        return find_issued_token(self.server.state, self.server.minter, token_string, token_type_hint)
-
-    def revoke_token(self, token: IssuedToken, request: Any) -> None:
-        state = self.server.state
-        if token.refresh is not None:
-            state.revoke_grant(token.refresh.grant_id, self.server.settings.refresh_token_ttl)
-            state.delete_refresh_token(token.raw)
-        elif token.access is not None:
-            remaining = token.get_expires_at() - int(time.time())
-            state.revoke_access_token(str(token.access.claims["jti"]), remaining)
+from kubeoidc_provider.context import Provider
+from kubeoidc_provider.endpoints.presented import PresentedTokenEndpoint, presented_token_endpoint
+from kubeoidc_provider.issued import IssuedToken
+from kubeoidc_provider.oauth_client import AUTH_METHODS
+from kubeoidc_provider.oauth_request import ProviderRequest
 
 
-async def revoke(request: Request) -> Response:
-    provider = provider_of(request)
-    oauth_request = await read_oauth_request(provider, request, "/revoke")
-    if isinstance(oauth_request, Response):
-        return oauth_request
-    response: Response = provider.server.create_endpoint_response(Revocation.ENDPOINT_NAME, oauth_request)
-    return response
+class Revocation(PresentedTokenEndpoint, RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = list(AUTH_METHODS)
+
+    def revoke_token(self, token: IssuedToken, request: ProviderRequest) -> None:
+        # Revoked by _revoke once Authlib returns: the state's calls are coroutines.
+        request.revoked_token = token
+
+
+async def _revoke(provider: Provider, request: ProviderRequest) -> None:
+    token: IssuedToken | None = getattr(request, "revoked_token", None)
+    state, settings = provider.state, provider.settings
+    if token is None:
+        return
+    if token.refresh is not None:
+        await state.revoke_grant(token.refresh.grant_id, settings.refresh_token_ttl)
+        await state.delete_refresh_token(token.raw)
+    elif token.access is not None:
+        remaining = token.get_expires_at() - int(time.time())
+        await state.revoke_access_token(str(token.access.claims["jti"]), remaining)
+
+
+revoke = presented_token_endpoint(Revocation.ENDPOINT_NAME, "/revoke", after=_revoke)

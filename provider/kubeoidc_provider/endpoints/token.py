@@ -13,10 +13,12 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kubeoidc_contract import crd
 from kubeoidc_provider.context import provider_of
 from kubeoidc_provider.endpoints.form import read_oauth_request
 
-_GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+#: The grant types counted by name in the metrics (any other is "unknown", so labels stay bounded).
+_GRANT_TYPES = frozenset(crd.grant_types())
 
 
 async def token(request: Request) -> Response:
@@ -32,7 +34,8 @@ async def token(request: Request) -> Response:
         response = provider.server.handle_error_response(oauth_request, missing)
     else:
         # Off the event loop: the grant signs one or two JWTs, and signing releases the GIL.
-        loop = asyncio.get_running_loop()
+        # The grants' storage hooks run their coroutines back on this loop (state.wait_on).
+        loop = oauth_request.loop = asyncio.get_running_loop()
         response = await loop.run_in_executor(
             provider.workers, provider.server.create_token_response, oauth_request
         )

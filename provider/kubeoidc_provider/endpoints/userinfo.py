@@ -24,7 +24,7 @@ async def userinfo(request: Request) -> Response:
     if presented is None:
         return _challenge(401, None, None)
     try:
-        token = provider.minter.check_access_token(presented)
+        token = await provider.minter.check_access_token(presented)
     except InvalidToken as error:
         return _challenge(401, "invalid_token", str(error))
     if "openid" not in token.scopes or not token.has_user:

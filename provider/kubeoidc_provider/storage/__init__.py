@@ -1,4 +1,4 @@
-"""The provider's state store: one small synchronous key-value interface, three implementations.
+"""The provider's state store: one small asynchronous key-value interface, three implementations.
 
 Sessions, authorization codes, refresh tokens, consents and rate-limit counters all live behind
 :class:`Storage`. Every entry has a kind (a namespace such as ``"code"``), a key, a JSON object as its
@@ -20,6 +20,10 @@ Semantics every implementation honours (one contract test suite runs against all
 - ``delete`` removes the entry and the counter of that kind and key (so it also resets a counter).
 - ``kind`` is a short non-empty name without ``:`` (``"code"``, ``"session"``); ``key`` any string.
 - ``ttl`` is a whole number of seconds, at least 1.
+- Every method is a coroutine and none blocks the event loop: the requests of every browser and client
+  share one loop, so a store that waited on it (a Redis round trip, an SQLite write behind a lock)
+  would stall them all. Memory never waits, SQLite runs on a thread of its own, Redis uses redis-py's
+  asyncio client.
 
 Implementations, chosen by :func:`open_storage` from a URL:
 
@@ -52,22 +56,22 @@ class Consumed:
 class Storage(Protocol):
     """The provider's state store. See the module docstring for the semantics."""
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
+    async def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
         """Write (or replace) an entry that lives ``ttl`` seconds, not yet consumed."""
 
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The entry's value, or ``None`` when absent or expired."""
 
-    def delete(self, kind: str, key: str) -> None:
+    async def delete(self, kind: str, key: str) -> None:
         """Remove the entry and the counter of this kind and key; removing nothing is not an error."""
 
-    def consume(self, kind: str, key: str) -> Consumed | None:
+    async def consume(self, kind: str, key: str) -> Consumed | None:
         """Mark the entry used, atomically; ``first`` tells whether this call was the first use."""
 
-    def incr(self, kind: str, key: str, ttl: int) -> int:
+    async def incr(self, kind: str, key: str, ttl: int) -> int:
         """Add one to a counter whose window of ``ttl`` seconds starts at its first ``incr``."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release connections and files."""
 
 

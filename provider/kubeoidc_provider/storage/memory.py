@@ -1,5 +1,8 @@
 """In-process storage: a dict under a lock, for tests and single-process trials.
 
+Nothing here waits (the lock is held for a few dictionary operations), so the coroutines run straight
+through on the event loop.
+
 Values are kept as JSON text, so what comes back is what SQLite and Redis would give (a fresh dict,
 tuples turned into lists) and a value JSON cannot carry is refused on write, as there. Expired
 entries are dropped when read, and swept from the whole dict every ``sweep_interval`` seconds, so a
@@ -48,7 +51,7 @@ class MemoryStorage:
         with self._lock:
             return len(self._entries) + len(self._counters)
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
+    async def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
         check_kind(kind)
         text = dump_value(value)
         check_ttl(ttl)
@@ -57,20 +60,20 @@ class MemoryStorage:
             self._sweep(now)
             self._entries[kind, key] = _Entry(text, now + ttl)
 
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         check_kind(kind)
         with self._lock:
             entry = self._live_entry(kind, key, self._clock())
             text = entry.text if entry is not None else None
         return load_value(text) if text is not None else None
 
-    def delete(self, kind: str, key: str) -> None:
+    async def delete(self, kind: str, key: str) -> None:
         check_kind(kind)
         with self._lock:
             self._entries.pop((kind, key), None)
             self._counters.pop((kind, key), None)
 
-    def consume(self, kind: str, key: str) -> Consumed | None:
+    async def consume(self, kind: str, key: str) -> Consumed | None:
         check_kind(kind)
         with self._lock:
             entry = self._live_entry(kind, key, self._clock())
@@ -80,7 +83,7 @@ class MemoryStorage:
             text, first = entry.text, entry.uses == 1
         return Consumed(load_value(text), first=first)
 
-    def incr(self, kind: str, key: str, ttl: int) -> int:
+    async def incr(self, kind: str, key: str, ttl: int) -> int:
         check_kind(kind)
         check_ttl(ttl)
         with self._lock:
@@ -92,7 +95,7 @@ class MemoryStorage:
             counter.count += 1
             return counter.count
 
-    def close(self) -> None:
+    async def close(self) -> None:
         with self._lock:
             self._entries.clear()
             self._counters.clear()

@@ -18,6 +18,9 @@ Every key starts with ``kubeoidc:`` (so one Redis can serve other things): an en
 ``kubeoidc:e:<kind>:<key>`` with fields ``v`` (the JSON value) and ``c`` (how many times it was
 consumed); a counter is ``kubeoidc:n:<kind>:<key>``. Both carry Redis TTLs.
 
+The client is redis-py's asyncio one: a round trip to Redis never holds up the event loop, and with
+it the other requests. It connects on first use, on the loop that uses it.
+
 ``consume`` and ``incr`` are Lua scripts, which Redis runs atomically: ``consume`` reads the value
 and ``HINCRBY``s the use count in one step (never GET then DEL), and ``incr`` sets the window's
 expiry in the same step as the first ``INCR``.
@@ -29,9 +32,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
-import redis
+import redis.asyncio
+from redis.asyncio.sentinel import Sentinel
 from redis.connection import parse_url
-from redis.sentinel import Sentinel
 
 from . import Consumed, check_kind, check_ttl, dump_value, load_value, redact_url
 
@@ -59,7 +62,7 @@ return n
 
 
 class RedisStorage:
-    """:class:`~kubeoidc_provider.storage.Storage` in Redis; ``client`` is a ``redis.Redis``."""
+    """:class:`~kubeoidc_provider.storage.Storage` in Redis; ``client`` is a ``redis.asyncio.Redis``."""
 
     def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, sentinel: Any = None) -> None:
         self._client = client
@@ -74,7 +77,7 @@ class RedisStorage:
         scheme = url.partition("://")[0].lower()
         if scheme in ("redis", "rediss"):
             try:
-                client = redis.Redis.from_url(url)
+                client = redis.asyncio.Redis.from_url(url)
             except ValueError as e:
                 raise ValueError(f"invalid Redis storage URL {redact_url(url)!r}: {e}") from None
             return cls(client, prefix=prefix)
@@ -93,39 +96,40 @@ class RedisStorage:
         check_kind(kind)
         return f"{self.prefix}n:{kind}:{key}"
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
+    async def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
         text = dump_value(value)
         check_ttl(ttl)
         name = self._entry(kind, key)
         # MULTI/EXEC: the entry never exists without its TTL, and a replaced entry restarts at c=0.
-        with self._client.pipeline(transaction=True) as pipe:
+        async with self._client.pipeline(transaction=True) as pipe:
             pipe.delete(name)
             pipe.hset(name, mapping={"v": text, "c": 0})
             pipe.expire(name, ttl)
-            pipe.execute()
+            await pipe.execute()
 
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        text = self._client.hget(self._entry(kind, key), "v")
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        text = await self._client.hget(self._entry(kind, key), "v")
         return load_value(text) if text is not None else None
 
-    def delete(self, kind: str, key: str) -> None:
-        self._client.delete(self._entry(kind, key), self._counter(kind, key))
+    async def delete(self, kind: str, key: str) -> None:
+        await self._client.delete(self._entry(kind, key), self._counter(kind, key))
 
-    def consume(self, kind: str, key: str) -> Consumed | None:
-        found = self._consume(keys=[self._entry(kind, key)])
+    async def consume(self, kind: str, key: str) -> Consumed | None:
+        found = await self._consume(keys=[self._entry(kind, key)])
         if not found:
             return None
         text, uses = found
         return Consumed(load_value(text), first=int(uses) == 1)
 
-    def incr(self, kind: str, key: str, ttl: int) -> int:
+    async def incr(self, kind: str, key: str, ttl: int) -> int:
         check_ttl(ttl)
-        return int(self._incr(keys=[self._counter(kind, key)], args=[ttl]))
+        return int(await self._incr(keys=[self._counter(kind, key)], args=[ttl]))
 
-    def close(self) -> None:
-        self._client.close()
+    async def close(self) -> None:
+        await self._client.aclose()
         if self._sentinel is not None:
-            self._sentinel.close()
+            for sentinel in self._sentinel.sentinels:
+                await sentinel.aclose()
 
 
 def sentinel_options(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any], dict[str, Any]]:

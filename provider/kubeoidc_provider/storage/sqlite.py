@@ -10,8 +10,9 @@ How the guarantees are kept:
 - The database runs in WAL mode with ``synchronous=NORMAL`` (a commit does not wait for the disk;
   a power cut may lose the last commits, never corrupt the file) and a busy timeout, so writers
   from other processes wait for each other instead of failing.
-- One connection per storage object, shared by threads under a lock: SQLite serialises writers
-  anyway, and each call is one short statement.
+- One connection per storage object, used by one thread of its own: every coroutine hands its
+  statement to that thread, so the event loop never waits on the disk or on another process's write
+  lock, and SQLite serialises writers anyway (each call is one short statement).
 - ``consume`` is one ``UPDATE ... SET uses = uses + 1 ... RETURNING`` statement (SQLite 3.35+), or,
   on an older SQLite, the same ``UPDATE`` and a ``SELECT`` inside ``BEGIN IMMEDIATE`` (which takes
   the write lock first). Either way no other writer, in this process or another, can come between
@@ -22,20 +23,25 @@ How the guarantees are kept:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from . import Consumed, check_kind, check_ttl, dump_value, load_value
 
 __all__ = ["SQLiteStorage"]
 
 logger = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 #: ``RETURNING`` arrived in SQLite 3.35.0 (2021); older libraries take the ``BEGIN IMMEDIATE`` path.
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
@@ -107,6 +113,30 @@ class SQLiteStorage:
             self._db.close()
             raise
         self._next_purge = clock() + purge_interval
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeoidc-sqlite")
+
+    async def _off_loop(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run ``call`` on the storage's own thread and wait for it without blocking the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: call(*args, **kwargs))
+
+    async def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
+        await self._off_loop(self._put, kind, key, value, ttl)
+
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        return await self._off_loop(self._get, kind, key)
+
+    async def delete(self, kind: str, key: str) -> None:
+        await self._off_loop(self._delete, kind, key)
+
+    async def consume(self, kind: str, key: str) -> Consumed | None:
+        return await self._off_loop(self._consume, kind, key)
+
+    async def incr(self, kind: str, key: str, ttl: int) -> int:
+        return await self._off_loop(self._incr, kind, key, ttl)
+
+    async def close(self) -> None:
+        await self._off_loop(self._close)
+        self._thread.shutdown(wait=False)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStorage:
@@ -152,7 +182,7 @@ class SQLiteStorage:
             raise
         self._db.execute("COMMIT")
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
+    def _put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
         check_kind(kind)
         text = dump_value(value)
         check_ttl(ttl)
@@ -161,7 +191,7 @@ class SQLiteStorage:
             self._db.execute(_PUT, (kind, key, text, now + ttl))
             self._maybe_purge(now)
 
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+    def _get(self, kind: str, key: str) -> dict[str, Any] | None:
         check_kind(kind)
         with self._lock:
             row = self._db.execute(
@@ -170,13 +200,13 @@ class SQLiteStorage:
             ).fetchone()
         return load_value(row[0]) if row is not None else None
 
-    def delete(self, kind: str, key: str) -> None:
+    def _delete(self, kind: str, key: str) -> None:
         check_kind(kind)
         with self._lock, self._transaction() as db:
             db.execute("DELETE FROM kubeoidc_entries WHERE kind = ? AND key = ?", (kind, key))
             db.execute("DELETE FROM kubeoidc_counters WHERE kind = ? AND key = ?", (kind, key))
 
-    def consume(self, kind: str, key: str) -> Consumed | None:
+    def _consume(self, kind: str, key: str) -> Consumed | None:
         check_kind(kind)
         with self._lock:
             args = (kind, key, self._clock())
@@ -199,7 +229,7 @@ class SQLiteStorage:
         text, uses = rows[0]
         return Consumed(load_value(text), first=uses == 1)
 
-    def incr(self, kind: str, key: str, ttl: int) -> int:
+    def _incr(self, kind: str, key: str, ttl: int) -> int:
         check_kind(kind)
         check_ttl(ttl)
         with self._lock:
@@ -217,7 +247,7 @@ class SQLiteStorage:
         count: int = rows[0][0]
         return count
 
-    def close(self) -> None:
+    def _close(self) -> None:
         with self._lock:
             self._db.close()
 

@@ -227,7 +227,7 @@ def test_a_new_file_adds_a_client_and_a_deleted_file_removes_it(manifests: Path,
 
 
 def test_a_bad_manifest_is_reported_by_file_and_field_and_the_others_still_run(
-    manifests: Path, start_dev
+    manifests: Path, start_dev: StartDev
 ) -> None:
     (manifests / "machine.yaml").write_text(MACHINE.format(name="reports"))
     bad = WEB_APP.format(annotations="", extra_uris="").replace(

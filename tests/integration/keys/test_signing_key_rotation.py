@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from joserfc import jws
 from joserfc.jwk import KeySet as JoseKeySet
 from starlette.testclient import TestClient
 
-from kubeoidc.dev import LocalCluster
+from kubeoidc.local_cluster import LocalCluster
 from kubeoidc_operator.keykeeper import KeyKeeper
 from kubeoidc_operator.keyring import KeyPolicy
 from kubeoidc_provider.signing import SecretFollower
@@ -44,7 +44,9 @@ class Clock:
 def verifies(token: str, served_jwks: dict[str, Any]) -> bool:
     """Whether the token's signature verifies with the served JWKS alone (what a relying party does)."""
     try:
-        jws.deserialize_compact(token, JoseKeySet.import_key_set(served_jwks), algorithms=["ES256", "RS256"])
+        jws.deserialize_compact(
+            token, JoseKeySet.import_key_set(cast(Any, served_jwks)), algorithms=["ES256", "RS256"]
+        )
     except Exception:
         return False
     return True
@@ -92,7 +94,11 @@ def test_tokens_signed_before_during_and_after_a_rotation_verify_against_the_ser
     rotation: Any,
 ) -> None:
     steps, client = rotation
-    served = lambda: json.loads(client.get("/jwks").content)  # noqa: E731
+
+    def served() -> dict[str, Any]:
+        jwks: dict[str, Any] = json.loads(client.get("/jwks").content)
+        return jwks
+
     before = steps.token(client)
     first_kid = kid_of(before)
 

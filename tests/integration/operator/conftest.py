@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kmock as kmocklib
@@ -20,51 +20,24 @@ import kopf
 import pytest
 from kubernetes import client as k8s
 
-from kubeoidc.contract import GROUP, KIND, PLURAL, VERSION
+from kubeoidc_contract import GROUP, PLURAL, VERSION
 from kubeoidc_operator.handlers import register
 from kubeoidc_operator.kube import KubeApi
 from kubeoidc_operator.run import kopf_settings
 from kubeoidc_operator.settings import OperatorSettings
-from support.kmock_api import declare_resources
+from support.kmock_api import NAMESPACE, KmockWriter, declare_resources
 
-NAMESPACE = "apps"
 CLIENTS = kmocklib.resource(GROUP, VERSION, PLURAL)
 SECRETS = kmocklib.resource("", "v1", "secrets")
 TIMEOUT = 10.0
 
 
-class Harness:
+class Harness(KmockWriter):
     """Drives kmock as a user with kubectl would, and waits for what the operator does."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
+    timeout = TIMEOUT
 
-    # Writes, through kmock's HTTP API so that the watches see them.
-
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.server.request(method, path, json=body) as response:
-            assert response.status < 300, await response.text()
-            return await response.json()
-
-    async def create_client(
-        self, name: str, spec: dict[str, Any] | None = None, **meta: Any
-    ) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "metadata": {
-                "name": name,
-                "namespace": NAMESPACE,
-                "uid": f"uid-{name}",
-                "resourceVersion": "1",
-                **meta,
-            },
-            "spec": {"redirectURIs": ["https://app.example.com/callback"], **(spec or {})},
-        }
-        result: dict[str, Any] = await self.request(
-            "POST", f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}", body
-        )
-        return result
+    # Writes (request, create_client: KmockWriter's), through kmock's HTTP API so that watches see them.
 
     async def patch_client(self, name: str, patch: dict[str, Any]) -> None:
         await self.request("PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}", patch)
@@ -112,17 +85,6 @@ class Harness:
             for request in list(self.server)
             if request.url.path == path and request.method != kmocklib.method.GET
         ]
-
-    async def wait_for(self, what: str, check: Callable[[], Any], seconds: float = TIMEOUT) -> Any:
-        """Poll ``check`` until it returns something true, and return that; fail after ``seconds``."""
-        try:
-            async with asyncio.timeout(seconds):
-                # kmock's memory has no change notification to wait on: poll it.
-                while not (result := check()):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-                return result
-        except TimeoutError:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}") from None
 
 
 def _watching(server: Any, resource: Any) -> bool:

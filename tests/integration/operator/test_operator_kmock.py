@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kubeoidc.contract import (
+from kubeoidc_contract import (
     CLIENT_ID_KEY,
     CLIENT_LABEL,
     CLIENT_SECRET_KEY,

@@ -19,9 +19,9 @@ from typing import Any
 
 import kmock as kmocklib
 import pytest
-from conftest import CLIENTS, PEERING, PEERINGS, SECRETS, Cluster, Replica
 
-from kubeoidc.contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY
+from kubeoidc_contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY
+from support.failover import CLIENTS, PEERING, PEERINGS, SECRETS, Cluster, Replica
 
 pytestmark = pytest.mark.kmock
 

@@ -20,7 +20,7 @@ import kmock as kmock_lib
 import kubernetes
 import pytest
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.signing import SecretFollower, SigningKeys
@@ -126,7 +126,7 @@ def api_client(kmock: kmock_lib.KubernetesEmulator) -> Iterator[Any]:
     configuration.host = str(kmock.url).rstrip("/")
     client = kubernetes.client.ApiClient(configuration)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc_provider.context import Provider
 from support.live import live_provider
 from support.node_rp import CHROMIUM, chromium, node, relying_party

@@ -144,6 +144,7 @@ def sign_in(client: Client, app: Any, http: httpx2.Client) -> tuple[Authorizatio
     response = client.parse_response(
         AuthorizationResponse, info=urlsplit(redirect).query, sformat="urlencoded"
     )
+    assert isinstance(response, AuthorizationResponse)  # parse_response is typed as any Message
     return response, verifier, browser
 
 

@@ -323,7 +323,8 @@ def test_client_secret_post_client_must_use_its_registered_method(
     )
 
     def grant(**config: Any) -> dict[str, Any]:
-        return relying_party("client-credentials", machine.rp_config(**config))["grant"]
+        result: dict[str, Any] = relying_party("client-credentials", machine.rp_config(**config))["grant"]
+        return result
 
     by_post = grant(authMethod="client_secret_post")
     assert by_post["ok"] is True, by_post

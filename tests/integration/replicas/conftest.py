@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from replicas_flow import Browser, Client, RelyingParty, Replica
 
 from kubeoidc_provider.storage.redis import DEFAULT_PREFIX
 from support.live import free_port
 from support.objects import client_objects
 from support.provider import users_yaml
 from support.replica import READY, write_config
+from support.replicas_flow import Browser, Client, RelyingParty, Replica
 
 REDIS_URL_ENV = "KUBEOIDC_TEST_REDIS_URL"
 STARTUP_TIMEOUT = 30.0

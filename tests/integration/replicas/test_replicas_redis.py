@@ -4,7 +4,9 @@ honours, and whatever one revokes, the other refuses."""
 from __future__ import annotations
 
 import pytest
-from replicas_flow import (
+
+from support.provider import PASSWORD
+from support.replicas_flow import (
     Browser,
     RelyingParty,
     Replica,
@@ -15,8 +17,6 @@ from replicas_flow import (
     oauth_error,
     tokens_of,
 )
-
-from support.provider import PASSWORD
 
 pytestmark = pytest.mark.redis
 

@@ -10,7 +10,8 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-from chart_rendering import CHART_DIR, KUBERNETES_VERSIONS, REPO
+
+from support.chart_rendering import CHART_DIR, KUBERNETES_VERSIONS, REPO
 
 CANONICAL_CRDS = {
     "oidcclient.yaml": REPO / "crds" / "oidcclient.yaml",

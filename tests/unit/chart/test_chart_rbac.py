@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chart_rendering import (
+
+from support.chart_rendering import (
     NAMESPACE,
     VALUE_SETS,
     deployment,

@@ -11,7 +11,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chart_rendering import (
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+from support.chart_rendering import (
     CHART_DIR,
     ISSUER,
     KUBERNETES_VERSIONS,
@@ -29,8 +32,6 @@ from chart_rendering import (
     rendered,
     values_for,
 )
-from yamllint import linter
-from yamllint.config import YamlLintConfig
 
 WARNING = 2  # helm lint severities: 1 info, 2 warning, 3 error
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from chart_rendering import (
+
+from support.chart_rendering import (
     NAMESPACE,
     container_of,
     deployment,

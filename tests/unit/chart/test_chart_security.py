@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chart_rendering import VALUE_SETS, objects, of_kind
+
+from support.chart_rendering import VALUE_SETS, objects, of_kind
 
 RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 

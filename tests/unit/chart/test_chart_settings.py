@@ -11,10 +11,10 @@ import os
 from typing import Any
 
 import pytest
-from chart_rendering import VALUE_SETS, container_of, env_of, objects
 
 from kubeoidc_operator.settings import OperatorSettings, load_settings
 from kubeoidc_provider.settings import ProviderSettings
+from support.chart_rendering import VALUE_SETS, container_of, env_of, objects
 
 #: What a Secret reference resolves to in a pod: any value of the right form.
 FROM_SECRET = "rediss://:password@redis.example.com:6380/0"

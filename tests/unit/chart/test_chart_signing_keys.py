@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import helm_python as helm
 import pytest
-from chart_rendering import container_of, env_of, objects, objects_of, pod_spec, render, with_issuer
+
+from support.chart_rendering import container_of, env_of, objects, objects_of, pod_spec, render, with_issuer
 
 KEY_SETTINGS = {
     "KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET",

@@ -13,8 +13,8 @@ from typing import Any
 import celpy
 import kubernetes_validate
 
-from kubeoidc import contract
-from kubeoidc.manifest import crd, openapi_schema
+import kubeoidc_contract as contract
+from kubeoidc_contract.crd import crd, openapi_schema
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -80,7 +80,7 @@ def test_printer_columns_show_client_id_ready_reason_and_age() -> None:
 
 
 def test_the_packaged_crd_is_the_repository_crd() -> None:
-    packaged = REPO / "kubeoidc" / "crd" / "oidcclient.yaml"
+    packaged = REPO / "kubeoidc_contract" / "crd" / "oidcclient.yaml"
     assert packaged.is_symlink()
     assert packaged.resolve() == (REPO / "crds" / "oidcclient.yaml").resolve()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc.manifest import (
     RULES_NOT_CHECKED,
     InvalidOIDCClient,
@@ -16,9 +16,9 @@ from kubeoidc.manifest import (
     apply_defaults,
     checked_oidcclient,
     load_manifests,
-    openapi_schema,
     validate_oidcclient,
 )
+from kubeoidc_contract.crd import openapi_schema
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

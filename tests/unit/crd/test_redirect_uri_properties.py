@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubeoidc import contract
+import kubeoidc_contract as contract
 from kubeoidc.manifest import Violation, validate_oidcclient
 
 FRAGMENT = "a redirect URI must not have a fragment (the part after '#')"

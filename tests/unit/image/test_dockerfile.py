@@ -213,5 +213,9 @@ def test_dockerignore_keeps_every_copied_path_in_the_context() -> None:
     assert copied
     for source in copied:
         assert not docker_ignores(source.rstrip("/")), source
-    for path in ("kubeoidc/contract.py", "operator/kubeoidc_operator/py.typed", "crds/oidcclient.yaml"):
+    for path in (
+        "kubeoidc_contract/__init__.py",
+        "operator/kubeoidc_operator/py.typed",
+        "crds/oidcclient.yaml",
+    ):
         assert not docker_ignores(path), path

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from kubeoidc_contract.jwks import SIGNING_ALGS
 from kubeoidc_provider import keys as keys_module
 from kubeoidc_provider.keys import (
-    SUPPORTED_ALGS,
     InvalidTokenError,
     KeySet,
     KeySetError,
@@ -53,7 +53,7 @@ def replace_segment(token: str, index: int, value: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def jwks_by_alg() -> dict[str, dict[str, Any]]:
     """One generated private JWKS per algorithm (RSA generation is slow: once per module)."""
-    return {alg: generate_jwks(alg, kid=f"{alg.lower()}-key") for alg in SUPPORTED_ALGS}
+    return {alg: generate_jwks(alg, kid=f"{alg.lower()}-key") for alg in SIGNING_ALGS}
 
 
 def two_keys(jwks_by_alg: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def two_keys(jwks_by_alg: dict[str, dict[str, Any]], **extra: Any) -> dict[str, 
 # --- each algorithm -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alg", SUPPORTED_ALGS)
+@pytest.mark.parametrize("alg", SIGNING_ALGS)
 def test_each_algorithm_signs_and_verifies(jwks_by_alg: dict[str, dict[str, Any]], alg: str) -> None:
     keyset = KeySet.from_jwks(jwks_by_alg[alg])
     assert keyset.signing_alg == alg
@@ -72,7 +72,7 @@ def test_each_algorithm_signs_and_verifies(jwks_by_alg: dict[str, dict[str, Any]
     assert keyset.verify(token) == {"sub": "u1", "aud": "app", "exp": NOW + 60, "name": "Zoë"}
 
 
-@pytest.mark.parametrize("alg", SUPPORTED_ALGS)
+@pytest.mark.parametrize("alg", SIGNING_ALGS)
 def test_signatures_verify_with_the_public_jwks_outside_this_module(
     jwks_by_alg: dict[str, dict[str, Any]], alg: str
 ) -> None:
@@ -135,7 +135,7 @@ def test_keys_are_parsed_once_when_the_set_is_built(
 # --- generate_jwks --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alg", SUPPORTED_ALGS)
+@pytest.mark.parametrize("alg", SIGNING_ALGS)
 def test_generated_jwks_is_private_with_a_thumbprint_kid(alg: str) -> None:
     doc = generate_jwks(alg) if alg != "RS256" else generate_jwks()
     (key,) = doc["keys"]
@@ -176,7 +176,7 @@ def test_public_jwks_carries_public_members_only(jwks_by_alg: dict[str, dict[str
     for key in published["keys"]:
         assert not PRIVATE_MEMBERS & set(key), key
         assert key["use"] == "sig"
-        assert key["alg"] in SUPPORTED_ALGS
+        assert key["alg"] in SIGNING_ALGS
     assert set(published["keys"][0]) == {"kty", "n", "e", "kid", "use", "alg"}
     assert set(published["keys"][1]) == {"kty", "crv", "x", "y", "kid", "use", "alg"}
     assert set(published["keys"][2]) == {"kty", "crv", "x", "kid", "use", "alg"}

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from kubeoidc_operator import reconcile
+from kubeoidc_operator import ownership, reconcile
+from kubeoidc_operator.reconcile import Plan
 
 ISSUER = "https://login.example.com"
 T0 = datetime.datetime(2025, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
@@ -106,8 +107,8 @@ class Cluster:
         self.issuer = ISSUER
         self.writes = 0
 
-    def plan(self) -> reconcile.Plan:
-        name = reconcile.secret_name(self.client)
+    def plan(self) -> Plan:
+        name = ownership.secret_name(self.client)
         recorded = self.client.get("status", {}).get("secretName")
         previous = self.secrets.get(recorded) if recorded and recorded != name else None
         return reconcile.plan(
@@ -120,10 +121,10 @@ class Cluster:
             credentials=self.credentials,
         )
 
-    def reconcile(self) -> reconcile.Plan:
+    def reconcile(self) -> Plan:
         return self.apply(self.plan())
 
-    def apply(self, result: reconcile.Plan, *, status: bool = True) -> reconcile.Plan:
+    def apply(self, result: Plan, *, status: bool = True) -> Plan:
         """Apply a plan as the API server would; ``status=False`` loses the status write."""
         if result.secret is not None and result.action == "create":
             self.secrets[result.secret["metadata"]["name"]] = copy.deepcopy(result.secret)
@@ -142,11 +143,11 @@ class Cluster:
 
     @property
     def secret(self) -> dict[str, Any]:
-        return self.secrets[reconcile.secret_name(self.client)]
+        return self.secrets[ownership.secret_name(self.client)]
 
     def data(self, name: str | None = None) -> dict[str, str]:
         """The decoded data of the client's Secret (or of the Secret called ``name``)."""
-        return decoded(self.secrets[name or reconcile.secret_name(self.client)])
+        return decoded(self.secrets[name or ownership.secret_name(self.client)])
 
     def condition(self, type_: str) -> dict[str, Any]:
         return next(c for c in self.client["status"]["conditions"] if c["type"] == type_)

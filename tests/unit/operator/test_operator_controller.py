@@ -10,12 +10,12 @@ from typing import Any
 import kopf
 import pytest
 
-from kubeoidc.contract import ROTATE_ANNOTATION
+from kubeoidc_contract import ROTATE_ANNOTATION
 from kubeoidc_operator import handlers
 from kubeoidc_operator.controller import Reconciler
-from kubeoidc_operator.kube import Conflict, NotFound
-from kubeoidc_operator.reconcile import Event
+from kubeoidc_operator.errors import Conflict, NotFound
 from kubeoidc_operator.settings import OperatorSettings
+from kubeoidc_operator.status import Event
 
 Factory = Callable[..., Any]
 
@@ -104,7 +104,7 @@ def test_the_secret_is_written_before_status_and_events_follow(
     posted: list[tuple[str, Event]] = []
     reconciler = Reconciler(
         api, settings, emit=lambda client, event: posted.append((client["metadata"]["name"], event))
-    )  # type: ignore[arg-type]
+    )
 
     outcome = reconciler.reconcile("apps", "web")
 
@@ -117,11 +117,11 @@ def test_the_secret_is_written_before_status_and_events_follow(
 
 
 def test_a_deleted_client_is_not_reconciled(api: FakeApi, settings: OperatorSettings) -> None:
-    assert Reconciler(api, settings).reconcile("apps", "gone") is None  # type: ignore[arg-type]
+    assert Reconciler(api, settings).reconcile("apps", "gone") is None
 
 
 def test_a_failed_status_write_does_not_rotate_twice(api: FakeApi, settings: OperatorSettings) -> None:
-    reconciler = Reconciler(api, settings)  # type: ignore[arg-type]
+    reconciler = Reconciler(api, settings)
     reconciler.reconcile("apps", "web")
     api.clients["apps", "web"]["metadata"]["annotations"] = {ROTATE_ANNOTATION: "r1"}
     api.fail_status = True
@@ -135,7 +135,7 @@ def test_a_failed_status_write_does_not_rotate_twice(api: FakeApi, settings: Ope
 
 
 def test_a_moved_secret_is_deleted_with_a_uid_precondition(api: FakeApi, settings: OperatorSettings) -> None:
-    reconciler = Reconciler(api, settings)  # type: ignore[arg-type]
+    reconciler = Reconciler(api, settings)
     reconciler.reconcile("apps", "web")
     api.clients["apps", "web"]["spec"]["secretName"] = "web-v2"
     api.writes.clear()
@@ -146,7 +146,7 @@ def test_a_moved_secret_is_deleted_with_a_uid_precondition(api: FakeApi, setting
 def test_concurrent_triggers_for_one_client_create_one_secret(
     api: FakeApi, settings: OperatorSettings
 ) -> None:
-    reconciler = Reconciler(api, settings)  # type: ignore[arg-type]
+    reconciler = Reconciler(api, settings)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -176,7 +176,7 @@ def test_resync_goes_on_after_one_client_fails(
         return working(namespace, name)
 
     api.find_secret = flaky  # type: ignore[method-assign]
-    outcomes = Reconciler(api, settings).reconcile_all()  # type: ignore[arg-type]
+    outcomes = Reconciler(api, settings).reconcile_all()
     assert [o.client["metadata"]["name"] for o in outcomes] == ["web"]
     assert ("apps", "web-oidc") in api.secrets
 

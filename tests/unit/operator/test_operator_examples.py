@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeoidc.contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY, ISSUER_KEY, KIND
-from kubeoidc_operator import reconcile
+from kubeoidc_contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY, ISSUER_KEY, KIND
+from kubeoidc_operator import reconcile, rotation
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 DOCUMENTS = [
@@ -33,7 +33,7 @@ def test_example_becomes_ready_with_its_secret(document: dict[str, Any]) -> None
         current=None,
         issuer="https://login.example.com",
         now=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
-        credentials=reconcile.RandomCredentials(),
+        credentials=rotation.RandomCredentials(),
     )
     assert plan.action == "create"
     assert plan.secret is not None

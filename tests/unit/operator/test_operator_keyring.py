@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from kubeoidc import contract
-from kubeoidc.dev import LocalCluster
+import kubeoidc_contract as contract
+from kubeoidc.local_cluster import LocalCluster
 from kubeoidc_operator.keykeeper import KeyKeeper, keep_keys_forever
 from kubeoidc_operator.keyring import SCHEDULE_KEY, KeyPolicy, KeyringPlan, plan_keyring
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kubeoidc.contract import (
+from kubeoidc_contract import (
     CLIENT_ID_KEY,
     CLIENT_LABEL,
     CLIENT_SECRET_KEY,
@@ -21,7 +21,9 @@ from kubeoidc.contract import (
     PREVIOUS_SECRET_HASH_ANNOTATION,
     ROTATE_ANNOTATION,
 )
-from kubeoidc_operator import reconcile
+from kubeoidc_contract.durations import parse_duration
+from kubeoidc_operator import ownership, reconcile, rotation
+from kubeoidc_operator.desired import secret_patch
 
 Factory = Callable[..., Any]
 
@@ -82,7 +84,7 @@ def test_new_client_status_reports_ready_with_client_id_and_secret_name(cluster:
 
 
 def test_default_random_credentials_have_256_bit_secrets() -> None:
-    generator = reconcile.RandomCredentials()
+    generator = rotation.RandomCredentials()
     secret = generator.client_secret()
     assert len(base64.urlsafe_b64decode(secret + "=")) == 32
     assert generator.client_secret() != secret
@@ -346,22 +348,22 @@ def test_older_client_pinning_an_id_claims_it(client_factory: Factory) -> None:
     older = client_factory(
         "old", namespace="other", spec={"clientID": "shared-id-1"}, created="2025-01-01T00:00:00Z"
     )
-    assert reconcile.claimed_client_ids(me, [me, older]) == {"shared-id-1": "other/old"}
-    assert reconcile.claimed_client_ids(older, [older, me]) == {}
+    assert ownership.claimed_client_ids(me, [me, older]) == {"shared-id-1": "other/old"}
+    assert ownership.claimed_client_ids(older, [older, me]) == {}
 
 
 def test_client_holding_an_id_keeps_it_against_an_older_pin(client_factory: Factory) -> None:
     holder = client_factory("holder", status={"clientID": "shared-id-1"}, created="2025-02-01T00:00:00Z")
     pinner = client_factory("pinner", spec={"clientID": "shared-id-1"}, created="2025-01-01T00:00:00Z")
-    assert reconcile.claimed_client_ids(holder, [pinner]) == {}
-    assert reconcile.claimed_client_ids(pinner, [holder]) == {"shared-id-1": "apps/holder"}
+    assert ownership.claimed_client_ids(holder, [pinner]) == {}
+    assert ownership.claimed_client_ids(pinner, [holder]) == {"shared-id-1": "apps/holder"}
 
 
 def test_clients_being_deleted_claim_nothing(client_factory: Factory) -> None:
     me = client_factory("me", spec={"clientID": "shared-id-1"})
     gone = client_factory("gone", status={"clientID": "shared-id-1"})
     gone["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
-    assert reconcile.claimed_client_ids(me, [gone]) == {}
+    assert ownership.claimed_client_ids(me, [gone]) == {}
 
 
 # --- Secrets that are not ours --------------------------------------------------------------------------
@@ -708,29 +710,32 @@ def test_owner_of_a_secret_is_its_controller_then_its_label(
 ) -> None:
     c = cluster()
     c.reconcile()
-    assert reconcile.owner_of(c.secret) == "web"
+    assert ownership.owner_of(c.secret) == "web"
     labelled = unowned_secret("x")
     labelled["metadata"]["labels"] = {CLIENT_LABEL: "other"}
-    assert reconcile.owner_of(labelled) == "other"
-    assert reconcile.owner_of(unowned_secret("y")) is None
+    assert ownership.owner_of(labelled) == "other"
+    assert ownership.owner_of(unowned_secret("y")) is None
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"), [("0s", 0), ("10m", 600), ("24h", 86400), ("1h30m", 5400), ("1h0m5s", 3605)]
 )
 def test_grace_periods_parse_as_go_durations(text: str, seconds: int) -> None:
-    assert reconcile.parse_duration(text) == datetime.timedelta(seconds=seconds)
+    assert parse_duration(text) == datetime.timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "5", "1d", "-1s", "1.5h", "h"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
-        reconcile.parse_duration(text)
+        parse_duration(text)
 
 
 def test_secret_patch_is_empty_for_equal_data_spelled_differently() -> None:
     current = {"metadata": {"labels": {"a": "1"}}, "data": {"k": base64.b64encode(b"v").decode()}}
-    desired = {"metadata": {"labels": {"a": "1"}}, "data": {"k": base64.b64encode(b"v").decode()}}
-    assert reconcile.secret_patch(current, desired) == {}
+    desired: dict[str, Any] = {
+        "metadata": {"labels": {"a": "1"}},
+        "data": {"k": base64.b64encode(b"v").decode()},
+    }
+    assert secret_patch(current, desired) == {}
     desired["metadata"]["labels"] = {"b": "2"}
-    assert reconcile.secret_patch(current, desired) == {"metadata": {"labels": {"a": None, "b": "2"}}}
+    assert secret_patch(current, desired) == {"metadata": {"labels": {"a": None, "b": "2"}}}

@@ -8,17 +8,22 @@ from typing import Any
 import kopf
 import pytest
 
+from kubeoidc_operator import kube
 from kubeoidc_operator import run as run_module
 from kubeoidc_operator.peering import PeeringGate
-from kubeoidc_operator.settings import OperatorSettings
+from kubeoidc_operator.settings import OperatorSettings, load_settings
 
-PEERED = {"issuer": "https://login.example.com", "peering": "kubeoidc", "peering_lifetime": 10}
+PEERED: dict[str, Any] = {
+    "issuer": "https://login.example.com",
+    "peering": "kubeoidc",
+    "peering_lifetime": 10,
+}
 
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     calls: dict[str, Any] = {}
-    monkeypatch.setattr(run_module.KubeApi, "from_environment", classmethod(lambda cls: object()))
+    monkeypatch.setattr(kube.KubeApi, "from_environment", classmethod(lambda cls: object()))
     monkeypatch.setattr(kopf, "configure", lambda **kwargs: None)
     monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.update(kwargs))
     monkeypatch.setattr(run_module, "peering_reader", lambda name: lambda: {"metadata": {"name": name}})
@@ -38,7 +43,7 @@ def test_run_watches_the_whole_cluster_without_namespaces(started: dict[str, Any
 
 
 def test_run_watches_only_the_namespaces_given(started: dict[str, Any]) -> None:
-    run_module.run(OperatorSettings(issuer="https://login.example.com", namespaces="a,b", liveness_port=9000))
+    run_module.run(load_settings(issuer="https://login.example.com", namespaces="a,b", liveness_port=9000))
     assert started["clusterwide"] is False
     assert started["namespaces"] == ["a", "b"]
     assert started["liveness_endpoint"] == "http://0.0.0.0:9000/healthz"
@@ -58,7 +63,7 @@ def startup_handlers(registry: kopf.OperatorRegistry) -> dict[str, Any]:
 
 
 def test_a_peering_name_makes_a_mandatory_cluster_peering(started: dict[str, Any]) -> None:
-    run_module.run(OperatorSettings(**PEERED, priority=7, namespaces="a"))
+    run_module.run(load_settings(**PEERED, priority=7, namespaces="a"))
     assert started["standalone"] is False
     assert started["peering_name"] == "kubeoidc"
     assert started["priority"] == 7
@@ -71,14 +76,14 @@ def test_a_peering_name_makes_a_mandatory_cluster_peering(started: dict[str, Any
 def test_replicas_without_a_priority_draw_distinct_negative_ones(started: dict[str, Any]) -> None:
     drawn = set()
     for _ in range(5):
-        run_module.run(OperatorSettings(**PEERED))
+        run_module.run(load_settings(**PEERED))
         drawn.add(started["priority"])
     assert len(drawn) == 5
     assert all(-(2**31) <= priority < 0 for priority in drawn)
 
 
 def test_at_startup_a_namespaced_replica_still_peers_cluster_wide(started: dict[str, Any]) -> None:
-    run_module.run(OperatorSettings(**PEERED, namespaces="a"))
+    run_module.run(load_settings(**PEERED, namespaces="a"))
     settings = kopf.OperatorSettings()
     settings.peering.clusterwide = False  # What kopf.run sets for a namespaced operator.
     [cluster_peering] = [fn for id_, fn in startup_handlers(started["registry"]).items() if "peering" in id_]

@@ -76,7 +76,7 @@ def test_out_of_range_numbers_are_refused(field: str, value: int) -> None:
 
 
 def test_settings_can_be_built_directly_in_tests() -> None:
-    settings = OperatorSettings(issuer="https://login.example.com", namespaces=["a"])
+    settings = OperatorSettings(issuer="https://login.example.com", namespaces=("a",))
     assert settings.namespaces == ("a",)
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provider_flow import Browser, RelyingParty
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.app import build_provider, create_app
@@ -27,6 +26,7 @@ from kubeoidc_provider.storage.memory import MemoryStorage
 from kubeoidc_provider.storage.sqlite import SQLiteStorage
 from kubeoidc_provider.users import StaticUserDirectory
 from support.provider import ISSUER, RegisteredClient, register, signing_jwks, users_yaml
+from support.provider_flow import Browser, RelyingParty
 
 WEB_LOGOUT_URI = "https://web-app.example.com/signed-out"
 SPA_REDIRECT_URI = "http://127.0.0.1:5173/callback"

@@ -6,12 +6,16 @@ security rules' tests.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import Any
 
 import pytest
-from provider_flow import (
+
+from kubeoidc_provider.context import Provider
+from support.provider import ISSUER, RegisteredClient, register
+from support.provider_flow import (
     Browser,
     RelyingParty,
     code_of,
@@ -21,9 +25,6 @@ from provider_flow import (
     redirect_target,
     sign_in_for_code,
 )
-
-from kubeoidc_provider.context import Provider
-from support.provider import ISSUER, RegisteredClient, register
 
 CALLBACK = "https://web-app.example.com/callback"
 REDIRECT_URI_REFUSED = "The 'redirect_uri' is not one of the client's registered redirect URIs."
@@ -102,7 +103,7 @@ def test_a_repeated_parameter_gets_an_error_page(browser: Browser, web_rp: Relyi
     params = web_rp.auth_request().params
     query = [*params.items(), ("redirect_uri", "https://evil.example.com/callback")]
 
-    response = browser.http.get("/authorize", params=query, follow_redirects=False)
+    response = browser.http.get("/authorize", params=tuple(query), follow_redirects=False)
 
     assert_error_page(response)
     assert "Multiple 'redirect_uri' in request." in page_text(response)
@@ -302,12 +303,12 @@ def test_max_age_exceeded_shows_the_login_page(
     sign_in(browser, web_rp)
     session_id = browser.session_cookie
     assert session_id is not None
-    session = provider.state.get_session(session_id)
+    # The state is memory or SQLite here: neither is bound to the test client's event loop.
+    session = asyncio.run(provider.state.get_session(session_id))
     assert session is not None
     assert session.auth_time is not None
-    provider.state.save_session(
-        session_id, dataclasses.replace(session, auth_time=session.auth_time - 600), 3600
-    )
+    changed = dataclasses.replace(session, auth_time=session.auth_time - 600)
+    asyncio.run(provider.state.save_session(session_id, changed, 3600))
 
     response = browser.authorize(web_rp.auth_request(max_age="300").params)
 
@@ -330,11 +331,11 @@ def test_max_age_exceeded_with_prompt_none_goes_back_with_login_required(
     sign_in(browser, web_rp)
     session_id = browser.session_cookie
     assert session_id is not None
-    session = provider.state.get_session(session_id)
+    # The state is memory or SQLite here: neither is bound to the test client's event loop.
+    session = asyncio.run(provider.state.get_session(session_id))
     assert session is not None
-    provider.state.save_session(
-        session_id, dataclasses.replace(session, auth_time=int(time.time()) - 60), 3600
-    )
+    changed = dataclasses.replace(session, auth_time=int(time.time()) - 60)
+    asyncio.run(provider.state.save_session(session_id, changed, 3600))
 
     response = browser.authorize(web_rp.auth_request(max_age="10", prompt="none").params)
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet as JoseKeySet
-from provider_flow import Browser, RelyingParty, sign_in_for_tokens
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.keys import KeySet
 from support.provider import ISSUER, register, signing_jwks
+from support.provider_flow import Browser, RelyingParty, sign_in_for_tokens
 
 ENDPOINTS = {
     "authorization_endpoint": "/authorize",
@@ -159,7 +159,7 @@ def test_during_a_key_rotation_both_keys_are_published_and_old_tokens_stay_valid
     make_provider: Callable[..., Provider], serve: Callable[..., Any]
 ) -> None:
     old, new = signing_jwks("RS256")["keys"][0], signing_jwks("ES256")["keys"][0]
-    billing = {
+    billing: dict[str, Any] = {
         "grant_types": ["client_credentials"],
         "scopes": ["a"],
         "client_id": "billing",

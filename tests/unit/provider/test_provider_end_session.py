@@ -6,7 +6,11 @@ import time
 from typing import Any
 
 import pytest
-from provider_flow import (
+from starlette.testclient import TestClient
+
+from kubeoidc_provider.context import Provider
+from support.provider import ISSUER, register
+from support.provider_flow import (
     SESSION_COOKIE,
     Browser,
     RelyingParty,
@@ -17,10 +21,6 @@ from provider_flow import (
     redirect_target,
     sign_in_for_tokens,
 )
-from starlette.testclient import TestClient
-
-from kubeoidc_provider.context import Provider
-from support.provider import ISSUER, register
 
 LOGOUT_URI = "https://web-app.example.com/signed-out"
 

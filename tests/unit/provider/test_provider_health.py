@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from provider_flow import Browser, RelyingParty, sign_in_for_tokens
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.registry import ClientRegistry
+from support.provider_flow import Browser, RelyingParty, sign_in_for_tokens
 
 
 def metric(text: str, name: str) -> float:

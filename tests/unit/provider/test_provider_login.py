@@ -8,7 +8,10 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from provider_flow import (
+
+from kubeoidc_provider.context import Provider
+from support.provider import ISSUER, PASSWORD, RegisteredClient, register
+from support.provider_flow import (
     SESSION_COOKIE,
     Browser,
     RelyingParty,
@@ -19,15 +22,12 @@ from provider_flow import (
     redirect_target,
 )
 
-from kubeoidc_provider.context import Provider
-from support.provider import ISSUER, PASSWORD, RegisteredClient, register
-
 WRONG_PASSWORD = "The username or password is incorrect."
 TOO_MANY = "Too many failed sign-in attempts. Wait a few minutes, then try again."
 EXPIRED = "This sign-in request has expired"
 
 
-def login_page(browser: Browser, rp: RelyingParty, **options: str) -> httpx.Response:
+def login_page(browser: Browser, rp: RelyingParty, **options: Any) -> httpx.Response:
     page = browser.get(location(browser.authorize(rp.auth_request(**options).params)))
     assert page.status_code == 200
     return page

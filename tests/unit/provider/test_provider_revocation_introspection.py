@@ -6,11 +6,11 @@ import time
 from typing import Any
 
 import pytest
-from provider_flow import Browser, RelyingParty, bearer, sign_in_for_tokens
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
 from support.provider import ISSUER, register
+from support.provider_flow import Browser, RelyingParty, bearer, sign_in_for_tokens
 
 ALICE = "7b0c2f6e-alice"
 

@@ -21,7 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from provider_flow import (
+from starlette.testclient import TestClient
+
+import kubeoidc_contract as contract
+from kubeoidc_provider.context import Provider
+from support.provider import ISSUER, PASSWORD, RegisteredClient, register
+from support.provider_flow import (
     Browser,
     RelyingParty,
     bearer,
@@ -32,11 +37,6 @@ from provider_flow import (
     redirect_params,
     sign_in_for_code,
 )
-from starlette.testclient import TestClient
-
-from kubeoidc import contract
-from kubeoidc_provider.context import Provider
-from support.provider import ISSUER, PASSWORD, RegisteredClient, register
 
 CALLBACK = "https://web-app.example.com/callback"
 EVIL = "https://evil.example.com/callback"

@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 import pytest
-from provider_flow import Browser, RelyingParty, sign_in_for_code, sign_in_for_tokens
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
 from support.provider import ISSUER, RegisteredClient, register
+from support.provider_flow import Browser, RelyingParty, sign_in_for_code, sign_in_for_tokens
 
 ALICE = "7b0c2f6e-alice"
 

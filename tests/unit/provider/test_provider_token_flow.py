@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from provider_flow import Browser, RelyingParty, bearer, sign_in_for_code, sign_in_for_tokens
 from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
 from support.provider import register
+from support.provider_flow import Browser, RelyingParty, bearer, sign_in_for_code, sign_in_for_tokens
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 

@@ -8,12 +8,12 @@ Redis would otherwise hide a whole backend.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,28 +22,9 @@ from kubeoidc_provider.storage import Storage
 from kubeoidc_provider.storage.memory import MemoryStorage
 from kubeoidc_provider.storage.redis import RedisStorage
 from kubeoidc_provider.storage.sqlite import SQLiteStorage
+from support.storage import Backend, FakeClock
 
 REDIS_URL_ENV = "KUBEOIDC_TEST_REDIS_URL"
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Backend:
-    name: str
-    storage: Storage
-    elapse: Callable[[float], None]
 
 
 def in_ci() -> bool:
@@ -77,18 +58,24 @@ def redis_server_binary() -> str:
 
 
 @pytest.fixture
-def redis_storage(redis_url: str) -> Iterator[RedisStorage]:
+async def redis_storage(redis_url: str) -> AsyncIterator[RedisStorage]:
     """A Redis storage under a key prefix of its own, whose keys are removed afterwards."""
+    async with own_redis_storage(redis_url) as storage:
+        yield storage
+
+
+@contextlib.asynccontextmanager
+async def own_redis_storage(redis_url: str) -> AsyncIterator[RedisStorage]:
     prefix = f"kubeoidc-test:{uuid.uuid4().hex}:"
     storage = RedisStorage.from_url(redis_url, prefix=prefix)
     try:
         yield storage
     finally:
         client = storage._client
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
         if keys:
-            client.delete(*keys)
-        storage.close()
+            await client.delete(*keys)
+        await storage.close()
 
 
 @pytest.fixture(
@@ -99,11 +86,12 @@ def redis_storage(redis_url: str) -> Iterator[RedisStorage]:
         pytest.param("redis", marks=pytest.mark.redis),
     ]
 )
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     name: str = request.param
     if name == "redis":
-        storage = request.getfixturevalue("redis_storage")
-        yield Backend(name, storage, time.sleep)
+        # Not through the redis_storage fixture: an async fixture cannot be asked for from another one.
+        async with own_redis_storage(request.getfixturevalue("redis_url")) as storage:
+            yield Backend(name, storage, time.sleep)
         return
     clock = FakeClock()
     fake: Storage
@@ -116,4 +104,4 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     try:
         yield Backend(name, fake, clock.advance)
     finally:
-        fake.close()
+        await fake.close()

@@ -22,10 +22,10 @@ from kubeoidc_provider.storage.sqlite import SQLiteStorage
         ("rediss+sentinel://127.0.0.1:1/mymaster", RedisStorage),
     ],
 )
-def test_the_scheme_picks_the_implementation_without_connecting(url: str, cls: type) -> None:
+async def test_the_scheme_picks_the_implementation_without_connecting(url: str, cls: type) -> None:
     storage = open_storage(url)
     assert isinstance(storage, cls)
-    storage.close()
+    await storage.close()
 
 
 @pytest.mark.parametrize("url", ["postgres://db/kubeoidc", "file:///tmp/x.db", "mysql://u:p@db/x"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,21 +15,25 @@ from kubeoidc_provider.storage.sqlite import SQLiteStorage
 
 WORKER = textwrap.dedent(
     """
-    import os, sys, time
+    import asyncio, os, sys, time
     from kubeoidc_provider.storage import open_storage
     from kubeoidc_provider.storage.redis import RedisStorage
 
-    url, prefix, go, action = sys.argv[1:5]
-    storage = RedisStorage.from_url(url, prefix=prefix) if url.startswith("redis") else open_storage(url)
-    print("ready", flush=True)
-    while not os.path.exists(go):
-        time.sleep(0.001)
-    if action == "consume":
-        found = storage.consume("code", "k")
-        print("none" if found is None else "first" if found.first else "replay", flush=True)
-    else:
-        print(" ".join(str(storage.incr("attempts", "k", ttl=60)) for _ in range(25)), flush=True)
-    storage.close()
+    async def main():
+        url, prefix, go, action = sys.argv[1:5]
+        storage = RedisStorage.from_url(url, prefix=prefix) if url.startswith("redis") else open_storage(url)
+        print("ready", flush=True)
+        while not os.path.exists(go):
+            time.sleep(0.001)
+        if action == "consume":
+            found = await storage.consume("code", "k")
+            print("none" if found is None else "first" if found.first else "replay", flush=True)
+        else:
+            counts = [str(await storage.incr("attempts", "k", ttl=60)) for _ in range(25)]
+            print(" ".join(counts), flush=True)
+        await storage.close()
+
+    asyncio.run(main())
     """
 )
 
@@ -72,27 +76,27 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Storage, str
 
 
 @pytest.fixture
-def sqlite_file_storage(tmp_path: Path) -> Iterator[SQLiteStorage]:
+async def sqlite_file_storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
     storage = SQLiteStorage(tmp_path / "state.db")
     yield storage
-    storage.close()
+    await storage.close()
 
 
-def test_processes_racing_to_consume_see_exactly_one_first_use(
+async def test_processes_racing_to_consume_see_exactly_one_first_use(
     shared: tuple[Storage, str, str], tmp_path: Path
 ) -> None:
     storage, url, prefix = shared
-    storage.put("code", "k", {"client_id": "app"}, ttl=60)
+    await storage.put("code", "k", {"client_id": "app"}, ttl=60)
     outputs = run_workers(tmp_path, url, prefix, "consume", count=8)
     assert sorted(outputs) == ["first"] + ["replay"] * 7
-    assert storage.consume("code", "k") == Consumed({"client_id": "app"}, first=False)
+    assert await storage.consume("code", "k") == Consumed({"client_id": "app"}, first=False)
 
 
-def test_processes_incrementing_one_counter_lose_no_count(
+async def test_processes_incrementing_one_counter_lose_no_count(
     shared: tuple[Storage, str, str], tmp_path: Path
 ) -> None:
     storage, url, prefix = shared
     outputs = run_workers(tmp_path, url, prefix, "incr", count=4)
     counts = sorted(int(n) for line in outputs for n in line.split())
     assert counts == list(range(1, 101))
-    assert storage.incr("attempts", "k", ttl=60) == 101
+    assert await storage.incr("attempts", "k", ttl=60) == 101

@@ -6,6 +6,7 @@ ports, with a throwaway certificate authority for TLS.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import socket
@@ -19,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from redis.sentinel import SentinelManagedSSLConnection
+from redis.asyncio.sentinel import SentinelManagedSSLConnection
 
 from kubeoidc_provider.storage import Consumed, open_storage
 from kubeoidc_provider.storage.redis import RedisStorage, sentinel_options
@@ -80,7 +81,7 @@ def test_a_bad_sentinel_url_error_does_not_show_the_password() -> None:
     assert "hunter2" not in str(error.value)
 
 
-def test_rediss_url_options_reach_the_tls_connection() -> None:
+async def test_rediss_url_options_reach_the_tls_connection() -> None:
     storage = open_storage("rediss://:pw@cache.example:6380/1?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required")
     assert isinstance(storage, RedisStorage)
     kwargs = storage._client.connection_pool.connection_kwargs
@@ -93,40 +94,40 @@ def test_rediss_url_options_reach_the_tls_connection() -> None:
         "ssl_ca_certs": "/ca.pem",
         "ssl_cert_reqs": "required",
     }
-    storage.close()
+    await storage.close()
 
 
-def test_tls_sentinel_url_makes_tls_connections_to_the_master() -> None:
+async def test_tls_sentinel_url_makes_tls_connections_to_the_master() -> None:
     storage = open_storage("rediss+sentinel://s1/mymaster?ssl_ca_certs=/ca.pem")
     assert isinstance(storage, RedisStorage)
     assert storage._client.connection_pool.connection_class is SentinelManagedSSLConnection
-    storage.close()
+    await storage.close()
 
 
 # --- against the test Redis -----------------------------------------------------------------------
 
 
 @pytest.mark.redis
-def test_keys_carry_the_kubeoidc_prefix_and_a_redis_ttl(redis_url: str) -> None:
+async def test_keys_carry_the_kubeoidc_prefix_and_a_redis_ttl(redis_url: str) -> None:
     storage = RedisStorage.from_url(redis_url)
     assert storage.prefix == "kubeoidc:"
     client = storage._client
     try:
-        storage.put("code", "test-prefix-entry", {"v": 1}, ttl=30)
-        storage.incr("attempts", "test-prefix-counter", ttl=30)
-        assert 0 < client.ttl("kubeoidc:e:code:test-prefix-entry") <= 30
-        assert 0 < client.ttl("kubeoidc:n:attempts:test-prefix-counter") <= 30
+        await storage.put("code", "test-prefix-entry", {"v": 1}, ttl=30)
+        await storage.incr("attempts", "test-prefix-counter", ttl=30)
+        assert 0 < await client.ttl("kubeoidc:e:code:test-prefix-entry") <= 30
+        assert 0 < await client.ttl("kubeoidc:n:attempts:test-prefix-counter") <= 30
     finally:
-        client.delete("kubeoidc:e:code:test-prefix-entry", "kubeoidc:n:attempts:test-prefix-counter")
-        storage.close()
+        await client.delete("kubeoidc:e:code:test-prefix-entry", "kubeoidc:n:attempts:test-prefix-counter")
+        await storage.close()
 
 
 @pytest.mark.redis
-def test_a_counter_left_without_a_ttl_gets_one_on_the_next_incr(redis_storage: RedisStorage) -> None:
+async def test_a_counter_left_without_a_ttl_gets_one_on_the_next_incr(redis_storage: RedisStorage) -> None:
     name = redis_storage.prefix + "n:attempts:k"
-    redis_storage._client.set(name, 5)
-    assert redis_storage.incr("attempts", "k", ttl=30) == 6
-    assert 0 < redis_storage._client.ttl(name) <= 30
+    await redis_storage._client.set(name, 5)
+    assert await redis_storage.incr("attempts", "k", ttl=30) == 6
+    assert 0 < await redis_storage._client.ttl(name) <= 30
 
 
 # --- servers of our own: TLS and Sentinel ---------------------------------------------------------
@@ -229,7 +230,7 @@ def write_tls_files(folder: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.redis
-def test_rediss_url_reaches_a_tls_redis_and_verifies_its_certificate(
+async def test_rediss_url_reaches_a_tls_redis_and_verifies_its_certificate(
     redis_server_binary: str, servers: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     ca, cert, key = write_tls_files(tmp_path)
@@ -248,22 +249,22 @@ def test_rediss_url_reaches_a_tls_redis_and_verifies_its_certificate(
 
     storage = open_storage(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
     try:
-        storage.put("code", "k", {"v": 1}, ttl=30)
-        assert storage.consume("code", "k") == Consumed({"v": 1}, first=True)
+        await storage.put("code", "k", {"v": 1}, ttl=30)
+        assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
     finally:
-        storage.close()
+        await storage.close()
 
     # The certificate is checked: without our CA the server is not trusted.
     untrusting = open_storage(f"rediss://127.0.0.1:{port}/0?socket_timeout=5")
     try:
         with pytest.raises(Exception, match="certificate verify failed"):
-            untrusting.get("code", "k")
+            await untrusting.get("code", "k")
     finally:
-        untrusting.close()
+        await untrusting.close()
 
 
 @pytest.mark.redis
-def test_sentinel_url_finds_the_master_through_the_sentinel(
+async def test_sentinel_url_finds_the_master_through_the_sentinel(
     redis_server_binary: str, servers: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     master_port, sentinel_port = free_port(), free_port()
@@ -290,11 +291,12 @@ def test_sentinel_url_finds_the_master_through_the_sentinel(
 
     storage = open_storage(f"redis+sentinel://127.0.0.1:{sentinel_port}/kubeoidc-test?db=3")
     try:
-        storage.put("code", "k", {"v": 1}, ttl=30)
-        assert storage.consume("code", "k") == Consumed({"v": 1}, first=True)
+        await storage.put("code", "k", {"v": 1}, ttl=30)
+        assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
     finally:
-        storage.close()
-    found = subprocess.run(
+        await storage.close()
+    found = await asyncio.to_thread(
+        subprocess.run,
         ["redis-cli", "-p", str(master_port), "-n", "3", "hget", "kubeoidc:e:code:k", "v"],
         capture_output=True,
         text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,14 +11,7 @@ import pytest
 
 from kubeoidc_provider.storage import Consumed, open_storage
 from kubeoidc_provider.storage.sqlite import SQLiteStorage
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.storage import FakeClock
 
 
 def rows(path: Path, table: str) -> int:
@@ -27,36 +21,37 @@ def rows(path: Path, table: str) -> int:
     return int(count)
 
 
-def test_relative_url_is_relative_to_the_working_directory(
+async def test_relative_url_is_relative_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "state").mkdir()
     storage = open_storage("sqlite:///state/kubeoidc.db")
     assert isinstance(storage, SQLiteStorage)
-    storage.put("code", "k", {"v": 1}, ttl=60)
-    storage.close()
+    await storage.put("code", "k", {"v": 1}, ttl=60)
+    await storage.close()
     assert (tmp_path / "state" / "kubeoidc.db").is_file()
 
 
-def test_absolute_url_has_four_slashes(tmp_path: Path) -> None:
+async def test_absolute_url_has_four_slashes(tmp_path: Path) -> None:
     path = tmp_path / "kubeoidc.db"
     storage = open_storage(f"sqlite:///{path}")
     assert isinstance(storage, SQLiteStorage)
     assert storage.path == str(path)
-    storage.close()
+    await storage.close()
     assert path.is_file()
 
 
-def test_memory_url_keeps_state_for_the_life_of_the_object_across_threads() -> None:
+async def test_memory_url_keeps_state_for_the_life_of_the_object_across_threads() -> None:
     storage = open_storage("sqlite:///:memory:")
-    storage.put("code", "k", {"v": 1}, ttl=60)
+    await storage.put("code", "k", {"v": 1}, ttl=60)
     found: list[Consumed | None] = []
-    thread = threading.Thread(target=lambda: found.append(storage.consume("code", "k")))
+    # From another thread and its own event loop: the storage is bound to neither.
+    thread = threading.Thread(target=lambda: found.append(asyncio.run(storage.consume("code", "k"))))
     thread.start()
     thread.join()
     assert found == [Consumed({"v": 1}, first=True)]
-    storage.close()
+    await storage.close()
 
 
 @pytest.mark.parametrize(
@@ -72,24 +67,24 @@ def test_a_missing_folder_is_refused_clearly(tmp_path: Path) -> None:
         open_storage(f"sqlite:///{tmp_path}/missing/kubeoidc.db")
 
 
-def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
-    SQLiteStorage(tmp_path / "state.db").close()
+async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
+    await SQLiteStorage(tmp_path / "state.db").close()
     with sqlite3.connect(tmp_path / "state.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.close()
 
 
-def test_entries_survive_a_restart(tmp_path: Path) -> None:
+async def test_entries_survive_a_restart(tmp_path: Path) -> None:
     first = SQLiteStorage(tmp_path / "state.db")
-    first.put("refresh", "k", {"grant": "g1"}, ttl=600)
-    first.consume("refresh", "k")
-    first.incr("attempts", "alice", ttl=600)
-    first.close()
+    await first.put("refresh", "k", {"grant": "g1"}, ttl=600)
+    await first.consume("refresh", "k")
+    await first.incr("attempts", "alice", ttl=600)
+    await first.close()
 
     second = SQLiteStorage(tmp_path / "state.db")
-    assert second.consume("refresh", "k") == Consumed({"grant": "g1"}, first=False)
-    assert second.incr("attempts", "alice", ttl=600) == 2
-    second.close()
+    assert await second.consume("refresh", "k") == Consumed({"grant": "g1"}, first=False)
+    assert await second.incr("attempts", "alice", ttl=600) == 2
+    await second.close()
 
 
 def test_a_file_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -100,19 +95,19 @@ def test_a_file_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteStorage(tmp_path / "state.db")
 
 
-def test_expired_rows_are_purged_once_the_purge_interval_has_passed(tmp_path: Path) -> None:
+async def test_expired_rows_are_purged_once_the_purge_interval_has_passed(tmp_path: Path) -> None:
     clock = FakeClock()
     storage = SQLiteStorage(tmp_path / "state.db", clock=clock, purge_interval=60)
     for i in range(10):
-        storage.put("code", f"k{i}", {"v": i}, ttl=5)
-        storage.incr("attempts", f"k{i}", ttl=5)
+        await storage.put("code", f"k{i}", {"v": i}, ttl=5)
+        await storage.incr("attempts", f"k{i}", ttl=5)
     clock.now += 30
-    storage.put("code", "fresh", {"v": "fresh"}, ttl=600)
+    await storage.put("code", "fresh", {"v": "fresh"}, ttl=600)
     assert rows(tmp_path / "state.db", "kubeoidc_entries") == 11  # expired, but not yet purged
 
     clock.now += 31
-    storage.put("code", "fresher", {"v": "fresher"}, ttl=600)
+    await storage.put("code", "fresher", {"v": "fresher"}, ttl=600)
     assert rows(tmp_path / "state.db", "kubeoidc_entries") == 2
     assert rows(tmp_path / "state.db", "kubeoidc_counters") == 0
-    assert storage.get("code", "fresh") == {"v": "fresh"}
-    storage.close()
+    assert await storage.get("code", "fresh") == {"v": "fresh"}
+    await storage.close()

@@ -200,7 +200,7 @@ class RelyingParty:
             form.update(client_id=self.client.client_id, client_secret=secret)
         elif method == "none":
             form["client_id"] = self.client.client_id
-        return self.http.post(path, data=form, auth=auth)
+        return self.http.post(path, data=form, auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth)
 
     def token(self, data: dict[str, str], **options: Any) -> httpx.Response:
         return self.post("/token", data, **options)

@@ -1,8 +1,11 @@
 """The contract between the operator and the provider: names both sides must agree on.
 
 The operator writes OIDCClient status and Secrets with these names; the provider reads them. No name
-here is written anywhere else in the project. This module imports nothing of the project, so either
-side may import it without dragging in the other.
+here is written anywhere else in the project. This package is the bottom layer: it imports nothing else
+of the project and nothing heavy (no kopf, no Kubernetes client, no web framework), so either side may
+import it without dragging in the other. Besides these names it holds the CRD's defaults and
+enumerations (``crd``), the signing-keys JWKS format (``jwks``), the duration grammar (``durations``)
+and the issuer-URL rule (``issuer``); the import-linter contracts in ``pyproject.toml`` keep it a leaf.
 """
 
 from __future__ import annotations
@@ -47,3 +50,11 @@ READY_CONDITION: Final = "Ready"
 #: verification only). Labelled with the manager label and this one.
 SIGNING_KEYS_KEY: Final = "jwks.json"
 SIGNING_KEYS_LABEL: Final = f"{GROUP}/signing-keys"
+
+
+def split_object_ref(ref: str) -> tuple[str, str]:
+    """``namespace/name`` (how settings name the signing-keys Secret) as its two parts."""
+    namespace, slash, name = ref.partition("/")
+    if not slash or not namespace or not name or "/" in name:
+        raise ValueError(f"must be namespace/name, not {ref!r}")
+    return namespace, name

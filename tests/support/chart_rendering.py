@@ -15,13 +15,13 @@ from typing import Any
 import helm_python as helm
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "charts" / "kubeoidc"
 VALUES_FILES = {
     # Every option of the chart, each set (most to something other than its default).
-    "all": Path(__file__).with_name("values-all.yaml"),
+    "all": REPO / "tests" / "unit" / "chart" / "values-all.yaml",
     # Several replicas of each role, a Redis URL from a Secret, signing keys made by hand.
-    "ha": Path(__file__).with_name("values-ha.yaml"),
+    "ha": REPO / "tests" / "unit" / "chart" / "values-ha.yaml",
 }
 RELEASE = "kubeoidc"
 NAMESPACE = "auth"

@@ -1,0 +1,17 @@
+"""The errors of the operator's API layer, apart from any client: what the reconciler and the dev mode
+catch and raise without importing the Kubernetes client (``kube`` turns the client's errors into these).
+"""
+
+from __future__ import annotations
+
+
+class KubeError(Exception):
+    """An API call failed in a way the caller may handle; carries what was being done."""
+
+
+class NotFound(KubeError):
+    """The object does not exist (HTTP 404)."""
+
+
+class Conflict(KubeError):
+    """The object changed or already exists (HTTP 409): read it again and retry."""

@@ -1,0 +1,231 @@
+"""What a registered client is, and how OIDCClient and Secret objects are read into one: pure functions.
+
+The registry (``registry``) keeps what these functions return and decides which client is served; the
+rules of eligibility it applies are in its docstring. Nothing here keeps state or takes a lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kubeoidc_contract as contract
+from kubeoidc_contract import crd
+
+logger = logging.getLogger(__name__)
+
+#: A public client authenticates with no secret (the CRD's other methods all use one).
+PUBLIC_AUTH_METHOD = "none"
+
+#: A Kubernetes object as its JSON, e.g. from ``json.loads`` or a watch event's ``raw_object``.
+KubeObject = Mapping[str, Any]
+
+#: One accepted secret: its SHA-256 digest and the moment (epoch seconds) it stops being accepted.
+SecretHash = tuple[bytes, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """One registered client, as the endpoints see it. Immutable: a change replaces the whole entry."""
+
+    client_id: str
+    namespace: str
+    name: str
+    uid: str
+    display_name: str
+    description: str
+    url: str
+    #: The canonical list; a redirect URI is accepted only when equal to one of these.
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    grant_types: frozenset[str]
+    public: bool
+    token_endpoint_auth_method: str
+    scopes: tuple[str, ...]
+    #: SHA-256 digests of the accepted secrets; empty for a public client.
+    secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
+
+    def check_secret(self, secret: str, now: float) -> bool:
+        """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
+
+        Every stored hash is compared, in constant time, whatever matched before: the time taken
+        tells nothing about which hash (if any) matched.
+        """
+        candidate = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+        accepted = False
+        for digest, expires_at in self.secret_hashes:
+            matches = hmac.compare_digest(candidate, digest)
+            valid = expires_at is None or now < expires_at
+            accepted |= matches & valid
+        return accepted
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact comparison against the canonical list (no prefix, no normalisation)."""
+        return redirect_uri in self.redirect_uris
+
+    def check_post_logout_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact comparison against the client's post-logout list."""
+        return redirect_uri in self.post_logout_redirect_uris
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What the registry keeps of an OIDCClient: its identity, its status, and the client it describes."""
+
+    uid: str
+    namespace: str
+    name: str
+    client_id: str | None
+    secret_name: str | None
+    client: Client | None  # None while the status has no client ID yet
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the registry keeps of an eligible Secret: its controller and the hashes, never the secret."""
+
+    owner_name: str
+    owner_uid: str
+    client_id: str
+    secret_hashes: tuple[SecretHash, ...]
+
+
+def parse_oidcclient(
+    obj: KubeObject, share: Callable[[Any], Any] = lambda value: value
+) -> Registration | None:
+    """What an OIDCClient registers (None without a uid); ``share`` interns equal small values."""
+    meta = metadata(obj)
+    namespace, name = namespace_name(obj)
+    uid = meta.get("uid")
+    if not (isinstance(uid, str) and uid and namespace and name):
+        logger.debug("Ignoring OIDCClient %s/%s without uid", namespace, name)
+        return None
+    status = _mapping(obj.get("status"))
+    client_id = _str_or_none(status.get("clientID"))
+    secret_name = _str_or_none(status.get("secretName"))
+    namespace = sys.intern(namespace)
+    client = None
+    if client_id is not None:
+        spec = _mapping(obj.get("spec"))
+        public = spec.get("public") is True
+        grant_types = spec.get("grantTypes")
+        grant_types = frozenset(_str_tuple(grant_types)) if isinstance(grant_types, list) else None
+        scopes = spec.get("scopes")
+        method = _str_or_none(spec.get("tokenEndpointAuthMethod"))
+        client = Client(
+            client_id=client_id,
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            display_name=_str_or_none(spec.get("displayName")) or name,
+            description=_str_or_none(spec.get("description")) or "",
+            url=_str_or_none(spec.get("url")) or "",
+            redirect_uris=_str_tuple(spec.get("redirectURIs")),
+            post_logout_redirect_uris=_str_tuple(spec.get("postLogoutRedirectURIs")),
+            grant_types=share(grant_types or crd.default_grant_types()),
+            public=public,
+            token_endpoint_auth_method=sys.intern(
+                method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
+            ),
+            scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
+        )
+    return Registration(uid, namespace, name, client_id, secret_name, client)
+
+
+def parse_secret(obj: KubeObject) -> Credentials | None:
+    """The credentials of an eligible Secret: managed by us and controller-owned by an OIDCClient."""
+    meta = metadata(obj)
+    if _mapping(meta.get("labels")).get(contract.MANAGED_BY_LABEL) != contract.MANAGER:
+        return None
+    owner = _controller_oidcclient(meta.get("ownerReferences"))
+    if owner is None:
+        return None
+    data = _mapping(obj.get("data"))
+    raw_client_id = _b64decode(data.get(contract.CLIENT_ID_KEY))
+    if raw_client_id is None:
+        return None
+    try:
+        client_id = raw_client_id.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    hashes: list[SecretHash] = []
+    secret = _b64decode(data.get(contract.CLIENT_SECRET_KEY))
+    if secret:
+        hashes.append((hashlib.sha256(secret).digest(), None))
+    previous = _previous_hash(_mapping(meta.get("annotations")))
+    if previous is not None:
+        hashes.append(previous)
+    return Credentials(owner[0], owner[1], client_id, tuple(hashes))
+
+
+def metadata(obj: KubeObject) -> Mapping[str, Any]:
+    return _mapping(obj.get("metadata"))
+
+
+def namespace_name(obj: KubeObject) -> tuple[str, str]:
+    meta = metadata(obj)
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _str_tuple(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
+
+
+def _b64decode(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _controller_oidcclient(owner_references: object) -> tuple[str, str] | None:
+    """The name and uid of the Secret's controller if that controller is an OIDCClient; else None."""
+    if not isinstance(owner_references, list):
+        return None
+    for ref in owner_references:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            # Kubernetes allows one controller reference; if it is not ours, nothing else counts.
+            if ref.get("kind") == contract.KIND and ref.get("apiVersion") == contract.API_VERSION:
+                name, uid = ref.get("name"), ref.get("uid")
+                if isinstance(name, str) and isinstance(uid, str) and name and uid:
+                    return name, uid
+            return None
+    return None
+
+
+def _previous_hash(annotations: Mapping[str, Any]) -> SecretHash | None:
+    """The previous secret's hash and expiry during a grace period; None without a valid expiry."""
+    hex_digest = annotations.get(contract.PREVIOUS_SECRET_HASH_ANNOTATION)
+    expires = annotations.get(contract.PREVIOUS_SECRET_EXPIRES_ANNOTATION)
+    if not isinstance(hex_digest, str) or not isinstance(expires, str):
+        return None
+    try:
+        digest = bytes.fromhex(hex_digest)
+        moment = datetime.fromisoformat(expires)
+    except ValueError:
+        return None
+    if len(digest) != hashlib.sha256().digest_size:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return digest, moment.timestamp()
