@@ -22,6 +22,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.client_assertions import ClientAssertions
+from kubeoidc_provider.cluster_issuer import ClusterIssuer
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.cors import cors_middleware
 from kubeoidc_provider.endpoints import (
@@ -40,6 +42,7 @@ from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
 from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.sessions import SessionManager
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.signing import SigningKeys
@@ -70,7 +73,11 @@ def build_provider(
     users: UserDirectory,
     keys: KeySet,
     storage: Storage,
+    cluster_issuer: ClusterIssuer | None = None,
+    service_accounts: ServiceAccountDirectory | None = None,
 ) -> Provider:
+    """The provider's parts. Without ``cluster_issuer`` (no cluster: dev mode, tests) no ServiceAccount
+    token authenticates a client."""
     state = State(storage)
     signing = SigningKeys(settings.issuer, keys)
     minter = TokenMinter(
@@ -96,6 +103,14 @@ def build_provider(
         pages=Pages(static_prefix=settings.issuer_path),
         metrics=Metrics(),
         workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
+        assertions=ClientAssertions(
+            issuer=settings.issuer,
+            registry=registry,
+            state=state,
+            cluster=cluster_issuer or ClusterIssuer(None),
+            service_accounts=service_accounts or ServiceAccountDirectory(),
+            max_uses=settings.client_assertion_uses,
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from typing import cast
 from starlette.requests import Request
 
 from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.client_assertions import ClientAssertions
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -38,6 +39,8 @@ class Provider:
     #: Threads for the token endpoint's work: signing (RSA) releases the GIL, so tokens are minted on
     #: more than one core while the event loop goes on serving.
     workers: Executor
+    #: Client authentication by assertion (a ServiceAccount's token), checked before Authlib runs.
+    assertions: ClientAssertions
 
     @property
     def keys(self) -> KeySet:

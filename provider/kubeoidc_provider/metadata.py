@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeoidc_contract import crd
+from kubeoidc_provider.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
 
@@ -43,6 +44,9 @@ def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, 
         subject_types_supported=["public"],
         id_token_signing_alg_values_supported=signing_algorithms,
         token_endpoint_auth_methods_supported=list(AUTH_METHODS),
+        # For the JWT assertion method (kubernetes_service_account_jwt): what the assertion may be signed
+        # with (RFC 8414 §2 asks for it with any JWT method).
+        token_endpoint_auth_signing_alg_values_supported=sorted(ASSERTION_ALGORITHMS),
         revocation_endpoint_auth_methods_supported=list(AUTH_METHODS),
         introspection_endpoint_auth_methods_supported=list(SECRET_AUTH_METHODS),
         code_challenge_methods_supported=["S256"],

@@ -50,6 +50,8 @@ class Client:
     public: bool
     token_endpoint_auth_method: str
     scopes: tuple[str, ...]
+    #: ServiceAccounts (names, in ``namespace``) whose tokens authenticate the client instead of a secret.
+    service_accounts: tuple[str, ...] = ()
     #: SHA-256 digests of the accepted secrets; empty for a public client.
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
 
@@ -136,6 +138,7 @@ def parse_oidcclient(
                 method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
+            service_accounts=_str_tuple(spec.get("serviceAccounts")),
         )
     return Registration(uid, namespace, name, client_id, secret_name, client)
 

@@ -207,6 +207,12 @@ class State:
         value = await self.storage.get("consent", _pair(user_id, client_id))
         return frozenset(value["scopes"]) if value is not None else frozenset()
 
+    # Client assertions ------------------------------------------------------------------------------
+    async def count_assertion_use(self, issuer: str, jti: str, ttl: int) -> int:
+        """How many times the assertion ``jti`` of ``issuer`` has authenticated, this use included
+        (counted until it expires: ``ttl`` seconds)."""
+        return await self.storage.incr("assertion_uses", _pair(issuer, jti), max(ttl, 1))
+
     # Login throttling -------------------------------------------------------------------------------
     async def record_failed_login(self, key: str, window: int, limit: int) -> None:
         """Count a failed login for ``key`` (a user or an address); at ``limit`` it is blocked a window."""

@@ -7,7 +7,8 @@ A watch that ends on its server-side timeout resumes from the last resourceVersi
 or any other error re-lists, with an exponential backoff while errors repeat.
 
 The registry becomes ready once the first list of every stream has completed. The provider needs
-only ``get``, ``list`` and ``watch`` on ``oidcclients`` and on ``secrets``.
+only ``get``, ``list`` and ``watch`` on ``oidcclients``, on ``secrets`` and, for clients that
+ServiceAccount tokens authenticate, on ``serviceaccounts`` (their uids: see ``service_accounts``).
 
 When the operator manages the signing keys, one more stream follows that one Secret (by name) and
 hands every version of it to the provider, which starts signing with it without a restart.
@@ -36,6 +37,7 @@ from kubernetes.client.exceptions import ApiException
 import kubeoidc_contract as contract
 from kubeoidc_provider.registration import KubeObject
 from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class RegistryWatcher:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         follow: FollowedSecret | None = None,
+        service_accounts: ServiceAccountDirectory | None = None,
     ) -> None:
         """``namespaces`` None or empty watches the whole cluster; ``api_client`` defaults to the
         in-cluster configuration, else the kubeconfig."""
@@ -111,6 +114,7 @@ class RegistryWatcher:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._follow = follow
+        self._service_accounts = service_accounts
         self._stopping = threading.Event()
         self._streams: list[_Stream] = []
         self._ready_lock = threading.Lock()
@@ -150,6 +154,8 @@ class RegistryWatcher:
                     accepts=_is_managed_secret,
                 )
             )
+            if self._service_accounts is not None:
+                self._streams.append(_service_account_stream(core, namespace, self._service_accounts))
         if self._follow is not None:
             follow = self._follow
             self._streams.append(
@@ -355,6 +361,31 @@ def _secret_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
         return api.list_namespaced_secret(namespace, label_selector=contract.SECRET_SELECTOR, **kwargs)
 
     return call
+
+
+def _service_account_stream(api: Any, namespace: str | None, directory: ServiceAccountDirectory) -> _Stream:
+    """ServiceAccounts' names and uids, for the clients they authenticate (``service_accounts``)."""
+
+    def call(**kwargs: Any) -> Any:
+        if namespace is None:
+            return api.list_service_account_for_all_namespaces(**kwargs)
+        return api.list_namespaced_service_account(namespace, **kwargs)
+
+    return _Stream(
+        kind="ServiceAccount",
+        namespace=namespace,
+        list_call=call,
+        upsert=directory.upsert,
+        delete=directory.delete,
+        replace=functools.partial(_replace_service_accounts, directory, namespace),
+        accepts=_any_object,
+    )
+
+
+def _replace_service_accounts(
+    directory: ServiceAccountDirectory, namespace: str | None, objs: list[KubeObject]
+) -> None:
+    directory.replace_all(objs, namespace)
 
 
 def _named_secret_list_call(api: Any, namespace: str, name: str) -> Callable[..., Any]:

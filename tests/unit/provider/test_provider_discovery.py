@@ -57,12 +57,17 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
     assert sorted(document["token_endpoint_auth_methods_supported"]) == [
         "client_secret_basic",
         "client_secret_post",
+        "kubernetes_service_account_jwt",
         "none",
     ]
     assert sorted(document["introspection_endpoint_auth_methods_supported"]) == [
         "client_secret_basic",
         "client_secret_post",
+        "kubernetes_service_account_jwt",
     ]
+    # The ServiceAccount token method is a JWT assertion: signed asymmetrically, never with "none".
+    assert {"RS256", "ES256"} <= set(document["token_endpoint_auth_signing_alg_values_supported"])
+    assert not {"none", "HS256"} & set(document["token_endpoint_auth_signing_alg_values_supported"])
     assert document["id_token_signing_alg_values_supported"] == ["RS256"]
     assert document["subject_types_supported"] == ["public"]
     assert sorted(document["prompt_values_supported"]) == ["consent", "login", "none"]
