@@ -1,0 +1,122 @@
+"""The ``cluster`` tier: kubeoidc on a real control plane (etcd, kube-apiserver, kube-controller-manager).
+
+One control plane per session. The CRDs and the chart's RBAC are applied once; the operator and the
+provider run as processes of their own, each with a token of its own ServiceAccount (never an admin),
+shared by every test; each test module works in a namespace of its own.
+
+Without the binaries (``KUBEBUILDER_ASSETS``), every test of the tier is skipped with one line saying how
+to get them, unless ``CI=true``: then the tier fails, since CI must run it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubeoidc.contract import SIGNING_KEYS_KEY
+from support.admin import Admin
+from support.control_plane import HOW_TO_GET_THE_BINARIES, ControlPlane, MissingAssets, find_assets
+from support.live import free_port
+from support.node_rp import chromium, node, relying_party
+from support.provider import users_yaml
+from support.release import NAMESPACE, Release, RoleProcess, eventually
+
+__all__ = ["chromium", "node", "relying_party"]
+
+
+@functools.cache
+def missing_assets() -> str | None:
+    """Why the control plane cannot start here, or None."""
+    try:
+        find_assets()
+    except MissingAssets as missing:
+        return str(missing)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Raised here rather than in a fixture, so that the skip has one location and -ra shows one line.
+    problem = missing_assets()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        item.session.shouldfail = f"the cluster tier cannot run: {problem}"
+        pytest.fail(f"the cluster tier cannot run: {problem}; {HOW_TO_GET_THE_BINARIES}", pytrace=False)
+    pytest.skip(f"cluster tier: {HOW_TO_GET_THE_BINARIES}")
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    plane = ControlPlane(find_assets(), audited=[NAMESPACE])
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(control_plane: ControlPlane) -> Admin:
+    return Admin(control_plane.admin_kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def issuer_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def release(
+    control_plane: ControlPlane, admin: Admin, issuer_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Release:
+    """The CRDs (Established and served) and the chart's ServiceAccounts and RBAC, a kubeconfig per role."""
+    installed = Release(control_plane, tmp_path_factory.mktemp("release"), f"http://127.0.0.1:{issuer_port}")
+    installed.apply_crds()
+    installed.install()
+    installed.wait_for_crds()
+    # Established comes a moment before the API server routes the new resource: until then, 404.
+    eventually(admin.serves_oidcclients, "the API server to serve OIDCClients")
+    return installed
+
+
+@pytest.fixture(scope="session")
+def operator(release: Release) -> Iterator[RoleProcess]:
+    process = release.operator()
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def provider(
+    release: Release, operator: RoleProcess, admin: Admin, issuer_port: int
+) -> Iterator[RoleProcess]:
+    # The chart's default: the operator makes the signing keys, the provider reads them at start.
+    namespace, name = release.provider_settings()["KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET"].split("/")
+    eventually(
+        lambda: SIGNING_KEYS_KEY in ((admin.find_secret(namespace, name) or {}).get("data") or {}),
+        f"the operator to create the signing keys Secret {namespace}/{name}",
+    )
+    process = release.provider(issuer_port, users_yaml())
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def namespace(request: pytest.FixtureRequest, admin: Admin, release: Release) -> str:
+    """A namespace of the test module's own, named after it (``test_operator.py``: ``operator``)."""
+    stem = Path(str(request.path)).stem.removeprefix("test_")
+    name = re.sub(r"[^a-z0-9-]", "-", stem.lower())
+    admin.create_namespace(name)
+    return name
