@@ -1,16 +1,20 @@
 """The operator on a real API server, as its own ServiceAccount with the chart's RBAC: the Secret it
-owns, status through the status subresource, rotation once per value, conflicts, repairs, garbage
-collection, stale writes (409) and restarts.
+owns (its ``blockOwnerDeletion`` passes the owner-references admission plugin), status through the
+status subresource, rotation once per value, conflicts, repairs, garbage collection by the controller
+manager, stale writes (409) retried, and a restart that changes no credential.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from kubeoidc import contract
 from support.admin import Admin, condition, decoded, oidcclient
+from support.control_plane import ControlPlane
 from support.release import Release, RoleProcess, eventually
 
 pytestmark = pytest.mark.cluster
@@ -20,39 +24,50 @@ WEB_SPEC = {
     "redirectURIs": ["https://wiki.example.test/callback"],
     "grantTypes": ["authorization_code", "refresh_token"],
 }
+#: What kopf logs when a handler raises kopf.TemporaryError (the operator's answer to a 409).
+RETRIED = "retrying with the objects read again"
 
 
-def ready_client(admin: Admin, namespace: str, name: str) -> dict[str, Any]:
-    """The OIDCClient once the operator reports it Ready for its current generation."""
+def observed(admin: Admin, namespace: str, name: str, generation: int | None = None) -> dict[str, Any]:
+    """The OIDCClient once the operator has reconciled its current (or the given) generation."""
 
     def check() -> dict[str, Any] | None:
         found = admin.find_client(namespace, name)
-        status = (found or {}).get("status") or {}
-        if (
-            found
-            and condition(found).get("status") == "True"
-            and status.get("observedGeneration") == found["metadata"]["generation"]
-        ):
+        if not found:
+            return None
+        status = found.get("status") or {}
+        wanted = generation or found["metadata"]["generation"]
+        if status.get("observedGeneration") == wanted and condition(found):
             return found
         return None
 
-    result: dict[str, Any] = eventually(check, f"OIDCClient {namespace}/{name} to be Ready")
+    result: dict[str, Any] = eventually(check, f"the operator to reconcile OIDCClient {namespace}/{name}")
     return result
 
 
 def create_ready(
-    admin: Admin, namespace: str, name: str, spec: dict[str, Any] | None = None, **kw: Any
+    admin: Admin, namespace: str, name: str, spec: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Create an OIDCClient and return it, Ready, with its Secret."""
-    admin.create_client(namespace, oidcclient(name, spec or WEB_SPEC, **kw))
-    client = ready_client(admin, namespace, name)
+    """Create an OIDCClient; return it, Ready, and its Secret."""
+    admin.create_client(namespace, oidcclient(name, spec or WEB_SPEC))
+    client = observed(admin, namespace, name)
+    assert condition(client)["status"] == "True", condition(client)
     secret = admin.find_secret(namespace, client["status"]["secretName"])
     assert secret is not None
     return client, secret
 
 
-def test_operator_writes_a_secret_owned_by_its_client(
-    admin: Admin, namespace: str, operator: RoleProcess, release: Release
+def event_reasons(admin: Admin, namespace: str, name: str) -> list[str]:
+    return sorted(event["reason"] for event in admin.events(namespace, name))
+
+
+@pytest.fixture(autouse=True)
+def _operator_running(operator: RoleProcess) -> None:
+    """Every test here needs the operator."""
+
+
+def test_operator_writes_a_secret_controlled_by_its_client(
+    admin: Admin, namespace: str, release: Release
 ) -> None:
     client, secret = create_ready(admin, namespace, "wiki")
 
@@ -74,3 +89,244 @@ def test_operator_writes_a_secret_owned_by_its_client(
     assert data[contract.CLIENT_ID_KEY] == client["status"]["clientID"]
     assert data[contract.ISSUER_KEY] == release.issuer
     assert len(data[contract.CLIENT_SECRET_KEY]) >= 43
+    assert "SecretCreated" in event_reasons(admin, namespace, "wiki")
+
+
+def test_operator_writes_status_only_through_the_status_subresource(admin: Admin, namespace: str) -> None:
+    create_ready(admin, namespace, "status-only")
+    admin.patch_client(namespace, "status-only", {"spec": {"displayName": "Status, only"}})
+    client = observed(admin, namespace, "status-only", generation=2)
+
+    # Every field of status was last written through /status; the main resource never carried it.
+    writers = [
+        (entry.get("subresource", ""), "f:status" in (entry.get("fieldsV1") or {}))
+        for entry in client["metadata"]["managedFields"]
+    ]
+    assert ("status", True) in writers
+    assert ("", True) not in writers
+    # Status writes do not move the generation: only the one spec change did.
+    assert client["metadata"]["generation"] == 2
+    assert condition(client)["observedGeneration"] == 2
+
+
+def test_rotation_happens_once_per_annotation_value(admin: Admin, namespace: str) -> None:
+    client, secret = create_ready(admin, namespace, "rotating")
+    first = decoded(secret)
+
+    def rotate(value: str) -> dict[str, str]:
+        admin.annotate_client(namespace, "rotating", contract.ROTATE_ANNOTATION, value)
+        eventually(
+            lambda: (
+                ((admin.get_client(namespace, "rotating").get("status") or {}).get("rotation") or {}).get(
+                    "lastValue"
+                )
+                == value
+            ),
+            f"the operator to honour rotation value {value!r}",
+        )
+        found = admin.find_secret(namespace, client["status"]["secretName"])
+        assert found is not None
+        return decoded(found)
+
+    second = rotate("2026-12-01")
+    # The same value again, and a spec change that makes the operator reconcile: no second rotation.
+    admin.annotate_client(namespace, "rotating", contract.ROTATE_ANNOTATION, "2026-12-01")
+    admin.patch_client(namespace, "rotating", {"spec": {"displayName": "Rotating"}})
+    observed(admin, namespace, "rotating", generation=2)
+    again = admin.find_secret(namespace, client["status"]["secretName"])
+    assert again is not None
+    third = rotate("2026-12-02")
+
+    assert second[contract.CLIENT_SECRET_KEY] != first[contract.CLIENT_SECRET_KEY]
+    assert decoded(again) == second
+    assert third[contract.CLIENT_SECRET_KEY] not in (
+        first[contract.CLIENT_SECRET_KEY],
+        second[contract.CLIENT_SECRET_KEY],
+    )
+    assert first[contract.CLIENT_ID_KEY] == second[contract.CLIENT_ID_KEY] == third[contract.CLIENT_ID_KEY]
+    assert event_reasons(admin, namespace, "rotating").count("SecretRotated") == 2
+
+
+def test_a_secret_the_operator_does_not_own_is_left_alone_with_secret_conflict(
+    admin: Admin, namespace: str
+) -> None:
+    foreign = admin.create_secret(
+        namespace, {"metadata": {"name": "taken-oidc"}, "stringData": {"password": "not the operator's"}}
+    )
+    admin.create_client(namespace, oidcclient("taken", WEB_SPEC))
+
+    client = observed(admin, namespace, "taken")
+    after = admin.find_secret(namespace, "taken-oidc")
+
+    assert (condition(client)["status"], condition(client)["reason"]) == ("False", "SecretConflict")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == foreign["metadata"]["resourceVersion"]
+    assert "ownerReferences" not in after["metadata"]
+    assert "SecretConflict" in event_reasons(admin, namespace, "taken")
+
+
+def test_a_secret_deleted_by_hand_is_restored_with_the_same_client_id(admin: Admin, namespace: str) -> None:
+    client, secret = create_ready(admin, namespace, "restored")
+    before = decoded(secret)
+
+    admin.delete_secret(namespace, "restored-oidc")
+    restored = eventually(
+        lambda: (
+            (found := admin.find_secret(namespace, "restored-oidc"))
+            and found["metadata"]["uid"] != secret["metadata"]["uid"]
+            and found
+        ),
+        "the operator to restore the deleted Secret",
+    )
+    regenerated = eventually(
+        lambda: (
+            condition(admin.get_client(namespace, "restored"), "CredentialsRegenerated").get("reason")
+            == "SecretDeleted"
+        ),
+        "the CredentialsRegenerated condition",
+    )
+
+    assert regenerated
+    assert decoded(restored)[contract.CLIENT_ID_KEY] == before[contract.CLIENT_ID_KEY]
+    # The secret itself was lost with the Secret: a new one, which the condition announces.
+    assert decoded(restored)[contract.CLIENT_SECRET_KEY] != before[contract.CLIENT_SECRET_KEY]
+    assert restored["metadata"]["ownerReferences"][0]["uid"] == client["metadata"]["uid"]
+
+
+def test_a_secret_edited_by_hand_is_put_back_and_keeps_its_secret(
+    admin: Admin, namespace: str, release: Release
+) -> None:
+    _, secret = create_ready(admin, namespace, "edited")
+    before = decoded(secret)
+
+    admin.patch_secret(
+        namespace,
+        "edited-oidc",
+        {"metadata": {"labels": {contract.CLIENT_LABEL: "someone-else"}}, "stringData": {"issuer": "x"}},
+    )
+    repaired = eventually(
+        lambda: (
+            (found := admin.find_secret(namespace, "edited-oidc"))
+            and decoded(found)[contract.ISSUER_KEY] == release.issuer
+            and found["metadata"]["labels"][contract.CLIENT_LABEL] == "edited"
+            and found
+        ),
+        "the operator to put the edited Secret back",
+    )
+
+    assert decoded(repaired) == before
+
+
+def test_the_controller_manager_deletes_the_secret_with_its_client(admin: Admin, namespace: str) -> None:
+    create_ready(admin, namespace, "collected")
+
+    admin.delete_client(namespace, "collected")
+
+    eventually(
+        lambda: admin.find_secret(namespace, "collected-oidc") is None,
+        "the garbage collector to delete the Secret",
+        timeout=90,
+    )
+    assert admin.find_client(namespace, "collected") is None
+
+
+def test_a_stale_resource_version_gets_409_and_the_operator_retries_cleanly(
+    admin: Admin, namespace: str, release: Release, control_plane: ControlPlane, operator: RoleProcess
+) -> None:
+    client, secret = create_ready(admin, namespace, "raced")
+    before = decoded(secret)
+
+    # The API server refuses a write computed from an old read...
+    admin.patch_secret(namespace, "raced-oidc", {"metadata": {"annotations": {"example.com/note": "1"}}})
+    stale = {"metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]}, "stringData": {"a": "b"}}
+    with pytest.raises(ApiException) as caught:
+        admin.patch_secret(namespace, "raced-oidc", stale)
+    assert caught.value.status == 409
+
+    # ...and so it refuses the operator's repairs while a second writer keeps editing the Secret.
+    account = release.service_account("operator")
+
+    def operator_got_409() -> bool:
+        return any(
+            event["user"]["username"] == account
+            and event.get("objectRef", {}).get("resource") == "secrets"
+            and event.get("objectRef", {}).get("name") == "raced-oidc"
+            and event.get("responseStatus", {}).get("code") == 409
+            for event in control_plane.audit_events()
+        )
+
+    stop = threading.Event()
+
+    def tamper() -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+            admin.patch_secret(
+                namespace, "raced-oidc", {"stringData": {"issuer": f"https://tampered/{count}"}}
+            )
+            stop.wait(0.02)
+
+    writer = threading.Thread(target=tamper, name="second-writer")
+    writer.start()
+    try:
+        eventually(operator_got_409, "the operator's stale Secret patch to get 409", timeout=60, interval=0.2)
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+
+    # The operator read again, retried, and the Secret is as it should be, with the same credentials.
+    repaired = eventually(
+        lambda: (
+            (found := admin.find_secret(namespace, "raced-oidc"))
+            and decoded(found)[contract.ISSUER_KEY] == release.issuer
+            and found
+        ),
+        "the operator to repair the Secret after the race",
+    )
+    assert decoded(repaired) == before
+    assert RETRIED in operator.output()
+    assert condition(admin.get_client(namespace, "raced"))["status"] == "True"
+    assert client["status"]["clientID"] == before[contract.CLIENT_ID_KEY]
+
+
+def test_an_operator_restart_changes_no_credential(
+    admin: Admin, namespace: str, operator: RoleProcess
+) -> None:
+    create_ready(admin, namespace, "survivor")
+    admin.annotate_client(namespace, "survivor", contract.ROTATE_ANNOTATION, "before-restart")
+    eventually(
+        lambda: (
+            ((admin.get_client(namespace, "survivor").get("status") or {}).get("rotation") or {}).get(
+                "lastValue"
+            )
+            == "before-restart"
+        ),
+        "the rotation before the restart",
+    )
+
+    def snapshot() -> dict[str, Any]:
+        clients = admin.list_clients(namespace)
+        secrets = admin.list_secrets(namespace, contract.SECRET_SELECTOR)
+        return {
+            "clients": {
+                c["metadata"]["name"]: (c["status"].get("clientID"), c["status"].get("rotation"))
+                for c in clients
+            },
+            "secrets": {s["metadata"]["name"]: s["data"] for s in secrets},
+        }
+
+    before = snapshot()
+    operator.restart()
+    # kopf resumes every existing OIDCClient at start: wait until all of this namespace's are done.
+    resumed = len(before["clients"])
+    eventually(
+        lambda: operator.output(this_run=True).count("Resuming is processed") >= resumed,
+        "the restarted operator to resume every client",
+        timeout=60,
+    )
+    # And it still works: a new client is served by the restarted operator.
+    create_ready(admin, namespace, "after-restart")
+
+    after = snapshot()
+    del after["clients"]["after-restart"], after["secrets"]["after-restart-oidc"]
+    assert after == before

@@ -117,6 +117,15 @@ class Admin:
                 return None
             raise
 
+    def list_clients(self, namespace: str) -> list[dict[str, Any]]:
+        found = _json(
+            self.custom.list_namespaced_custom_object(
+                contract.GROUP, contract.VERSION, namespace, contract.PLURAL, _preload_content=False
+            )
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items
+
     def patch_client(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (a ``metadata.resourceVersion`` in it makes it conditional)."""
         return _json(
@@ -170,6 +179,13 @@ class Admin:
             if error.status == 404:
                 return None
             raise
+
+    def list_secrets(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        found = _json(
+            self.core.list_namespaced_secret(namespace, label_selector=label_selector, _preload_content=False)
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items
 
     def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return _json(

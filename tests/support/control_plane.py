@@ -499,10 +499,11 @@ class ControlPlane:
     def audit_events(self) -> Iterator[dict[str, Any]]:
         """Every audit event written so far (ServiceAccounts of the audited namespaces only)."""
         try:
-            lines = self.audit_log.read_text().splitlines()
+            text = self.audit_log.read_text()
         except FileNotFoundError:
             return
-        for line in lines:
+        # The last line may be half written: only whole lines count.
+        for line in text.split("\n")[:-1]:
             if line.strip():
                 event: dict[str, Any] = json.loads(line)
                 yield event
