@@ -18,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from kubeoidc.contract import SIGNING_KEYS_KEY
 from support.admin import Admin
 from support.control_plane import HOW_TO_GET_THE_BINARIES, ControlPlane, MissingAssets, find_assets
 from support.live import free_port
 from support.node_rp import chromium, node, relying_party
-from support.provider import users_yaml
-from support.release import NAMESPACE, Release, RoleProcess, eventually
+from support.release import NAMESPACE, SCOPED_NAMESPACE, Release, RoleProcess, eventually, start_provider
 
 __all__ = ["chromium", "node", "relying_party"]
 
@@ -53,7 +51,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    plane = ControlPlane(find_assets(), audited=[NAMESPACE])
+    plane = ControlPlane(find_assets(), audited=[NAMESPACE, SCOPED_NAMESPACE])
     plane.start()
     try:
         yield plane
@@ -86,7 +84,8 @@ def release(
 
 
 @pytest.fixture(scope="session")
-def operator(release: Release) -> Iterator[RoleProcess]:
+def shared_operator(release: Release) -> Iterator[RoleProcess]:
+    """The release's operator, cluster-wide as the chart installs it by default; shared by the session."""
     process = release.operator()
     process.start()
     try:
@@ -96,21 +95,29 @@ def operator(release: Release) -> Iterator[RoleProcess]:
 
 
 @pytest.fixture(scope="session")
-def provider(
-    release: Release, operator: RoleProcess, admin: Admin, issuer_port: int
+def shared_provider(
+    release: Release, shared_operator: RoleProcess, admin: Admin, issuer_port: int
 ) -> Iterator[RoleProcess]:
-    # The chart's default: the operator makes the signing keys, the provider reads them at start.
-    namespace, name = release.provider_settings()["KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET"].split("/")
-    eventually(
-        lambda: SIGNING_KEYS_KEY in ((admin.find_secret(namespace, name) or {}).get("data") or {}),
-        f"the operator to create the signing keys Secret {namespace}/{name}",
-    )
-    process = release.provider(issuer_port, users_yaml())
-    process.start()
+    """The release's provider; the chart's default: it reads the signing keys the operator makes."""
+    process = start_provider(release, issuer_port, admin.find_secret)
     try:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def operator(shared_operator: RoleProcess) -> RoleProcess:
+    """The shared operator, running (a module that needs it stopped stops it; the next test restarts it)."""
+    shared_operator.ensure_running()
+    return shared_operator
+
+
+@pytest.fixture
+def provider(operator: RoleProcess, shared_provider: RoleProcess) -> RoleProcess:
+    """The shared provider, running, beside the shared operator."""
+    shared_provider.ensure_running()
+    return shared_provider
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ manager, stale writes (409) retried, and a restart that changes no credential.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -290,7 +291,7 @@ def test_a_stale_resource_version_gets_409_and_the_operator_retries_cleanly(
 
 
 def test_an_operator_restart_changes_no_credential(
-    admin: Admin, namespace: str, operator: RoleProcess
+    admin: Admin, namespace: str, operator: RoleProcess, release: Release, control_plane: ControlPlane
 ) -> None:
     create_ready(admin, namespace, "survivor")
     admin.annotate_client(namespace, "survivor", contract.ROTATE_ANNOTATION, "before-restart")
@@ -315,13 +316,27 @@ def test_an_operator_restart_changes_no_credential(
             "secrets": {s["metadata"]["name"]: s["data"] for s in secrets},
         }
 
+    account = release.service_account("operator")
+
+    def reconciles() -> Counter[str]:
+        """How often the operator has read each client of the namespace: once per reconcile."""
+        return Counter(
+            ref["name"]
+            for event in control_plane.audit_events()
+            if event["user"]["username"] == account and event["verb"] == "get"
+            for ref in [event.get("objectRef") or {}]
+            if ref.get("resource") == contract.PLURAL
+            and ref.get("namespace") == namespace
+            and "subresource" not in ref
+        )
+
     before = snapshot()
+    reads = reconciles()
     operator.restart()
-    # kopf resumes every existing OIDCClient at start: wait until all of this namespace's are done.
-    resumed = len(before["clients"])
+    # kopf resumes every existing OIDCClient at start: wait until each of this namespace's was read again.
     eventually(
-        lambda: operator.output(this_run=True).count("Resuming is processed") >= resumed,
-        "the restarted operator to resume every client",
+        lambda: all(reconciles()[name] > reads[name] for name in before["clients"]),
+        "the restarted operator to reconcile every client",
         timeout=60,
     )
     # And it still works: a new client is served by the restarted operator.

@@ -23,8 +23,10 @@ from typing import Any
 import helm_python as helm
 import yaml
 
+from kubeoidc.contract import SIGNING_KEYS_KEY
 from support.control_plane import Component, ControlPlane, tail, write_kubeconfig
 from support.live import free_port
+from support.provider import users_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "charts" / "kubeoidc"
@@ -32,6 +34,8 @@ CRDS_DIR = REPO / "crds"
 RELEASE = "kubeoidc"
 #: The release namespace: the roles' ServiceAccounts and the signing keys live here.
 NAMESPACE = "kubeoidc"
+#: The namespace of a second release, limited to a few namespaces (``watchNamespaces``).
+SCOPED_NAMESPACE = "kubeoidc-scoped"
 RBAC_KINDS = frozenset({"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"})
 #: A role's token outlives any test session.
 TOKEN_DURATION = "4h"
@@ -85,7 +89,16 @@ def _get(url: str) -> int | None:
         return None
 
 
-@dataclass
+#: The role processes started and not stopped, in this test session.
+_RUNNING: list[RoleProcess] = []
+
+
+def running(role: str) -> list[RoleProcess]:
+    """The processes of ``role`` running now."""
+    return [process for process in _RUNNING if process.role == role]
+
+
+@dataclass(eq=False)
 class RoleProcess:
     """``kubeoidc operator`` or ``kubeoidc provider``, as its ServiceAccount, its output in a file."""
 
@@ -106,6 +119,7 @@ class RoleProcess:
     def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
         self.run_offset = self.log.stat().st_size if self.log.exists() else 0
         self.component.start()
+        _RUNNING.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _get(self.health_url) == 200:
@@ -117,6 +131,12 @@ class RoleProcess:
 
     def stop(self) -> None:
         self.component.stop()
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    def ensure_running(self) -> None:
+        if not self.component.running:
+            self.start()
 
     def restart(self) -> None:
         self.stop()
@@ -141,12 +161,18 @@ class Release:
     plane: ControlPlane
     folder: Path
     issuer: str
+    name: str = RELEASE
+    namespace: str = NAMESPACE
+    #: Chart values besides the issuer.
+    values: Mapping[str, Any] = field(default_factory=dict)
     objects: list[dict[str, Any]] = field(init=False)
     kubeconfigs: dict[str, Path] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.objects = render_chart({"issuer": self.issuer})
+        self.objects = render_chart(
+            {"issuer": self.issuer, **self.values}, release=self.name, namespace=self.namespace
+        )
 
     def apply_crds(self) -> None:
         # Server-side: the OIDCClient CRD is too large for client-side apply's annotation.
@@ -159,13 +185,13 @@ class Release:
 
     def install(self) -> None:
         """The release namespace, then the chart's ServiceAccounts and RBAC, then a token per role."""
-        self.plane.kubectl("create", "namespace", NAMESPACE)
+        self.plane.kubectl("create", "namespace", self.namespace)
         rbac = [obj for obj in self.objects if obj["kind"] in RBAC_KINDS]
         self.plane.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
         for role in ("operator", "provider"):
             account = service_account_of(self.objects, role)
             token = self.plane.kubectl(
-                "create", "token", account, "--namespace", NAMESPACE, f"--duration={TOKEN_DURATION}"
+                "create", "token", account, "--namespace", self.namespace, f"--duration={TOKEN_DURATION}"
             ).strip()
             self.kubeconfigs[role] = write_kubeconfig(
                 self.folder / f"{role}.kubeconfig", self.plane.server, self.plane.ca, {"token": token}
@@ -173,7 +199,7 @@ class Release:
 
     def service_account(self, role: str) -> str:
         """The role's user name as the API server sees it."""
-        return f"system:serviceaccount:{NAMESPACE}:{service_account_of(self.objects, role)}"
+        return f"system:serviceaccount:{self.namespace}:{service_account_of(self.objects, role)}"
 
     def _environment(self, role: str, settings: Mapping[str, str]) -> dict[str, str]:
         inherited = {
@@ -225,6 +251,18 @@ class Release:
             self.folder / "provider.log",
             f"http://127.0.0.1:{port}/readyz",
         )
+
+
+def start_provider(release: Release, port: int, find_secret: Callable[[str, str], Any]) -> RoleProcess:
+    """The provider of a release, started once the operator has made the signing keys it reads."""
+    namespace, name = release.provider_settings()["KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET"].split("/")
+    eventually(
+        lambda: SIGNING_KEYS_KEY in ((find_secret(namespace, name) or {}).get("data") or {}),
+        f"the operator to create the signing keys Secret {namespace}/{name}",
+    )
+    process = release.provider(port, users_yaml())
+    process.start()
+    return process
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.1) -> Any:
