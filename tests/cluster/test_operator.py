@@ -27,6 +27,8 @@ WEB_SPEC = {
 }
 #: What kopf logs when a handler raises kopf.TemporaryError (the operator's answer to a 409).
 RETRIED = "retrying with the objects read again"
+#: The annotation where kopf records the state it last handled (its diff base).
+KOPF_RECORD = "kopf.zalando.org/last-handled-configuration"
 
 
 def observed(admin: Admin, namespace: str, name: str, generation: int | None = None) -> dict[str, Any]:
@@ -345,3 +347,24 @@ def test_an_operator_restart_changes_no_credential(
     after = snapshot()
     del after["clients"]["after-restart"], after["secrets"]["after-restart-oidc"]
     assert after == before
+
+
+def test_the_largest_client_the_crd_allows_is_reconciled_and_its_changes_seen(
+    admin: Admin, namespace: str, operator: RoleProcess
+) -> None:
+    # 100 redirect URIs and 100 post-logout URIs of nearly 2048 bytes: the API server keeps all of an
+    # object's annotations under 256 KiB together, and kopf records what it last handled in one.
+    uris = [f"https://app.example.com/{n:03d}/{'a' * 2000}" for n in range(100)]
+    spec = {"redirectURIs": uris, "postLogoutRedirectURIs": uris}
+    create_ready(admin, namespace, "largest", spec)
+
+    changed = [*uris[:-1], "https://app.example.com/changed"]
+    admin.patch_client(namespace, "largest", {"spec": {"redirectURIs": changed}})
+    client = observed(admin, namespace, "largest", generation=2)
+
+    annotations = client["metadata"].get("annotations") or {}
+    assert condition(client)["status"] == "True"
+    # kopf could record what it handled (else it handles the object as new at every event, and fails).
+    assert KOPF_RECORD in annotations
+    assert sum(len(key) + len(value) for key, value in annotations.items()) < 64 * 1024
+    assert "262144 bytes" not in operator.output()
