@@ -22,7 +22,15 @@ from support.admin import Admin
 from support.control_plane import HOW_TO_GET_THE_BINARIES, ControlPlane, MissingAssets, find_assets
 from support.live import free_port
 from support.node_rp import chromium, node, relying_party
-from support.release import NAMESPACE, SCOPED_NAMESPACE, Release, RoleProcess, eventually, start_provider
+from support.release import (
+    FAILOVER_NAMESPACE,
+    NAMESPACE,
+    SCOPED_NAMESPACE,
+    Release,
+    RoleProcess,
+    eventually,
+    start_provider,
+)
 
 __all__ = ["chromium", "node", "relying_party"]
 
@@ -51,7 +59,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    plane = ControlPlane(find_assets(), audited=[NAMESPACE, SCOPED_NAMESPACE])
+    plane = ControlPlane(find_assets(), audited=[NAMESPACE, SCOPED_NAMESPACE, FAILOVER_NAMESPACE])
     plane.start()
     try:
         yield plane

@@ -36,7 +36,12 @@ RELEASE = "kubeoidc"
 NAMESPACE = "kubeoidc"
 #: The namespace of a second release, limited to a few namespaces (``watchNamespaces``).
 SCOPED_NAMESPACE = "kubeoidc-scoped"
+#: The namespace of a third release, with two operator replicas (kopf's peering).
+FAILOVER_NAMESPACE = "kubeoidc-failover"
 RBAC_KINDS = frozenset({"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"})
+#: What the release installs besides its workloads (whose processes run here instead): the RBAC, and
+#: the peering object of several operator replicas.
+INSTALLED_KINDS = RBAC_KINDS | {"ClusterKopfPeering"}
 #: A role's token outlives any test session.
 TOKEN_DURATION = "4h"
 STARTUP_TIMEOUT = 60.0
@@ -184,10 +189,10 @@ class Release:
         )
 
     def install(self) -> None:
-        """The release namespace, then the chart's ServiceAccounts and RBAC, then a token per role."""
+        """The release namespace, then the chart's RBAC (and peering object), then a token per role."""
         self.plane.kubectl("create", "namespace", self.namespace)
-        rbac = [obj for obj in self.objects if obj["kind"] in RBAC_KINDS]
-        self.plane.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+        installed = [obj for obj in self.objects if obj["kind"] in INSTALLED_KINDS]
+        self.plane.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(installed))
         for role in ("operator", "provider"):
             account = service_account_of(self.objects, role)
             token = self.plane.kubectl(
@@ -218,8 +223,11 @@ class Release:
         """The provider's settings as the chart renders them."""
         return deployment_env(self.objects, "provider")
 
-    def operator(self, **overrides: str) -> RoleProcess:
-        """The operator, configured as the chart configures it; ``overrides`` are settings by field name."""
+    def operator(self, replica: str = "", **overrides: str) -> RoleProcess:
+        """The operator, configured as the chart configures it; ``overrides`` are settings by field name.
+
+        ``replica`` names one of several operators (its log file).
+        """
         port = free_port()
         settings = deployment_env(self.objects, "operator")
         settings["KUBEOIDC_OPERATOR_LIVENESS_PORT"] = str(port)
@@ -227,7 +235,7 @@ class Release:
         return RoleProcess(
             "operator",
             self._environment("operator", settings),
-            self.folder / "operator.log",
+            self.folder / f"operator{'-' if replica else ''}{replica}.log",
             f"http://127.0.0.1:{port}/healthz",
         )
 
