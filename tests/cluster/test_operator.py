@@ -368,3 +368,52 @@ def test_the_largest_client_the_crd_allows_is_reconciled_and_its_changes_seen(
     assert KOPF_RECORD in annotations
     assert sum(len(key) + len(value) for key, value in annotations.items()) < 64 * 1024
     assert "262144 bytes" not in operator.output()
+
+
+def test_a_secret_stripped_of_the_manager_label_gets_it_back(admin: Admin, namespace: str) -> None:
+    # Watches select Secrets by that label: on a real API server the Secret leaves both watches.
+    _, secret = create_ready(admin, namespace, "unlabelled")
+
+    admin.patch_secret(
+        namespace, "unlabelled-oidc", {"metadata": {"labels": {contract.MANAGED_BY_LABEL: None}}}
+    )
+    relabelled = eventually(
+        lambda: (
+            (found := admin.find_secret(namespace, "unlabelled-oidc"))
+            and contract.MANAGED_BY_LABEL in found["metadata"].get("labels", {})
+            and found
+        ),
+        "the operator to put the manager label back",
+    )
+
+    assert decoded(relabelled) == decoded(secret)
+
+
+def test_a_new_secret_name_moves_the_credentials_and_deletes_the_old_secret(
+    admin: Admin, namespace: str
+) -> None:
+    _, secret = create_ready(admin, namespace, "moving")
+
+    admin.patch_client(namespace, "moving", {"spec": {"secretName": "moving-credentials"}})
+    client = observed(admin, namespace, "moving", generation=2)
+    eventually(lambda: admin.find_secret(namespace, "moving-oidc") is None, "the old Secret to be deleted")
+    moved = admin.find_secret(namespace, "moving-credentials")
+
+    assert client["status"]["secretName"] == "moving-credentials"
+    assert moved is not None
+    assert decoded(moved) == decoded(secret)
+    assert "SecretMoved" in event_reasons(admin, namespace, "moving")
+
+
+def test_a_pinned_client_id_already_used_is_refused_with_client_id_conflict(
+    admin: Admin, namespace: str
+) -> None:
+    pinned = {**WEB_SPEC, "clientID": "shared-client-id"}
+    create_ready(admin, namespace, "first-claim", pinned)
+    admin.create_client(namespace, oidcclient("second-claim", pinned))
+
+    second = observed(admin, namespace, "second-claim")
+
+    assert (condition(second)["status"], condition(second)["reason"]) == ("False", "ClientIDConflict")
+    assert admin.find_secret(namespace, "second-claim-oidc") is None
+    assert condition(admin.get_client(namespace, "first-claim"))["status"] == "True"

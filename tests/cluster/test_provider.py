@@ -228,3 +228,49 @@ def test_provider_refuses_a_forged_secret_that_has_the_labels_but_not_the_owner_
 def test_provider_got_no_403_from_the_api_server(provider: RoleProcess) -> None:
     assert " 403 " not in provider.output()
     assert "Forbidden" not in provider.output()
+
+
+def test_provider_accepts_the_old_secret_during_the_grace_period(
+    admin: Admin, namespace: str, release: Release
+) -> None:
+    admin.create_client(
+        namespace, oidcclient("graceful", {**MACHINE_SPEC, "secretRotation": {"gracePeriod": "1h"}})
+    )
+    old = ready(admin, namespace, "graceful")
+    client_id = old[contract.CLIENT_ID_KEY]
+
+    admin.annotate_client(namespace, "graceful", contract.ROTATE_ANNOTATION, "1")
+    new = eventually(
+        lambda: (
+            (found := ready(admin, namespace, "graceful"))[contract.CLIENT_SECRET_KEY]
+            != old[contract.CLIENT_SECRET_KEY]
+            and found
+        ),
+        "the operator to rotate the secret",
+    )
+    eventually(
+        lambda: (
+            client_credentials(release.issuer, client_id, new[contract.CLIENT_SECRET_KEY]).status_code == 200
+        ),
+        "the provider to accept the new secret",
+    )
+    during_grace = client_credentials(release.issuer, client_id, old[contract.CLIENT_SECRET_KEY])
+
+    assert during_grace.status_code == 200, during_grace.text
+
+
+def test_provider_stops_serving_a_deleted_client(admin: Admin, namespace: str, release: Release) -> None:
+    admin.create_client(namespace, oidcclient("retired", MACHINE_SPEC))
+    credentials = ready(admin, namespace, "retired")
+    client_id, secret = credentials[contract.CLIENT_ID_KEY], credentials[contract.CLIENT_SECRET_KEY]
+    eventually(
+        lambda: client_credentials(release.issuer, client_id, secret).status_code == 200,
+        "the provider to serve the client",
+    )
+
+    admin.delete_client(namespace, "retired")
+
+    eventually(
+        lambda: refused_as_invalid_client(client_credentials(release.issuer, client_id, secret)),
+        "the provider to stop serving the deleted client",
+    )
