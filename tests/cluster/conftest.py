@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from support.release import (
     Release,
     RoleProcess,
     eventually,
+    running,
     start_provider,
 )
 
@@ -55,6 +56,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         item.session.shouldfail = f"the cluster tier cannot run: {problem}"
         pytest.fail(f"the cluster tier cannot run: {problem}; {HOW_TO_GET_THE_BINARIES}", pytrace=False)
     pytest.skip(f"cluster tier: {HOW_TO_GET_THE_BINARIES}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # A failure shows what the operators and providers said last.
+    report: pytest.TestReport = yield
+    if report.failed:
+        for process in running():
+            report.sections.append((f"{process.role} ({process.log.name}), last lines", process.tail()))
+    return report
 
 
 @pytest.fixture(scope="session")

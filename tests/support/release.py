@@ -98,9 +98,9 @@ def _get(url: str) -> int | None:
 _RUNNING: list[RoleProcess] = []
 
 
-def running(role: str) -> list[RoleProcess]:
-    """The processes of ``role`` running now."""
-    return [process for process in _RUNNING if process.role == role]
+def running(role: str | None = None) -> list[RoleProcess]:
+    """The processes of ``role`` (of any role: None) running now."""
+    return [process for process in _RUNNING if role is None or process.role == role]
 
 
 @dataclass(eq=False)
