@@ -1,8 +1,10 @@
 """The ``cluster`` tier: kubeoidc on a real control plane (etcd, kube-apiserver, kube-controller-manager).
 
-One control plane per session. The CRDs and the chart's RBAC are applied once; the operator and the
-provider run as processes of their own, each with a token of its own ServiceAccount (never an admin),
-shared by every test; each test module works in a namespace of its own.
+One control plane per session, the CRDs applied once. The chart's default release (cluster-wide) is
+installed once: its RBAC applied as rendered, its operator and provider run as processes of their own,
+each with a token of its own ServiceAccount (never an admin), shared by the tests that need them. Two
+more releases come with the modules that test them (limited to some namespaces; two operator replicas),
+which stop the shared processes meanwhile. Each test module works in a namespace of its own.
 
 Without the binaries (``KUBEBUILDER_ASSETS``), every test of the tier is skipped with one line saying how
 to get them, unless ``CI=true``: then the tier fails, since CI must run it.
@@ -71,8 +73,13 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
-    plane = ControlPlane(find_assets(), audited=[NAMESPACE, SCOPED_NAMESPACE, FAILOVER_NAMESPACE])
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """The control plane; its components' output and audit log stay in pytest's temporary folder."""
+    plane = ControlPlane(
+        find_assets(),
+        audited=[NAMESPACE, SCOPED_NAMESPACE, FAILOVER_NAMESPACE],
+        logs=tmp_path_factory.mktemp("control-plane"),
+    )
     plane.start()
     try:
         yield plane

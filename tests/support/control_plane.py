@@ -6,7 +6,8 @@ The binaries are found the envtest way: ``KUBEBUILDER_ASSETS`` names a folder ho
 makes one for any Kubernetes version). Everything else lives in a temporary folder made at start and
 removed at stop: the PKI (a CA, the API server's serving certificate for 127.0.0.1, client certificates
 for an admin in ``system:masters`` and for the controller manager, the service-account key pair), etcd's
-data, the kubeconfigs, an audit log and each process's output.
+data, the kubeconfigs, and, unless another folder is given for them, an audit log and each process's
+output.
 
 Every port is a free loopback port. Each process runs in a process group of its own, and :meth:`stop`
 ends exactly those groups (by id, never by name). When a component does not come up, the error shows
@@ -340,6 +341,8 @@ class ControlPlane:
 
     assets: Path
     audited: Sequence[str] = ()
+    #: Where each component's output and the audit log go (kept); default: inside the data folder.
+    logs: Path | None = None
     root: Path = field(init=False)
     server: str = field(init=False, default="")
     ca: Path = field(init=False)
@@ -349,6 +352,8 @@ class ControlPlane:
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="kubeoidc-control-plane-"))
+        if self.logs is None:
+            self.logs = self.root / "logs"
 
     def kubectl(self, *args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> str:
         """Run the assets' kubectl (as admin unless told otherwise); returns stdout, raises on failure."""
@@ -380,8 +385,9 @@ class ControlPlane:
         admin = pki.issue("admin", "kubeoidc-test-admin", organization="system:masters")
         controller = pki.issue("controller-manager", "system:kube-controller-manager")
         service_accounts = pki.service_account_keys()
-        logs = self.root / "logs"
-        logs.mkdir()
+        assert self.logs is not None
+        logs = self.logs
+        logs.mkdir(parents=True, exist_ok=True)
 
         etcd_port, peer_port = free_port(), free_port()
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
@@ -492,9 +498,10 @@ class ControlPlane:
         self.components.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def logs(self, name: str) -> str:
+    def output(self, name: str) -> str:
         """The tail of a component's output (``kube-apiserver``, ``etcd``, ``kube-controller-manager``)."""
-        return tail(self.root / "logs" / f"{name}.log")
+        assert self.logs is not None
+        return tail(self.logs / f"{name}.log")
 
     def audit_events(self) -> Iterator[dict[str, Any]]:
         """Every audit event written so far (ServiceAccounts of the audited namespaces only)."""

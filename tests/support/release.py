@@ -60,26 +60,25 @@ def render_chart(
     return objects
 
 
-def deployment_env(objects: list[dict[str, Any]], component: str) -> dict[str, str]:
-    """The environment the chart gives a role's container (literal values only)."""
+def _deployment(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
     (deployment,) = [
         obj
         for obj in objects
         if obj["kind"] == "Deployment"
         and obj["metadata"]["labels"]["app.kubernetes.io/component"] == component
     ]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return deployment
+
+
+def deployment_env(objects: list[dict[str, Any]], component: str) -> dict[str, str]:
+    """The environment the chart gives a role's container (literal values only)."""
+    (container,) = _deployment(objects, component)["spec"]["template"]["spec"]["containers"]
     return {item["name"]: str(item["value"]) for item in container.get("env", []) if "value" in item}
 
 
 def service_account_of(objects: list[dict[str, Any]], component: str) -> str:
-    (deployment,) = [
-        obj
-        for obj in objects
-        if obj["kind"] == "Deployment"
-        and obj["metadata"]["labels"]["app.kubernetes.io/component"] == component
-    ]
-    name: str = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    """The name of the ServiceAccount the chart runs a role as."""
+    name: str = _deployment(objects, component)["spec"]["template"]["spec"]["serviceAccountName"]
     return name
 
 
@@ -122,6 +121,7 @@ class RoleProcess:
         self.component = Component(self.role, [*command, self.role], self.log, env=self.env)
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Start the process and wait until it answers its health URL; stop it again if it never does."""
         self.run_offset = self.log.stat().st_size if self.log.exists() else 0
         self.component.start()
         _RUNNING.append(self)
@@ -130,9 +130,15 @@ class RoleProcess:
             if _get(self.health_url) == 200:
                 return
             if not self.component.running:
-                raise RuntimeError(self.component.failure("stopped while starting"))
+                break
             time.sleep(0.1)
-        raise RuntimeError(self.component.failure(f"was not healthy after {timeout:.0f} s"))
+        failure = self.component.failure(
+            "stopped while starting"
+            if not self.component.running
+            else f"was not healthy after {timeout:.0f} s"
+        )
+        self.stop()
+        raise RuntimeError(failure)
 
     def stop(self) -> None:
         self.component.stop()
