@@ -16,9 +16,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from kubeoidc import contract
-from kubeoidc.manifest import RULES_NOT_CHECKED, Violation, apply_defaults
+from kubeoidc.manifest import RULES_NOT_CHECKED, Violation, apply_defaults, openapi_schema
 from support.admin import Admin
-from support.release import Release
+from support.control_plane import ControlPlane
+from support.release import Release, eventually
 from unit.crd.test_oidcclient_validation import (
     BAD_SPECS,
     CLIENT_ID_IMMUTABLE,
@@ -137,3 +138,21 @@ def test_removing_a_pinned_client_id_is_refused_by_the_api_server(admin: Admin, 
     status, causes = refusal(caught.value)
     assert status == 422
     assert [(c.field, CLIENT_ID_KEPT in c.message) for c in causes] == [("spec.clientID", True)]
+
+
+def test_kubectl_explain_teaches_every_field_of_the_spec(
+    control_plane: ControlPlane, release: Release
+) -> None:
+    schema = openapi_schema()["properties"]["spec"]["properties"]
+
+    def explain(path: str) -> str | None:
+        try:
+            return control_plane.kubectl("explain", path)
+        except RuntimeError:  # the CRD's OpenAPI document is published a moment after it is Established
+            return None
+
+    eventually(lambda: explain(contract.PLURAL), "the API server to publish the CRD's OpenAPI document")
+    for field, definition in schema.items():
+        explained = control_plane.kubectl("explain", f"{contract.PLURAL}.spec.{field}")
+        first_words = " ".join(definition["description"].split()[:4])
+        assert first_words in " ".join(explained.split()), (field, explained)

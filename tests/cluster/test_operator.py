@@ -6,6 +6,7 @@ manager, stale writes (409) retried, and a restart that changes no credential.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from typing import Any
@@ -93,6 +94,18 @@ def test_operator_writes_a_secret_controlled_by_its_client(
     assert data[contract.ISSUER_KEY] == release.issuer
     assert len(data[contract.CLIENT_SECRET_KEY]) >= 43
     assert "SecretCreated" in event_reasons(admin, namespace, "wiki")
+
+
+def test_kubectl_get_shows_the_client_id_and_why_it_is_ready(
+    admin: Admin, namespace: str, control_plane: ControlPlane
+) -> None:
+    client, _ = create_ready(admin, namespace, "listed")
+
+    table = control_plane.kubectl("get", contract.SHORT_NAME, "listed", "--namespace", namespace)
+
+    header, row = (line.split() for line in table.strip().splitlines())
+    assert header == ["NAME", "CLIENT", "ID", "READY", "REASON", "AGE"]
+    assert row[:4] == ["listed", client["status"]["clientID"], "True", "Reconciled"]
 
 
 def test_operator_writes_status_only_through_the_status_subresource(admin: Admin, namespace: str) -> None:
@@ -260,22 +273,25 @@ def test_a_stale_resource_version_gets_409_and_the_operator_retries_cleanly(
 
     stop = threading.Event()
 
-    def tamper() -> None:
+    def tamper(writer: int) -> None:
+        # Back to back, with no fixed rhythm: a write must land between the operator's read and its patch
+        # (a fixed pace can fall in step with the operator's repairs and never do).
         count = 0
         while not stop.is_set():
             count += 1
-            admin.patch_secret(
-                namespace, "raced-oidc", {"stringData": {"issuer": f"https://tampered/{count}"}}
-            )
-            stop.wait(0.02)
+            issuer = f"https://tampered.example/{writer}/{count}"
+            admin.patch_secret(namespace, "raced-oidc", {"stringData": {"issuer": issuer}})
+            stop.wait(random.uniform(0, 0.004))
 
-    writer = threading.Thread(target=tamper, name="second-writer")
-    writer.start()
+    writers = [threading.Thread(target=tamper, args=(n,), name=f"second-writer-{n}") for n in range(2)]
+    for writer in writers:
+        writer.start()
     try:
         eventually(operator_got_409, "the operator's stale Secret patch to get 409", timeout=60, interval=0.2)
     finally:
         stop.set()
-        writer.join(timeout=10)
+        for writer in writers:
+            writer.join(timeout=10)
 
     # The operator read again, retried, and the Secret is as it should be, with the same credentials.
     repaired = eventually(

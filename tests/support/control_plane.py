@@ -356,15 +356,25 @@ class ControlPlane:
             self.logs = self.root / "logs"
 
     def kubectl(self, *args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> str:
-        """Run the assets' kubectl (as admin unless told otherwise); returns stdout, raises on failure."""
-        result = subprocess.run(
-            [str(self.assets / "kubectl"), "--kubeconfig", str(kubeconfig or self.admin_kubeconfig), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        """Run the assets' kubectl (as admin unless told otherwise); returns stdout, raises on failure.
+
+        Each run has a discovery cache of its own (in the data folder, never the user's home): a cache
+        from before a CRD was applied would hide its resource.
+        """
+        with tempfile.TemporaryDirectory(dir=self.root) as cache:
+            result = subprocess.run(
+                [
+                    str(self.assets / "kubectl"),
+                    f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
+                    f"--cache-dir={cache}",
+                    *args,
+                ],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
         if result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result.stdout
