@@ -61,8 +61,14 @@ def create_ready(
     return client, secret
 
 
-def event_reasons(admin: Admin, namespace: str, name: str) -> list[str]:
-    return sorted(event["reason"] for event in admin.events(namespace, name))
+def posted(admin: Admin, namespace: str, name: str, reason: str, count: int = 1) -> bool:
+    """Whether ``count`` Events of that reason are about the object, waiting for them: kopf posts
+    Events from a queue, after the status that reports the same change."""
+    eventually(
+        lambda: [event["reason"] for event in admin.events(namespace, name)].count(reason) >= count,
+        f"{count} {reason} Event(s) about {namespace}/{name}",
+    )
+    return [event["reason"] for event in admin.events(namespace, name)].count(reason) == count
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +99,7 @@ def test_operator_writes_a_secret_controlled_by_its_client(
     assert data[contract.CLIENT_ID_KEY] == client["status"]["clientID"]
     assert data[contract.ISSUER_KEY] == release.issuer
     assert len(data[contract.CLIENT_SECRET_KEY]) >= 43
-    assert "SecretCreated" in event_reasons(admin, namespace, "wiki")
+    assert posted(admin, namespace, "wiki", "SecretCreated")
 
 
 def test_kubectl_get_shows_the_client_id_and_why_it_is_ready(
@@ -160,7 +166,7 @@ def test_rotation_happens_once_per_annotation_value(admin: Admin, namespace: str
         second[contract.CLIENT_SECRET_KEY],
     )
     assert first[contract.CLIENT_ID_KEY] == second[contract.CLIENT_ID_KEY] == third[contract.CLIENT_ID_KEY]
-    assert event_reasons(admin, namespace, "rotating").count("SecretRotated") == 2
+    assert posted(admin, namespace, "rotating", "SecretRotated", count=2)
 
 
 def test_a_secret_the_operator_does_not_own_is_left_alone_with_secret_conflict(
@@ -178,7 +184,7 @@ def test_a_secret_the_operator_does_not_own_is_left_alone_with_secret_conflict(
     assert after is not None
     assert after["metadata"]["resourceVersion"] == foreign["metadata"]["resourceVersion"]
     assert "ownerReferences" not in after["metadata"]
-    assert "SecretConflict" in event_reasons(admin, namespace, "taken")
+    assert posted(admin, namespace, "taken", "SecretConflict")
 
 
 def test_a_secret_deleted_by_hand_is_restored_with_the_same_client_id(admin: Admin, namespace: str) -> None:
@@ -418,7 +424,7 @@ def test_a_new_secret_name_moves_the_credentials_and_deletes_the_old_secret(
     assert client["status"]["secretName"] == "moving-credentials"
     assert moved is not None
     assert decoded(moved) == decoded(secret)
-    assert "SecretMoved" in event_reasons(admin, namespace, "moving")
+    assert posted(admin, namespace, "moving", "SecretMoved")
 
 
 def test_a_pinned_client_id_already_used_is_refused_with_client_id_conflict(
