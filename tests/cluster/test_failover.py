@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from kubeoidc import contract
-from support.admin import Admin, condition, decoded, oidcclient
+from support.admin import Admin, decoded, oidcclient, ready_credentials
 from support.control_plane import ControlPlane
 from support.live import free_port
-from support.release import FAILOVER_NAMESPACE, Release, RoleProcess, eventually, running
+from support.release import FAILOVER_NAMESPACE, Release, RoleProcess, running
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 
@@ -53,27 +53,12 @@ def replicas(
         second.stop()
 
 
-def ready(admin: Admin, namespace: str, name: str) -> dict[str, str]:
-    client = eventually(
-        lambda: (
-            (found := admin.find_client(namespace, name))
-            and condition(found).get("status") == "True"
-            and found
-        ),
-        f"OIDCClient {namespace}/{name} to be Ready",
-        timeout=60,
-    )
-    secret = admin.find_secret(namespace, client["status"]["secretName"])
-    assert secret is not None
-    return decoded(secret)
-
-
 def test_the_standby_takes_over_when_the_active_operator_is_killed(
     admin: Admin, namespace: str, replicas: tuple[Release, RoleProcess, RoleProcess]
 ) -> None:
     _, first, second = replicas
     admin.create_client(namespace, oidcclient("before", WEB_SPEC))
-    before = ready(admin, namespace, "before")
+    before = ready_credentials(admin, namespace, "before")
     assert f"Created Secret {namespace}/before-oidc" in first.output()
     assert f"Created Secret {namespace}/before-oidc" not in second.output()
 
@@ -82,7 +67,7 @@ def test_the_standby_takes_over_when_the_active_operator_is_killed(
     first.component.process.wait(timeout=10)
     admin.create_client(namespace, oidcclient("after", WEB_SPEC))
 
-    after = ready(admin, namespace, "after")
+    after = ready_credentials(admin, namespace, "after")
     assert f"Created Secret {namespace}/after-oidc" in second.output()
     assert after[contract.CLIENT_ID_KEY] != before[contract.CLIENT_ID_KEY]
     still = admin.find_secret(namespace, "before-oidc")

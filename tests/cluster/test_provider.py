@@ -1,7 +1,8 @@
 """The provider on a real API server, as its own ServiceAccount with the chart's read-only RBAC, beside
-the operator: clients created through the API are served (a real relying party signs a user in),
-a rotated secret is refused as soon as the Secret changes, and a Secret that carries the operator's
-labels without its ownerReference serves nothing.
+the operator: clients created through the API are served (a real relying party signs a user in), a
+rotated secret is refused as soon as the Secret changes (or accepted until the grace period ends), a
+deleted client is no longer served, and a Secret that carries the operator's labels without its
+ownerReference serves nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import httpx2
 import pytest
 
 from kubeoidc import contract
-from support.admin import Admin, condition, decoded, oidcclient
-from support.node_rp import CHROMIUM
+from support.admin import Admin, condition, oidcclient, ready_credentials
 from support.provider import PASSWORD
 from support.release import Release, RoleProcess, eventually
 
@@ -28,21 +28,6 @@ MACHINE_SPEC = {
 }
 WEB_SCOPES = ["openid", "profile", "email", "groups", "offline_access"]
 ALICE_SUB = "7b0c2f6e-alice"
-
-
-def ready(admin: Admin, namespace: str, name: str) -> dict[str, str]:
-    """The decoded Secret of a client once the operator reports it Ready."""
-    client = eventually(
-        lambda: (
-            (found := admin.find_client(namespace, name))
-            and condition(found).get("status") == "True"
-            and found
-        ),
-        f"OIDCClient {namespace}/{name} to be Ready",
-    )
-    secret = admin.find_secret(namespace, client["status"]["secretName"])
-    assert secret is not None
-    return decoded(secret)
 
 
 def client_credentials(issuer: str, client_id: str, secret: str) -> httpx2.Response:
@@ -81,7 +66,7 @@ def test_provider_serves_a_client_created_through_the_api_to_a_real_relying_part
         "scopes": WEB_SCOPES,
     }
     admin.create_client(namespace, oidcclient("wiki", spec))
-    credentials = ready(admin, namespace, "wiki")
+    credentials = ready_credentials(admin, namespace, "wiki")
     client_id, secret = credentials[contract.CLIENT_ID_KEY], credentials[contract.CLIENT_SECRET_KEY]
     # Served once the provider's watch has both the OIDCClient and its Secret: its own token endpoint
     # then tells a wrong grant (400) from an unknown client (401).
@@ -101,7 +86,7 @@ def test_provider_serves_a_client_created_through_the_api_to_a_real_relying_part
             "scope": " ".join(WEB_SCOPES),
             "username": "alice",
             "password": PASSWORD,
-            "chromium": chromium or CHROMIUM,
+            "chromium": chromium,
         },
     )
 
@@ -121,7 +106,7 @@ def test_provider_refuses_the_old_secret_after_a_rotation(
     admin: Admin, namespace: str, release: Release
 ) -> None:
     admin.create_client(namespace, oidcclient("billing", MACHINE_SPEC))
-    old = ready(admin, namespace, "billing")
+    old = ready_credentials(admin, namespace, "billing")
     client_id = old[contract.CLIENT_ID_KEY]
     eventually(
         lambda: (
@@ -133,7 +118,7 @@ def test_provider_refuses_the_old_secret_after_a_rotation(
     admin.annotate_client(namespace, "billing", contract.ROTATE_ANNOTATION, "1")
     new = eventually(
         lambda: (
-            (found := ready(admin, namespace, "billing"))[contract.CLIENT_SECRET_KEY]
+            (found := ready_credentials(admin, namespace, "billing"))[contract.CLIENT_SECRET_KEY]
             != old[contract.CLIENT_SECRET_KEY]
             and found
         ),
@@ -186,7 +171,7 @@ def test_provider_refuses_a_forged_secret_that_has_the_labels_but_not_the_owner_
     # A barrier: the provider's OIDCClient watch delivers in order, so once a client created after the
     # status change is served, the provider has seen that change too.
     admin.create_client(namespace, oidcclient("barrier", MACHINE_SPEC))
-    barrier = ready(admin, namespace, "barrier")
+    barrier = ready_credentials(admin, namespace, "barrier")
     eventually(
         lambda: (
             client_credentials(
@@ -236,13 +221,13 @@ def test_provider_accepts_the_old_secret_during_the_grace_period(
     admin.create_client(
         namespace, oidcclient("graceful", {**MACHINE_SPEC, "secretRotation": {"gracePeriod": "1h"}})
     )
-    old = ready(admin, namespace, "graceful")
+    old = ready_credentials(admin, namespace, "graceful")
     client_id = old[contract.CLIENT_ID_KEY]
 
     admin.annotate_client(namespace, "graceful", contract.ROTATE_ANNOTATION, "1")
     new = eventually(
         lambda: (
-            (found := ready(admin, namespace, "graceful"))[contract.CLIENT_SECRET_KEY]
+            (found := ready_credentials(admin, namespace, "graceful"))[contract.CLIENT_SECRET_KEY]
             != old[contract.CLIENT_SECRET_KEY]
             and found
         ),
@@ -261,7 +246,7 @@ def test_provider_accepts_the_old_secret_during_the_grace_period(
 
 def test_provider_stops_serving_a_deleted_client(admin: Admin, namespace: str, release: Release) -> None:
     admin.create_client(namespace, oidcclient("retired", MACHINE_SPEC))
-    credentials = ready(admin, namespace, "retired")
+    credentials = ready_credentials(admin, namespace, "retired")
     client_id, secret = credentials[contract.CLIENT_ID_KEY], credentials[contract.CLIENT_SECRET_KEY]
     eventually(
         lambda: client_credentials(release.issuer, client_id, secret).status_code == 200,

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from kubeoidc import contract
-from support.admin import Admin, condition, decoded, oidcclient
+from support.admin import Admin, oidcclient, ready_credentials
 from support.control_plane import ControlPlane
 from support.live import free_port
 from support.release import (
@@ -64,20 +64,6 @@ def scoped(
         operator.stop()
 
 
-def ready(admin: Admin, namespace: str, name: str) -> dict[str, str]:
-    client = eventually(
-        lambda: (
-            (found := admin.find_client(namespace, name))
-            and condition(found).get("status") == "True"
-            and found
-        ),
-        f"OIDCClient {namespace}/{name} to be Ready",
-    )
-    secret = admin.find_secret(namespace, client["status"]["secretName"])
-    assert secret is not None
-    return decoded(secret)
-
-
 def token(issuer: str, credentials: dict[str, str]) -> httpx2.Response:
     return httpx2.post(
         f"{issuer}/token",
@@ -93,7 +79,7 @@ def test_scoped_release_serves_clients_of_a_watched_namespace(
 ) -> None:
     release, _, _ = scoped
     admin.create_client(namespace, oidcclient("billing", MACHINE_SPEC))
-    credentials = ready(admin, namespace, "billing")
+    credentials = ready_credentials(admin, namespace, "billing")
 
     assert credentials[contract.ISSUER_KEY] == release.issuer
     eventually(
@@ -107,7 +93,7 @@ def test_scoped_release_leaves_other_namespaces_alone(
     admin.create_client(NOT_SERVED, oidcclient("ignored", MACHINE_SPEC))
     # A client created afterwards in a served namespace is reconciled: the operator is at work.
     admin.create_client(SERVED[0], oidcclient("after-ignored", MACHINE_SPEC))
-    ready(admin, SERVED[0], "after-ignored")
+    ready_credentials(admin, SERVED[0], "after-ignored")
 
     assert "status" not in admin.get_client(NOT_SERVED, "ignored")
     assert admin.find_secret(NOT_SERVED, "ignored-oidc") is None

@@ -15,6 +15,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from kubeoidc import contract
+from support.release import eventually
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -42,6 +43,22 @@ def oidcclient(
 def decoded(secret: Mapping[str, Any]) -> dict[str, str]:
     """A Secret's data, decoded."""
     return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+
+def ready_credentials(admin: Admin, namespace: str, name: str, timeout: float = 60.0) -> dict[str, str]:
+    """The decoded Secret of an OIDCClient once the operator reports it Ready."""
+    client = eventually(
+        lambda: (
+            (found := admin.find_client(namespace, name))
+            and condition(found).get("status") == "True"
+            and found
+        ),
+        f"OIDCClient {namespace}/{name} to be Ready",
+        timeout=timeout,
+    )
+    secret = admin.find_secret(namespace, client["status"]["secretName"])
+    assert secret is not None
+    return decoded(secret)
 
 
 def condition(obj: Mapping[str, Any] | None, kind: str = contract.READY_CONDITION) -> dict[str, Any]:
