@@ -439,3 +439,19 @@ def test_a_pinned_client_id_already_used_is_refused_with_client_id_conflict(
     assert (condition(second)["status"], condition(second)["reason"]) == ("False", "ClientIDConflict")
     assert admin.find_secret(namespace, "second-claim-oidc") is None
     assert condition(admin.get_client(namespace, "first-claim"))["status"] == "True"
+
+
+def test_a_secret_key_the_api_server_refuses_is_reported_as_invalid_spec(
+    admin: Admin, namespace: str
+) -> None:
+    # The CRD's pattern admits "..", which the API server refuses as a Secret key (a mounted file name).
+    admin.create_client(
+        namespace, oidcclient("dotted", {**WEB_SPEC, "secretTemplate": {"keys": {"clientID": ".."}}})
+    )
+
+    client = observed(admin, namespace, "dotted")
+
+    assert (condition(client)["status"], condition(client)["reason"]) == ("False", "InvalidSpec")
+    assert "'..' is not a valid Secret key" in condition(client)["message"]
+    assert admin.find_secret(namespace, "dotted-oidc") is None
+    assert posted(admin, namespace, "dotted", "InvalidSpec")
