@@ -17,11 +17,23 @@ import pytest
 from chart_pod import REPO
 from container_engine import TEST_REVISION, BuildFailed, Engine, EngineMissing, find_engine
 
+#: Starts the reason of every skip of this tier.
+SKIP_PREFIX = "image tier: "
+
 
 def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason.splitlines()[0])
+        pytest.fail(SKIP_PREFIX + reason, pytrace=False)
+    pytest.skip(SKIP_PREFIX + reason.splitlines()[0])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Reports this tier's skips at one place, so that the summary says why in one line, not one per test."""
+    report: pytest.TestReport = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and SKIP_PREFIX in report.longrepr[2]:
+        report.longrepr = (__file__, None, report.longrepr[2])  # type: ignore[assignment]
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,7 @@ from pathlib import Path
 #: The revision label the test build carries (the Dockerfile's REVISION argument).
 TEST_REVISION = "image-tier-test"
 
-HOW_TO_RUN = (
-    "the image tier needs podman (optionally with buildah) or a running docker on PATH: "
-    "install one, then run `scripts/test -m image`"
-)
+HOW_TO_RUN = "then run `scripts/test -m image`"
 
 
 class EngineMissing(Exception):
@@ -144,5 +141,5 @@ def find_engine() -> Engine:
         )
         if probe.returncode == 0:
             return Engine(docker, [docker, "build"], is_podman=False)
-        raise EngineMissing(f"docker is installed but its daemon does not answer; {HOW_TO_RUN}")
-    raise EngineMissing(f"no podman or docker on PATH; {HOW_TO_RUN}")
+        raise EngineMissing(f"docker's daemon does not answer: start it (or install podman), {HOW_TO_RUN}")
+    raise EngineMissing(f"no podman or docker on PATH: install one, {HOW_TO_RUN}")
