@@ -1,24 +1,31 @@
 """Kubernetes API servers the image's two roles run against, behind one small interface.
 
-`KmockApiServer` is the kmock API server (no RBAC, no ServiceAccounts) served from a thread of its own,
-so that the tests stay synchronous while containers talk to it. A real control plane plugs in through
-the same interface: a kubeconfig per role (the role's ServiceAccount token, with the chart's RBAC),
-plus creating and reading objects as an administrator.
+- `KmockApiServer`: the kmock API server (no RBAC, no ServiceAccounts) served from a thread of its own,
+  so that the tests stay synchronous while containers talk to it.
+- `ClusterApiServer`: a real control plane, given as a `ControlPlaneAccess`: an admin kubeconfig, and a
+  function that returns the kubeconfig of a role's ServiceAccount, bound to the chart's RBAC. Each role's
+  kubeconfig is rewritten with its CA inline, so that it works from inside a container.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import threading
+import time
 import uuid
 import warnings
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import kmock as kmocklib
+import yaml
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 
 from kubeoidc.contract import GROUP, PLURAL, VERSION
 from support.kmock_api import declare_resources
@@ -29,6 +36,13 @@ CLIENTS = kmocklib.resource(GROUP, VERSION, PLURAL)
 
 class ApiServer(Protocol):
     """What the image tier needs from an API server."""
+
+    #: The namespace the chart is installed in (its ServiceAccounts, signing keys and namespaced RBAC).
+    release_namespace: str
+
+    def ensure_namespace(self, name: str) -> None:
+        """Creates the namespace unless it exists (as an administrator)."""
+        ...
 
     def kubeconfig(self, role: str) -> Path:
         """A kubeconfig, readable by any user, in a folder of its own, for the role's ServiceAccount."""
@@ -81,6 +95,8 @@ def write_kubeconfig(folder: Path, server: str, token: str, certificate_authorit
 class KmockApiServer:
     """The kmock API server on a loopback port, run by an event loop in its own thread."""
 
+    release_namespace = "auth"
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._loop = asyncio.new_event_loop()
@@ -105,6 +121,9 @@ class KmockApiServer:
 
     def kubeconfig(self, role: str) -> Path:
         return write_kubeconfig(self.folder / f"kubeconfig-{role}", self.url, token=f"{role}-token")
+
+    def ensure_namespace(self, name: str) -> None:
+        pass  # kmock keeps objects of any namespace.
 
     def create(self, obj: dict[str, Any]) -> None:
         body = copy.deepcopy(obj)
@@ -161,3 +180,81 @@ class KmockApiServer:
             if watched():
                 return
             await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class ControlPlaneAccess:
+    """A real control plane with the CRDs and the chart's ServiceAccounts and RBAC applied."""
+
+    admin_kubeconfig: Path
+    #: The kubeconfig of a role's ("operator", "provider") ServiceAccount, bound to the chart's RBAC.
+    role_kubeconfig: Callable[[str], Path]
+    #: The namespace the chart's RBAC was rendered for.
+    release_namespace: str
+
+
+class ClusterApiServer:
+    """A real API server, reached as an administrator through the admin kubeconfig."""
+
+    def __init__(self, access: ControlPlaneAccess, folder: Path) -> None:
+        self.access = access
+        self.folder = folder
+        self.release_namespace = access.release_namespace
+        self.api = k8s_config.new_client_from_config(config_file=str(access.admin_kubeconfig))
+
+    def close(self) -> None:
+        self.api.close()
+
+    def kubeconfig(self, role: str) -> Path:
+        config = yaml.safe_load(self.access.role_kubeconfig(role).read_text())
+        for entry in config["clusters"]:
+            cluster = entry["cluster"]
+            if "certificate-authority" in cluster:
+                ca = Path(cluster.pop("certificate-authority")).read_bytes()
+                cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
+        folder = self.folder / f"kubeconfig-{role}"
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+        path = folder / "config"
+        path.write_text(json.dumps(config))
+        path.chmod(0o644)
+        return path
+
+    def ensure_namespace(self, name: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        status, text = self._request("POST", "/api/v1/namespaces", body)
+        assert status < 300 or status == 409, text
+
+    def create(self, obj: dict[str, Any]) -> None:
+        status, text = self._request("POST", api_path(obj), obj)
+        assert status < 300, text
+
+    def read(self, path: str) -> dict[str, Any] | None:
+        status, text = self._request("GET", path, None)
+        if status == 404:
+            return None
+        assert status < 300, text
+        found: dict[str, Any] = json.loads(text)
+        return found
+
+    def before_creating_clients(self, timeout: float) -> None:
+        # An Established CRD is routed a moment later: until then, 404.
+        deadline = time.monotonic() + timeout
+        while self._request("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}", None)[0] != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the API server does not serve {PLURAL} after {timeout}s")
+            time.sleep(0.1)
+
+    def _request(self, method: str, path: str, body: Any) -> tuple[int, str]:
+        try:
+            method, url, headers, serialized, _ = self.api.param_serialize(
+                method=method,
+                resource_path=path,
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(method, url, header_params=headers, body=serialized)
+        except ApiException as error:
+            return int(error.status), str(error.body)
+        return int(response.status), response.read().decode()

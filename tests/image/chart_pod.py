@@ -29,10 +29,10 @@ class Unsupported(Exception):
     """A part of the chart's pod that these flags cannot reproduce."""
 
 
-def render(values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The chart's objects, rendered like `helm template`."""
+def render(values: Mapping[str, Any], namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """The chart's objects, rendered like `helm template` into the release namespace ``namespace``."""
     with helm.Chart.load(CHART_DIR) as chart:
-        files = chart.render(dict(values), name=RELEASE, namespace=NAMESPACE)
+        files = chart.render(dict(values), name=RELEASE, namespace=namespace)
     return [
         doc
         for path, text in sorted(files.items())

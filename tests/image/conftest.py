@@ -1,8 +1,8 @@
-"""The image tier's fixtures: the container engine, and the image built once per session from the working
-tree.
+"""The image tier's fixtures: the container engine, the image built once per session from the working
+tree, and a real control plane for the roles' containers.
 
-Outside CI, a missing engine or a failed build skips the tier with one line saying how to run it; with
-``CI=true`` either one fails the run.
+Outside CI, a missing engine, a failed build or missing control-plane binaries skip what needs them with
+one line saying how to run it; with ``CI=true`` each one fails the run.
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
+from api_servers import ControlPlaneAccess
 from chart_pod import REPO
 from container_engine import TEST_REVISION, BuildFailed, Engine, EngineMissing, find_engine
+
+from support.node_rp import chromium, node, relying_party
+
+__all__ = ["chromium", "node", "relying_party"]
 
 #: Starts the reason of every skip of this tier.
 SKIP_PREFIX = "image tier: "
@@ -67,3 +72,32 @@ def image(engine: Engine, project_version: str, tmp_path_factory: pytest.TempPat
         yield tag
     finally:
         engine.command("rmi", tag, check=False)
+
+
+@pytest.fixture(scope="session")
+def control_plane_access(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneAccess]:
+    """A real control plane (etcd, kube-apiserver, kube-controller-manager) with the CRDs, the chart's
+    ServiceAccounts and RBAC, and a token per role: the cluster tier's own control plane and release
+    (tests/support/control_plane.py and release.py), started for this tier's session."""
+    try:
+        from support.control_plane import ControlPlane, MissingAssets, find_assets
+        from support.release import NAMESPACE, Release
+    except ImportError:
+        pytest.skip(
+            SKIP_PREFIX + "a real API server for the roles needs the cluster tier's tests/support/release.py"
+        )
+    try:
+        assets = find_assets()
+    except MissingAssets as missing:
+        unavailable(f"no control plane for the roles' containers: {missing}")
+    plane = ControlPlane(assets)
+    plane.start()
+    try:
+        # The issuer plays no part in the RBAC; the containers render the chart with their own.
+        release = Release(plane, tmp_path_factory.mktemp("release"), "http://127.0.0.1")
+        release.apply_crds()
+        release.install()
+        release.wait_for_crds()
+        yield ControlPlaneAccess(plane.admin_kubeconfig, lambda role: release.kubeconfigs[role], NAMESPACE)
+    finally:
+        plane.stop()
