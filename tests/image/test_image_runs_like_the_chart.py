@@ -167,19 +167,55 @@ def test_a_container_run_like_the_chart_has_no_capability_no_privilege_and_write
     assert set(facts["writable"]) == role_pod.writable_paths()
 
 
-def test_the_sbom_lists_every_locked_runtime_package(engine: Engine, image: str) -> None:
-    sbom = json.loads(
-        engine.run_to_end(image, ["--entrypoint", "cat"], ["/usr/share/doc/kubeoidc/sbom.cdx.json"])
-    )
-    locked = {
-        re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1].split()[0]
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_runtime() -> dict[str, str]:
+    """requirements.txt: normalized name -> version."""
+    return {
+        normalized(line.split("==")[0]): line.split("==")[1].split()[0]
         for line in (REPO / "requirements.txt").read_text().splitlines()
         if re.match(r"^[A-Za-z0-9]", line)
     }
 
+
+#: Run in the container (as root, to see every folder): the environment's distributions, and any wheel or
+#: pip cache where a build would leave one (the base image's own files aside).
+INVENTORY = """
+import json, os, sys
+from importlib import metadata
+found = {dist.metadata["Name"]: dist.version for dist in metadata.distributions(path=sys.path)}
+leftovers = []
+for top in ("/opt", "/root", "/home", "/tmp", "/var/cache", "/usr/share/doc/kubeoidc"):
+    for root, dirs, files in os.walk(top):
+        leftovers += [os.path.join(root, name) for name in files if name.endswith(".whl")]
+        leftovers += [os.path.join(root, name) for name in dirs if name == "pip" and root.endswith(".cache")]
+print(json.dumps({"environment": found, "prefix": sys.prefix, "leftovers": leftovers}))
+"""
+
+
+def test_the_environment_holds_exactly_the_lock_and_the_project_and_no_wheel_or_pip_cache(
+    engine: Engine, image: str, project_version: str
+) -> None:
+    facts = json.loads(engine.run_to_end(image, ["--user=0", "--entrypoint", "python"], ["-c", INVENTORY]))
+
+    assert facts["prefix"] == "/opt/kubeoidc"
+    environment = {normalized(name): version for name, version in facts["environment"].items()}
+    # No pip, setuptools or wheel: the environment was made without pip and built from outside.
+    assert environment == {**locked_runtime(), "kubeoidc": project_version}
+    assert facts["leftovers"] == []
+
+
+def test_the_sbom_lists_every_locked_runtime_package(engine: Engine, image: str) -> None:
+    sbom = json.loads(
+        engine.run_to_end(image, ["--entrypoint", "cat"], ["/usr/share/doc/kubeoidc/sbom.cdx.json"])
+    )
+    locked = locked_runtime()
+
     assert sbom["bomFormat"] == "CycloneDX"
     assert sbom["metadata"]["component"]["name"] == "kubeoidc"
-    listed = {re.sub(r"[-_.]+", "-", c["name"]).lower(): c["version"] for c in sbom["components"]}
+    listed = {normalized(c["name"]): c["version"] for c in sbom["components"]}
     assert listed == locked
 
 
