@@ -28,12 +28,11 @@ from typing import Any
 import httpx2
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "image"), str(REPO / "tests")]
-from api_servers import KmockApiServer  # noqa: E402
-from chart_pod import ChartPod, render  # noqa: E402
-from container_engine import Engine, find_engine  # noqa: E402
-
+sys.path[:0] = [str(REPO / "tests")]
 from kubeoidc_provider.keys import generate_jwks  # noqa: E402
+from support.api_servers import KmockApiServer  # noqa: E402
+from support.chart_pod import ChartPod, render  # noqa: E402
+from support.container_engine import Engine, find_engine  # noqa: E402
 
 KUBECONFIG_DIR = "/etc/kubeoidc/kube"
 READY_TIMEOUT = 60.0

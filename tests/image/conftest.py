@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import NoReturn
 
 import pytest
-from api_servers import ControlPlaneAccess
-from chart_pod import REPO
-from container_engine import TEST_REVISION, BuildFailed, Engine, EngineMissing, find_engine
 
+from support.api_servers import ControlPlaneAccess
+from support.chart_pod import REPO
+from support.container_engine import TEST_REVISION, BuildFailed, Engine, EngineMissing, find_engine
 from support.node_rp import chromium, node, relying_party
 
 __all__ = ["chromium", "node", "relying_party"]
@@ -33,7 +33,9 @@ def unavailable(reason: str) -> NoReturn:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Reports this tier's skips at one place, so that the summary says why in one line, not one per test."""
     report: pytest.TestReport = yield
     if report.skipped and isinstance(report.longrepr, tuple) and SKIP_PREFIX in report.longrepr[2]:

@@ -18,10 +18,11 @@ from typing import Any
 
 import httpx2
 import pytest
-from chart_pod import REPO, ChartPod, render
-from container_engine import TEST_REVISION, Engine
 from joserfc import jwt
 from joserfc.jwk import KeySet
+
+from support.chart_pod import REPO, ChartPod, render
+from support.container_engine import TEST_REVISION, Engine
 
 pytestmark = pytest.mark.image
 

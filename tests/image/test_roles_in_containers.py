@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 import yaml
-from api_servers import ApiServer, ClusterApiServer, KmockApiServer
-from chart_pod import REPO, ChartPod, render
-from container_engine import Engine
 
+from support.api_servers import ApiServer, ClusterApiServer, KmockApiServer
+from support.chart_pod import REPO, ChartPod, render
+from support.container_engine import Engine
 from support.node_rp import CHROMIUM
 from support.provider import PASSWORD, users_yaml
 
@@ -208,7 +208,7 @@ def test_an_oidcclient_created_through_the_api_is_reconciled_then_served(deploym
 
     def token() -> dict[str, Any] | None:
         response = httpx2.post(token_url, data=form, timeout=5)
-        return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+        return response.json() if response.status_code == 200 else None
 
     issued = eventually(f"the provider serves the client:\n{deployment.all_logs()}", token)
     assert issued["token_type"].lower() == "bearer"

@@ -27,7 +27,7 @@ import yaml
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from kubeoidc.contract import GROUP, PLURAL, VERSION
+from kubeoidc_contract import GROUP, PLURAL, VERSION
 from support.kmock_api import declare_resources
 
 T = TypeVar("T")
@@ -200,7 +200,7 @@ class ClusterApiServer:
         self.access = access
         self.folder = folder
         self.release_namespace = access.release_namespace
-        self.api = k8s_config.new_client_from_config(config_file=str(access.admin_kubeconfig))
+        self.api = k8s_config.new_client_from_config(config_file=str(access.admin_kubeconfig))  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         self.api.close()
