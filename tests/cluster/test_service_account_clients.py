@@ -2,15 +2,21 @@
 token is made) authenticates an OIDCClient at the provider, which runs as its own process under the
 chart's RBAC and verifies the token offline against the cluster's issuer keys, learned in the background.
 
-The module's last test rotates the cluster's signing key (kube-apiserver restarted with a new key).
+The module's last test rotates the cluster's signing key: kube-apiserver restarts with a new key, a fault
+for everyone connected (marked ``faults``): while it comes up, the roles' requests can be refused before
+its RBAC caches fill. So it runs after ``test_rbac``, which checks that the roles were never refused.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -29,6 +35,7 @@ pytestmark = pytest.mark.cluster
 ACCOUNT = "billing"
 OTHER_ACCOUNT = "reports"
 SCOPES = ["invoices:read", "invoices:write"]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +59,7 @@ def client_id(
     shared_operator: RoleProcess,
 ) -> str:
     """The client ``billing``, which the ServiceAccount ``billing`` of its namespace authenticates."""
+    shared_operator.ensure_running()  # a module before this one may have stopped it
     for ns, name in ((namespace, ACCOUNT), (namespace, OTHER_ACCOUNT), (other_namespace, ACCOUNT)):
         control_plane.kubectl("create", "serviceaccount", name, "--namespace", ns)
     spec = {
@@ -234,9 +242,50 @@ def test_a_token_of_a_deleted_and_re_created_service_account_is_refused(
     )
 
 
+# The examples, as documented -------------------------------------------------------------------------
+
+
+def test_the_examples_get_a_token_with_the_pods_projected_token(
+    control_plane: ControlPlane, admin: Admin, release: Release, namespace: str, tmp_path: Path
+) -> None:
+    control_plane.kubectl("create", "serviceaccount", "invoices", "--namespace", namespace)
+    manifest = EXAMPLES / "service-account-client.yaml"
+    control_plane.kubectl("apply", "--namespace", namespace, "-f", str(manifest))
+    # The Deployment is what a cluster accepts (server-side dry run: there are no nodes to run it here).
+    control_plane.kubectl(
+        "apply", "--dry-run=server", "--namespace", namespace, "-f", str(EXAMPLES / "service-account-app")
+    )
+    credentials = ready_credentials(admin, namespace, "invoices")
+    token_file = tmp_path / "token"  # what the kubelet projects into the pod
+    token_file.write_text(create_token(control_plane, namespace, "invoices", release.issuer))
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "OIDC_TOKEN_FILE": str(token_file),
+        "OIDC_CLIENT_ID": credentials["OIDC_CLIENT_ID"],
+        "OIDC_ISSUER": credentials["OIDC_ISSUER"],
+    }
+
+    def run_example() -> str | None:
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "service-account-app" / "get_token.py")],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return result.stdout if result.returncode == 0 else None
+
+    output = eventually(run_example, "the example to get a token")
+
+    assert output.startswith("got an access token of ")
+    assert set(credentials) == {"client_id", "issuer", "OIDC_CLIENT_ID", "OIDC_ISSUER"}
+
+
 # The cluster's keys (last: it restarts the API server) -----------------------------------------------
 
 
+@pytest.mark.faults
 def test_after_the_cluster_rotates_its_signing_key_new_tokens_are_accepted_without_a_provider_restart(
     control_plane: ControlPlane,
     release: Release,
