@@ -242,6 +242,26 @@ def test_a_token_of_a_deleted_and_re_created_service_account_is_refused(
     )
 
 
+# What the provider read for it -----------------------------------------------------------------------
+
+
+def test_the_provider_learned_the_issuer_and_uids_with_the_charts_rbac_and_only_read(
+    control_plane: ControlPlane, release: Release, client_id: str
+) -> None:
+    provider = release.service_account("provider")
+    requests = {
+        (event["verb"], (event.get("objectRef") or {}).get("resource") or event["requestURI"].split("?")[0])
+        : event.get("responseStatus", {}).get("code", 0)
+        for event in control_plane.audit_events()
+        if event["user"]["username"] == provider
+    }  # fmt: skip
+
+    assert requests[("get", "/.well-known/openid-configuration")] == 200
+    assert requests[("get", "/openid/v1/jwks")] == 200
+    assert requests[("list", "serviceaccounts")] == 200
+    assert {verb for verb, _ in requests} <= {"get", "list", "watch"}
+
+
 # The examples, as documented -------------------------------------------------------------------------
 
 
