@@ -358,7 +358,142 @@ async function basicPlan(cfg) {
   return results;
 }
 
-const COMMANDS = { basic: basicPlan };
+
+/** Where a logout request ends: on the client (with the query it got), or on a provider page. */
+async function logoutAt(browser, cfg, url) {
+  const { page } = browser;
+  await page.goto(url);
+  const here = new URL(page.url());
+  if (here.origin === new URL(cfg.clientOrigin).origin) {
+    return { landed: `${here.origin}${here.pathname}`, query: Object.fromEntries(here.searchParams) };
+  }
+  return { page: { path: here.pathname, title: await page.title(), text: await page.locator('main').innerText() } };
+}
+
+/** Whether the browser still has a session: a silent request gets a code, or login_required. */
+async function sessionAlive(browser, cfg, config) {
+  const silent = await codeFlow(browser, cfg, config, { prompt: 'none' });
+  return silent.callbackError === null && !silent.errorPage;
+}
+
+async function logoutPlan(cfg) {
+  const results = {};
+  const config = await configure(cfg, cfg.clients.basic);
+  const secondCfg = { ...cfg, redirectUri: cfg.clients.second.redirectUri };
+  const second = await configure(cfg, cfg.clients.second);
+  const hangingCfg = { ...cfg, redirectUri: cfg.clients.hanging.redirectUri };
+  const hanging = await configure(cfg, cfg.clients.hanging);
+  const revokerCfg = { ...cfg, redirectUri: cfg.clients.revoker.redirectUri };
+  const revoker = await configure(cfg, cfg.clients.revoker);
+  const browser = await openBrowser({ executablePath: cfg.chromium, clientOrigin: cfg.clientOrigin });
+  const logoutUrl = (params) => client.buildEndSessionUrl(config, params).href;
+  try {
+    // oidcc-rp-initiated-logout, with back-channel logout: one session signs in to three clients (one
+    // of which never answers its back channel), then the first client logs the user out.
+    const first = await codeFlow(browser, cfg, config);
+    const other = await codeFlow(browser, secondCfg, second);
+    const third = await codeFlow(browser, hangingCfg, hanging);
+    const state = client.randomState();
+    const loggedOut = await logoutAt(browser, cfg, logoutUrl({
+      id_token_hint: first.tokens.id_token,
+      post_logout_redirect_uri: cfg.postLogoutRedirectUri,
+      state,
+    }));
+    results['oidcc-rp-initiated-logout'] = {
+      ...loggedOut,
+      stateEchoed: loggedOut.query?.state === state,
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+      sids: [first.idToken.sid, other.idToken.sid, third.idToken.sid],
+      sub: first.idToken.sub,
+    };
+
+    const signIn = async () => (await codeFlow(browser, cfg, config)).tokens.id_token;
+    let idToken = await signIn();
+    results['oidcc-rp-initiated-logout-bad-post-logout-redirect-uri'] = {
+      ...(await logoutAt(browser, cfg, logoutUrl({
+        id_token_hint: idToken,
+        post_logout_redirect_uri: `${cfg.postLogoutRedirectUri}/not-registered`,
+        state: client.randomState(),
+      }))),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+    // An unregistered URI is not followed, but the hint is valid: the session ended. Sign in again.
+    idToken = await signIn();
+    const [header, payload, signature] = idToken.split('.');
+    const flipped = `${signature.slice(0, -4)}${signature.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`;
+    results['oidcc-rp-initiated-logout-modified-id-token-hint'] = {
+      ...(await logoutAt(browser, cfg, logoutUrl({
+        id_token_hint: `${header}.${payload}.${flipped}`,
+        post_logout_redirect_uri: cfg.postLogoutRedirectUri,
+      }))),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+    results['oidcc-rp-initiated-logout-bad-id-token-hint'] = {
+      ...(await logoutAt(browser, cfg, logoutUrl({
+        id_token_hint: cfg.foreignIdToken,
+        post_logout_redirect_uri: cfg.postLogoutRedirectUri,
+      }))),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+    const noHint = new URL(logoutUrl({ post_logout_redirect_uri: cfg.postLogoutRedirectUri, state: 'x' }));
+    noHint.searchParams.set('client_id', cfg.clients.basic.clientId);
+    results['oidcc-rp-initiated-logout-no-id-token-hint'] = {
+      ...(await logoutAt(browser, cfg, noHint.href)),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+    const onlyState = new URL(config.serverMetadata().end_session_endpoint);
+    onlyState.searchParams.set('state', client.randomState());
+    results['oidcc-rp-initiated-logout-only-state'] = {
+      ...(await logoutAt(browser, cfg, onlyState.href)),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+    const noParams = await logoutAt(browser, cfg, config.serverMetadata().end_session_endpoint);
+    // The user confirms on the page: the session ends.
+    if (noParams.page?.title === 'Sign out') {
+      await Promise.all([browser.page.waitForNavigation(), browser.page.click('button[type=submit]')]);
+    }
+    results['oidcc-rp-initiated-logout-no-params'] = {
+      ...noParams,
+      afterConfirm: await browser.page.title(),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+
+    idToken = await signIn();
+    results['oidcc-rp-initiated-logout-no-post-logout-redirect-uri'] = {
+      ...(await logoutAt(browser, cfg, logoutUrl({ id_token_hint: idToken }))),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+    idToken = await signIn();
+    results['oidcc-rp-initiated-logout-no-state'] = {
+      ...(await logoutAt(browser, cfg, logoutUrl({
+        id_token_hint: idToken,
+        post_logout_redirect_uri: cfg.postLogoutRedirectUri,
+      }))),
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+    idToken = await signIn();
+    const withQueryState = client.randomState();
+    results['oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri'] = {
+      ...(await logoutAt(browser, cfg, logoutUrl({
+        id_token_hint: idToken,
+        post_logout_redirect_uri: cfg.postLogoutRedirectUriWithQuery,
+        state: withQueryState,
+      }))),
+      expectedState: withQueryState,
+      sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+
+    // A revoked grant ends the client's session too: its back channel is told (and retried).
+    const revoked = await codeFlow(browser, revokerCfg, revoker, { scope: 'openid offline_access' });
+    await client.tokenRevocation(revoker, revoked.tokens.refresh_token, { token_type_hint: 'refresh_token' });
+    results['revoked-grant'] = { sid: revoked.idToken.sid, sub: revoked.idToken.sub };
+  } finally {
+    await browser.close();
+  }
+  return results;
+}
+
+const COMMANDS = { basic: basicPlan, logout: logoutPlan };
 
 const [plan] = process.argv.slice(2);
 if (!COMMANDS[plan]) {

@@ -1,7 +1,9 @@
 """A relying party's back-channel logout endpoint (Back-Channel Logout 1.0 §2.5), served on loopback.
 
 It records every POST it receives and answers 200, as an application would; a test reads the logout
-tokens and checks each one as §2.6 tells a relying party to (:func:`verify_logout_token`).
+tokens and checks each one as §2.6 tells a relying party to (:func:`verify_logout_token`). Two paths
+behave as broken applications do: under ``/hang`` the answer waits until the test ends (an application
+that hangs), under ``/flaky`` the first ``FLAKY_FAILURES`` POSTs get a 503 (one that is restarting).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+FLAKY_FAILURES = 2
+#: The longest a ``/hang`` answer is held (it is released at once when the receiver stops).
+HANG_BOUND = 60.0
 
 
 @dataclass
@@ -35,6 +40,11 @@ class Receiver:
     url: str
     received: list[Received] = field(default_factory=list)
     condition: threading.Condition = field(default_factory=threading.Condition)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def posts_to(self, path: str) -> list[Received]:
+        with self.condition:
+            return [post for post in self.received if post.path == path]
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
         """The first ``count`` POSTs, waiting for them up to ``timeout`` seconds."""
@@ -63,7 +73,11 @@ def backchannel_receiver() -> Iterator[Receiver]:
                     Received(self.path, self.headers.get("Content-Type", ""), parse_qs(body))
                 )
                 receiver.condition.notify_all()
-            self.send_response(200)
+                earlier = sum(1 for post in receiver.received if post.path == self.path) - 1
+            if self.path.startswith("/hang"):
+                receiver.release.wait(HANG_BOUND)
+            failing = self.path.startswith("/flaky") and earlier < FLAKY_FAILURES
+            self.send_response(503 if failing else 200)
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
 
@@ -77,6 +91,7 @@ def backchannel_receiver() -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.release.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
