@@ -132,6 +132,7 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         for task in background:
             task.start()
+        provider.backchannel.start()
         try:
             yield {"provider": provider}
         finally:

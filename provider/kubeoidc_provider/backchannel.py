@@ -1,9 +1,9 @@
 """OpenID Connect Back-Channel Logout 1.0: logout tokens POSTed to every client a session signed in to.
 
-When a session ends (RP-initiated logout, or another user signing in on the same browser) or a grant is
-revoked, each client concerned that registered a ``backchannelLogoutURI`` gets a logout token (§2.4:
-``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``events``, ``sub``, ``sid``; never a ``nonce``; JOSE
-``typ: logout+jwt``) in an ``application/x-www-form-urlencoded`` POST (§2.5).
+When a session ends (RP-initiated logout, another user signing in on the same browser, or its expiry)
+or a grant is revoked, each client concerned that registered a ``backchannelLogoutURI`` gets a logout
+token (§2.4: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``events``, ``sub``, ``sid``; never a
+``nonce``; JOSE ``typ: logout+jwt``) in an ``application/x-www-form-urlencoded`` POST (§2.5).
 
 Delivery runs in background tasks, off the request path: the browser's logout never waits for a client.
 Each delivery has a bounded number of attempts with a timeout each and a growing pause between them; a
@@ -11,6 +11,11 @@ client that is down is logged and given up on (§2.8 leaves retries to the OP). 
 sharing the state store, the replica that ends the session is the one that sends, and the session's list
 of clients is consumed atomically (``State.end_session_clients``), so two replicas ending the same session
 at once never both send.
+
+Sessions expire silently in the state store, so each login files its session under the bucket of its
+expiry time (``State.file_session_expiry``); every replica sweeps the buckets that are due, and the first
+to claim a bucket sends for its sessions. A bucket stays claimable for ``EXPIRY_LOOKBACK`` seconds, so
+sessions that expired while every replica was down are still told when one starts again.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TYP = "logout+jwt"
 #: How long a logout token is valid: §2.4 recommends at most two minutes.
 LOGOUT_TOKEN_TTL = 120
+#: Sessions are filed for expiry in buckets this many seconds wide; a bucket is swept once it is past.
+EXPIRY_BUCKET = 10
+#: How often each replica looks for due buckets.
+SWEEP_INTERVAL = 10.0
+#: How far back a starting replica looks for buckets nobody swept.
+EXPIRY_LOOKBACK = 3600
 
 
 class BackchannelLogout:
@@ -60,6 +71,39 @@ class BackchannelLogout:
         self.pause = pause
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._swept_up_to: int | None = None
+
+    def start(self) -> None:
+        """Start sweeping expired sessions (on the running event loop)."""
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def session_started(self, sid: str, expires_at: int) -> None:
+        """File a session for expiry: when it expires, its clients get logout tokens."""
+        ttl = max(expires_at - int(time.time()), 1) + EXPIRY_LOOKBACK
+        await self.state.file_session_expiry(sid, expires_at, EXPIRY_BUCKET, ttl)
+
+    async def sweep(self, now: float) -> None:
+        """Tell the clients of every session that expired in the buckets now past (claimed ones skipped)."""
+        due = int(now) // EXPIRY_BUCKET - 1
+        first = (
+            self._swept_up_to + 1 if self._swept_up_to is not None else due - EXPIRY_LOOKBACK // EXPIRY_BUCKET
+        )
+        for number in range(first, due + 1):
+            sessions = await self.state.claim_expiry_bucket(number, EXPIRY_LOOKBACK)
+            for sid, expires_at in sessions or ():
+                # A session extended since (the same user signing in again) is filed again, later.
+                if expires_at <= now:
+                    await self.session_ended(sid)
+        self._swept_up_to = due
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep(time.time())
+            except Exception:  # the state store may be briefly unreachable: the next sweep catches up
+                logger.exception("sweeping expired sessions failed; trying again in %s s", SWEEP_INTERVAL)
+            await asyncio.sleep(SWEEP_INTERVAL)
 
     async def session_ended(self, sid: str | None) -> None:
         """Notify every client the session ``sid`` signed in to; only the first call for a session sends."""
@@ -127,7 +171,12 @@ class BackchannelLogout:
         logger.error("back-channel logout to client %s given up after %d attempts", client_id, self.attempts)
 
     async def close(self, grace: float = 5.0) -> None:
-        """Let deliveries under way finish for ``grace`` seconds, then stop them."""
+        """Stop sweeping; let deliveries under way finish for ``grace`` seconds, then stop them."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:

@@ -158,6 +158,30 @@ class State:
         value = await self.storage.get("session_clients", sid)
         return SessionClients(value["user_id"], tuple(value["client_ids"])) if value is not None else None
 
+    async def file_session_expiry(self, sid: str, expires_at: int, bucket: int, ttl: int) -> None:
+        """File the session ``sid`` under the expiry bucket of ``expires_at`` (``bucket`` seconds wide).
+
+        A bucket's entries are numbered by an atomic counter, so replicas filing at once never overwrite
+        each other; ``session_expires`` keeps the latest expiry of a session that was extended.
+        """
+        number = expires_at // bucket
+        index = await self.storage.incr("expiry_filed", str(number), ttl)
+        await self.storage.put("expiry", f"{number}:{index}", {"sid": sid}, ttl)
+        await self.storage.put("session_expires", sid, {"at": expires_at}, ttl)
+
+    async def claim_expiry_bucket(self, number: int, ttl: int) -> list[tuple[str, int]] | None:
+        """The sessions filed under bucket ``number`` with their latest expiry, to the first caller only."""
+        if await self.storage.incr("expiry_claimed", str(number), ttl) != 1:
+            return None
+        count = await self.storage.incr("expiry_filed", str(number), ttl) - 1
+        found = []
+        for index in range(1, count + 1):
+            entry = await self.storage.get("expiry", f"{number}:{index}")
+            latest = await self.storage.get("session_expires", entry["sid"]) if entry else None
+            if entry is not None and latest is not None:
+                found.append((str(entry["sid"]), int(latest["at"])))
+        return found
+
     async def end_session_clients(self, sid: str) -> SessionClients | None:
         """The clients of an ending session, once: a second call (another replica) gets None."""
         consumed = await self.storage.consume("session_clients", sid)

@@ -27,6 +27,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from kubeoidc_provider.backchannel import EXPIRY_LOOKBACK
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints import request_checks
 from kubeoidc_provider.endpoints.form_post import form_post_response
@@ -127,7 +128,10 @@ async def continue_authorization(
     await provider.server.save_issued_code(oauth_request)
     if sid is not None:
         await provider.state.add_session_client(
-            sid, end_user.user.id, grant.client.get_client_id(), provider.settings.session_ttl
+            sid,
+            end_user.user.id,
+            grant.client.get_client_id(),
+            provider.settings.session_ttl + EXPIRY_LOOKBACK,
         )
     provider.metrics.authorizations.labels("code").inc()
     return _with_issuer(provider, response, oauth_request)
