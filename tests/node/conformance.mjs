@@ -22,7 +22,10 @@ async function readConfig() {
 const AUTH = {
   client_secret_basic: (secret) => client.ClientSecretBasic(secret),
   client_secret_post: (secret) => client.ClientSecretPost(secret),
+  none: () => client.None(),
 };
+// Request parameters that are not shown in the result: they protect this very request.
+const SECRET_PARAMS = new Set(['nonce', 'state', 'code_challenge', 'id_token_hint', 'request']);
 
 /** An openid-client Configuration for one registered client (`{clientId, secret, authMethod, ...}`). */
 async function configure(cfg, app) {
@@ -132,6 +135,8 @@ async function codeFlow(browser, cfg, config, params = {}, options = {}) {
   const navigate = options.post ? () => postAuthorizationRequest(browser, url) : () => browser.page.goto(url.href);
   const driven = await drive(browser, cfg, navigate, options);
   const result = { seen: driven.seen.map((s) => s.page), seenPages: driven.seen };
+  result.request = Object.fromEntries([...url.searchParams].filter(([name]) => !SECRET_PARAMS.has(name)));
+  result.authMethod = config.clientMetadata().token_endpoint_auth_method;
   result.formPosted = driven.callback instanceof Request;
   if (driven.errorPage) return { ...result, errorPage: driven.errorPage };
   result.callbackParams = Object.keys(driven.callbackParams).sort();
@@ -334,6 +339,23 @@ async function basicPlan(cfg) {
       const body = await response.text();
       const claims = await client.fetchUserInfo(jwtConfig, jwtFlow.tokens.access_token, jwtFlow.idToken.sub);
       return { contentType: response.headers.get('content-type'), header: jwtParts(body).header, claims };
+    });
+
+    // The rest of what discovery offers, each value once: the provider refuses none of them.
+    results['display-touch'] = await codeFlow(browser, cfg, config, { display: 'touch' });
+    results['display-wap'] = await codeFlow(browser, cfg, config, { display: 'wap' });
+    results['response-mode-query'] = await codeFlow(browser, cfg, config, { response_mode: 'query' });
+    results['acr-values-supported'] = await codeFlow(browser, cfg, config, {
+      acr_values: config.serverMetadata().acr_values_supported.join(' '),
+    });
+    const publicConfig = await configure(cfg, cfg.clients.public);
+    results['public-client'] = await codeFlow(
+      browser, { ...cfg, redirectUri: cfg.clients.public.redirectUri }, publicConfig,
+    );
+    const machine = await configure(cfg, cfg.clients.machine);
+    results['client-credentials'] = await attempt(async () => {
+      const tokens = await client.clientCredentialsGrant(machine, { scope: 'api:read' });
+      return { tokenType: tokens.token_type, scope: tokens.scope };
     });
 
     // Last, as they sign the user in again.

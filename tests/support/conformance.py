@@ -40,14 +40,17 @@ def provider() -> Iterator[Provider]:
 def register_client(provider: Provider, name: str, **spec: Any) -> dict[str, Any]:
     """Register a client with extra spec fields; returns what the relying party needs to know of it."""
     redirect_uri = f"{CLIENT_ORIGIN}/{name}/callback"
-    auth_method = spec.pop("tokenEndpointAuthMethod", "client_secret_basic")
+    public = spec.pop("public", False)
+    auth_method = spec.pop("tokenEndpointAuthMethod", "none" if public else "client_secret_basic")
     registered = register(
         provider.registry,
         name,
+        public=public,
         redirect_uris=[redirect_uri],
         post_logout_redirect_uris=spec.pop("postLogoutRedirectURIs", []),
-        scopes=ALL_SCOPES,
+        scopes=spec.pop("scopes", ALL_SCOPES),
         auth_method=auth_method,
+        grant_types=spec.pop("grantTypes", None),
     )
     oidcclient = copy.deepcopy(registered.objects[0])
     oidcclient["spec"].update(spec)

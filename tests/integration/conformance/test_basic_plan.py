@@ -30,6 +30,10 @@ def plan(provider: Provider, run_plan: Any) -> dict[str, Any]:
         "basic": register_client(provider, "basic"),
         "post": register_client(provider, "post", tokenEndpointAuthMethod="client_secret_post"),
         "signedUserinfo": register_client(provider, "signed-userinfo", userinfoSignedResponseAlg="RS256"),
+        "public": register_client(provider, "public", public=True),
+        "machine": register_client(
+            provider, "machine", grantTypes=["client_credentials"], scopes=["api:read"]
+        ),
     }
     clients["signedUserinfo"]["metadata"] = {"userinfo_signed_response_alg": "RS256"}
     # A genuine ID token of this provider, for another user than the one signed in.
@@ -342,3 +346,40 @@ def test_oidcc_discovery_endpoint_verification(provider: Provider, plan: dict[st
         if isinstance(module, dict):
             released |= set(module.get("idToken") or {}) | set(module.get("userinfo") or {})
     assert set(CLAIMS_SUPPORTED) <= released, set(CLAIMS_SUPPORTED) - released
+
+
+def test_the_provider_refuses_nothing_discovery_says_it_supports(
+    provider: Provider, plan: dict[str, Any]
+) -> None:
+    """Walks discovery: every value it offers was used by a request of this run that succeeded."""
+    document = json.loads(provider.discovery)
+    succeeded = [
+        module
+        for module in plan.values()
+        if isinstance(module, dict) and module.get("idToken") and "exchange" not in module
+    ]
+
+    def used(parameter: str) -> set[str]:
+        return {value for module in succeeded for value in module["request"].get(parameter, "").split()}
+
+    assert set(document["scopes_supported"]) <= used("scope")
+    assert set(document["prompt_values_supported"]) <= used("prompt")
+    assert set(document["display_values_supported"]) <= used("display")
+    assert set(document["response_modes_supported"]) <= used("response_mode")
+    assert set(document["acr_values_supported"]) <= used("acr_values")
+    assert set(document["response_types_supported"]) <= used("response_type")
+    assert set(document["code_challenge_methods_supported"]) <= used("code_challenge_method")
+    assert set(document["token_endpoint_auth_methods_supported"]) <= {m["authMethod"] for m in succeeded}
+    assert used("claims")  # claims_parameter_supported
+    assert document["claims_parameter_supported"] is True
+    assert document["userinfo_signing_alg_values_supported"] == [
+        plan["oidcc-userinfo-rs256"]["value"]["header"]["alg"]
+    ]
+    grants = {"authorization_code"} | (
+        {"refresh_token"} if plan["oidcc-refresh-token"]["refreshed"]["ok"] else set()
+    )
+    if plan["client-credentials"]["ok"]:
+        grants.add("client_credentials")
+    assert set(document["grant_types_supported"]) <= grants
+    assert document["request_parameter_supported"] is False
+    assert document["request_uri_parameter_supported"] is False
