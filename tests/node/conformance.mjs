@@ -505,6 +505,14 @@ async function logoutPlan(cfg) {
       sessionAliveAfter: await sessionAlive(browser, cfg, config),
     };
 
+    // Another user signing in on the same browser ends the first user's session.
+    const before = await codeFlow(browser, cfg, config);
+    const switched = await codeFlow(browser, cfg, config, { prompt: 'login' }, { username: cfg.otherUsername });
+    results['another-user-signs-in'] = {
+      before: { sub: before.idToken.sub, sid: before.idToken.sid },
+      after: { sub: switched.idToken?.sub, sid: switched.idToken?.sid },
+    };
+
     // A revoked grant ends the client's session too: its back channel is told (and retried).
     const revoked = await codeFlow(browser, revokerCfg, revoker, { scope: 'openid offline_access' });
     await client.tokenRevocation(revoker, revoked.tokens.refresh_token, { token_type_hint: 'refresh_token' });

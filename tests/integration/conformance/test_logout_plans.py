@@ -74,6 +74,7 @@ def plan(provider: Provider, clients: dict[str, dict[str, Any]], run_plan: Any) 
         postLogoutRedirectUri=POST_LOGOUT,
         postLogoutRedirectUriWithQuery=POST_LOGOUT_WITH_QUERY,
         foreignIdToken=foreign,
+        otherUsername="bob",
     )
     result: dict[str, Any] = run_plan("logout", config)
     return result
@@ -220,3 +221,15 @@ def test_a_revoked_grant_sends_a_logout_token_and_retries_a_failing_back_channel
     assert tokens[0]["sid"] == revoked["sid"]
     time.sleep(0.3)  # a few pauses' worth: a delivered token is not sent again
     assert len(receiver.posts_to("/flaky")) == FLAKY_FAILURES + 1
+
+
+def test_another_user_signing_in_ends_the_first_users_session_everywhere(
+    provider: Provider, receiver: Receiver, clients: dict[str, dict[str, Any]], plan: dict[str, Any]
+) -> None:
+    module = plan["another-user-signs-in"]
+    assert module["after"]["sub"] != module["before"]["sub"]
+    assert module["after"]["sid"] != module["before"]["sid"]
+    sid, audience = module["before"]["sid"], clients["basic"]["clientId"]
+    until(lambda: bool(logout_tokens(provider, receiver, "/basic", audience, sid=sid)))
+    (token,) = logout_tokens(provider, receiver, "/basic", audience, sid=sid)
+    assert token["sub"] == module["before"]["sub"]
