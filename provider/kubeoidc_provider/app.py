@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.backchannel import BackchannelLogout
 from kubeoidc_provider.client_assertions import ClientAssertions
 from kubeoidc_provider.cluster_issuer import ClusterIssuer
 from kubeoidc_provider.context import Provider
@@ -111,6 +112,9 @@ def build_provider(
             service_accounts=service_accounts or ServiceAccountDirectory(),
             max_uses=settings.client_assertion_uses,
         ),
+        backchannel=BackchannelLogout(
+            issuer=settings.issuer, signing=signing, registry=registry, state=state
+        ),
     )
 
 
@@ -143,11 +147,13 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         for task in background:
             task.start()
+        provider.backchannel.start()
         try:
             yield {"provider": provider}
         finally:
             for task in reversed(background):
                 task.stop()
+            await provider.backchannel.close()
             provider.workers.shutdown(wait=True)
             await provider.state.storage.close()
 
