@@ -36,6 +36,7 @@ from kubeoidc_provider.endpoints import (
     userinfo,
 )
 from kubeoidc_provider.endpoints.published import PublishedDocuments
+from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -72,6 +73,9 @@ def build_provider(
     storage: Storage,
 ) -> Provider:
     state = State(storage)
+    feed = FeedHealth()
+    metrics = Metrics()
+    metrics.observe_feed(feed)
     signing = SigningKeys(settings.issuer, keys)
     minter = TokenMinter(
         issuer=settings.issuer,
@@ -94,8 +98,9 @@ def build_provider(
         server=server,
         sessions=SessionManager(settings, state),
         pages=Pages(static_prefix=settings.issuer_path),
-        metrics=Metrics(),
+        metrics=metrics,
         workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
+        feed=feed,
     )
 
 

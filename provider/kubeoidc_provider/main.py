@@ -40,7 +40,9 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
     if settings.signing_keys_ref:
         namespace, name = settings.signing_keys_ref
         follow = FollowedSecret(namespace, name, SecretFollower(provider.signing))
-    watcher = RegistryWatcher(registry, settings.namespaces or None, api_client, follow=follow)
+    watcher = RegistryWatcher(
+        registry, settings.namespaces or None, api_client, follow=follow, health=provider.feed
+    )
     app = create_app(provider, background=(Background(watcher.start, watcher.stop),))
     serve(app, settings, log_level=log_level)
 
