@@ -495,6 +495,24 @@ class ControlPlane:
             "healthy",
         )
 
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver alone (SIGTERM, as a node drain would): etcd and its data stay, and every
+        client gets its connections refused until :meth:`start_apiserver`."""
+        self._named("kube-apiserver").stop()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again, on the same port over the same etcd; returns once it is ready."""
+        apiserver = self._named("kube-apiserver")
+        apiserver.start()
+        pki = self.root / "pki"
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        wait_until(lambda: _https_get(f"{self.server}/readyz", context) == "ok", apiserver, "ready again")
+
+    def _named(self, name: str) -> Component:
+        (component,) = [component for component in self.components if component.name == name]
+        return component
+
     def _component(self, name: str, command: list[str], logs: Path) -> Component:
         component = Component(name, command, logs / f"{name}.log")
         self.components.append(component)
