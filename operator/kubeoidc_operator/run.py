@@ -55,9 +55,11 @@ def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) ->
     result.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     result.persistence.diffbase_storage = SpecDigestDiffBase()
     # An API server outage: kopf retries each call after these waits (its default grows to 21 s, so a
-    # watch could stay away that long after the API server is back); a connection attempt to an API
-    # server that is away is cut short, and a watch is renewed at least every 5 minutes.
-    result.networking.error_backoffs = (0.5, 1, 1.5, 2, 2, 2, 2, 2, 2, 2)
+    # watch could stay away that long after the API server is back). They last two minutes in all: an
+    # API server that has just started answers 403 until its RBAC cache is filled, and kopf stops the
+    # operator when the last retry of a watch gets a 403. A connection attempt to an API server that is
+    # away is cut short, and a watch is renewed at least every 5 minutes.
+    result.networking.error_backoffs = (0.5, 1, 1.5, *[2] * 60)
     result.networking.connect_timeout = 5
     result.watching.connect_timeout = 5
     result.watching.server_timeout = 300
