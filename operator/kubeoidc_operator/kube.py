@@ -39,7 +39,7 @@ def _translated(what: str) -> Iterator[None]:
             raise NotFound(f"{what}: not found") from exc
         if exc.status == 409:
             raise Conflict(f"{what}: conflict ({exc.reason})") from exc
-        if exc.status == 429 or exc.status >= 500:
+        if isinstance(exc.status, int) and (exc.status == 429 or exc.status >= 500):
             raise Unavailable(f"{what}: the API server answered {exc.status} {exc.reason}") from exc
         raise
     except urllib3.exceptions.HTTPError as exc:

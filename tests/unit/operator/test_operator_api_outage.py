@@ -5,7 +5,10 @@ tick again soon instead of a whole interval later."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -28,6 +31,40 @@ def test_a_call_to_an_api_server_that_is_away_fails_at_once_as_unavailable() -> 
 
     with pytest.raises(Unavailable, match="Secret team-a/web-oidc: the API server is unreachable"):
         api.find_secret("team-a", "web-oidc")
+
+
+class Overloaded(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"kind":"Status","code":503,"message":"the server is shutting down"}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def overloaded_api() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_api_server_answering_503_is_unavailable_too(overloaded_api: str) -> None:
+    configuration = k8s.Configuration(host=overloaded_api)
+    configuration.retries = 0
+    api = KubeApi(k8s.ApiClient(configuration))
+
+    with pytest.raises(Unavailable, match="OIDCClient team-a/web: the API server answered 503"):
+        api.get_client("team-a", "web")
 
 
 class AwayReconciler:
