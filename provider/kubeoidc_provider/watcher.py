@@ -50,9 +50,6 @@ _GONE = 410
 CONNECT_TIMEOUT = 5.0
 #: Seconds a list may take to answer.
 LIST_TIMEOUT = 60.0
-#: Seconds a watch may stay silent: the API server sends a bookmark about every minute, so a longer
-#: silence is a dead connection (a half-open TCP connection would otherwise hold the stream for good).
-WATCH_IDLE_TIMEOUT = 90.0
 
 
 @dataclass(eq=False)
@@ -298,7 +295,9 @@ class RegistryWatcher:
         kwargs: dict[str, Any] = {
             "timeout_seconds": self._watch_timeout,
             "allow_watch_bookmarks": True,
-            "_request_timeout": (CONNECT_TIMEOUT, min(self._watch_timeout + 15, WATCH_IDLE_TIMEOUT)),
+            # Read timeout a little past the server's: a server that ignores timeoutSeconds still cannot
+            # keep this thread forever (and TCP keep-alives find a dead peer sooner).
+            "_request_timeout": (CONNECT_TIMEOUT, self._watch_timeout + 15),
         }
         if resource_version:
             kwargs["resource_version"] = resource_version
