@@ -50,6 +50,8 @@ WEB_SPEC = {
 #: How long the API server stays away: long enough that a watch backing off without a useful cap
 #: would still be waiting when it returns.
 OUTAGE = 15.0
+#: Seconds the module's provider may be cut off from the API before it reports not ready.
+STALE_AFTER = 5
 #: Kills of the operator while it reconciles (the issue's hand-run did 50).
 KILLS = 6
 
@@ -100,7 +102,7 @@ def operator(release: Release) -> Iterator[RoleProcess]:
 @pytest.fixture(scope="module")
 def provider(release: Release, operator: RoleProcess, admin: Admin) -> Iterator[RoleProcess]:
     port = int(release.issuer.rsplit(":", 1)[1])
-    process = start_provider(release, port, admin.find_secret)
+    process = start_provider(release, port, admin.find_secret, registry_stale_after=str(STALE_AFTER))
     try:
         yield process
     finally:
@@ -228,6 +230,7 @@ def test_both_roles_ride_out_an_api_server_outage_and_serve_a_client_created_aft
     plane.stop_apiserver()
     with Load(release.issuer, before[contract.CLIENT_ID_KEY], before[contract.CLIENT_SECRET_KEY]) as load:
         time.sleep(OUTAGE)
+        cut_off = httpx2.get(release.issuer + "/readyz", timeout=10)
     plane.start_apiserver()
     back = time.monotonic()
 
@@ -249,6 +252,13 @@ def test_both_roles_ride_out_an_api_server_outage_and_serve_a_client_created_aft
     assert load.statuses == {200: load.total}, "the existing client was served throughout the outage"
     # The goal is a few seconds; the bound only tells a capped backoff from one that is not.
     assert served_at - reconciled < 10, "the provider's watch was still backing off"
+    # Cut off longer than it may be, the provider said so (and served on); back in step, it is ready.
+    assert cut_off.status_code == 503
+    assert "cut off from the Kubernetes API" in cut_off.text
+    eventually(
+        lambda: httpx2.get(release.issuer + "/readyz", timeout=10).status_code == 200,
+        "the provider to be ready again",
+    )
     metrics = httpx2.get(release.issuer + "/metrics", timeout=10).text
     assert 'kubeoidc_registry_disconnected_seconds{stream="OIDCClient (all namespaces)"} 0.0' in metrics
     figures.record("outage_s", OUTAGE)
