@@ -15,3 +15,8 @@ class NotFound(KubeError):
 
 class Conflict(KubeError):
     """The object changed or already exists (HTTP 409): read it again and retry."""
+
+
+class Unavailable(KubeError):
+    """The API server did not answer (refused, timed out, cut off) or was not able to (5xx, 429): the
+    same call may well succeed in a moment."""

@@ -19,7 +19,7 @@ import kopf
 from kubeoidc_contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
 
 from .controller import Reconciler, resync_forever
-from .errors import Conflict
+from .errors import Conflict, Unavailable
 from .keykeeper import KeyKeeper, keep_keys_forever
 from .keyring import KeyPolicy
 from .kube import KubeApi
@@ -29,6 +29,8 @@ from .settings import OperatorSettings
 from .status import Event
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+#: Seconds before a reconcile that found the API server away is tried again.
+UNAVAILABLE_RETRY = 2
 
 
 def post_event(client: Mapping[str, Any], event: Event) -> None:
@@ -41,6 +43,9 @@ def _reconcile(reconciler: Reconciler, namespace: str, name: str, logger: Logger
         reconciler.reconcile(namespace, name, logger)
     except Conflict as exc:
         raise kopf.TemporaryError(f"{exc}; retrying with the objects read again", delay=1) from exc
+    except Unavailable as exc:
+        # kopf would wait a minute after an unexpected error: the API server is usually back sooner.
+        raise kopf.TemporaryError(f"{exc}; retrying", delay=UNAVAILABLE_RETRY) from exc
 
 
 def register(

@@ -20,6 +20,9 @@ from .keyring import KeyMaker, KeyPolicy, KeyringPlan, plan_keyring
 
 logger = logging.getLogger(__name__)
 
+#: Seconds before a failed tick is tried again, the first time.
+FIRST_RETRY = 1.0
+
 
 class KeyKeeper:
     """Applies the keyring's decisions to one Secret."""
@@ -74,15 +77,23 @@ class KeyKeeper:
 async def keep_keys_forever(
     keeper: KeyKeeper, interval: float, *, active: Callable[[], bool] | None = None
 ) -> None:
-    """One tick now, then every ``interval`` seconds, until cancelled; errors wait for the next tick.
+    """One tick now, then every ``interval`` seconds, until cancelled.
+
+    A failed tick (the API server away) is tried again sooner: after 1 s, then twice as long each time,
+    never longer than ``interval``. It matters at start, when the provider waits for the keys.
 
     With several replicas, ``active`` says whether this one is the active one (as for the resync):
     a standby skips its turn, so only one replica ever writes the keys.
     """
+    retry = FIRST_RETRY
     while True:
+        wait = interval
         try:
             if active is None or await asyncio.to_thread(active):
                 await asyncio.to_thread(keeper.tick)
+            retry = FIRST_RETRY
         except Exception:
-            logger.exception("Could not update the signing keys; retrying in %s seconds.", interval)
-        await asyncio.sleep(interval)
+            wait = min(retry, interval)
+            retry *= 2
+            logger.exception("Could not update the signing keys; retrying in %s seconds.", wait)
+        await asyncio.sleep(wait)

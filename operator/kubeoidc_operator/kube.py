@@ -3,7 +3,10 @@
 A thin layer over the synchronous ``kubernetes`` client (kopf runs sync handlers in threads). Objects
 go in and come out as the JSON the API serves, never as client models. Writes are JSON merge patches
 (never PUT); status is written only through the ``status`` subresource. API errors 404 and 409 become
-:class:`NotFound` and :class:`Conflict`; a conflict means "read again and retry".
+:class:`NotFound` and :class:`Conflict`; a conflict means "read again and retry". An API server that is
+away (no connection, a timeout, a 5xx or 429 answer) is :class:`Unavailable`: the caller retries soon.
+Every call has a short connect timeout and a read timeout, and the client makes no retries of its own,
+so a call during an outage fails at once instead of hanging or hammering.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from kubeoidc_contract import GROUP, PLURAL, VERSION
 
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, Unavailable
 
 MERGE_PATCH: Final = "application/merge-patch+json"
+#: (connect, read) seconds for every call: an API server that is up connects at once.
+REQUEST_TIMEOUT: Final = (5.0, 30.0)
 
 
 @contextlib.contextmanager
@@ -33,7 +39,11 @@ def _translated(what: str) -> Iterator[None]:
             raise NotFound(f"{what}: not found") from exc
         if exc.status == 409:
             raise Conflict(f"{what}: conflict ({exc.reason})") from exc
+        if isinstance(exc.status, int) and (exc.status == 429 or exc.status >= 500):
+            raise Unavailable(f"{what}: the API server answered {exc.status} {exc.reason}") from exc
         raise
+    except urllib3.exceptions.HTTPError as exc:
+        raise Unavailable(f"{what}: the API server is unreachable ({type(exc).__name__})") from exc
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -46,18 +56,13 @@ class KubeApi:
     """Reads and writes OIDCClients and Secrets through one ``ApiClient``."""
 
     def __init__(self, api_client: k8s.ApiClient) -> None:
-        self._core = k8s.CoreV1Api(api_client)
-        self._custom = k8s.CustomObjectsApi(api_client)
+        self._core = _Timed(k8s.CoreV1Api(api_client))
+        self._custom = _Timed(k8s.CustomObjectsApi(api_client))
 
     @classmethod
     def from_environment(cls) -> KubeApi:
         """Configured in-cluster (service account), else from the kubeconfig file."""
-        configuration = k8s.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except k8s_config.ConfigException:
-            k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return cls(k8s.ApiClient(configuration))
+        return cls(api_client_from_environment())
 
     # OIDCClients.
 
@@ -137,3 +142,31 @@ class KubeApi:
         options = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=uid) if uid else None)
         with _translated(f"Secret {namespace}/{name}"):
             self._core.delete_namespaced_secret(name, namespace, body=options, _preload_content=False)
+
+
+def api_client_from_environment() -> k8s.ApiClient:
+    """An API client configured in-cluster (service account), else from the kubeconfig file; it makes no
+    retries of its own (urllib3 would repeat each failed call three times at once)."""
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.retries = 0
+    return k8s.ApiClient(configuration)
+
+
+class _Timed:
+    """An API object whose every call carries :data:`REQUEST_TIMEOUT` (unless the call sets its own)."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._api, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+            return method(*args, **kwargs)
+
+        return call

@@ -14,14 +14,13 @@ from typing import Any, cast
 
 import kopf
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from kubeoidc_contract import SECRET_SELECTOR
 
 from . import peering
 from .handlers import register
-from .kube import KubeApi
+from .kube import REQUEST_TIMEOUT, KubeApi, api_client_from_environment
 from .settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -55,6 +54,16 @@ def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) ->
     # The CRD's status schema is closed: kopf keeps its progress in annotations, not in status.kopf.
     result.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     result.persistence.diffbase_storage = SpecDigestDiffBase()
+    # An API server outage: kopf retries each call after these waits (its default grows to 21 s, so a
+    # watch could stay away that long after the API server is back). They last two minutes in all: an
+    # API server that has just started answers 403 until its RBAC cache is filled, and kopf stops the
+    # operator when the last retry of a watch gets a 403. A connection attempt to an API server that is
+    # away is cut short, and a watch is renewed at least every 5 minutes.
+    result.networking.error_backoffs = (0.5, 1, 1.5, *[2] * 60)
+    result.networking.connect_timeout = 5
+    result.watching.connect_timeout = 5
+    result.watching.server_timeout = 300
+    result.watching.client_timeout = 315
     # Watch only the Secrets this operator manages (server-side; the handler filters too).
     result.watching.label_selectors["v1", "secrets"] = SECRET_SELECTOR
     result.peering.standalone = not settings.peering
@@ -77,17 +86,16 @@ def liveness_endpoint(settings: OperatorSettings) -> str:
 
 def peering_reader(name: str) -> peering.ReadPeering:
     """Reads the ClusterKopfPeering ``name`` with the service account (or the kubeconfig)."""
-    configuration = k8s.Configuration()
-    try:
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    custom = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+    custom = k8s.CustomObjectsApi(api_client_from_environment())
 
     def read() -> dict[str, Any] | None:
         try:
             found = custom.get_cluster_custom_object(
-                peering.PEERING_GROUP, peering.PEERING_VERSION, peering.PEERING_PLURAL, name
+                peering.PEERING_GROUP,
+                peering.PEERING_VERSION,
+                peering.PEERING_PLURAL,
+                name,
+                _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as exc:
             if exc.status == 404:

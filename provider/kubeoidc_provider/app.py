@@ -39,6 +39,7 @@ from kubeoidc_provider.endpoints import (
     userinfo,
 )
 from kubeoidc_provider.endpoints.published import PublishedDocuments
+from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -80,6 +81,9 @@ def build_provider(
     """The provider's parts. Without ``cluster_issuer`` (no cluster: dev mode, tests) no ServiceAccount
     token authenticates a client."""
     state = State(storage)
+    feed = FeedHealth()
+    metrics = Metrics()
+    metrics.observe_feed(feed)
     signing = SigningKeys(settings.issuer, keys)
     minter = TokenMinter(
         issuer=settings.issuer,
@@ -102,7 +106,7 @@ def build_provider(
         server=server,
         sessions=SessionManager(settings, state),
         pages=Pages(static_prefix=settings.issuer_path),
-        metrics=Metrics(),
+        metrics=metrics,
         workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
         assertions=ClientAssertions(
             issuer=settings.issuer,
@@ -115,6 +119,7 @@ def build_provider(
         backchannel=BackchannelLogout(
             issuer=settings.issuer, signing=signing, registry=registry, state=state
         ),
+        feed=feed,
     )
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from kubeoidc_provider.authorization_server import ProviderServer
 from kubeoidc_provider.backchannel import BackchannelLogout
 from kubeoidc_provider.client_assertions import ClientAssertions
+from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -44,6 +45,8 @@ class Provider:
     assertions: ClientAssertions
     #: Logout tokens to the clients of an ending session (Back-Channel Logout 1.0).
     backchannel: BackchannelLogout
+    #: The registry's feed from the Kubernetes API (the watcher reports to it; nothing does in dev mode).
+    feed: FeedHealth
 
     @property
     def keys(self) -> KeySet:

@@ -59,7 +59,12 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         namespace, name = settings.signing_keys_ref
         follow = FollowedSecret(namespace, name, SecretFollower(provider.signing))
     watcher = RegistryWatcher(
-        registry, settings.namespaces or None, api_client, follow=follow, service_accounts=service_accounts
+        registry,
+        settings.namespaces or None,
+        api_client,
+        follow=follow,
+        service_accounts=service_accounts,
+        health=provider.feed,
     )
     app = create_app(
         provider,

@@ -59,6 +59,10 @@ class ProviderSettings(BaseSettings):
     login_attempts: int = Field(default=5, ge=1)
     #: login_window: the window, in seconds, over which failed logins are counted.
     login_window: int = Field(default=300, ge=1)
+    #: registry_stale_after: seconds the client registry may be cut off from the Kubernetes API (its
+    #: watches failing) before ``/readyz`` answers 503: past that, rotations and deletions may be
+    #: missed. Existing clients are still served meanwhile; 0 never reports it.
+    registry_stale_after: int = Field(default=60, ge=0)
 
     #: service_account_issuer: the ``iss`` of the cluster's ServiceAccount tokens, for a cluster whose
     #: issuer (``--service-account-issuer``) is not the one its discovery document states; empty: learned

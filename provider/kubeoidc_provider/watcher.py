@@ -3,8 +3,13 @@
 This is the only provider module that imports the Kubernetes client. Each kind (and each namespace,
 when the provider is limited to some) runs in its own daemon thread: list (paged), hand the result
 to ``ClientRegistry.replace_all``, then watch from the list's resourceVersion and feed every event.
-A watch that ends on its server-side timeout resumes from the last resourceVersion seen; a 410 Gone
-or any other error re-lists, with an exponential backoff while errors repeat.
+A watch that ends (its server-side timeout, a quiet connection's read timeout) or loses its connection
+resumes from the last resourceVersion seen; a 410 Gone re-lists at once, and an error answer of the API
+re-lists too. Failed attempts wait by one policy for list and watch (:mod:`.backoff`: jittered, capped
+at about a second), so the registry is in step again within seconds of the API server's return; the
+client makes no retries of its own underneath (``default_api_client``), and connects with a short
+timeout. Each stream reports its connection to a :class:`~.feed.FeedHealth`, which ``/readyz`` and
+``/metrics`` read.
 
 The registry becomes ready once the first list of every stream has completed. The provider needs
 only ``get``, ``list`` and ``watch`` on ``oidcclients``, on ``secrets`` and, for clients that
@@ -23,7 +28,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +39,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 import kubeoidc_contract as contract
+from kubeoidc_provider.backoff import CAP, INITIAL, Backoff
+from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.registration import KubeObject
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
@@ -42,6 +48,10 @@ from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 logger = logging.getLogger(__name__)
 
 _GONE = 410
+#: Seconds to open a connection to the API server: it answers at once when it is up.
+CONNECT_TIMEOUT = 5.0
+#: Seconds a list may take to answer.
+LIST_TIMEOUT = 60.0
 
 
 @dataclass(eq=False)
@@ -99,13 +109,14 @@ class RegistryWatcher:
         *,
         watch_timeout: int = 300,
         page_size: int = 500,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_initial: float = INITIAL,
+        backoff_max: float = CAP,
         follow: FollowedSecret | None = None,
         service_accounts: ServiceAccountDirectory | None = None,
+        health: FeedHealth | None = None,
     ) -> None:
         """``namespaces`` None or empty watches the whole cluster; ``api_client`` defaults to the
-        in-cluster configuration, else the kubeconfig."""
+        in-cluster configuration, else the kubeconfig. ``health`` receives each stream's connection state."""
         self._registry = registry
         self._namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self._api_client = api_client
@@ -115,6 +126,7 @@ class RegistryWatcher:
         self._backoff_max = backoff_max
         self._follow = follow
         self._service_accounts = service_accounts
+        self.health = health if health is not None else FeedHealth()
         self._stopping = threading.Event()
         self._streams: list[_Stream] = []
         self._ready_lock = threading.Lock()
@@ -170,6 +182,7 @@ class RegistryWatcher:
                 )
             )
         for stream in self._streams:
+            self.health.add(stream.label)
             stream.thread = threading.Thread(
                 target=self._run,
                 args=(stream,),
@@ -202,47 +215,59 @@ class RegistryWatcher:
     # -- one stream -------------------------------------------------------------------------------
 
     def _run(self, stream: _Stream) -> None:
-        backoff = self._backoff_initial
+        backoff = Backoff(self._backoff_initial, self._backoff_max)
+        resource_version: str | None = None
         while not self._stopping.is_set():
             try:
-                resource_version = self._list(stream)
-                backoff = self._backoff_initial
-                while not self._stopping.is_set():
-                    resource_version = self._watch(stream, resource_version)
+                if resource_version is None:
+                    resource_version = self._list(stream)
+                    backoff.reset()
+                resource_version, progressed = self._watch(stream, resource_version)
+                if progressed:
+                    backoff.reset()
+                continue
             except ApiException as exc:
                 if self._stopping.is_set():
                     break
+                # The resourceVersion is of no more use: expired (410), or the API refused the request.
+                resource_version = None
                 if exc.status == _GONE:
+                    self.health.relisted(stream.label)
                     logger.info("Watch of %s expired (410 Gone); listing again", stream.label)
-                else:
-                    logger.warning(
-                        "Listing or watching %s failed (%s %s); retrying in %.1fs",
-                        stream.label,
-                        exc.status,
-                        exc.reason,
-                        backoff,
-                    )
+                    continue
+                self.health.failed(stream.label)
+                delay = backoff.next_delay()
+                self._log_failure(stream, f"{exc.status} {exc.reason}", backoff.failures, delay)
             except Exception as exc:
                 if self._stopping.is_set():
                     break
-                logger.warning(
-                    "Listing or watching %s failed (%s: %s); retrying in %.1fs",
-                    stream.label,
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-            # Jitter, so that many providers do not re-list in step after an API server restart.
-            self._stopping.wait(backoff * random.uniform(0.8, 1.2))  # noqa: S311 (not cryptographic)
-            backoff = min(backoff * 2, self._backoff_max)
+                # The connection failed: the next attempt resumes from the resourceVersion it had.
+                self.health.failed(stream.label)
+                delay = backoff.next_delay()
+                self._log_failure(stream, f"{type(exc).__name__}: {exc}", backoff.failures, delay)
+            self._stopping.wait(delay)
         logger.debug("Stopped watching %s", stream.label)
+
+    @staticmethod
+    def _log_failure(stream: _Stream, why: str, failures: int, delay: float) -> None:
+        # One warning when a stream loses the API; the retries while it stays away are debug lines.
+        log = logger.warning if failures == 1 else logger.debug
+        log("Listing or watching %s failed (%s); retrying in %.2fs", stream.label, why, delay)
+
+    def _connected(self, stream: _Stream) -> None:
+        if self.health.disconnected().get(stream.label) is not None and stream.listed:
+            logger.info("Watching %s again", stream.label)
+        self.health.connected(stream.label)
 
     def _list(self, stream: _Stream) -> str | None:
         """List every object (page by page), replace the registry's view, return the resourceVersion."""
         items: list[KubeObject] = []
         page_token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": self._page_size, "_request_timeout": 60}
+            kwargs: dict[str, Any] = {
+                "limit": self._page_size,
+                "_request_timeout": (CONNECT_TIMEOUT, LIST_TIMEOUT),
+            }
             if page_token:
                 kwargs["_continue"] = page_token
             response = stream.list_call(_preload_content=False, **kwargs)
@@ -256,44 +281,57 @@ class RegistryWatcher:
             if not page_token:
                 break
         stream.replace(items)
+        self._connected(stream)
         logger.info("Listed %d %s objects", len(items), stream.label)
         self._mark_listed(stream)
         version = metadata.get("resourceVersion")
         return version if isinstance(version, str) and version else None
 
-    def _watch(self, stream: _Stream, resource_version: str | None) -> str | None:
-        """Feed one watch request's events; return the last resourceVersion seen.
+    def _watch(self, stream: _Stream, resource_version: str | None) -> tuple[str | None, bool]:
+        """Feed one watch request's events; return the last resourceVersion seen, and whether the watch
+        got anywhere (an event, or an end the server or a quiet connection chose).
 
-        Returns normally when the server ends the watch (its timeout) or when a quiet connection times
-        out on the client side; raises ApiException (410 included) or any transport error otherwise.
+        Raises ApiException (410 included) or any transport error otherwise.
         """
         watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
         with stream.lock:
             if self._stopping.is_set():
-                return resource_version
+                return resource_version, False
             stream.watch = watch
         kwargs: dict[str, Any] = {
             "timeout_seconds": self._watch_timeout,
             "allow_watch_bookmarks": True,
-            # Read timeout a little past the server's: a server that ignores timeoutSeconds still
-            # cannot keep this thread forever.
-            "_request_timeout": (30, self._watch_timeout + 15),
+            # Read timeout a little past the server's: a server that ignores timeoutSeconds still cannot
+            # keep this thread forever (and TCP keep-alives find a dead peer sooner).
+            "_request_timeout": (CONNECT_TIMEOUT, self._watch_timeout + 15),
         }
         if resource_version:
             kwargs["resource_version"] = resource_version
+
+        def opened(**call_kwargs: Any) -> Any:
+            # The API accepted the watch (its headers are in): the stream is connected again.
+            response = stream.list_call(**call_kwargs)
+            if 200 <= getattr(response, "status", 200) < 300:
+                self._connected(stream)
+            return response
+
+        progressed = False
         try:
-            for event in watch.stream(stream.list_call, **kwargs):  # type: ignore[no-untyped-call]
+            for event in watch.stream(opened, **kwargs):  # type: ignore[no-untyped-call]
                 if not isinstance(event, Mapping):
                     continue
                 resource_version = self._apply(stream, event) or resource_version
+                progressed = True
                 if self._stopping.is_set():
                     break
+            progressed = True
         except urllib3.exceptions.ReadTimeoutError:
             logger.debug("Watch of %s was quiet until the read timeout; resuming", stream.label)
+            progressed = True
         finally:
             with stream.lock:
                 stream.watch = None
-        return resource_version
+        return resource_version, progressed
 
     def _apply(self, stream: _Stream, event: Mapping[str, Any]) -> str | None:
         """Feed one event to the registry; return its resourceVersion."""
@@ -400,7 +438,7 @@ def read_secret(api_client: Any, namespace: str, name: str) -> KubeObject | None
     core = kubernetes.client.CoreV1Api(api_client)
     try:
         response: Any = core.read_namespaced_secret(
-            name, namespace, _preload_content=False, _request_timeout=30
+            name, namespace, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, LIST_TIMEOUT)
         )
     except ApiException as exc:
         if exc.status == 404:
@@ -418,8 +456,14 @@ class NoClusterError(ValueError):
 
 
 def default_api_client() -> Any:
-    """An API client from the in-cluster service account, else from the kubeconfig."""
+    """An API client from the in-cluster service account, else from the kubeconfig.
+
+    It makes no retries of its own (urllib3 would retry each request three times, at once): the
+    watcher's backoff is the one retry policy. TCP keep-alives find a dead peer of a quiet watch.
+    """
     configuration = kubernetes.client.Configuration()
+    configuration.retries = 0
+    configuration.keep_alive = True
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:

@@ -504,7 +504,7 @@ class ControlPlane:
     def rotate_service_account_key(self) -> Pair:
         """Restart kube-apiserver signing ServiceAccount tokens with a new key, the previous keys still
         verifying (as a cluster operator rotates it); returns the new key pair."""
-        (apiserver,) = [c for c in self.components if c.name == "kube-apiserver"]
+        apiserver = self._named("kube-apiserver")
         new = self._pki.service_account_keys(f"sa-{len(list(self._pki.folder.glob('sa*.key')))}")
         signing = "--service-account-signing-key-file="
         apiserver.command = [
@@ -512,13 +512,27 @@ class ControlPlane:
             f"--service-account-key-file={new.cert}",
             f"{signing}{new.key}",
         ]
-        apiserver.stop()
+        self.stop_apiserver()
+        self.start_apiserver()
+        self.service_account_key = new
+        return new
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver alone (SIGTERM, as a node drain would): etcd and its data stay, and every
+        client gets its connections refused until :meth:`start_apiserver`."""
+        self._named("kube-apiserver").stop()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again, on the same port over the same etcd; returns once it is ready."""
+        apiserver = self._named("kube-apiserver")
         apiserver.start()
         wait_until(
             lambda: _https_get(f"{self.server}/readyz", self._admin_context) == "ok", apiserver, "ready again"
         )
-        self.service_account_key = new
-        return new
+
+    def _named(self, name: str) -> Component:
+        (component,) = [component for component in self.components if component.name == name]
+        return component
 
     def _component(self, name: str, command: list[str], logs: Path) -> Component:
         component = Component(name, command, logs / f"{name}.log")

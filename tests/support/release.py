@@ -267,14 +267,17 @@ class Release:
         )
 
 
-def start_provider(release: Release, port: int, find_secret: Callable[[str, str], Any]) -> RoleProcess:
-    """The provider of a release, started once the operator has made the signing keys it reads."""
+def start_provider(
+    release: Release, port: int, find_secret: Callable[[str, str], Any], **overrides: str
+) -> RoleProcess:
+    """The provider of a release, started once the operator has made the signing keys it reads;
+    ``overrides`` are settings by field name."""
     namespace, name = release.provider_settings()["KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET"].split("/")
     eventually(
         lambda: SIGNING_KEYS_KEY in ((find_secret(namespace, name) or {}).get("data") or {}),
         f"the operator to create the signing keys Secret {namespace}/{name}",
     )
-    process = release.provider(port, users_yaml())
+    process = release.provider(port, users_yaml(), **overrides)
     process.start()
     return process
 

@@ -214,6 +214,7 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
         "KUBEOIDC_PROVIDER_PORT": "8080",
         "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "*",
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
+        "KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER": "60",
         "KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
         "KUBEOIDC_PROVIDER_USERS_FILE": "/etc/kubeoidc/users/users.yaml",
         "KUBEOIDC_PROVIDER_STORAGE_URL": "sqlite:////var/lib/kubeoidc/state.db",
@@ -272,6 +273,7 @@ def test_every_option_reaches_the_rendered_objects() -> None:
     assert budgets == {"platform-oidc-operator": "50%", "platform-oidc-provider": 2}
     assert provider["spec"]["replicas"] == 3
     assert provider_env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"] == "10.0.0.0/8,192.168.0.0/16"
+    assert provider_env["KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER"] == "120"
     assert provider_env["KUBEOIDC_PROVIDER_STORAGE_URL"] == "redis://platform-oidc-redis:6379/0"
     assert redis["resources"] == values["provider"]["storage"]["redis"]["bundled"]["resources"]
     assert operator_env["KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET"] == "auth/oidc-signing-keys"
@@ -335,6 +337,7 @@ def test_ingress_without_hosts_stops_rendering() -> None:
         ({"provider": {"replicaCount": "x"}}, "/provider/replicaCount"),
         ({"provider": {"replicaCount": -1}}, "/provider/replicaCount"),
         ({"provider": {"forwardedAllowIps": ""}}, "/provider/forwardedAllowIps"),
+        ({"provider": {"registryStaleAfter": -1}}, "/provider/registryStaleAfter"),
         ({"provider": {"storage": {"type": "postgres"}}}, "/provider/storage/type"),
         ({"provider": {"storage": {"redis": {"url": "http://redis:6379"}}}}, "/provider/storage/redis/url"),
         ({"provider": {"storage": {"redis": {"bundled": {"image": {"tag": "latest"}}}}}}, "/tag"),

@@ -102,3 +102,45 @@ def test_the_stylesheet_is_served_and_cacheable(http: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
     assert "max-age" in response.headers["cache-control"]
+
+
+def test_readyz_answers_503_once_the_registry_is_cut_off_from_the_api_longer_than_allowed(
+    provider: Provider, http: TestClient
+) -> None:
+    now = [1000.0]
+    provider.feed.clock = lambda: now[0]
+    provider.feed.connected("Secret (all namespaces)")
+    provider.feed.failed("Secret (all namespaces)")
+    now[0] += provider.settings.registry_stale_after - 1
+    within = http.get("/readyz")
+    now[0] += 2
+    past = http.get("/readyz")
+    provider.feed.connected("Secret (all namespaces)")
+    back = http.get("/readyz")
+
+    assert within.status_code == 200
+    assert past.status_code == 503
+    assert "cut off from the Kubernetes API (Secret (all namespaces) for 61 s)" in past.text
+    assert back.status_code == 200
+
+
+def test_metrics_count_the_registry_feeds_failures_reconnects_and_how_long_it_is_cut_off(
+    provider: Provider, http: TestClient
+) -> None:
+    now = [1000.0]
+    provider.feed.clock = lambda: now[0]
+    stream = "OIDCClient (all namespaces)"
+    provider.feed.connected(stream)
+    provider.feed.failed(stream)
+    provider.feed.failed(stream)
+    provider.feed.connected(stream)
+    provider.feed.relisted(stream)
+    provider.feed.failed(stream)
+    now[0] += 7
+
+    text = http.get("/metrics").text
+
+    assert metric(text, f'kubeoidc_registry_watch_failures_total{{stream="{stream}"}}') == 3
+    assert metric(text, f'kubeoidc_registry_watch_reconnects_total{{stream="{stream}"}}') == 1
+    assert metric(text, f'kubeoidc_registry_watch_relists_total{{stream="{stream}"}}') == 1
+    assert metric(text, f'kubeoidc_registry_disconnected_seconds{{stream="{stream}"}}') == 7
