@@ -42,6 +42,9 @@ ISSUER_KEY: Final = "issuer"
 PREVIOUS_SECRET_HASH_ANNOTATION: Final = f"{GROUP}/previous-secret-sha256"
 PREVIOUS_SECRET_EXPIRES_ANNOTATION: Final = f"{GROUP}/previous-secret-expires"
 
+#: The Device Authorization Grant's grant type (RFC 8628 §3.4), as ``spec.grantTypes`` names it.
+DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
+
 #: The condition type that summarises an OIDCClient.
 READY_CONDITION: Final = "Ready"
 

@@ -52,6 +52,8 @@ class Client:
     scopes: tuple[str, ...]
     #: SHA-256 digests of the accepted secrets; empty for a public client.
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
+    #: The user claims the ID token may carry (``spec.idTokenClaims``); None: every granted one.
+    id_token_claims: frozenset[str] | None = None
 
     def check_secret(self, secret: str, now: float) -> bool:
         """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
@@ -136,8 +138,13 @@ def parse_oidcclient(
                 method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
+            id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
         )
     return Registration(uid, namespace, name, client_id, secret_name, client)
+
+
+def _id_token_claims(value: object) -> frozenset[str] | None:
+    return frozenset(_str_tuple(value)) if isinstance(value, list) else None
 
 
 def parse_secret(obj: KubeObject) -> Credentials | None:
