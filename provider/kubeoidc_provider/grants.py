@@ -263,9 +263,16 @@ class _IdTokens:
         server = _server(self)  # set by __call__ below
         end_user: EndUser = request.user
         code = request.authorization_code
+        user_claims = end_user.user.claims(token["scope"].split())
+        allowed = request.client.client.id_token_claims
+        if allowed is not None:
+            # The client's registration narrows what the ID token carries; userinfo still serves all.
+            user_claims = {
+                name: value for name, value in user_claims.items() if name == "sub" or name in allowed
+            }
         return server.minter.id_token(
             client_id=request.client.get_client_id(),
-            user_claims=end_user.user.claims(token["scope"].split()),
+            user_claims=user_claims,
             auth_time=end_user.auth_time,
             nonce=code.get_nonce() if code is not None else None,
             access_token=token.get("access_token"),
@@ -289,3 +296,7 @@ class OpenIDRefresh(_IdTokens, OpenIDToken):  # type: ignore[misc]
 
     def __init__(self, server: GrantServer) -> None:
         self.server = server
+
+
+class OpenIDDeviceFlow(OpenIDRefresh):
+    """RFC 8628 with OpenID Connect: the device grant's token response carries an ID token for ``openid``."""
