@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         "--state", default=Path(".kubeoidc"), type=Path, help="state folder (default: .kubeoidc/)"
     )
     dev.add_argument("--port", default=8080, type=int, help="port on 127.0.0.1 (default: 8080)")
+    dev.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https from a local CA made in the state folder (kube-apiserver needs https)",
+    )
     keys = commands.add_parser("keys", parents=[after], help="signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = key_commands.add_parser("generate", help="print a new private JWKS for the provider's Secret")
@@ -153,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "dev":
         from kubeoidc.dev import run_dev
 
-        return run_dev(args.folder, state_dir=args.state, port=args.port)
+        return run_dev(args.folder, state_dir=args.state, port=args.port, tls=args.tls)
     if args.command == "keys":
         from kubeoidc_provider.keys import generate_jwks
 
