@@ -63,6 +63,10 @@ class ProviderSettings(BaseSettings):
     device_code_ttl: int = Field(default=600, ge=30, le=3600)
     #: device_poll_interval: the seconds a device waits between polls of the token endpoint (RFC 8628).
     device_poll_interval: int = Field(default=5, ge=1, le=60)
+    #: jwks_max_age: how long (seconds) clients may cache discovery and the JWKS (``Cache-Control``).
+    #: kube-apiserver reads the JWKS again only once its copy is that old, so a new signing key must be
+    #: published at least this long before it signs (the operator's publish-ahead is a day).
+    jwks_max_age: int = Field(default=300, ge=0, le=86400)
     #: tls_cert_file: serve HTTPS with this PEM certificate chain (with ``tls_key_file``); the files are
     #: read again when they change (cert-manager renewing a mounted Secret), without a restart.
     tls_cert_file: Path | None = None
