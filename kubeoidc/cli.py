@@ -149,6 +149,11 @@ def _add_cluster_config(commands: Any, after: argparse.ArgumentParser) -> None:
     config.add_argument("--username-prefix", help=f"default: none for email, {DEFAULT_PREFIX!r} for sub")
     config.add_argument("--groups-prefix", default=DEFAULT_PREFIX, help=f"default: {DEFAULT_PREFIX}")
     config.add_argument("--user", default="oidc", help="the kubeconfig user's name (default: oidc)")
+    config.add_argument(
+        "--only",
+        choices=("authentication", "kubeconfig"),
+        help="print only kube-apiserver's AuthenticationConfiguration, or only the kubeconfig user",
+    )
 
 
 def _settings_class(command: str) -> type[BaseModel]:
@@ -233,6 +238,7 @@ def _run(args: argparse.Namespace) -> int:
                     username_prefix=args.username_prefix,
                     groups_prefix=args.groups_prefix,
                     user_name=args.user,
+                    only=args.only,
                 ),
                 end="",
             )

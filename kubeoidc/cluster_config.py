@@ -96,6 +96,22 @@ def kubeconfig_user(
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """YAML with multi-line strings (the CA's PEM) as literal blocks, as people write them."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False)
+
+
 def render(
     *,
     issuer: str,
@@ -105,8 +121,9 @@ def render(
     username_prefix: str | None = None,
     groups_prefix: str = DEFAULT_PREFIX,
     user_name: str = "oidc",
+    only: str | None = None,
 ) -> str:
-    """Both documents, commented, ready to save."""
+    """Both documents, commented, ready to save; or ``only`` one (``authentication``, ``kubeconfig``)."""
     ca_pem = ca_file.read_text() if ca_file is not None else None
     config = authentication_configuration(
         issuer=issuer,
@@ -117,12 +134,16 @@ def render(
         groups_prefix=groups_prefix,
     )
     user = kubeconfig_user(name=user_name, issuer=issuer, client_id=client_id, ca_file=ca_file)
-    return (
+    authentication = (
         "# kube-apiserver: save as a file on the control plane and start it with\n"
-        "#   --authentication-config=<that file>   (re-read on change, no restart)\n"
-        + yaml.safe_dump(config, sort_keys=False)
-        + "---\n"
-        "# kubeconfig: merge into ~/.kube/config, then add a context with this user, e.g.\n"
-        f"#   kubectl config set-context oidc --cluster=<cluster> --user={user_name}\n"
-        + yaml.safe_dump(user, sort_keys=False)
+        "#   --authentication-config=<that file>   (re-read when it changes)\n" + _dump(config)
     )
+    kubeconfig = (
+        "# kubeconfig: merge into ~/.kube/config, then add a context with this user, e.g.\n"
+        f"#   kubectl config set-context oidc --cluster=<cluster> --user={user_name}\n" + _dump(user)
+    )
+    if only == "authentication":
+        return authentication
+    if only == "kubeconfig":
+        return kubeconfig
+    return authentication + "---\n" + kubeconfig

@@ -64,3 +64,14 @@ def test_an_http_issuer_is_refused_because_kube_apiserver_needs_https(
 ) -> None:
     assert main(["cluster-config", "--issuer", "http://127.0.0.1:8080", "--client-id", "k"]) == 2
     assert "only an https issuer" in capsys.readouterr().err
+
+
+def test_only_one_document_can_be_printed_to_save_it_as_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    [config] = printed(
+        capsys, "--issuer", "https://login.example.com", "--client-id", "k", "--only", "authentication"
+    )
+    assert config["kind"] == "AuthenticationConfiguration"
+    [user] = printed(
+        capsys, "--issuer", "https://login.example.com", "--client-id", "k", "--only", "kubeconfig"
+    )
+    assert user["users"][0]["name"] == "oidc"
