@@ -9,25 +9,41 @@ counted per address and blocked like failed logins, so user codes cannot be gues
 
 from __future__ import annotations
 
+import hmac
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.device_codes import USER_CODE_LENGTH
 from kubeoidc_provider.sessions import BrowserSession
-from kubeoidc_provider.state import Interaction, Session, new_token
+from kubeoidc_provider.state import INTERACTION_TTL, Interaction, Session, new_token
 
 #: Wrong user codes an address may enter per ``login_window``, in multiples of ``login_attempts``.
 ADDRESS_ALLOWANCE = 2
 _MAX_TYPED = 32
+#: The double-submit CSRF cookie of a browser that has no session yet.
+CSRF_COOKIE = "kubeoidc_device_csrf"
 
 
 async def device_page(request: Request) -> Response:
     provider = provider_of(request)
-    session = await _session(provider, request)
+    session = await provider.sessions.load(request)
+    # Anyone may load this page: no session is stored for a visit, only a CSRF cookie is set (double
+    # submit); the session starts once a valid code is entered.
+    csrf_token = session.data.csrf_token if session is not None else new_token(16)
     typed = request.query_params.get("user_code", "")[:_MAX_TYPED]
-    response = _render(provider, session, user_code=typed)
-    provider.sessions.set_cookie(session, response)
+    response = _render(provider, csrf_token, user_code=typed)
+    if session is None:
+        response.set_cookie(
+            CSRF_COOKIE,
+            csrf_token,
+            max_age=INTERACTION_TTL,
+            path=provider.settings.issuer_path or "/",
+            secure=provider.settings.secure_cookies,
+            httponly=True,
+            samesite="lax",
+        )
     return response
 
 
@@ -35,26 +51,39 @@ async def device_submit(request: Request) -> Response:
     provider = provider_of(request)
     form = await request.form()
     session = await provider.sessions.load(request)
-    if session is None or not provider.sessions.check_csrf(session, str(form.get("csrf_token", ""))):
+    submitted = str(form.get("csrf_token", ""))
+    if not _csrf_ok(provider, request, session, submitted):
         return provider.pages.error(403, "The form has expired", "Reload the page and try again.")
     typed = str(form.get("user_code", ""))[:_MAX_TYPED]
     throttle = f"device:{request.client.host if request.client else 'unknown'}"
     if await provider.state.is_login_blocked(throttle):
         message = "Too many wrong codes. Wait a few minutes, then try again."
-        return _render(provider, session, user_code=typed, error=message, status_code=429)
+        return _render(provider, submitted, user_code=typed, error=message, status_code=429)
     found = await provider.server.devices.by_user_code(typed)
     client = provider.registry.get(found[1].client_id) if found is not None else None
     if found is None or client is None:
         limit = provider.settings.login_attempts * ADDRESS_ALLOWANCE
         await provider.state.record_failed_login(throttle, provider.settings.login_window, limit)
         message = "This code is not valid or has expired. Check it on your device and try again."
-        return _render(provider, session, user_code=typed, error=message, status_code=400)
+        return _render(provider, submitted, user_code=typed, error=message, status_code=400)
     device_key, device_request = found
+    session = session or await provider.sessions.start(Session(csrf_token=new_token(16)))
     params = {"client_id": client.client_id, "scope": device_request.scope}
     interaction_id = await provider.state.save_interaction(
         Interaction(params, session.hash, device_key=device_key)
     )
-    return RedirectResponse(provider.url(f"/authorize/resume?interaction={interaction_id}"), status_code=303)
+    response = RedirectResponse(
+        provider.url(f"/authorize/resume?interaction={interaction_id}"), status_code=303
+    )
+    provider.sessions.set_cookie(session, response)
+    return response
+
+
+def _csrf_ok(provider: Provider, request: Request, session: BrowserSession | None, submitted: str) -> bool:
+    if session is not None:
+        return provider.sessions.check_csrf(session, submitted)
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    return bool(cookie and submitted) and hmac.compare_digest(cookie.encode(), submitted.encode())
 
 
 async def continue_device(
@@ -92,12 +121,6 @@ async def deny_device(provider: Provider, session: BrowserSession, interaction: 
     return provider.pages.render("device_done.html", approved=False)
 
 
-async def _session(provider: Provider, request: Request) -> BrowserSession:
-    return await provider.sessions.load(request) or await provider.sessions.start(
-        Session(csrf_token=new_token(16))
-    )
-
-
 def _expired(provider: Provider) -> Response:
     return provider.pages.error(
         400, "This device code has expired", "Start again on your device to get a new code."
@@ -106,7 +129,7 @@ def _expired(provider: Provider) -> Response:
 
 def _render(
     provider: Provider,
-    session: BrowserSession,
+    csrf_token: str,
     *,
     user_code: str,
     error: str | None = None,
@@ -116,7 +139,7 @@ def _render(
         "device.html",
         status_code,
         action=provider.url("/device"),
-        csrf_token=session.data.csrf_token,
+        csrf_token=csrf_token,
         user_code=user_code,
         code_length=USER_CODE_LENGTH + 1,
         error=error,

@@ -174,3 +174,21 @@ def test_wrong_user_codes_are_throttled(device: Device, browser: Browser, provid
     response = browser.http.post("/device", data={"csrf_token": csrf, "user_code": answer["user_code"]})
     assert response.status_code == 429
     assert "Too many wrong codes" in page_text(response)
+
+
+def test_visiting_the_device_page_stores_no_session_and_its_form_needs_the_csrf_cookie(
+    browser: Browser, device: Device
+) -> None:
+    answer = device.start()
+    page = browser.get("/device")
+    assert page.status_code == 200
+    assert browser.session_cookie is None
+    csrf = hidden(page.text, "csrf_token")
+    with browser.elsewhere():  # a cross-site post carries the token it scraped, not the cookie
+        forged = browser.http.post("/device", data={"csrf_token": csrf, "user_code": answer["user_code"]})
+    assert forged.status_code == 403
+    response = browser.http.post(
+        "/device", data={"csrf_token": csrf, "user_code": answer["user_code"]}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert browser.session_cookie is not None
