@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.backchannel import BackchannelLogout
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.cors import cors_middleware
 from kubeoidc_provider.endpoints import (
@@ -98,6 +99,9 @@ def build_provider(
         pages=Pages(static_prefix=settings.issuer_path),
         metrics=Metrics(),
         workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
+        backchannel=BackchannelLogout(
+            issuer=settings.issuer, signing=signing, registry=registry, state=state
+        ),
     )
 
 
@@ -133,11 +137,13 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         for task in background:
             task.start()
+        provider.backchannel.start()
         try:
             yield {"provider": provider}
         finally:
             for task in reversed(background):
                 task.stop()
+            await provider.backchannel.close()
             provider.workers.shutdown(wait=True)
             await provider.state.storage.close()
 

@@ -132,6 +132,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             scope=scope or "",
             grant_id=user.grant_id if user else None,
             auth_time=user.auth_time if user else None,
+            userinfo_claims=user.claims.userinfo if user else (),
         )
         token: dict[str, Any] = {
             "access_token": access_token,
@@ -161,6 +162,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             grant_id=end_user.grant_id,
             expires_at=expires_at,
             issued_at=now,
+            extra={"sid": end_user.sid, "claims": end_user.claims.to_json()},
         )
         # Authlib calls this hook on the token endpoint's worker thread (see grants._wait).
         assert request.loop is not None

@@ -50,6 +50,11 @@ class Client:
     public: bool
     token_endpoint_auth_method: str
     scopes: tuple[str, ...]
+    #: Back-Channel Logout 1.0: where logout tokens are POSTed, and whether they must carry ``sid``.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    #: Userinfo answered as a JWT signed with this algorithm (OIDC Core §5.3.2); None: plain JSON.
+    userinfo_signed_response_alg: str | None = None
     #: SHA-256 digests of the accepted secrets; empty for a public client.
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
     #: The user claims the ID token may carry (``spec.idTokenClaims``); None: every granted one.
@@ -138,6 +143,9 @@ def parse_oidcclient(
                 method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
+            backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
+            backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
+            userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
             id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
         )
     return Registration(uid, namespace, name, client_id, secret_name, client)

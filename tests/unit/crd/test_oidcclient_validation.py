@@ -50,6 +50,10 @@ NONE_NEEDS_PUBLIC = (
 CLIENT_ID_IMMUTABLE = "clientID is immutable once set"
 CLIENT_ID_KEPT = "clientID cannot be removed once set"
 URL = "url must be an absolute http or https URL, such as https://app.example.com"
+BACKCHANNEL_FRAGMENT = "backchannelLogoutURI must not have a fragment (the part after '#')"
+BACKCHANNEL_SCHEME = (
+    "backchannelLogoutURI must be an absolute https URL, or http on localhost, 127.0.0.1 or [::1]"
+)
 NAME_LENGTH = (
     "metadata.name must be at most 63 characters: it becomes the value of the kubeoidc.io/client label "
     "on the client's Secret"
@@ -185,6 +189,16 @@ BAD_SPECS = [
         {"postLogoutRedirectURIs": ["http://app.example.com/"]},
         Violation("spec.postLogoutRedirectURIs[0]", LOGOUT_SCHEME),
         id="post-logout-uri-http-on-a-public-host",
+    ),
+    pytest.param(
+        {"backchannelLogoutURI": "https://app.example.com/logout#now"},
+        Violation("spec.backchannelLogoutURI", BACKCHANNEL_FRAGMENT),
+        id="backchannel-logout-uri-with-fragment",
+    ),
+    pytest.param(
+        {"backchannelLogoutURI": "http://app.example.com/logout"},
+        Violation("spec.backchannelLogoutURI", BACKCHANNEL_SCHEME),
+        id="backchannel-logout-uri-http-on-a-public-host",
     ),
     pytest.param(
         {"redirectURIs": None},
@@ -328,7 +342,13 @@ def test_every_rule_of_the_crd_is_exercised_here() -> None:
     exercised = {FRAGMENT, WILDCARD, SCHEME, LOGOUT_FRAGMENT, LOGOUT_WILDCARD, LOGOUT_SCHEME}
     exercised |= {CODE_NEEDS_REDIRECT, REFRESH_NEEDS_CODE, PUBLIC_NEEDS_NONE, PUBLIC_NO_CLIENT_CREDENTIALS}
     exercised |= {NONE_NEEDS_PUBLIC, CLIENT_ID_IMMUTABLE, CLIENT_ID_KEPT, URL, NAME_LENGTH, TEMPLATE_LABELS}
-    exercised |= {TEMPLATE_ANNOTATIONS, STANDARD_KEY, DIFFERENT_KEYS}
+    exercised |= {
+        TEMPLATE_ANNOTATIONS,
+        STANDARD_KEY,
+        DIFFERENT_KEYS,
+        BACKCHANNEL_FRAGMENT,
+        BACKCHANNEL_SCHEME,
+    }
     messages = {rule["message"] for rule in all_rules(openapi_schema())}
     assert messages == exercised
 
