@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import stat
 import threading
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +14,9 @@ from kubeoidc.cli import main
 from kubeoidc.login import DEFAULT_PORTS, LoginOptions, TokenCache, credential, token_expiry
 from kubeoidc_contract import DEVICE_CODE_GRANT_TYPE
 from kubeoidc_provider.context import Provider
+from support.device_approval import approve_device
 from support.live import live_provider
-from support.provider import PASSWORD, register
+from support.provider import register
 
 
 @pytest.fixture(scope="module")
@@ -42,36 +40,11 @@ def options(provider: Provider, tmp_path: Path) -> LoginOptions:
     )
 
 
-def approve_in_a_browser(prompts: list[str], issuer: str) -> None:
-    """A person entering the printed code: the device page, the login and consent forms (plain HTTP)."""
-    deadline = time.monotonic() + 10
-    while not prompts and time.monotonic() < deadline:
-        time.sleep(0.05)
-    complete = prompts[0].split("or open ", 1)[1].strip()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-
-    def post(url: str, page: str, **fields: str) -> str:
-        for name in ("csrf_token", "interaction"):
-            marker = f'name="{name}" value="'
-            if marker in page:
-                fields[name] = page.split(marker, 1)[1].split('"', 1)[0]
-        with opener.open(url, urllib.parse.urlencode(fields).encode()) as answer:
-            return str(answer.read().decode())
-
-    with opener.open(complete) as answer:
-        page = answer.read().decode()
-    code = complete.rsplit("user_code=", 1)[1]
-    page = post(f"{issuer}/device", page, user_code=code)
-    page = post(f"{issuer}/login", page, username="alice", password=PASSWORD)
-    page = post(f"{issuer}/consent", page, decision="allow")
-    assert "Device connected" in page
-
-
 def test_the_device_grant_prints_a_code_and_the_credential_is_cached_for_the_owner_only(
     options: LoginOptions, provider: Provider
 ) -> None:
     prompts: list[str] = []
-    helper = threading.Thread(target=approve_in_a_browser, args=(prompts, provider.settings.issuer))
+    helper = threading.Thread(target=approve_device, args=(prompts, provider.settings.issuer))
     helper.start()
     document = credential(options, prompts.append)
     helper.join()
