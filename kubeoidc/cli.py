@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
+from kubeoidc.cluster_config import DEFAULT_PREFIX, USERNAME_CLAIMS
+from kubeoidc.login import DEFAULT_PORTS, DEFAULT_SCOPES, GRANTS, REFRESH_BEFORE
 from kubeoidc_contract.jwks import DEFAULT_SIGNING_ALG, SIGNING_ALGS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -80,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         "--state", default=Path(".kubeoidc"), type=Path, help="state folder (default: .kubeoidc/)"
     )
     dev.add_argument("--port", default=8080, type=int, help="port on 127.0.0.1 (default: 8080)")
+    dev.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https from a local CA made in the state folder (kube-apiserver needs https)",
+    )
+    _add_login(commands, after)
+    _add_cluster_config(commands, after)
     keys = commands.add_parser("keys", parents=[after], help="signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = key_commands.add_parser("generate", help="print a new private JWKS for the provider's Secret")
@@ -88,6 +97,63 @@ def _parser() -> argparse.ArgumentParser:
         "hash-password", parents=[after], help="read a password on stdin, print its argon2id hash"
     )
     return parser
+
+
+def _add_login(commands: Any, after: argparse.ArgumentParser) -> None:
+    login = commands.add_parser(
+        "login",
+        parents=[after],
+        help="kubectl exec credential plugin: sign in, print an ExecCredential with an ID token",
+    )
+    login.add_argument("--issuer", required=True, help="the provider's issuer URL (https)")
+    login.add_argument("--client-id", required=True, help="the cluster login client's ID")
+    login.add_argument("--client-secret", help="for a confidential client (a public one needs none)")
+    login.add_argument("--certificate-authority", type=Path, help="PEM CA the issuer's certificate chains to")
+    login.add_argument(
+        "--scopes", default=" ".join(DEFAULT_SCOPES), help=f"default: {' '.join(DEFAULT_SCOPES)}"
+    )
+    login.add_argument(
+        "--grant",
+        choices=GRANTS,
+        default="auto",
+        help="code: browser and loopback redirect; device: a code to enter elsewhere; auto (default): "
+        "code, or device when no browser can open",
+    )
+    login.add_argument(
+        "--listen-port",
+        type=int,
+        action="append",
+        help="loopback port for the redirect, tried in order "
+        f"(default: {', '.join(map(str, DEFAULT_PORTS))})",
+    )
+    login.add_argument("--no-browser", action="store_true", help="print the URL, open no browser")
+    login.add_argument("--token-cache-dir", type=Path, help="default: $XDG_CONFIG_HOME/kubeoidc/tokens")
+    login.add_argument(
+        "--refresh-before",
+        type=int,
+        default=REFRESH_BEFORE,
+        help=f"refresh a cached token with fewer seconds left than this (default: {REFRESH_BEFORE})",
+    )
+
+
+def _add_cluster_config(commands: Any, after: argparse.ArgumentParser) -> None:
+    config = commands.add_parser(
+        "cluster-config",
+        parents=[after],
+        help="print kube-apiserver's AuthenticationConfiguration and the kubeconfig user for kubeoidc login",
+    )
+    config.add_argument("--issuer", required=True, help="the provider's issuer URL (https)")
+    config.add_argument("--client-id", required=True, help="the cluster login client's ID (the audience)")
+    config.add_argument("--certificate-authority", type=Path, help="PEM CA of the issuer's certificate")
+    config.add_argument("--username-claim", choices=USERNAME_CLAIMS, default="email", help="default: email")
+    config.add_argument("--username-prefix", help=f"default: none for email, {DEFAULT_PREFIX!r} for sub")
+    config.add_argument("--groups-prefix", default=DEFAULT_PREFIX, help=f"default: {DEFAULT_PREFIX}")
+    config.add_argument("--user", default="oidc", help="the kubeconfig user's name (default: oidc)")
+    config.add_argument(
+        "--only",
+        choices=("authentication", "kubeconfig"),
+        help="print only kube-apiserver's AuthenticationConfiguration, or only the kubeconfig user",
+    )
 
 
 def _settings_class(command: str) -> type[BaseModel]:
@@ -153,7 +219,33 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "dev":
         from kubeoidc.dev import run_dev
 
-        return run_dev(args.folder, state_dir=args.state, port=args.port)
+        return run_dev(args.folder, state_dir=args.state, port=args.port, tls=args.tls)
+    if args.command == "login":
+        return _login(args)
+    if args.command == "cluster-config":
+        from kubeoidc.cluster_config import render
+
+        if not args.issuer.startswith("https://"):
+            print("kubeoidc cluster-config: kube-apiserver accepts only an https issuer", file=sys.stderr)
+            return 2
+        try:
+            print(
+                render(
+                    issuer=args.issuer.rstrip("/"),
+                    client_id=args.client_id,
+                    ca_file=args.certificate_authority.resolve() if args.certificate_authority else None,
+                    username_claim=args.username_claim,
+                    username_prefix=args.username_prefix,
+                    groups_prefix=args.groups_prefix,
+                    user_name=args.user,
+                    only=args.only,
+                ),
+                end="",
+            )
+        except OSError as error:
+            print(f"kubeoidc cluster-config: cannot read the CA: {error}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "keys":
         from kubeoidc_provider.keys import generate_jwks
 
@@ -169,6 +261,26 @@ def _run(args: argparse.Namespace) -> int:
         print(hash_password(password))
         return 0
     raise AssertionError(args.command)
+
+
+def _login(args: argparse.Namespace) -> int:
+    from kubeoidc.login import LoginOptions, default_cache_dir
+    from kubeoidc.login import main as login_main
+
+    return login_main(
+        LoginOptions(
+            issuer=args.issuer.rstrip("/"),
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            scopes=tuple(args.scopes.split()),
+            ca_file=args.certificate_authority,
+            grant=args.grant,
+            ports=tuple(args.listen_port or DEFAULT_PORTS),
+            cache_dir=args.token_cache_dir or default_cache_dir(),
+            open_browser=not args.no_browser,
+            refresh_before=args.refresh_before,
+        )
+    )
 
 
 def _describe(error: ValidationError, prefix: str) -> str:

@@ -3,7 +3,8 @@
 It reads OIDCClient manifests from a folder, checks them with the CRD's own rules, reconciles them with
 the operator's own reconciler into a local state folder (which stands in for the API server: status and
 Secrets are JSON files there, so credentials survive a restart and rotate only through the annotation),
-and serves the provider on ``http://127.0.0.1:<port>`` with SQLite state, a demo user and signing keys
+and serves the provider on ``http://127.0.0.1:<port>`` (``https`` with ``--tls``, from a local CA made in
+the state folder) with SQLite state, a demo user and signing keys
 kept in the state folder. Edits to the folder take effect within a second, without a restart.
 """
 
@@ -24,6 +25,7 @@ import yaml
 
 import kubeoidc_contract as contract
 from kubeoidc.local_cluster import DEFAULT_NAMESPACE, Key, LocalCluster
+from kubeoidc.local_tls import ensure_local_tls
 from kubeoidc.manifest import InvalidOIDCClient, checked_oidcclient, load_manifests
 from kubeoidc_operator.controller import Reconciler
 from kubeoidc_operator.objects import decode_data
@@ -243,17 +245,20 @@ def _write_private(path: Path, text: str) -> None:
         stream.write(text if text.endswith("\n") else text + "\n")
 
 
-def run_dev(folder: Path, *, state_dir: Path, port: int, say: Say = print) -> int:
+def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say: Say = print) -> int:
     if not folder.is_dir():
         say(f"kubeoidc dev: {folder} is not a folder of OIDCClient manifests")
         return 2
-    issuer = f"http://127.0.0.1:{port}"
+    issuer = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     jwks, password = prepare_state(state_dir)
+    tls_files = ensure_local_tls(state_dir / "tls") if tls else None
     settings = ProviderSettings(
         issuer=issuer,
         host="127.0.0.1",
         port=port,
         storage_url=f"sqlite:///{(state_dir / 'state.db').resolve()}",
+        tls_cert_file=tls_files.cert_file if tls_files else None,
+        tls_key_file=tls_files.key_file if tls_files else None,
     )
     registry = ClientRegistry()
     cluster = LocalCluster(state_dir)
@@ -271,6 +276,8 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, say: Say = print) -> in
     manifests.sync_if_changed()
     say(f"demo user: {DEMO_USERNAME} / {password}")
     say(f"provider:  {issuer}/.well-known/openid-configuration")
+    if tls_files is not None:
+        say(f"CA:        {tls_files.ca_file.resolve()} (give it to kube-apiserver and kubeoidc login)")
 
     stop = threading.Event()
 

@@ -45,6 +45,8 @@ PREVIOUS_SECRET_EXPIRES_ANNOTATION: Final = f"{GROUP}/previous-secret-expires"
 #: The ``tokenEndpointAuthMethod`` of a client that names ``serviceAccounts``: a pod's projected
 #: ServiceAccount token is its client assertion (RFC 7523 §2.2), and it has no client secret.
 SERVICE_ACCOUNT_AUTH_METHOD: Final = "kubernetes_service_account_jwt"
+#: The Device Authorization Grant's grant type (RFC 8628 §3.4), as ``spec.grantTypes`` names it.
+DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 
 #: The condition type that summarises an OIDCClient.
 READY_CONDITION: Final = "Ready"

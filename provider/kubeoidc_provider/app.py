@@ -30,6 +30,8 @@ from kubeoidc_provider.cors import cors_middleware
 from kubeoidc_provider.endpoints import (
     authorize,
     consent,
+    device,
+    device_authorization,
     end_session,
     health,
     introspection,
@@ -132,6 +134,9 @@ def routes() -> list[BaseRoute]:
         Route("/consent", consent.consent_page, methods=["GET"]),
         Route("/consent", consent.consent_submit, methods=["POST"]),
         Route("/token", token.token, methods=["POST"]),
+        Route(device_authorization.PATH, device_authorization.device_authorization, methods=["POST"]),
+        Route(device_authorization.VERIFICATION_PATH, device.device_page, methods=["GET"]),
+        Route(device_authorization.VERIFICATION_PATH, device.device_submit, methods=["POST"]),
         Route("/userinfo", userinfo.userinfo, methods=["GET", "POST"]),
         Route("/revoke", revocation.revoke, methods=["POST"]),
         Route("/introspect", introspection.introspect, methods=["POST"]),

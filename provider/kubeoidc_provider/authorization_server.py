@@ -18,11 +18,14 @@ from starlette.responses import Response
 
 from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD
 from kubeoidc_provider.client_assertions import authenticate_by_assertion
+from kubeoidc_provider.device_codes import DeviceCodes
+from kubeoidc_provider.device_grant import DeviceCodeGrant
 from kubeoidc_provider.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
     EndUser,
     OpenIDCodeFlow,
+    OpenIDDeviceFlow,
     OpenIDRefresh,
     RefreshTokenGrant,
     S256CodeChallenge,
@@ -55,12 +58,14 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.state = state
         self.users = users
         self.minter = minter
+        self.devices = DeviceCodes(state.storage)
         self.register_token_generator("default", self._generate_token)
         self.register_client_auth_method("client_secret_basic", _authenticate_basic)
         self.register_client_auth_method(SERVICE_ACCOUNT_AUTH_METHOD, authenticate_by_assertion)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])
         self.register_grant(RefreshTokenGrant, [OpenIDRefresh(self)])
         self.register_grant(ClientCredentialsGrant)
+        self.register_grant(DeviceCodeGrant, [OpenIDDeviceFlow(self)])
 
     # Authlib's framework hooks ----------------------------------------------------------------------
     def query_client(self, client_id: str) -> OAuthClient | None:

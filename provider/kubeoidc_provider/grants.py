@@ -278,9 +278,20 @@ class _IdTokens:
         server = _server(self)  # set by __call__ below
         end_user: EndUser = request.user
         code = request.authorization_code
+        requested = end_user.claims.id_token
+        user_claims = end_user.user.claims(token["scope"].split(), requested)
+        allowed = request.client.client.id_token_claims
+        if allowed is not None:
+            # The client's registration narrows what scopes put into the ID token (userinfo still serves
+            # them all); a claim asked for by name in the ``claims`` parameter stays.
+            user_claims = {
+                name: value
+                for name, value in user_claims.items()
+                if name == "sub" or name in allowed or name in requested
+            }
         return server.minter.id_token(
             client_id=request.client.get_client_id(),
-            user_claims=end_user.user.claims(token["scope"].split(), end_user.claims.id_token),
+            user_claims=user_claims,
             auth_time=end_user.auth_time,
             nonce=code.get_nonce() if code is not None else None,
             access_token=token.get("access_token"),
@@ -305,3 +316,7 @@ class OpenIDRefresh(_IdTokens, OpenIDToken):  # type: ignore[misc]
 
     def __init__(self, server: GrantServer) -> None:
         self.server = server
+
+
+class OpenIDDeviceFlow(OpenIDRefresh):
+    """RFC 8628 with OpenID Connect: the device grant's token response carries an ID token for ``openid``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from typing import Any
 
 import uvicorn
@@ -17,6 +18,7 @@ from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.signing import SecretFollower, keys_from_secret
 from kubeoidc_provider.storage import open_storage
+from kubeoidc_provider.tls import TLSFiles
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
 from kubeoidc_provider.watcher import FollowedSecret, RegistryWatcher, default_api_client, read_secret
 
@@ -96,8 +98,31 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
 
 
 def serve(app: object, settings: ProviderSettings, *, log_level: str = "INFO") -> None:
+    tls = tls_files(settings)
+    if tls is not None:
+        tls.start()
+    try:
+        uvicorn_server(app, settings, tls=tls, log_level=log_level).run()
+    finally:
+        if tls is not None:
+            tls.stop()
+
+
+def tls_files(settings: ProviderSettings) -> TLSFiles | None:
+    """The certificate to serve HTTPS with, when the settings name one."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    try:
+        return TLSFiles(settings.tls_cert_file, settings.tls_key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigurationError(f"cannot serve HTTPS with {settings.tls_cert_file}: {error}") from error
+
+
+def uvicorn_server(
+    app: object, settings: ProviderSettings, *, tls: TLSFiles | None = None, log_level: str = "INFO"
+) -> uvicorn.Server:
     # No access log: request lines carry interaction ids and client parameters that need not be kept.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.host,
         port=settings.port,
@@ -108,4 +133,11 @@ def serve(app: object, settings: ProviderSettings, *, log_level: str = "INFO") -
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         log_level=log_level.lower(),  # uvicorn's own loggers, which it configures apart from the root
+        ssl_certfile=tls.cert_file if tls is not None else None,
+        ssl_keyfile=tls.key_file if tls is not None else None,
     )
+    config.load()
+    if tls is not None:
+        # Our context, not uvicorn's (which reads the files once): it follows renewed certificates.
+        config.ssl = tls.context
+    return uvicorn.Server(config)

@@ -27,6 +27,7 @@ PATHS = {
     "revocation_endpoint": "/revoke",
     "introspection_endpoint": "/introspect",
     "end_session_endpoint": "/logout",
+    "device_authorization_endpoint": "/device_authorization",
 }
 CLAIMS_SUPPORTED = (
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",

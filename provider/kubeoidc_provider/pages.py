@@ -37,7 +37,15 @@ class Pages:
         self.environment.globals["stylesheet"] = f"{static_prefix}/static/kubeoidc.css"
         self._templates = {
             name: self.environment.get_template(name)
-            for name in ("login.html", "consent.html", "error.html", "logout.html", "logged_out.html")
+            for name in (
+                "login.html",
+                "consent.html",
+                "error.html",
+                "logout.html",
+                "logged_out.html",
+                "device.html",
+                "device_done.html",
+            )
         }
 
     def render(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

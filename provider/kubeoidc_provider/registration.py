@@ -59,6 +59,8 @@ class Client:
     userinfo_signed_response_alg: str | None = None
     #: SHA-256 digests of the accepted secrets; empty for a public client.
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
+    #: The user claims the ID token may carry (``spec.idTokenClaims``); None: every granted one.
+    id_token_claims: frozenset[str] | None = None
 
     def check_secret(self, secret: str, now: float) -> bool:
         """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
@@ -147,8 +149,13 @@ def parse_oidcclient(
             backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
             backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
             userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
+            id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
         )
     return Registration(uid, namespace, name, client_id, secret_name, client)
+
+
+def _id_token_claims(value: object) -> frozenset[str] | None:
+    return frozenset(_str_tuple(value)) if isinstance(value, list) else None
 
 
 def parse_secret(obj: KubeObject) -> Credentials | None:

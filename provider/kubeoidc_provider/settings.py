@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubeoidc_contract import split_object_ref
@@ -75,6 +75,19 @@ class ProviderSettings(BaseSettings):
     #: its life. A pod reuses its projected token until the kubelet renews it; 1 makes every assertion
     #: single-use (RFC 7523 §3), for clients that present a fresh token each time.
     client_assertion_uses: int = Field(default=100, ge=1)
+    #: device_code_ttl: how long a device authorization request (RFC 8628) waits for its user, in seconds.
+    device_code_ttl: int = Field(default=600, ge=30, le=3600)
+    #: device_poll_interval: the seconds a device waits between polls of the token endpoint (RFC 8628).
+    device_poll_interval: int = Field(default=5, ge=1, le=60)
+    #: jwks_max_age: how long (seconds) clients may cache discovery and the JWKS (``Cache-Control``).
+    #: kube-apiserver reads the JWKS again only once its copy is that old, so a new signing key must be
+    #: published at least this long before it signs (the operator's publish-ahead is a day).
+    jwks_max_age: int = Field(default=300, ge=0, le=86400)
+    #: tls_cert_file: serve HTTPS with this PEM certificate chain (with ``tls_key_file``); the files are
+    #: read again when they change (cert-manager renewing a mounted Secret), without a restart.
+    tls_cert_file: Path | None = None
+    #: tls_key_file: the PEM private key of ``tls_cert_file``.
+    tls_key_file: Path | None = None
 
     @field_validator("issuer")
     @classmethod
@@ -95,6 +108,12 @@ class ProviderSettings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> ProviderSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both, or neither")
+        return self
 
     @property
     def signing_keys_ref(self) -> tuple[str, str] | None:

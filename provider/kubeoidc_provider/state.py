@@ -84,6 +84,9 @@ class Interaction:
     login_done: bool = False
     #: The user approved this request on the consent page.
     consent_done: bool = False
+    #: For a device's request (RFC 8628), the key of its device code: the outcome goes there, not to a
+    #: redirect URI.
+    device_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,6 +343,8 @@ class ControlPlane:
     audited: Sequence[str] = ()
     #: Where each component's output and the audit log go (kept); default: inside the data folder.
     logs: Path | None = None
+    #: More kube-apiserver flags, e.g. ``--authentication-config=FILE`` for people logging in with OIDC.
+    apiserver_args: Sequence[str] = ()
     root: Path = field(init=False)
     server: str = field(init=False, default="")
     ca: Path = field(init=False)
@@ -452,6 +454,7 @@ class ControlPlane:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",
+                *self.apiserver_args,
             ],
             logs,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -78,22 +79,30 @@ def manifests(tmp_path: Path) -> Path:
 def start_dev(tmp_path: Path) -> Iterator[StartDev]:
     started: list[DevProcess] = []
 
-    def start(folder: Path, state: Path | None = None) -> DevProcess:
+    def start(folder: Path, state: Path | None = None, *, tls: bool = False) -> DevProcess:
         port = free_port()
+        state = state or tmp_path / "state"
         command = [sys.executable, "-m", "kubeoidc.cli", "dev", str(folder)]
-        command += ["--state", str(state or tmp_path / "state"), "--port", str(port)]
+        command += ["--state", str(state), "--port", str(port), *(["--tls"] if tls else [])]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
         )
-        dev = DevProcess(process, folder, f"http://127.0.0.1:{port}")
+        dev = DevProcess(process, folder, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
         dev.reader = threading.Thread(target=_collect, args=(process, dev.lines), daemon=True)
         dev.reader.start()
         started.append(dev)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                if httpx2.get(f"{dev.issuer}/readyz", timeout=1).status_code == 200:
+                # With --tls the CA is written before the server listens: every answer is verified.
+                ca = state / "tls" / "ca.crt"
+                verify: ssl.SSLContext | bool = True
+                if tls and ca.exists():
+                    verify = ssl.create_default_context(cafile=str(ca))
+                if (not tls or ca.exists()) and httpx2.get(
+                    f"{dev.issuer}/readyz", timeout=1, verify=verify
+                ).status_code == 200:
                     return dev
             except httpx2.TransportError:
                 pass

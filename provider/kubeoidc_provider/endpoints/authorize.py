@@ -29,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kubeoidc_provider.backchannel import EXPIRY_LOOKBACK
 from kubeoidc_provider.context import Provider, provider_of
-from kubeoidc_provider.endpoints import request_checks
+from kubeoidc_provider.endpoints import device, request_checks
 from kubeoidc_provider.endpoints.form_post import form_post_response
 from kubeoidc_provider.grants import EndUser
 from kubeoidc_provider.oauth_request import ProviderRequest
@@ -57,6 +57,8 @@ async def resume(request: Request) -> Response:
     interaction = await provider.state.get_interaction(interaction_id) if interaction_id else None
     if interaction is None or session is None or interaction.session_hash != session.hash:
         return expired_interaction(provider)
+    if interaction.device_key is not None:
+        return await device.continue_device(provider, session, interaction, interaction_id)
     return await continue_authorization(
         provider, request, session, list(interaction.params.items()), interaction, interaction_id
     )

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints.authorize import deny, expired_interaction
+from kubeoidc_provider.endpoints.device import deny_device
 from kubeoidc_provider.endpoints.interaction import InteractionView, load_interaction
 
 #: What each scope lets the client see, in the user's words.
@@ -46,6 +47,8 @@ async def consent_submit(request: Request) -> Response:
     params = view.interaction.params
     if form.get("decision") != "allow":
         await provider.state.delete_interaction(view.interaction_id)
+        if view.interaction.device_key is not None:
+            return await deny_device(provider, view.session, view.interaction)
         return deny(provider, request, params.items())
     scopes = frozenset(params.get("scope", "").split())
     granted = await provider.state.consented_scopes(view.session.data.user_id, view.client.client_id)

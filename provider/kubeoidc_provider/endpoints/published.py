@@ -15,8 +15,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.cors import preflight_headers, response_headers
 
-#: Short enough that a newly published key reaches relying parties well before it signs.
-CACHE_CONTROL = b"public, max-age=300"
 ALLOW = b"GET, HEAD, OPTIONS"
 
 
@@ -25,6 +23,8 @@ class PublishedDocuments:
 
     def __init__(self, app: ASGIApp, provider: Provider) -> None:
         self.app = app
+        # Short enough that a newly published key reaches relying parties well before it signs.
+        self.cache_control = f"public, max-age={provider.settings.jwks_max_age}".encode()
         prefix = provider.settings.issuer_path
         self.documents: dict[str, tuple[Callable[[], bytes], bytes]] = {
             f"{prefix}/.well-known/openid-configuration": (lambda: provider.discovery, b"application/json"),
@@ -48,7 +48,7 @@ class PublishedDocuments:
         headers = [
             (b"content-type", document[1]),
             (b"content-length", str(len(body)).encode()),
-            (b"cache-control", CACHE_CONTROL),
+            (b"cache-control", self.cache_control),
             *response_headers(),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

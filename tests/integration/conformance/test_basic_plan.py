@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD
+from kubeoidc_contract import DEVICE_CODE_GRANT_TYPE, SERVICE_ACCOUNT_AUTH_METHOD
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.metadata import CLAIMS_SUPPORTED
 from support.conformance import ALL_SCOPES, plan_config, register_client
+from support.device_approval import device_grant_succeeds
 
 pytestmark = [pytest.mark.node, pytest.mark.browser]
 
@@ -48,6 +49,8 @@ def plan(provider: Provider, run_plan: Any) -> dict[str, Any]:
     result: dict[str, Any] = run_plan(
         "basic", plan_config(provider, clients, otherUsersIdToken=bobs_id_token)
     )
+    # Not a module of the certification plans: the device grant (RFC 8628), run by kubeoidc login's client.
+    result["device"] = {"ok": device_grant_succeeds(provider)}
     return result
 
 
@@ -384,6 +387,8 @@ def test_the_provider_refuses_nothing_discovery_says_it_supports(
     )
     if plan["client-credentials"]["ok"]:
         grants.add("client_credentials")
+    if plan["device"]["ok"]:
+        grants.add(DEVICE_CODE_GRANT_TYPE)
     assert set(document["grant_types_supported"]) <= grants
     assert document["request_parameter_supported"] is False
     assert document["request_uri_parameter_supported"] is False

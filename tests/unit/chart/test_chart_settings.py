@@ -14,7 +14,7 @@ import pytest
 
 from kubeoidc_operator.settings import OperatorSettings, load_settings
 from kubeoidc_provider.settings import ProviderSettings
-from support.chart_rendering import VALUE_SETS, container_of, env_of, objects
+from support.chart_rendering import VALUE_SETS, container_of, env_of, objects, pod_spec
 
 #: What a Secret reference resolves to in a pod: any value of the right form.
 FROM_SECRET = "rediss://:password@redis.example.com:6380/0"
@@ -98,3 +98,27 @@ def test_providers_share_a_redis_and_read_hand_made_keys_from_a_file(monkeypatch
     assert settings.storage_url == FROM_SECRET
     assert settings.signing_keys_secret is None
     assert str(settings.signing_keys_file) == "/etc/kubeoidc/signing-keys/jwks.json"
+
+
+def test_provider_with_a_tls_secret_serves_https_from_it_and_probes_over_https(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = provider_settings(monkeypatch, "all")
+    assert str(settings.tls_cert_file) == "/etc/kubeoidc/tls/tls.crt"
+    assert str(settings.tls_key_file) == "/etc/kubeoidc/tls/tls.key"
+    objs = objects("all")
+    container = container_of(objs, "provider")
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert container["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert mount == {"name": "tls", "mountPath": "/etc/kubeoidc/tls", "readOnly": True}
+    volume = next(v for v in pod_spec(objs, "provider")["volumes"] if v["name"] == "tls")
+    assert volume["secret"]["secretName"] == "kubeoidc-provider-tls"
+
+
+def test_default_provider_serves_plain_http_for_a_tls_terminating_ingress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = provider_settings(monkeypatch, "default")
+    assert settings.tls_cert_file is None
+    assert "scheme" not in container_of(objects("default"), "provider")["readinessProbe"]["httpGet"]

@@ -134,6 +134,6 @@ def test_the_operator_keeps_its_log_level_after_kopf_configures_logging(
 
 def test_the_provider_hands_its_log_level_to_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: seen.update(vars(self.config)))
     provider_main.serve(object(), ProviderSettings(issuer="https://x.example.com"), log_level="DEBUG")
     assert seen["log_level"] == "debug"

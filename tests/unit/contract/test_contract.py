@@ -37,7 +37,12 @@ def test_the_crd_grace_period_is_written_in_the_one_duration_grammar() -> None:
 
 
 def test_the_crd_lists_read_as_the_crd_writes_them() -> None:
-    assert crd.grant_types() == ("authorization_code", "refresh_token", "client_credentials")
+    assert crd.grant_types() == (
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    )
     assert crd.auth_methods() == (
         "client_secret_basic",
         "client_secret_post",

@@ -36,8 +36,8 @@ LOGOUT_SCHEME = (
 )
 CODE_NEEDS_REDIRECT = "grantTypes includes authorization_code, which needs at least one URI in redirectURIs"
 REFRESH_NEEDS_CODE = (
-    "refresh_token needs authorization_code in grantTypes: refresh tokens are only issued by the "
-    "authorization code flow"
+    "refresh_token needs authorization_code or urn:ietf:params:oauth:grant-type:device_code in "
+    "grantTypes: refresh tokens are only issued by the flows where a user signs in"
 )
 PUBLIC_NEEDS_NONE = "a public client has no secret: set tokenEndpointAuthMethod to none when public is true"
 PUBLIC_NO_CLIENT_CREDENTIALS = (
@@ -305,7 +305,8 @@ BAD_SPECS = [
         Violation(
             "spec.grantTypes[0]",
             'Unsupported value: "implicit": supported values: '
-            '"authorization_code", "refresh_token", "client_credentials"',
+            '"authorization_code", "refresh_token", "client_credentials", '
+            '"urn:ietf:params:oauth:grant-type:device_code"',
         ),
         id="grant-type-implicit",
     ),

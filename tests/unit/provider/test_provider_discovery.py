@@ -53,6 +53,7 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
         "authorization_code",
         "client_credentials",
         "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
     ]
     assert sorted(document["token_endpoint_auth_methods_supported"]) == [
         "client_secret_basic",

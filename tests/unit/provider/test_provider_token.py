@@ -307,7 +307,7 @@ def test_a_client_without_the_refresh_grant_gets_no_refresh_token(
 
 
 @pytest.mark.parametrize(
-    "grant_type", ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code", 'a"b', "é"]
+    "grant_type", ["password", "implicit", "urn:ietf:params:oauth:grant-type:token-exchange", 'a"b', "é"]
 )
 def test_a_grant_type_the_provider_does_not_have_is_unsupported_grant_type(
     m2m_rp: RelyingParty, grant_type: str
