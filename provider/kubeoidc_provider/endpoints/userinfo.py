@@ -47,7 +47,8 @@ async def userinfo(request: Request) -> Response:
         return Response(dump_json(claims), media_type="application/json", headers=_NO_STORE)
     if alg != provider.keys.signing_alg:
         # The CRD lets a client name any algorithm the provider could sign with; only the key set's
-        # signing key signs, so a mismatch is a configuration error, told to the operator, not a 500.
+        # signing key signs, so a mismatch is the deployment's configuration error: logged for the
+        # operator, and answered as server_error rather than with claims the client would not accept.
         logger.error(
             "client %s asks for %s-signed userinfo; the signing key is %s",
             client and client.client_id,
