@@ -29,6 +29,7 @@ from typing import Any
 from .desired import desired_secret, secret_annotations, secret_patch
 from .objects import ClientView, Inputs, metadata, string
 from .ownership import is_owned, secret_name
+from .published import published_credentials
 from .rotation import CredentialGenerator, client_id, client_secret, rotation_record
 from .status import (
     CLIENT_ID_CONFLICT,
@@ -123,9 +124,9 @@ def _write(inputs: Inputs, credentials: CredentialGenerator) -> Plan:
     the_id, id_origin = client_id(inputs, credentials)
     the_secret, change = client_secret(inputs, credentials)
     record = rotation_record(inputs)
-    desired = desired_secret(
-        inputs, the_id, the_secret, secret_annotations(inputs, the_secret, change, record)
-    )
+    annotations = secret_annotations(inputs, the_secret, change, record)
+    desired = desired_secret(inputs, the_id, the_secret, annotations)
+    published = published_credentials(the_id, the_secret, annotations)
     action: Action = "create"
     patch: dict[str, Any] | None = None
     if inputs.current is not None:
@@ -137,6 +138,6 @@ def _write(inputs: Inputs, credentials: CredentialGenerator) -> Plan:
         secret=desired,
         secret_patch=patch,
         delete_secret=delete,
-        status=status_patch(inputs.obj.status, ready_status(inputs, the_id, change, record)),
+        status=status_patch(inputs.obj.status, ready_status(inputs, the_id, change, record, published)),
         events=tuple(plan_events(inputs, the_id, id_origin, change, action, patch, delete)),
     )

@@ -86,6 +86,8 @@ class Registration:
     client_id: str | None
     secret_name: str | None
     client: Client | None  # None while the status has no client ID yet
+    #: What the operator published in ``status.credentials`` (None: nothing published).
+    published: Credentials | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,40 @@ def parse_oidcclient(
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
         )
-    return Registration(uid, namespace, name, client_id, secret_name, client)
+    published = _published_credentials(name, uid, _mapping(status.get(contract.STATUS_CREDENTIALS)))
+    return Registration(uid, namespace, name, client_id, secret_name, client, published)
+
+
+def _published_credentials(name: str, uid: str, published: Mapping[str, Any]) -> Credentials | None:
+    """The credentials the operator published in status (the provider reads no Secret), or None."""
+    client_id = _str_or_none(published.get(contract.CREDENTIALS_CLIENT_ID))
+    if client_id is None:
+        return None
+    hashes: list[SecretHash] = []
+    digest = _sha256(published.get(contract.CREDENTIALS_SECRET_HASH))
+    if digest is not None:
+        hashes.append((digest, None))
+        previous = _previous_hash(
+            {
+                contract.PREVIOUS_SECRET_HASH_ANNOTATION: published.get(contract.CREDENTIALS_PREVIOUS_HASH),
+                contract.PREVIOUS_SECRET_EXPIRES_ANNOTATION: published.get(
+                    contract.CREDENTIALS_PREVIOUS_EXPIRES
+                ),
+            }
+        )
+        if previous is not None:
+            hashes.append(previous)
+    return Credentials(name, uid, client_id, tuple(hashes))
+
+
+def _sha256(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        digest = bytes.fromhex(value)
+    except ValueError:
+        return None
+    return digest if len(digest) == hashlib.sha256().digest_size else None
 
 
 def parse_secret(obj: KubeObject) -> Credentials | None:

@@ -1,4 +1,4 @@
-"""Feeds the client registry from the Kubernetes API: list, then watch, OIDCClients and managed Secrets.
+"""Feeds the client registry from the Kubernetes API: list, then watch, OIDCClients.
 
 This is the only provider module that imports the Kubernetes client. Each kind (and each namespace,
 when the provider is limited to some) runs in its own daemon thread: list (paged), hand the result
@@ -7,14 +7,13 @@ A watch that ends on its server-side timeout resumes from the last resourceVersi
 or any other error re-lists, with an exponential backoff while errors repeat.
 
 The registry becomes ready once the first list of every stream has completed. The provider needs
-only ``get``, ``list`` and ``watch`` on ``oidcclients`` and on ``secrets``.
+only ``get``, ``list`` and ``watch`` on ``oidcclients``: it reads no tenant's Secret, as the operator
+publishes each client's credential digests in the OIDCClient's status (see the registry).
 
 When the operator manages the signing keys, one more stream follows that one Secret (by name) and
 hands every version of it to the provider, which starts signing with it without a restart.
 
-Secrets are selected by the manager label on the server and again here: a test API server may ignore
-the label selector, and a Secret that loses the label must leave the registry. Nothing here logs the
-content of a Secret.
+Nothing here logs the content of a Secret.
 """
 
 from __future__ import annotations
@@ -137,17 +136,6 @@ class RegistryWatcher:
                     delete=registry.delete_oidcclient,
                     replace=functools.partial(_replace_oidcclients, registry, namespace),
                     accepts=_any_object,
-                )
-            )
-            self._streams.append(
-                _Stream(
-                    kind="Secret",
-                    namespace=namespace,
-                    list_call=_secret_list_call(core, namespace),
-                    upsert=registry.upsert_secret,
-                    delete=registry.delete_secret,
-                    replace=functools.partial(_replace_secrets, registry, namespace),
-                    accepts=_is_managed_secret,
                 )
             )
         if self._follow is not None:
@@ -327,15 +315,6 @@ def _replace_oidcclients(registry: ClientRegistry, namespace: str | None, objs: 
     registry.replace_all(objs, None, namespace)
 
 
-def _replace_secrets(registry: ClientRegistry, namespace: str | None, objs: list[KubeObject]) -> None:
-    registry.replace_all(None, objs, namespace)
-
-
-def _is_managed_secret(obj: KubeObject) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return isinstance(labels, Mapping) and labels.get(contract.MANAGED_BY_LABEL) == contract.MANAGER
-
-
 def _custom_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
     # A plain function, without the generated docstring: Watch then yields the raw JSON objects.
     def call(**kwargs: Any) -> Any:
@@ -344,15 +323,6 @@ def _custom_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
         return api.list_namespaced_custom_object(
             contract.GROUP, contract.VERSION, namespace, contract.PLURAL, **kwargs
         )
-
-    return call
-
-
-def _secret_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
-    def call(**kwargs: Any) -> Any:
-        if namespace is None:
-            return api.list_secret_for_all_namespaces(label_selector=contract.SECRET_SELECTOR, **kwargs)
-        return api.list_namespaced_secret(namespace, label_selector=contract.SECRET_SELECTOR, **kwargs)
 
     return call
 

@@ -46,10 +46,8 @@ KOPF_CRD_RULES: Rules = {("apiextensions.k8s.io", "customresourcedefinitions"): 
 KOPF_NAMESPACE_RULES: Rules = {("", "namespaces"): {"list", "watch"}}
 #: kopf's peering, with several operator replicas.
 KOPF_PEERING_RULES: Rules = {("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"}}
-PROVIDER_RULES: Rules = {
-    ("kubeoidc.io", "oidcclients"): {"get", "list", "watch"},
-    ("", "secrets"): {"get", "list", "watch"},
-}
+#: The provider reads no Secret but the signing keys: credentials' digests come in OIDCClients' status.
+PROVIDER_RULES: Rules = {("kubeoidc.io", "oidcclients"): {"get", "list", "watch"}}
 
 
 def rights(scope: str, rules: Rules, name: str = ANY) -> set[Right]:
@@ -100,7 +98,8 @@ def rendered_objects(**values: Any) -> list[dict[str, Any]]:
     return objects_of(render(with_issuer(**values)))
 
 
-# Cluster-wide (the default): the rights on Secrets everywhere cover the managed signing keys.
+# Cluster-wide (the default): the operator's rights on Secrets everywhere cover the managed signing keys;
+# the provider reads no Secret but those keys.
 
 
 def test_cluster_wide_operator_gets_exactly_its_rights_everywhere() -> None:
@@ -109,8 +108,20 @@ def test_cluster_wide_operator_gets_exactly_its_rights_everywhere() -> None:
     )
 
 
-def test_cluster_wide_provider_only_reads_clients_and_secrets() -> None:
-    assert granted(objects("default"), "kubeoidc-provider") == rights(CLUSTER, PROVIDER_RULES)
+def test_default_install_lets_the_provider_read_no_secret_but_its_signing_keys() -> None:
+    assert granted(objects("default"), "kubeoidc-provider") == rights(
+        CLUSTER, PROVIDER_RULES
+    ) | provider_signing_keys_rights("kubeoidc-signing-keys")
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_provider_reads_no_secret_outside_the_release_namespace(value_set: str) -> None:
+    objs = objects(value_set)
+    account = pod_spec(objs, "provider")["serviceAccountName"]
+
+    secret_rights = {right for right in granted(objs, account) if right[2] == "secrets"}
+
+    assert {(scope, name != ANY) for scope, _, _, _, name in secret_rights} <= {(NAMESPACE, True)}
 
 
 def test_cluster_wide_operators_in_failover_also_keep_their_peering() -> None:
@@ -164,7 +175,7 @@ def test_hand_made_keys_need_no_rights_in_an_unserved_release_namespace() -> Non
     assert {role["metadata"]["namespace"] for role in of_kind(objs, "Role")} == {"apps"}
 
 
-def test_a_served_release_namespace_needs_no_role_of_its_own_for_the_keys() -> None:
+def test_a_served_release_namespace_needs_no_operator_role_of_its_own_for_the_keys() -> None:
     objs = rendered_objects(watchNamespaces=[NAMESPACE, "apps"])
 
     assert granted(objs, "kubeoidc-operator") == (
@@ -173,8 +184,10 @@ def test_a_served_release_namespace_needs_no_role_of_its_own_for_the_keys() -> N
         | rights(NAMESPACE, OPERATOR_RULES)
         | rights("apps", OPERATOR_RULES)
     )
-    assert granted(objs, "kubeoidc-provider") == rights(NAMESPACE, PROVIDER_RULES) | rights(
-        "apps", PROVIDER_RULES
+    assert granted(objs, "kubeoidc-provider") == (
+        rights(NAMESPACE, PROVIDER_RULES)
+        | rights("apps", PROVIDER_RULES)
+        | provider_signing_keys_rights("kubeoidc-signing-keys")
     )
 
 

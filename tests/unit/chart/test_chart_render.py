@@ -118,6 +118,7 @@ def test_rendered_manifests_pass_yamllint(value_set: str) -> None:
 def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
     kinds = sorted(obj["kind"] for obj in objects("default"))
 
+    # The Role and RoleBinding: the provider's read of its signing keys, its only Secret.
     assert kinds == [
         "ClusterRole",
         "ClusterRole",
@@ -125,6 +126,8 @@ def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
         "ClusterRoleBinding",
         "Deployment",
         "Deployment",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
         "ServiceAccount",
