@@ -14,6 +14,7 @@ from typing import Any
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from starlette.responses import Response
 
 from kubeoidc_provider.grants import (
@@ -93,7 +94,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
     def authenticate_client(
         self, request: ProviderRequest, methods: list[str], endpoint: str = "token"
     ) -> Any:
-        """Authlib's client authentication, with a description that does not list Python values."""
+        """Authlib's client authentication, with a description that does not list Python values, and
+        refusing a request that authenticates twice (RFC 6749 §2.3)."""
+        _refuse_two_methods(request)
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
@@ -168,13 +171,43 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             await self.state.save_code(code, grant, self.settings.code_ttl)
 
 
-def _authenticate_basic(query_client: Any, request: ProviderRequest) -> OAuthClient | None:
-    """Authlib's ``client_secret_basic``, where credentials that are not UTF-8 name no client.
+#: Body parameters that authenticate a client (RFC 6749 §2.3.1, RFC 7523 §2.2).
+_BODY_CREDENTIALS = ("client_secret", "client_assertion")
 
-    Authlib decodes the Basic credentials as UTF-8 without catching the error: a 500 otherwise.
+
+def _authenticate_basic(query_client: Any, request: ProviderRequest) -> OAuthClient | None:
+    """Authlib's ``client_secret_basic``, where credentials that are not ASCII base64 of UTF-8 name no
+    client.
+
+    Authlib decodes the Basic credentials without catching a non-ASCII header (a ValueError) or bytes
+    that are not UTF-8 (a UnicodeDecodeError): a 500 otherwise, where the client must get 401.
     """
     try:
         client: OAuthClient | None = authenticate_client_secret_basic(query_client, request)
-    except UnicodeDecodeError:
+    except ValueError:
         return None
     return client
+
+
+def _basic_client_id(request: ProviderRequest) -> str | None:
+    """The client ID of the request's HTTP Basic credentials, or None without (readable) ones."""
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:
+        return None
+    return client_id if isinstance(client_id, str) else None
+
+
+def _refuse_two_methods(request: ProviderRequest) -> None:
+    """``invalid_request`` for Basic credentials beside credentials in the body, or beside a body
+    ``client_id`` naming another client (RFC 6749 §2.3: one method per request). A body ``client_id``
+    equal to the Basic one is tolerated: relying parties (pyoidc) add it to code exchanges."""
+    basic_id = _basic_client_id(request)
+    if basic_id is None:
+        return
+    form = request.form
+    if any(name in form for name in _BODY_CREDENTIALS) or form.get("client_id", basic_id) != basic_id:
+        raise InvalidRequestError(
+            "The client authenticated with HTTP Basic and in the request body: "
+            "use one method per request (RFC 6749 section 2.3)."
+        )
