@@ -60,6 +60,10 @@ class ProviderSettings(BaseSettings):
     #: login_window: the window, in seconds, over which failed logins are counted.
     login_window: int = Field(default=300, ge=1)
 
+    #: body_read_timeout: seconds a request body may pause before the request is refused (408), so a
+    #: client that declares more than it sends cannot hold a connection.
+    body_read_timeout: float = Field(default=10.0, gt=0, le=300)
+
     @field_validator("issuer")
     @classmethod
     def _issuer_is_a_url(cls, value: str) -> str:

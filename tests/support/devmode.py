@@ -79,32 +79,39 @@ def start_dev(tmp_path: Path) -> Iterator[StartDev]:
     started: list[DevProcess] = []
 
     def start(folder: Path, state: Path | None = None) -> DevProcess:
-        port = free_port()
-        command = [sys.executable, "-m", "kubeoidc.cli", "dev", str(folder)]
-        command += ["--state", str(state or tmp_path / "state"), "--port", str(port)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
-        )
-        dev = DevProcess(process, folder, f"http://127.0.0.1:{port}")
-        dev.reader = threading.Thread(target=_collect, args=(process, dev.lines), daemon=True)
-        dev.reader.start()
+        dev = launch(folder, state or tmp_path / "state", tmp_path)
         started.append(dev)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{dev.issuer}/readyz", timeout=1).status_code == 200:
-                    return dev
-            except httpx2.TransportError:
-                pass
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"kubeoidc dev did not start:\n{dev.output()}")
+        return dev
 
     yield start
     for dev in started:
         stop(dev)
+
+
+def launch(folder: Path, state: Path, cwd: Path, env: dict[str, str] | None = None) -> DevProcess:
+    """``kubeoidc dev`` on ``folder``, ready to serve (``env`` adds settings); stop it with ``stop``."""
+    port = free_port()
+    command = [sys.executable, "-m", "kubeoidc.cli", "dev", str(folder)]
+    command += ["--state", str(state), "--port", str(port)]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=cwd
+    )
+    dev = DevProcess(process, folder, f"http://127.0.0.1:{port}")
+    dev.reader = threading.Thread(target=_collect, args=(process, dev.lines), daemon=True)
+    dev.reader.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{dev.issuer}/readyz", timeout=1).status_code == 200:
+                return dev
+        except httpx2.TransportError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop(dev)
+    raise AssertionError(f"kubeoidc dev did not start:\n{dev.output()}")
 
 
 def stop(dev: DevProcess) -> None:

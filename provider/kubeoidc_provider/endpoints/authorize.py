@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from kubeoidc_provider.context import Provider, provider_of
+from kubeoidc_provider.endpoints.form import read_page_form, repeated_parameter
 from kubeoidc_provider.grants import EndUser
 from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.sessions import BrowserSession
@@ -35,10 +36,15 @@ async def authorize(request: Request) -> Response:
     """``GET`` or ``POST /authorize`` (OIDC Core §3.1.2.1 allows both)."""
     provider = provider_of(request)
     if request.method == "POST":
-        params = list((await request.form()).multi_items())
+        params = list((await read_page_form(request)).multi_items())
     else:
         params = list(request.query_params.multi_items())
     pairs = [(key, value) for key, value in params if isinstance(value, str)]
+    if (repeated := repeated_parameter(pairs)) is not None:
+        # Shown, never redirected: the redirect URI itself may be the repeated one.
+        return provider.pages.error(
+            400, "Sign-in request refused", f"Multiple {repeated!r} in request.", "invalid_request"
+        )
     return await continue_authorization(provider, request, await provider.sessions.load(request), pairs)
 
 

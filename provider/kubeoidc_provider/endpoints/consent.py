@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints.authorize import deny, expired_interaction
+from kubeoidc_provider.endpoints.form import read_page_form
 from kubeoidc_provider.endpoints.interaction import InteractionView, load_interaction
 
 #: What each scope lets the client see, in the user's words.
@@ -35,7 +36,7 @@ async def consent_page(request: Request) -> Response:
 
 async def consent_submit(request: Request) -> Response:
     provider = provider_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     view = await load_interaction(provider, request, str(form.get("interaction", "")))
     if view is None or view.session.data.user_id is None:
         return expired_interaction(provider)
