@@ -32,7 +32,7 @@ from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.state import RefreshGrant, State, new_token, wait_on
-from kubeoidc_provider.tokens import TokenMinter
+from kubeoidc_provider.tokens import TokenMinter, client_subject
 from kubeoidc_provider.users import UserDirectory
 
 
@@ -126,7 +126,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         client_id = client.get_client_id()
         access_token = self.minter.access_token(
             client_id=client_id,
-            subject=user.user.id if user else client_id,
+            subject=user.user.id if user else client_subject(client_id),
             scope=scope or "",
             grant_id=user.grant_id if user else None,
             auth_time=user.auth_time if user else None,

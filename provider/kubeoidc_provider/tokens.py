@@ -19,6 +19,16 @@ from kubeoidc_provider.state import State, new_token
 #: How many verified access tokens are remembered (a few MiB at most).
 VERIFIED_TOKENS = 10_000
 #: The JOSE ``typ`` of an access token, so it can never be taken for an ID token (RFC 9068 §2.1).
+#: The ``sub`` of a token a client got for itself (client credentials) is its client ID behind this
+#: prefix: a tenant may pin any client ID, but never one that reads as a user's subject.
+CLIENT_SUBJECT_PREFIX = "client:"
+
+
+def client_subject(client_id: str) -> str:
+    """The subject of a client acting for itself, never equal to a user's."""
+    return CLIENT_SUBJECT_PREFIX + client_id
+
+
 ACCESS_TOKEN_TYP = "at+jwt"
 
 

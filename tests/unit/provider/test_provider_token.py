@@ -488,7 +488,7 @@ def test_a_client_credentials_access_token_is_about_the_client(
 
     claims = provider.keys.verify(tokens["access_token"], typ="at+jwt")
 
-    assert claims["sub"] == m2m_rp.client_id
+    assert claims["sub"] == f"client:{m2m_rp.client_id}"
     assert claims["client_id"] == m2m_rp.client_id
     assert claims["scope"] == "invoices:read"
     assert "auth_time" not in claims
@@ -503,3 +503,26 @@ def test_the_access_token_lifetime_follows_the_settings(make_provider: Any, serv
     claims = provider.keys.verify(tokens["access_token"])
     assert tokens["expires_in"] == 120
     assert claims["exp"] - claims["iat"] == 120
+
+
+def test_a_client_pinning_a_users_subject_as_its_id_cannot_mint_that_users_subject(
+    provider: Provider, http: TestClient
+) -> None:
+    # A tenant pins alice's subject as its client ID and asks for a token for itself.
+    impostor = register(
+        provider.registry,
+        "impostor",
+        client_id=ALICE,
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        scopes=["api"],
+    )
+    response = http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "api"},
+        auth=(ALICE, impostor.secret or ""),
+    )
+
+    claims = provider.keys.verify(response.json()["access_token"], typ="at+jwt")
+    assert claims["sub"] != ALICE
+    assert claims["sub"] == f"client:{ALICE}"
