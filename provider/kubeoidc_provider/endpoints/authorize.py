@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from kubeoidc_contract.issuer import is_loopback_host
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints.form import read_page_form, repeated_parameter
 from kubeoidc_provider.grants import EndUser
 from kubeoidc_provider.oauth_request import ProviderRequest
+from kubeoidc_provider.registration import Client
 from kubeoidc_provider.sessions import BrowserSession
 from kubeoidc_provider.state import Interaction, Session, new_token
 from kubeoidc_provider.urls import add_query
@@ -59,6 +62,15 @@ async def resume(request: Request) -> Response:
     return await continue_authorization(
         provider, request, session, list(interaction.params.items()), interaction, interaction_id
     )
+
+
+def _identity_unproven(client: Client, redirect_uri: str) -> bool:
+    """RFC 8252 §8.6: a public client redirecting to a loopback address or a private-use scheme can be
+    impersonated by any local app, so a remembered consent never approves it without asking."""
+    if not client.public:
+        return False
+    parts = urlsplit(redirect_uri)
+    return parts.scheme != "https" or is_loopback_host(parts.hostname)
 
 
 def expired_interaction(provider: Provider) -> Response:
@@ -103,7 +115,8 @@ async def continue_authorization(
     requested = frozenset(oauth_request.scope.split())
     consented = await provider.state.consented_scopes(end_user.user.id, grant.client.get_client_id())
     consent_done = interaction is not None and interaction.consent_done
-    if not consent_done and ("consent" in prompts or not requested <= consented):
+    unproven = _identity_unproven(grant.client.client, oauth_request.payload.redirect_uri or "")
+    if not consent_done and ("consent" in prompts or unproven or not requested <= consented):
         if "none" in prompts:
             refusal = ConsentRequiredError(redirect_uri=oauth_request.payload.redirect_uri)
             return _error(provider, oauth_request, refusal)
