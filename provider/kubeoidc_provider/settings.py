@@ -60,6 +60,9 @@ class ProviderSettings(BaseSettings):
     #: login_window: the window, in seconds, over which failed logins are counted.
     login_window: int = Field(default=300, ge=1)
 
+    #: require_pkce: confidential clients must use PKCE too (RFC 9700 §2.1.1 recommends it); public
+    #: clients always must. Off only for relying parties that cannot send a code challenge.
+    require_pkce: bool = True
     #: body_read_timeout: seconds a request body may pause before the request is refused (408), so a
     #: client that declares more than it sends cannot hold a connection.
     body_read_timeout: float = Field(default=10.0, gt=0, le=300)

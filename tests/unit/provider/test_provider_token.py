@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -246,9 +247,23 @@ def test_a_missing_pkce_verifier_is_invalid_request(web_rp: RelyingParty, signed
     assert_error(response, "invalid_request", description="Missing 'code_verifier'")
 
 
+@pytest.fixture
+def without_required_pkce(
+    make_provider: Callable[..., Provider], serve: Callable[..., Any]
+) -> Iterator[tuple[Browser, RelyingParty]]:
+    """A browser and a confidential web client on a provider with ``require_pkce`` off."""
+    provider = make_provider(require_pkce=False)
+    with serve(provider) as http:
+        yield (
+            Browser(http, provider.settings.issuer),
+            RelyingParty(http, register(provider.registry, "web-app")),
+        )
+
+
 def test_a_verifier_for_a_request_without_a_challenge_is_invalid_request(
-    browser: Browser, web_rp: RelyingParty
+    without_required_pkce: tuple[Browser, RelyingParty],
 ) -> None:
+    browser, web_rp = without_required_pkce
     request, code = sign_in_for_code(browser, web_rp, pkce=False)
 
     response = web_rp.exchange(request, code, code_verifier="x" * 43)
@@ -256,10 +271,17 @@ def test_a_verifier_for_a_request_without_a_challenge_is_invalid_request(
     assert_error(response, "invalid_request")
 
 
-def test_a_confidential_client_may_go_without_pkce(browser: Browser, web_rp: RelyingParty) -> None:
-    request, code = sign_in_for_code(browser, web_rp, pkce=False)
+def test_a_confidential_client_may_go_without_pkce_only_when_the_setting_allows(
+    browser: Browser, web_rp: RelyingParty, without_required_pkce: tuple[Browser, RelyingParty]
+) -> None:
+    refused = browser.authorize(web_rp.auth_request(pkce=False).params)
+    assert refused.status_code == 302
+    assert "error=invalid_request" in refused.headers["location"]
 
-    assert web_rp.exchange(request, code).status_code == 200
+    lenient_browser, lenient_rp = without_required_pkce
+    request, code = sign_in_for_code(lenient_browser, lenient_rp, pkce=False)
+
+    assert lenient_rp.exchange(request, code).status_code == 200
 
 
 def test_a_public_client_without_its_verifier_is_invalid_request(
