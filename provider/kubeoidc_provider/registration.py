@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubeoidc_contract as contract
 from kubeoidc_contract import crd
@@ -68,8 +69,15 @@ class Client:
         return accepted
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """Exact comparison against the canonical list (no prefix, no normalisation)."""
-        return redirect_uri in self.redirect_uris
+        """Exact comparison against the canonical list (no prefix, no normalisation), except the port
+        of a loopback IP redirect URI, which may be any (RFC 8252 §7.3: a native app listens on
+        whatever port the system gives it)."""
+        if redirect_uri in self.redirect_uris:
+            return True
+        requested = _loopback_without_port(redirect_uri)
+        return requested is not None and any(
+            _loopback_without_port(registered) == requested for registered in self.redirect_uris
+        )
 
     def check_post_logout_redirect_uri(self, redirect_uri: str) -> bool:
         """Exact comparison against the client's post-logout list."""
@@ -98,6 +106,25 @@ class Credentials:
     owner_uid: str
     client_id: str
     secret_hashes: tuple[SecretHash, ...]
+
+
+#: The loopback IP literals of RFC 8252 §7.3 (``localhost`` is not one: §8.3).
+_LOOPBACK_IPS = frozenset({"127.0.0.1", "[::1]"})
+
+
+def _loopback_without_port(uri: str) -> tuple[str, str, str, str] | None:
+    """An ``http`` loopback IP URI without its port (scheme, host, path, query); None for any other."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError:
+        return None
+    if parts.scheme != "http" or parts.fragment or "@" in parts.netloc:
+        return None
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    if host not in _LOOPBACK_IPS:
+        return None
+    return parts.scheme, host, parts.path, parts.query
 
 
 def parse_oidcclient(
