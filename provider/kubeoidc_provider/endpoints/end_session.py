@@ -71,7 +71,10 @@ async def end_session(request: Request) -> Response:
         return provider.pages.error(
             400, "Sign-out request refused", error.get_error_description(), error.error
         )
-    if validated.id_token_claims is None:
+    hint_sub = (validated.id_token_claims or {}).get("sub")
+    session_user = session.data.user_id if session is not None else None
+    # RP-Initiated Logout §2: without a hint, or with another user's, the user is asked first.
+    if validated.id_token_claims is None or (session_user is not None and hint_sub != session_user):
         if session is None or session.data.user_id is None:
             return provider.pages.render("logged_out.html")
         return provider.pages.render(
