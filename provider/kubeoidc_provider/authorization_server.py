@@ -153,7 +153,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         expires_at = previous.expires_at if previous else now + self.settings.refresh_token_ttl
         grant = RefreshGrant(
             client_id=request.client.get_client_id(),
-            scope=token.get("scope", ""),
+            # RFC 6749 §6: a refresh may narrow the new access token, never the grant: the next
+            # refresh may ask for the original scope again.
+            scope=previous.scope if previous else token.get("scope", ""),
             user_id=end_user.user.id,
             auth_time=end_user.auth_time,
             grant_id=end_user.grant_id,
