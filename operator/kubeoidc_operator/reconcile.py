@@ -111,7 +111,7 @@ def plan(
         string(metadata(previous).get("name")) == name or not is_owned(previous, obj.uid)
     ):
         previous = None
-    return _write(Inputs(obj, client, name, current, previous, issuer, now), credentials)
+    return _write(Inputs(obj, client, name, current, previous, issuer, now), credentials, claimed or {})
 
 
 def _blocked(obj: ClientView, reason: str, message: str, now: datetime.datetime) -> Plan:
@@ -119,9 +119,16 @@ def _blocked(obj: ClientView, reason: str, message: str, now: datetime.datetime)
     return Plan(status=status, events=events)
 
 
-def _write(inputs: Inputs, credentials: CredentialGenerator) -> Plan:
+def _write(inputs: Inputs, credentials: CredentialGenerator, claimed: Mapping[str, str]) -> Plan:
     """The plan of a client that may write its Secret: credentials, Secret, status, Events."""
     the_id, id_origin = client_id(inputs, credentials)
+    if id_origin == "secret" and the_id in claimed:
+        # A Secret pre-created with another client's ID must not take that client offline.
+        message = (
+            f"The client ID {the_id!r} found in Secret {inputs.name!r} is already used by OIDCClient "
+            f"{claimed[the_id]}; nothing was written. Delete that Secret to get a new client ID."
+        )
+        return _blocked(inputs.obj, CLIENT_ID_CONFLICT, message, inputs.now)
     the_secret, change = client_secret(inputs, credentials)
     record = rotation_record(inputs)
     annotations = secret_annotations(inputs, the_secret, change, record)

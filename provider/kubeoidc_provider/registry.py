@@ -10,7 +10,8 @@ published there, from the client's Secret if one is fed in (the dev mode). A cli
 all of this holds (a Secret that merely carries the manager label, or a copied client ID, registers
 nothing):
 
-- exactly one OIDCClient claims the client ID in ``status.clientID`` (two claimants: neither is served);
+- exactly one OIDCClient claims the client ID in ``status.clientID``, or exactly one of its claimants
+  has credentials published (the operator's choice: the older claim); else neither is served;
 - published credentials for that client ID in its status, or else the Secret named by that
   OIDCClient's ``status.secretName``, in its namespace, carries the manager label
   and is controller-owned (``ownerReferences[].controller``) by an OIDCClient of our API version with that
@@ -220,6 +221,11 @@ class ClientRegistry:
         claimants = self._claims.get(client_id)
         if not claimants:
             return None
+        published = [key for key in claimants if self._registrations[key].published is not None]
+        if len(claimants) > 1 and len(published) == 1:
+            # The operator publishes credentials for the claimant it let keep the ID (the older
+            # claim) and withdraws them from the others: follow its decision.
+            claimants = (published[0],)
         if len(claimants) > 1:
             names = sorted(f"{namespace}/{name}" for namespace, name in claimants)
             logger.warning(

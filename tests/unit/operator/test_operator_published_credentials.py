@@ -87,3 +87,21 @@ def test_a_client_that_stops_being_ready_withdraws_its_credentials(
 
     assert c.condition("Ready")["reason"] == "SecretConflict"
     assert STATUS_CREDENTIALS not in c.client["status"]
+
+
+def test_a_client_id_read_back_from_a_secret_is_checked_against_other_clients(cluster: Factory) -> None:
+    # A Secret pre-created (or restored) with another tenant's client ID.
+    c = cluster()
+    c.reconcile()
+    taken = c.client["status"]["clientID"]
+    del c.client["status"]
+    c.claimed = {taken: "other/victim"}
+
+    plan = c.reconcile()
+
+    assert plan.secret is None
+    ready = c.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ClientIDConflict")
+    assert "other/victim" in ready["message"]
+    assert "clientID" not in c.client["status"]
+    assert STATUS_CREDENTIALS not in c.client["status"]

@@ -82,3 +82,29 @@ def test_confidential_client_without_a_published_digest_is_not_served() -> None:
     assert registry_of(oidcclient({contract.CREDENTIALS_CLIENT_ID: "cid-app"})).get("cid-app") is None
     malformed = {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: "zz"}
     assert registry_of(oidcclient(malformed)).get("cid-app") is None
+
+
+def test_of_two_claimants_the_one_the_operator_published_is_served() -> None:
+    # The operator let the older claim keep the ID and withdrew the other's credentials.
+    older = oidcclient(
+        {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s")}
+    )
+    newer = oidcclient(None)
+    newer["metadata"] = {"name": "intruder", "namespace": "other", "uid": "uid-intruder"}
+
+    client = registry_of(older, newer).get("cid-app")
+
+    assert client is not None
+    assert (client.namespace, client.name) == ("apps", "app")
+
+
+def test_two_claimants_that_both_publish_are_neither_served() -> None:
+    first = oidcclient(
+        {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s")}
+    )
+    second = oidcclient(
+        {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("t")}
+    )
+    second["metadata"] = {"name": "twin", "namespace": "other", "uid": "uid-twin"}
+
+    assert registry_of(first, second).get("cid-app") is None
