@@ -113,7 +113,7 @@ async def continue_authorization(
     assert end_user is not None
 
     requested = frozenset(oauth_request.scope.split())
-    consented = await provider.state.consented_scopes(end_user.user.id, grant.client.get_client_id())
+    consented = await provider.state.consented_scopes(end_user.user.id, grant.client.client.uid)
     consent_done = interaction is not None and interaction.consent_done
     unproven = _identity_unproven(grant.client.client, oauth_request.payload.redirect_uri or "")
     if not consent_done and ("consent" in prompts or unproven or not requested <= consented):

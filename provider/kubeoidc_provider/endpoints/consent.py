@@ -47,8 +47,8 @@ async def consent_submit(request: Request) -> Response:
         await provider.state.delete_interaction(view.interaction_id)
         return deny(provider, request, params.items())
     scopes = frozenset(params.get("scope", "").split())
-    granted = await provider.state.consented_scopes(view.session.data.user_id, view.client.client_id)
-    await provider.state.save_consent(view.session.data.user_id, view.client.client_id, granted | scopes)
+    granted = await provider.state.consented_scopes(view.session.data.user_id, view.client.uid)
+    await provider.state.save_consent(view.session.data.user_id, view.client.uid, granted | scopes)
     await provider.state.update_interaction(
         view.interaction_id, dataclasses.replace(view.interaction, consent_done=True)
     )
