@@ -7,12 +7,18 @@ keeps refresh tokens in the state store.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Error,
+    UnsupportedResponseTypeError,
+)
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from starlette.responses import Response
@@ -55,6 +61,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.users = users
         self.minter = minter
         self.register_token_generator("default", self._generate_token)
+        # The token request being answered on this worker thread: Authlib hands the token generator
+        # no request, and the audience comes from its resource parameters (RFC 8707).
+        self._answering = threading.local()
         self.register_client_auth_method("client_secret_basic", _authenticate_basic)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])
         self.register_grant(RefreshTokenGrant, [OpenIDRefresh(self)])
@@ -103,6 +112,14 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             error.description = "Client authentication failed (unknown client, wrong secret or method)."
             raise
 
+    def create_token_response(self, request: ProviderRequest | None = None) -> Response:
+        self._answering.request = request
+        try:
+            response: Response = super().create_token_response(request)
+        finally:
+            self._answering.request = None
+        return response
+
     def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
         return request
 
@@ -124,12 +141,15 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         client_id = client.get_client_id()
+        request: ProviderRequest | None = getattr(self._answering, "request", None)
+        resources = request.payload.datalist.get("resource", []) if request is not None else []
         access_token = self.minter.access_token(
             client_id=client_id,
             subject=user.user.id if user else client_subject(client_id),
             scope=scope or "",
             grant_id=user.grant_id if user else None,
             auth_time=user.auth_time if user else None,
+            audience=_audience(client, resources),
         )
         token: dict[str, Any] = {
             "access_token": access_token,
@@ -171,6 +191,22 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         if request.issued_code is not None:
             code, grant = request.issued_code
             await self.state.save_code(code, grant, self.settings.code_ttl)
+
+
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 §2: a requested resource is not one the client may have tokens for."""
+
+    error = "invalid_target"
+
+
+def _audience(client: OAuthClient, resources: list[str]) -> tuple[str, ...]:
+    """The requested resources, each registered in the client's ``audiences``; without a request, all
+    of them (empty: the issuer)."""
+    if not resources:
+        return client.client.audiences
+    if not set(resources) <= set(client.client.audiences):
+        raise InvalidTargetError(description="A 'resource' is not one of the client's audiences.")
+    return tuple(dict.fromkeys(resources))
 
 
 #: Body parameters that authenticate a client (RFC 6749 §2.3.1, RFC 7523 §2.2).

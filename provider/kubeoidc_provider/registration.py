@@ -53,6 +53,8 @@ class Client:
     scopes: tuple[str, ...]
     #: SHA-256 digests of the accepted secrets; empty for a public client.
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
+    #: The resource servers its access tokens may be meant for (RFC 8707); empty: the issuer only.
+    audiences: tuple[str, ...] = ()
 
     def check_secret(self, secret: str, now: float) -> bool:
         """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
@@ -165,6 +167,7 @@ def parse_oidcclient(
                 method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
+            audiences=share(_str_tuple(spec.get("audiences"))),
         )
     published = _published_credentials(name, uid, _mapping(status.get(contract.STATUS_CREDENTIALS)))
     return Registration(uid, namespace, name, client_id, secret_name, client, published)

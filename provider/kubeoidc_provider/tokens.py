@@ -88,13 +88,15 @@ class TokenMinter:
         scope: str,
         grant_id: str | None,
         auth_time: int | None,
+        audience: tuple[str, ...] = (),
     ) -> str:
-        """An RFC 9068 access token. The ``jti`` carries the grant id, so revoking a grant revokes it."""
+        """An RFC 9068 access token. The ``jti`` carries the grant id, so revoking a grant revokes it.
+        ``aud`` is ``audience`` (one string for one), or the issuer when it is empty."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
-            "aud": self.issuer,
+            "aud": (audience[0] if len(audience) == 1 else list(audience)) if audience else self.issuer,
             "client_id": client_id,
             "iat": now,
             "exp": now + self.access_token_ttl,

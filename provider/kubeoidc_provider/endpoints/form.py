@@ -66,7 +66,8 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False)
     except (UnicodeDecodeError, ValueError) as error:
         raise FormError("The request body is not valid form data.") from error
-    if repeated_parameter(pairs) is not None:
+    # RFC 8707 §2: the one parameter a token request may repeat.
+    if repeated_parameter([pair for pair in pairs if pair[0] != "resource"]) is not None:
         # ASCII only: an OAuth error description may not carry "§" (RFC 6749 §5.2), and Authlib
         # refuses to build one that does.
         raise FormError("A parameter is repeated; each may appear once (RFC 6749 section 3.2).")
