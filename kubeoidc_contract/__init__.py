@@ -47,6 +47,16 @@ PREVIOUS_SECRET_EXPIRES_ANNOTATION: Final = f"{GROUP}/previous-secret-expires"
 SERVICE_ACCOUNT_AUTH_METHOD: Final = "kubernetes_service_account_jwt"
 #: The Device Authorization Grant's grant type (RFC 8628 §3.4), as ``spec.grantTypes`` names it.
 DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
+#: What the provider needs of a client's Secret, published by the operator in the OIDCClient's status
+#: (``status.credentials``), so that the provider reads no Secret of any tenant: the client ID the
+#: Secret holds, the SHA-256 (hex) of its client secret (absent for a public client) and, during a
+#: rotation grace period, the previous secret's SHA-256 and expiry (RFC 3339). Only the operator may
+#: write the status subresource; the provider trusts these fields as it trusted the owned Secret.
+STATUS_CREDENTIALS: Final = "credentials"
+CREDENTIALS_CLIENT_ID: Final = "clientID"
+CREDENTIALS_SECRET_HASH: Final = "secretSHA256"
+CREDENTIALS_PREVIOUS_HASH: Final = "previousSecretSHA256"
+CREDENTIALS_PREVIOUS_EXPIRES: Final = "previousSecretExpires"
 
 #: The condition type that summarises an OIDCClient.
 READY_CONDITION: Final = "Ready"

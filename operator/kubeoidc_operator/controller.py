@@ -109,8 +109,11 @@ class Reconciler:
         if isinstance(recorded, str) and recorded and recorded != desired_name:
             previous = self.api.find_secret(namespace, recorded)
         claimed: dict[str, str] = {}
-        if isinstance(client.get("spec"), dict) and client["spec"].get("clientID"):
-            # Only a pinned ID can collide: a generated one has 128 random bits.
+        pinned = isinstance(client.get("spec"), dict) and client["spec"].get("clientID")
+        held = isinstance(client.get("status"), dict) and client["status"].get("clientID")
+        if pinned or not held:
+            # A pinned ID, or one about to be read back from a Secret, can collide: a generated one has
+            # 128 random bits, and one already held was checked when it was taken.
             claimed = claimed_client_ids(client, self.api.list_clients(self.settings.namespaces))
         decision = reconcile.plan(
             client,

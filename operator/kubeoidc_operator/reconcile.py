@@ -29,6 +29,7 @@ from typing import Any
 from .desired import desired_secret, secret_annotations, secret_patch
 from .objects import ClientView, Inputs, metadata, string
 from .ownership import is_owned, secret_name
+from .published import published_credentials
 from .rotation import CredentialGenerator, client_id, client_secret, rotation_record
 from .status import (
     CLIENT_ID_CONFLICT,
@@ -110,7 +111,7 @@ def plan(
         string(metadata(previous).get("name")) == name or not is_owned(previous, obj.uid)
     ):
         previous = None
-    return _write(Inputs(obj, client, name, current, previous, issuer, now), credentials)
+    return _write(Inputs(obj, client, name, current, previous, issuer, now), credentials, claimed or {})
 
 
 def _blocked(obj: ClientView, reason: str, message: str, now: datetime.datetime) -> Plan:
@@ -118,14 +119,21 @@ def _blocked(obj: ClientView, reason: str, message: str, now: datetime.datetime)
     return Plan(status=status, events=events)
 
 
-def _write(inputs: Inputs, credentials: CredentialGenerator) -> Plan:
+def _write(inputs: Inputs, credentials: CredentialGenerator, claimed: Mapping[str, str]) -> Plan:
     """The plan of a client that may write its Secret: credentials, Secret, status, Events."""
     the_id, id_origin = client_id(inputs, credentials)
+    if id_origin == "secret" and the_id in claimed:
+        # A Secret pre-created with another client's ID must not take that client offline.
+        message = (
+            f"The client ID {the_id!r} found in Secret {inputs.name!r} is already used by OIDCClient "
+            f"{claimed[the_id]}; nothing was written. Delete that Secret to get a new client ID."
+        )
+        return _blocked(inputs.obj, CLIENT_ID_CONFLICT, message, inputs.now)
     the_secret, change = client_secret(inputs, credentials)
     record = rotation_record(inputs)
-    desired = desired_secret(
-        inputs, the_id, the_secret, secret_annotations(inputs, the_secret, change, record)
-    )
+    annotations = secret_annotations(inputs, the_secret, change, record)
+    desired = desired_secret(inputs, the_id, the_secret, annotations)
+    published = published_credentials(the_id, the_secret, annotations)
     action: Action = "create"
     patch: dict[str, Any] | None = None
     if inputs.current is not None:
@@ -137,6 +145,6 @@ def _write(inputs: Inputs, credentials: CredentialGenerator) -> Plan:
         secret=desired,
         secret_patch=patch,
         delete_secret=delete,
-        status=status_patch(inputs.obj.status, ready_status(inputs, the_id, change, record)),
+        status=status_patch(inputs.obj.status, ready_status(inputs, the_id, change, record, published)),
         events=tuple(plan_events(inputs, the_id, id_origin, change, action, patch, delete)),
     )

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from kubeoidc_contract import CLIENT_SECRET_KEY, READY_CONDITION, ROTATE_ANNOTATION
+from kubeoidc_contract import CLIENT_SECRET_KEY, READY_CONDITION, ROTATE_ANNOTATION, STATUS_CREDENTIALS
 
 from .conditions import Condition, find_condition, format_time, set_conditions
 from .desired import describe_patch
@@ -75,7 +75,8 @@ def blocked_status(
         generation=obj.generation,
         now=now,
     )
-    desired: dict[str, Any] = {"conditions": conditions}
+    # Credentials withdrawn: the provider serves no client that is not Ready.
+    desired: dict[str, Any] = {"conditions": conditions, STATUS_CREDENTIALS: None}
     if obj.generation is not None:
         desired["observedGeneration"] = obj.generation
     is_new = old_ready.get("status") != "False" or old_ready.get("reason") != reason
@@ -84,9 +85,14 @@ def blocked_status(
 
 
 def ready_status(
-    inputs: Inputs, client_id: str, change: CredentialsChange, rotation_record: dict[str, str] | None
+    inputs: Inputs,
+    client_id: str,
+    change: CredentialsChange,
+    rotation_record: dict[str, str] | None,
+    credentials: dict[str, str],
 ) -> dict[str, Any]:
-    """The whole desired status of a client whose Secret holds its credentials."""
+    """The whole desired status of a client whose Secret holds its credentials; ``credentials`` is
+    what the provider learns of them (see :mod:`.published`)."""
     ready = Condition(
         READY_CONDITION,
         "True",
@@ -94,7 +100,11 @@ def ready_status(
         f"Secret {inputs.name!r} holds the credentials of client ID {client_id!r}"
         + _no_secret_reason(inputs),
     )
-    desired: dict[str, Any] = {"clientID": client_id, "secretName": inputs.name}
+    desired: dict[str, Any] = {
+        "clientID": client_id,
+        "secretName": inputs.name,
+        STATUS_CREDENTIALS: credentials,
+    }
     if inputs.obj.generation is not None:
         desired["observedGeneration"] = inputs.obj.generation
     if rotation_record is not None:

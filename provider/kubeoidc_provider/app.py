@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from kubeoidc_provider.authorization_server import ProviderServer
 from kubeoidc_provider.backchannel import BackchannelLogout
+from kubeoidc_provider.body_limits import EXCEPTION_HANDLERS, BodyLimits
 from kubeoidc_provider.client_assertions import ClientAssertions
 from kubeoidc_provider.cluster_issuer import ClusterIssuer
 from kubeoidc_provider.context import Provider
@@ -169,8 +170,13 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
 
     prefix = provider.settings.issuer_path
     app_routes: list[BaseRoute] = [Mount(prefix, routes=routes())] if prefix else routes()
-    app = Starlette(routes=app_routes, middleware=[cors_middleware()], lifespan=lifespan)
-    return PublishedDocuments(app, provider)
+    app = Starlette(
+        routes=app_routes,
+        middleware=[cors_middleware()],
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        lifespan=lifespan,
+    )
+    return BodyLimits(PublishedDocuments(app, provider), read_timeout=provider.settings.body_read_timeout)
 
 
 async def _stylesheet(request: Request) -> Response:

@@ -7,13 +7,20 @@ keeps refresh tokens in the state store.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Error,
+    UnsupportedResponseTypeError,
+)
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from starlette.responses import Response
 
 from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD
@@ -36,7 +43,7 @@ from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.state import RefreshGrant, State, new_token, wait_on
-from kubeoidc_provider.tokens import TokenMinter
+from kubeoidc_provider.tokens import TokenMinter, client_subject
 from kubeoidc_provider.users import UserDirectory
 
 
@@ -60,6 +67,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.minter = minter
         self.devices = DeviceCodes(state.storage)
         self.register_token_generator("default", self._generate_token)
+        # The token request being answered on this worker thread: Authlib hands the token generator
+        # no request, and the audience comes from its resource parameters (RFC 8707).
+        self._answering = threading.local()
         self.register_client_auth_method("client_secret_basic", _authenticate_basic)
         self.register_client_auth_method(SERVICE_ACCOUNT_AUTH_METHOD, authenticate_by_assertion)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])
@@ -101,7 +111,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
     def authenticate_client(
         self, request: ProviderRequest, methods: list[str], endpoint: str = "token"
     ) -> Any:
-        """Authlib's client authentication, with a description that does not list Python values."""
+        """Authlib's client authentication, with a description that does not list Python values, and
+        refusing a request that authenticates twice (RFC 6749 §2.3)."""
+        _refuse_two_methods(request)
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
@@ -110,6 +122,14 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
                 or "Client authentication failed (unknown client, wrong secret or method)."
             )
             raise
+
+    def create_token_response(self, request: ProviderRequest | None = None) -> Response:
+        self._answering.request = request
+        try:
+            response: Response = super().create_token_response(request)
+        finally:
+            self._answering.request = None
+        return response
 
     def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
         return request
@@ -132,13 +152,16 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         client_id = client.get_client_id()
+        request: ProviderRequest | None = getattr(self._answering, "request", None)
+        resources = request.payload.datalist.get("resource", []) if request is not None else []
         access_token = self.minter.access_token(
             client_id=client_id,
-            subject=user.user.id if user else client_id,
+            subject=user.user.id if user else client_subject(client_id),
             scope=scope or "",
             grant_id=user.grant_id if user else None,
             auth_time=user.auth_time if user else None,
             userinfo_claims=user.claims.userinfo if user else (),
+            audience=_audience(client, resources),
         )
         token: dict[str, Any] = {
             "access_token": access_token,
@@ -162,7 +185,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         expires_at = previous.expires_at if previous else now + self.settings.refresh_token_ttl
         grant = RefreshGrant(
             client_id=request.client.get_client_id(),
-            scope=token.get("scope", ""),
+            # RFC 6749 §6: a refresh may narrow the new access token, never the grant: the next
+            # refresh may ask for the original scope again.
+            scope=previous.scope if previous else token.get("scope", ""),
             user_id=end_user.user.id,
             auth_time=end_user.auth_time,
             grant_id=end_user.grant_id,
@@ -181,13 +206,59 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             await self.state.save_code(code, grant, self.settings.code_ttl)
 
 
-def _authenticate_basic(query_client: Any, request: ProviderRequest) -> OAuthClient | None:
-    """Authlib's ``client_secret_basic``, where credentials that are not UTF-8 name no client.
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 §2: a requested resource is not one the client may have tokens for."""
 
-    Authlib decodes the Basic credentials as UTF-8 without catching the error: a 500 otherwise.
+    error = "invalid_target"
+
+
+def _audience(client: OAuthClient, resources: list[str]) -> tuple[str, ...]:
+    """The requested resources, each registered in the client's ``audiences``; without a request, all
+    of them (empty: the issuer)."""
+    if not resources:
+        return client.client.audiences
+    if not set(resources) <= set(client.client.audiences):
+        raise InvalidTargetError(description="A 'resource' is not one of the client's audiences.")
+    return tuple(dict.fromkeys(resources))
+
+
+#: Body parameters that authenticate a client (RFC 6749 §2.3.1, RFC 7523 §2.2).
+_BODY_CREDENTIALS = ("client_secret", "client_assertion")
+
+
+def _authenticate_basic(query_client: Any, request: ProviderRequest) -> OAuthClient | None:
+    """Authlib's ``client_secret_basic``, where credentials that are not ASCII base64 of UTF-8 name no
+    client.
+
+    Authlib decodes the Basic credentials without catching a non-ASCII header (a ValueError) or bytes
+    that are not UTF-8 (a UnicodeDecodeError): a 500 otherwise, where the client must get 401.
     """
     try:
         client: OAuthClient | None = authenticate_client_secret_basic(query_client, request)
-    except UnicodeDecodeError:
+    except ValueError:
         return None
     return client
+
+
+def _basic_client_id(request: ProviderRequest) -> str | None:
+    """The client ID of the request's HTTP Basic credentials, or None without (readable) ones."""
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:
+        return None
+    return client_id if isinstance(client_id, str) else None
+
+
+def _refuse_two_methods(request: ProviderRequest) -> None:
+    """``invalid_request`` for Basic credentials beside credentials in the body, or beside a body
+    ``client_id`` naming another client (RFC 6749 §2.3: one method per request). A body ``client_id``
+    equal to the Basic one is tolerated: relying parties (pyoidc) add it to code exchanges."""
+    basic_id = _basic_client_id(request)
+    if basic_id is None:
+        return
+    form = request.form
+    if any(name in form for name in _BODY_CREDENTIALS) or form.get("client_id", basic_id) != basic_id:
+        raise InvalidRequestError(
+            "The client authenticated with HTTP Basic and in the request body: "
+            "use one method per request (RFC 6749 section 2.3)."
+        )

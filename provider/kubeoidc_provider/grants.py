@@ -256,7 +256,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
-    """PKCE with S256 only: ``plain`` is refused, and public clients must use it (RFC 9700 §2.1.1)."""
+    """PKCE with S256 only: ``plain`` is refused; public clients must use it, and confidential ones too
+    unless ``require_pkce`` is off (RFC 9700 §2.1.1)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "plain"  # RFC 7636 §4.3: absent means plain, which we refuse.
@@ -266,6 +267,8 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
         challenge = data.get("code_challenge")
         if not challenge and grant.request.client.client.public:
             raise InvalidRequestError("Public clients must send a PKCE 'code_challenge' (S256).")
+        if not challenge and _server(grant).settings.require_pkce:
+            raise InvalidRequestError("A PKCE 'code_challenge' (S256) is required.")
         if challenge and data.get("code_challenge_method", self.DEFAULT_CODE_CHALLENGE_METHOD) != "S256":
             raise InvalidRequestError("Unsupported 'code_challenge_method': only 'S256' is accepted.")
         super().validate_code_challenge(grant, redirect_uri)

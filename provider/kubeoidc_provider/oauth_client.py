@@ -44,8 +44,9 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
         return " ".join(dict.fromkeys(requested))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        # Exact string comparison against the canonical list (RFC 9700 §4.1.3): no prefix, no pattern.
-        return redirect_uri in self.client.redirect_uris
+        # Exact string comparison against the canonical list (RFC 9700 §4.1.3): no prefix, no pattern;
+        # only a loopback IP's port may differ (RFC 8252 §7.3).
+        return self.client.check_redirect_uri(redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
         return self.client.check_secret(client_secret, time.time())

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubeoidc_contract as contract
 from kubeoidc_contract import crd
@@ -61,6 +62,8 @@ class Client:
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
     #: The user claims the ID token may carry (``spec.idTokenClaims``); None: every granted one.
     id_token_claims: frozenset[str] | None = None
+    #: The resource servers its access tokens may be meant for (RFC 8707); empty: the issuer only.
+    audiences: tuple[str, ...] = ()
 
     def check_secret(self, secret: str, now: float) -> bool:
         """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
@@ -77,8 +80,15 @@ class Client:
         return accepted
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """Exact comparison against the canonical list (no prefix, no normalisation)."""
-        return redirect_uri in self.redirect_uris
+        """Exact comparison against the canonical list (no prefix, no normalisation), except the port
+        of a loopback IP redirect URI, which may be any (RFC 8252 §7.3: a native app listens on
+        whatever port the system gives it)."""
+        if redirect_uri in self.redirect_uris:
+            return True
+        requested = _loopback_without_port(redirect_uri)
+        return requested is not None and any(
+            _loopback_without_port(registered) == requested for registered in self.redirect_uris
+        )
 
     def check_post_logout_redirect_uri(self, redirect_uri: str) -> bool:
         """Exact comparison against the client's post-logout list."""
@@ -95,6 +105,8 @@ class Registration:
     client_id: str | None
     secret_name: str | None
     client: Client | None  # None while the status has no client ID yet
+    #: What the operator published in ``status.credentials`` (None: nothing published).
+    published: Credentials | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,25 @@ class Credentials:
     owner_uid: str
     client_id: str
     secret_hashes: tuple[SecretHash, ...]
+
+
+#: The loopback IP literals of RFC 8252 §7.3 (``localhost`` is not one: §8.3).
+_LOOPBACK_IPS = frozenset({"127.0.0.1", "[::1]"})
+
+
+def _loopback_without_port(uri: str) -> tuple[str, str, str, str] | None:
+    """An ``http`` loopback IP URI without its port (scheme, host, path, query); None for any other."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError:
+        return None
+    if parts.scheme != "http" or parts.fragment or "@" in parts.netloc:
+        return None
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    if host not in _LOOPBACK_IPS:
+        return None
+    return parts.scheme, host, parts.path, parts.query
 
 
 def parse_oidcclient(
@@ -150,8 +181,42 @@ def parse_oidcclient(
             backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
             userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
             id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
+            audiences=share(_str_tuple(spec.get("audiences"))),
         )
-    return Registration(uid, namespace, name, client_id, secret_name, client)
+    published = _published_credentials(name, uid, _mapping(status.get(contract.STATUS_CREDENTIALS)))
+    return Registration(uid, namespace, name, client_id, secret_name, client, published)
+
+
+def _published_credentials(name: str, uid: str, published: Mapping[str, Any]) -> Credentials | None:
+    """The credentials the operator published in status (the provider reads no Secret), or None."""
+    client_id = _str_or_none(published.get(contract.CREDENTIALS_CLIENT_ID))
+    if client_id is None:
+        return None
+    hashes: list[SecretHash] = []
+    digest = _sha256(published.get(contract.CREDENTIALS_SECRET_HASH))
+    if digest is not None:
+        hashes.append((digest, None))
+        previous = _previous_hash(
+            {
+                contract.PREVIOUS_SECRET_HASH_ANNOTATION: published.get(contract.CREDENTIALS_PREVIOUS_HASH),
+                contract.PREVIOUS_SECRET_EXPIRES_ANNOTATION: published.get(
+                    contract.CREDENTIALS_PREVIOUS_EXPIRES
+                ),
+            }
+        )
+        if previous is not None:
+            hashes.append(previous)
+    return Credentials(name, uid, client_id, tuple(hashes))
+
+
+def _sha256(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        digest = bytes.fromhex(value)
+    except ValueError:
+        return None
+    return digest if len(digest) == hashlib.sha256().digest_size else None
 
 
 def _id_token_claims(value: object) -> frozenset[str] | None:

@@ -4,11 +4,16 @@ The registry is fed plain dicts â€” the JSON of OIDCClient and Secret objects â€
 Kubernetes API), by the dev mode (from manifests on disk) or by tests. It never talks to the API itself,
 so the request path never waits on the cluster.
 
-A client is served only when all of this holds (a Secret that merely carries the manager label, or a
-copied client ID, registers nothing):
+The credentials come from the OIDCClient's ``status.credentials``, which the operator publishes (the
+client ID and the SHA-256 of the secret: the provider reads no Secret in a cluster), or, when nothing is
+published there, from the client's Secret if one is fed in (the dev mode). A client is served only when
+all of this holds (a Secret that merely carries the manager label, or a copied client ID, registers
+nothing):
 
-- exactly one OIDCClient claims the client ID in ``status.clientID`` (two claimants: neither is served);
-- the Secret named by that OIDCClient's ``status.secretName``, in its namespace, carries the manager label
+- exactly one OIDCClient claims the client ID in ``status.clientID``, or exactly one of its claimants
+  has credentials published (the operator's choice: the older claim); else neither is served;
+- published credentials for that client ID in its status, or else the Secret named by that
+  OIDCClient's ``status.secretName``, in its namespace, carries the manager label
   and is controller-owned (``ownerReferences[].controller``) by an OIDCClient of our API version with that
   OIDCClient's name and uid (a recreated OIDCClient of the same name does not inherit the old Secret);
 - the Secret's ``client_id`` equals the claimed client ID;
@@ -217,6 +222,11 @@ class ClientRegistry:
         claimants = self._claims.get(client_id)
         if not claimants:
             return None
+        published = [key for key in claimants if self._registrations[key].published is not None]
+        if len(claimants) > 1 and len(published) == 1:
+            # The operator publishes credentials for the claimant it let keep the ID (the older
+            # claim) and withdraws them from the others: follow its decision.
+            claimants = (published[0],)
         if len(claimants) > 1:
             names = sorted(f"{namespace}/{name}" for namespace, name in claimants)
             logger.warning(
@@ -229,7 +239,11 @@ class ClientRegistry:
         registration = self._registrations[claimants[0]]
         if registration.client is None or registration.secret_name is None:
             return None
-        credentials = self._credentials.get((registration.namespace, registration.secret_name))
+        # What the operator published in status is authoritative; a Secret fed in (the dev mode, an
+        # operator that does not publish yet) counts only without it.
+        credentials = registration.published or self._credentials.get(
+            (registration.namespace, registration.secret_name)
+        )
         if credentials is None:
             return None
         if credentials.owner_uid != registration.uid or credentials.owner_name != registration.name:

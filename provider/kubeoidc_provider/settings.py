@@ -89,6 +89,13 @@ class ProviderSettings(BaseSettings):
     #: tls_key_file: the PEM private key of ``tls_cert_file``.
     tls_key_file: Path | None = None
 
+    #: require_pkce: confidential clients must use PKCE too (RFC 9700 §2.1.1 recommends it); public
+    #: clients always must. Off only for relying parties that cannot send a code challenge.
+    require_pkce: bool = True
+    #: body_read_timeout: seconds a request body may pause before the request is refused (408), so a
+    #: client that declares more than it sends cannot hold a connection.
+    body_read_timeout: float = Field(default=10.0, gt=0, le=300)
+
     @field_validator("issuer")
     @classmethod
     def _issuer_is_a_url(cls, value: str) -> str:

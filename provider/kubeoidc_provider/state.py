@@ -262,11 +262,13 @@ class State:
         return await self.storage.get("revoked_jti", jti) is not None
 
     # Consents ---------------------------------------------------------------------------------------
-    async def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str]) -> None:
-        await self.storage.put("consent", _pair(user_id, client_id), {"scopes": sorted(scopes)}, CONSENT_TTL)
+    # Consents are keyed by the OIDCClient's uid, not its client ID: a pinned ID freed and pinned again
+    # by another OIDCClient inherits nobody's consent.
+    async def save_consent(self, user_id: str, client_uid: str, scopes: frozenset[str]) -> None:
+        await self.storage.put("consent", _pair(user_id, client_uid), {"scopes": sorted(scopes)}, CONSENT_TTL)
 
-    async def consented_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
-        value = await self.storage.get("consent", _pair(user_id, client_id))
+    async def consented_scopes(self, user_id: str, client_uid: str) -> frozenset[str]:
+        value = await self.storage.get("consent", _pair(user_id, client_uid))
         return frozenset(value["scopes"]) if value is not None else frozenset()
 
     # Client assertions ------------------------------------------------------------------------------

@@ -19,6 +19,16 @@ from kubeoidc_provider.state import State, new_token
 #: How many verified access tokens are remembered (a few MiB at most).
 VERIFIED_TOKENS = 10_000
 #: The JOSE ``typ`` of an access token, so it can never be taken for an ID token (RFC 9068 §2.1).
+#: The ``sub`` of a token a client got for itself (client credentials) is its client ID behind this
+#: prefix: a tenant may pin any client ID, but never one that reads as a user's subject.
+CLIENT_SUBJECT_PREFIX = "client:"
+
+
+def client_subject(client_id: str) -> str:
+    """The subject of a client acting for itself, never equal to a user's."""
+    return CLIENT_SUBJECT_PREFIX + client_id
+
+
 ACCESS_TOKEN_TYP = "at+jwt"
 #: The access token's private claim naming the claims a ``claims`` request asked of userinfo.
 USERINFO_CLAIMS = "userinfo_claims"
@@ -85,13 +95,15 @@ class TokenMinter:
         grant_id: str | None,
         auth_time: int | None,
         userinfo_claims: tuple[str, ...] = (),
+        audience: tuple[str, ...] = (),
     ) -> str:
-        """An RFC 9068 access token. The ``jti`` carries the grant id, so revoking a grant revokes it."""
+        """An RFC 9068 access token. The ``jti`` carries the grant id, so revoking a grant revokes it.
+        ``aud`` is ``audience`` (one string for one), or the issuer when it is empty."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
-            "aud": self.issuer,
+            "aud": (audience[0] if len(audience) == 1 else list(audience)) if audience else self.issuer,
             "client_id": client_id,
             "iat": now,
             "exp": now + self.access_token_ttl,

@@ -1,4 +1,4 @@
-"""Feeds the client registry from the Kubernetes API: list, then watch, OIDCClients and managed Secrets.
+"""Feeds the client registry from the Kubernetes API: list, then watch, OIDCClients.
 
 This is the only provider module that imports the Kubernetes client. Each kind (and each namespace,
 when the provider is limited to some) runs in its own daemon thread: list (paged), hand the result
@@ -12,15 +12,14 @@ timeout. Each stream reports its connection to a :class:`~.feed.FeedHealth`, whi
 ``/metrics`` read.
 
 The registry becomes ready once the first list of every stream has completed. The provider needs
-only ``get``, ``list`` and ``watch`` on ``oidcclients``, on ``secrets`` and, for clients that
-ServiceAccount tokens authenticate, on ``serviceaccounts`` (their uids: see ``service_accounts``).
+only ``get``, ``list`` and ``watch`` on ``oidcclients`` and, for clients that ServiceAccount tokens
+authenticate, on ``serviceaccounts`` (their uids: see ``service_accounts``). It reads no tenant's Secret:
+the operator publishes each client's credential digests in the OIDCClient's status (see the registry).
 
 When the operator manages the signing keys, one more stream follows that one Secret (by name) and
 hands every version of it to the provider, which starts signing with it without a restart.
 
-Secrets are selected by the manager label on the server and again here: a test API server may ignore
-the label selector, and a Secret that loses the label must leave the registry. Nothing here logs the
-content of a Secret.
+Nothing here logs the content of a Secret.
 """
 
 from __future__ import annotations
@@ -153,17 +152,6 @@ class RegistryWatcher:
                     delete=registry.delete_oidcclient,
                     replace=functools.partial(_replace_oidcclients, registry, namespace),
                     accepts=_any_object,
-                )
-            )
-            self._streams.append(
-                _Stream(
-                    kind="Secret",
-                    namespace=namespace,
-                    list_call=_secret_list_call(core, namespace),
-                    upsert=registry.upsert_secret,
-                    delete=registry.delete_secret,
-                    replace=functools.partial(_replace_secrets, registry, namespace),
-                    accepts=_is_managed_secret,
                 )
             )
             if self._service_accounts is not None:
@@ -371,15 +359,6 @@ def _replace_oidcclients(registry: ClientRegistry, namespace: str | None, objs: 
     registry.replace_all(objs, None, namespace)
 
 
-def _replace_secrets(registry: ClientRegistry, namespace: str | None, objs: list[KubeObject]) -> None:
-    registry.replace_all(None, objs, namespace)
-
-
-def _is_managed_secret(obj: KubeObject) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return isinstance(labels, Mapping) and labels.get(contract.MANAGED_BY_LABEL) == contract.MANAGER
-
-
 def _custom_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
     # A plain function, without the generated docstring: Watch then yields the raw JSON objects.
     def call(**kwargs: Any) -> Any:
@@ -388,15 +367,6 @@ def _custom_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
         return api.list_namespaced_custom_object(
             contract.GROUP, contract.VERSION, namespace, contract.PLURAL, **kwargs
         )
-
-    return call
-
-
-def _secret_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
-    def call(**kwargs: Any) -> Any:
-        if namespace is None:
-            return api.list_secret_for_all_namespaces(label_selector=contract.SECRET_SELECTOR, **kwargs)
-        return api.list_namespaced_secret(namespace, label_selector=contract.SECRET_SELECTOR, **kwargs)
 
     return call
 

@@ -80,40 +80,49 @@ def start_dev(tmp_path: Path) -> Iterator[StartDev]:
     started: list[DevProcess] = []
 
     def start(folder: Path, state: Path | None = None, *, tls: bool = False) -> DevProcess:
-        port = free_port()
-        state = state or tmp_path / "state"
-        command = [sys.executable, "-m", "kubeoidc.cli", "dev", str(folder)]
-        command += ["--state", str(state), "--port", str(port), *(["--tls"] if tls else [])]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
-        )
-        dev = DevProcess(process, folder, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
-        dev.reader = threading.Thread(target=_collect, args=(process, dev.lines), daemon=True)
-        dev.reader.start()
+        dev = launch(folder, state or tmp_path / "state", tmp_path, tls=tls)
         started.append(dev)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                # With --tls the CA is written before the server listens: every answer is verified.
-                ca = state / "tls" / "ca.crt"
-                verify: ssl.SSLContext | bool = True
-                if tls and ca.exists():
-                    verify = ssl.create_default_context(cafile=str(ca))
-                if (not tls or ca.exists()) and httpx2.get(
-                    f"{dev.issuer}/readyz", timeout=1, verify=verify
-                ).status_code == 200:
-                    return dev
-            except httpx2.TransportError:
-                pass
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"kubeoidc dev did not start:\n{dev.output()}")
+        return dev
 
     yield start
     for dev in started:
         stop(dev)
+
+
+def launch(
+    folder: Path, state: Path, cwd: Path, env: dict[str, str] | None = None, *, tls: bool = False
+) -> DevProcess:
+    """``kubeoidc dev`` on ``folder``, ready to serve (``env`` adds settings; ``tls``: HTTPS with the
+    local CA it makes); stop it with ``stop``."""
+    port = free_port()
+    command = [sys.executable, "-m", "kubeoidc.cli", "dev", str(folder)]
+    command += ["--state", str(state), "--port", str(port), *(["--tls"] if tls else [])]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=cwd
+    )
+    dev = DevProcess(process, folder, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
+    dev.reader = threading.Thread(target=_collect, args=(process, dev.lines), daemon=True)
+    dev.reader.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            # With --tls the CA is written before the server listens: every answer is verified.
+            ca = state / "tls" / "ca.crt"
+            verify: ssl.SSLContext | bool = True
+            if tls and ca.exists():
+                verify = ssl.create_default_context(cafile=str(ca))
+            if (not tls or ca.exists()) and httpx2.get(
+                f"{dev.issuer}/readyz", timeout=1, verify=verify
+            ).status_code == 200:
+                return dev
+        except httpx2.TransportError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop(dev)
+    raise AssertionError(f"kubeoidc dev did not start:\n{dev.output()}")
 
 
 def stop(dev: DevProcess) -> None:

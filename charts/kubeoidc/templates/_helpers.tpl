@@ -261,20 +261,27 @@ kubeoidc.operator.clusterRules is what kopf itself needs at cluster scope.
 {{- end }}
 
 {{/*
-kubeoidc.provider.rules is the provider's read-only access: registrations from OIDCClients, credentials
-from the operator's Secrets, and the names and uids of ServiceAccounts (a client that ServiceAccount
-tokens authenticate refuses the tokens of a deleted and re-created one). Nothing else.
+kubeoidc.provider.rules is the provider's read-only access: registrations from OIDCClients, the
+digests of their credentials, which the operator publishes in their status, and the names and uids of
+ServiceAccounts (a client that ServiceAccount tokens authenticate refuses the tokens of a deleted and
+re-created one). No Secret: the provider faces the internet, and a compromise of it must not leak the
+Secrets of the namespaces it serves.
 */}}
 {{- define "kubeoidc.provider.rules" -}}
 - apiGroups: ["kubeoidc.io"]
   resources: ["oidcclients"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+kubeoidc.providerSigningKeysRole is "true" when the provider needs a Role to read the managed
+signing-keys Secret: always with managed keys, as no other rule lets it read a Secret. Else "".
+*/}}
+{{- define "kubeoidc.providerSigningKeysRole" -}}
+{{- if and .Values.rbac.create .Values.signingKeys.managed }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -294,7 +301,7 @@ limit a create to a name).
 
 {{/*
 kubeoidc.provider.signingKeysRules is the provider's read access to the managed signing-keys Secret,
-when the release namespace is not served. The provider reads it by name and watches it with a
+its only access to any Secret. The provider reads it by name and watches it with a
 metadata.name field selector, which RBAC matches against resourceNames.
 */}}
 {{- define "kubeoidc.provider.signingKeysRules" -}}

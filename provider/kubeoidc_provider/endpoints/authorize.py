@@ -21,18 +21,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from kubeoidc_contract.issuer import is_loopback_host
 from kubeoidc_provider.backchannel import EXPIRY_LOOKBACK
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints import device, request_checks
+from kubeoidc_provider.endpoints.form import read_page_form, repeated_parameter
 from kubeoidc_provider.endpoints.form_post import form_post_response
 from kubeoidc_provider.grants import EndUser
 from kubeoidc_provider.oauth_request import ProviderRequest
+from kubeoidc_provider.registration import Client
 from kubeoidc_provider.sessions import BrowserSession
 from kubeoidc_provider.state import Interaction, Session, new_token
 from kubeoidc_provider.urls import add_query
@@ -42,10 +46,15 @@ async def authorize(request: Request) -> Response:
     """``GET`` or ``POST /authorize`` (OIDC Core §3.1.2.1 allows both)."""
     provider = provider_of(request)
     if request.method == "POST":
-        params = list((await request.form()).multi_items())
+        params = list((await read_page_form(request)).multi_items())
     else:
         params = list(request.query_params.multi_items())
     pairs = [(key, value) for key, value in params if isinstance(value, str)]
+    if (repeated := repeated_parameter(pairs)) is not None:
+        # Shown, never redirected: the redirect URI itself may be the repeated one.
+        return provider.pages.error(
+            400, "Sign-in request refused", f"Multiple {repeated!r} in request.", "invalid_request"
+        )
     return await continue_authorization(provider, request, await provider.sessions.load(request), pairs)
 
 
@@ -62,6 +71,15 @@ async def resume(request: Request) -> Response:
     return await continue_authorization(
         provider, request, session, list(interaction.params.items()), interaction, interaction_id
     )
+
+
+def _identity_unproven(client: Client, redirect_uri: str) -> bool:
+    """RFC 8252 §8.6: a public client redirecting to a loopback address or a private-use scheme can be
+    impersonated by any local app, so a remembered consent never approves it without asking."""
+    if not client.public:
+        return False
+    parts = urlsplit(redirect_uri)
+    return parts.scheme != "https" or is_loopback_host(parts.hostname)
 
 
 def expired_interaction(provider: Provider) -> Response:
@@ -110,9 +128,10 @@ async def continue_authorization(
     assert end_user is not None
 
     requested = frozenset(oauth_request.scope.split())
-    consented = await provider.state.consented_scopes(end_user.user.id, grant.client.get_client_id())
+    consented = await provider.state.consented_scopes(end_user.user.id, grant.client.client.uid)
     consent_done = interaction is not None and interaction.consent_done
-    if not consent_done and ("consent" in prompts or not requested <= consented):
+    unproven = _identity_unproven(grant.client.client, oauth_request.payload.redirect_uri or "")
+    if not consent_done and ("consent" in prompts or unproven or not requested <= consented):
         if "none" in prompts:
             refusal = ConsentRequiredError(redirect_uri=oauth_request.payload.redirect_uri)
             return _error(provider, oauth_request, refusal)

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints.authorize import deny, expired_interaction
 from kubeoidc_provider.endpoints.device import deny_device
+from kubeoidc_provider.endpoints.form import read_page_form
 from kubeoidc_provider.endpoints.interaction import InteractionView, load_interaction
 
 #: What each scope lets the client see, in the user's words.
@@ -38,7 +39,7 @@ async def consent_page(request: Request) -> Response:
 
 async def consent_submit(request: Request) -> Response:
     provider = provider_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     view = await load_interaction(provider, request, str(form.get("interaction", "")))
     if view is None or view.session.data.user_id is None:
         return expired_interaction(provider)
@@ -51,8 +52,8 @@ async def consent_submit(request: Request) -> Response:
             return await deny_device(provider, view.session, view.interaction)
         return deny(provider, request, params.items())
     scopes = frozenset(params.get("scope", "").split())
-    granted = await provider.state.consented_scopes(view.session.data.user_id, view.client.client_id)
-    await provider.state.save_consent(view.session.data.user_id, view.client.client_id, granted | scopes)
+    granted = await provider.state.consented_scopes(view.session.data.user_id, view.client.uid)
+    await provider.state.save_consent(view.session.data.user_id, view.client.uid, granted | scopes)
     await provider.state.update_interaction(
         view.interaction_id, dataclasses.replace(view.interaction, consent_done=True)
     )

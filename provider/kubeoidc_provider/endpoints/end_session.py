@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kubeoidc_provider.context import Provider, provider_of
+from kubeoidc_provider.endpoints.form import read_page_form, repeated_parameter
 from kubeoidc_provider.keys import InvalidTokenError
 from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.tokens import TokenMinter
@@ -47,10 +48,16 @@ async def end_session(request: Request) -> Response:
     provider = provider_of(request)
     if request.method == "POST":
         params = [
-            (key, value) for key, value in (await request.form()).multi_items() if isinstance(value, str)
+            (key, value)
+            for key, value in (await read_page_form(request)).multi_items()
+            if isinstance(value, str)
         ]
     else:
         params = list(request.query_params.multi_items())
+    if (repeated := repeated_parameter(params)) is not None:
+        return provider.pages.error(
+            400, "Sign-out request refused", f"Multiple {repeated!r} in request.", "invalid_request"
+        )
     session = await provider.sessions.load(request)
     if request.method == "POST" and dict(params).get("confirm") == "yes":
         if not provider.sessions.check_csrf(session, dict(params).get("csrf_token")):
@@ -64,7 +71,10 @@ async def end_session(request: Request) -> Response:
         return provider.pages.error(
             400, "Sign-out request refused", error.get_error_description(), error.error
         )
-    if validated.id_token_claims is None:
+    hint_sub = (validated.id_token_claims or {}).get("sub")
+    session_user = session.data.user_id if session is not None else None
+    # RP-Initiated Logout §2: without a hint, or with another user's, the user is asked first.
+    if validated.id_token_claims is None or (session_user is not None and hint_sub != session_user):
         if session is None or session.data.user_id is None:
             return provider.pages.render("logged_out.html")
         return provider.pages.render(

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints.authorize import expired_interaction
+from kubeoidc_provider.endpoints.form import read_page_form
 from kubeoidc_provider.endpoints.interaction import InteractionView, load_interaction
 from kubeoidc_provider.state import Session, new_token
 
@@ -33,7 +34,7 @@ async def login_page(request: Request) -> Response:
 
 async def login_submit(request: Request) -> Response:
     provider = provider_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     view = await load_interaction(provider, request, str(form.get("interaction", "")))
     if view is None:
         return expired_interaction(provider)

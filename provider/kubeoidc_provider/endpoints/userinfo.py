@@ -35,6 +35,9 @@ async def userinfo(request: Request) -> Response:
         token = await provider.minter.check_access_token(presented)
     except InvalidToken as error:
         return _challenge(401, "invalid_token", str(error))
+    if provider.registry.get(token.client_id) is None:
+        # The client was deleted (or is no longer served): what it was given ends with it.
+        return _challenge(401, "invalid_token", "The token's client is no longer registered.")
     if "openid" not in token.scopes or not token.has_user:
         return _challenge(403, "insufficient_scope", "The access token lacks the 'openid' scope.")
     user = provider.users.get(token.subject)

@@ -1,5 +1,8 @@
 """The registry watcher against the kmock API server: clients appear, rotate and vanish with their objects.
 
+The provider reads no tenant's Secret: a client's credentials reach it as the digests the operator
+publishes in the OIDCClient's status, and a labelled Secret, owned or not, registers nothing.
+
 kmock serves the API on a local port from the test's event loop; the watcher's threads talk to it with
 the real Kubernetes client. The test therefore never blocks the loop: it polls with ``asyncio.sleep``
 and stops the watcher in a worker thread. Objects are created through the API (so that watches see
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import time
@@ -25,7 +29,7 @@ from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.signing import SecretFollower, SigningKeys
 from kubeoidc_provider.watcher import FollowedSecret, RegistryWatcher
-from support.kmock_api import declare_oidcclients, load_builtins
+from support.kmock_api import CLIENTS, declare_oidcclients, load_builtins
 
 pytestmark = pytest.mark.kmock
 
@@ -38,13 +42,27 @@ def b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
-def oidcclient(name: str, client_id: str, *, namespace: str = "team-a") -> dict[str, Any]:
+def published(client_id: str, secret: str) -> dict[str, str]:
+    """``status.credentials`` as the operator publishes it for this secret."""
+    return {
+        contract.CREDENTIALS_CLIENT_ID: client_id,
+        contract.CREDENTIALS_SECRET_HASH: hashlib.sha256(secret.encode()).hexdigest(),
+    }
+
+
+def oidcclient(
+    name: str, client_id: str, *, namespace: str = "team-a", secret: str | None = None
+) -> dict[str, Any]:
+    """An OIDCClient as the operator leaves it: with its credentials published when ``secret`` is given."""
+    status: dict[str, Any] = {"clientID": client_id, "secretName": f"{name}-oidc"}
+    if secret is not None:
+        status[contract.STATUS_CREDENTIALS] = published(client_id, secret)
     return {
         "apiVersion": contract.API_VERSION,
         "kind": contract.KIND,
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}"},
         "spec": {"displayName": name.title(), "redirectURIs": [f"https://{name}.example.com/callback"]},
-        "status": {"clientID": client_id, "secretName": f"{name}-oidc"},
+        "status": status,
     }
 
 
@@ -162,12 +180,10 @@ def accepts(registry: ClientRegistry, client_id: str, secret: str) -> bool:
     return client is not None and client.check_secret(secret, time.time())
 
 
-async def test_client_appears_when_its_oidcclient_and_secret_are_created(
+async def test_client_appears_when_its_oidcclient_publishes_its_credentials(
     cluster: Cluster, ready_registry: ClientRegistry
 ) -> None:
-    app = oidcclient("app", "cid-app")
-    await cluster.create(app)
-    await cluster.create(client_secret(app, "s3cret-1"))
+    await cluster.create(oidcclient("app", "cid-app", secret="s3cret-1"))
 
     await eventually(lambda: accepts(ready_registry, "cid-app", "s3cret-1"))
     client = ready_registry.get("cid-app")
@@ -180,9 +196,7 @@ async def test_clients_that_exist_before_the_start_are_served_after_the_first_li
     cluster: Cluster, start_watcher: Callable[..., tuple[ClientRegistry, RegistryWatcher]]
 ) -> None:
     cluster.declare_oidcclients()
-    app = oidcclient("app", "cid-app")
-    await cluster.create(app)
-    await cluster.create(client_secret(app, "s3cret-1"))
+    await cluster.create(oidcclient("app", "cid-app", secret="s3cret-1"))
 
     registry, _ = start_watcher()
 
@@ -190,40 +204,34 @@ async def test_clients_that_exist_before_the_start_are_served_after_the_first_li
     assert accepts(registry, "cid-app", "s3cret-1")
 
 
-async def test_rotated_secret_is_refused_as_soon_as_the_secret_changes(
+async def test_rotated_secret_is_refused_as_soon_as_the_published_digest_changes(
     cluster: Cluster, ready_registry: ClientRegistry
 ) -> None:
-    app = oidcclient("app", "cid-app")
+    app = oidcclient("app", "cid-app", secret="s3cret-1")
     await cluster.create(app)
-    secret = client_secret(app, "s3cret-1")
-    await cluster.create(secret)
     await eventually(lambda: accepts(ready_registry, "cid-app", "s3cret-1"))
 
-    await cluster.patch(secret, {"data": {contract.CLIENT_SECRET_KEY: b64("s3cret-2")}})
+    await cluster.patch(app, {"status": {contract.STATUS_CREDENTIALS: published("cid-app", "s3cret-2")}})
 
     await eventually(lambda: not accepts(ready_registry, "cid-app", "s3cret-1"), within=1.0)
     assert accepts(ready_registry, "cid-app", "s3cret-2")
 
 
-async def test_forged_labelled_secret_with_a_copied_client_id_registers_nothing(
+async def test_labelled_secrets_owned_or_not_register_nothing(
     cluster: Cluster, ready_registry: ClientRegistry
 ) -> None:
-    app = oidcclient("app", "cid-app")
-    await cluster.create(app)
-    await cluster.create(client_secret(app, "s3cret-1"))
+    await cluster.create(oidcclient("app", "cid-app", secret="s3cret-1"))
     await eventually(lambda: accepts(ready_registry, "cid-app", "s3cret-1"))
-    # In another namespace, a Secret with the label and the copied client ID but no ownership, and an
-    # OIDCClient that names it while claiming the same client ID.
+    # In another namespace, an OIDCClient whose status claims a client ID but publishes nothing, with
+    # a labelled Secret it controls, and a labelled Secret copying the first client's ID.
     intruder = oidcclient("intruder", "cid-stolen", namespace="team-b")
     await cluster.create(intruder)
-    await cluster.create(client_secret(intruder, "attacker", owned=False))
-    forged = client_secret(app, "attacker", name="app-oidc")
+    await cluster.create(client_secret(intruder, "attacker"))
+    forged = client_secret(oidcclient("app", "cid-app"), "attacker", name="app-oidc")
     forged["metadata"].update(namespace="team-b", ownerReferences=[])
     await cluster.create(forged)
-    # Events of one kind arrive in order: once a later client is served, the forgeries were seen.
-    later = oidcclient("later", "cid-later", namespace="team-b")
-    await cluster.create(later)
-    await cluster.create(client_secret(later, "s3cret-later"))
+    # Events of one kind arrive in order: once a later client is served, the intruder was seen.
+    await cluster.create(oidcclient("later", "cid-later", namespace="team-b", secret="s3cret-later"))
     await eventually(lambda: accepts(ready_registry, "cid-later", "s3cret-later"))
 
     assert ready_registry.get("cid-stolen") is None
@@ -232,16 +240,27 @@ async def test_forged_labelled_secret_with_a_copied_client_id_registers_nothing(
     assert sorted(c.client_id for c in ready_registry.clients()) == ["cid-app", "cid-later"]
 
 
-async def test_deleting_the_secret_removes_the_client(
+async def test_watcher_never_lists_or_watches_a_secret(
+    kmock: kmock_lib.KubernetesEmulator, cluster: Cluster, ready_registry: ClientRegistry
+) -> None:
+    app = oidcclient("app", "cid-app", secret="s3cret-1")
+    await cluster.create(app)
+    await cluster.create(client_secret(app, "s3cret-1"))
+    await eventually(lambda: accepts(ready_registry, "cid-app", "s3cret-1"))
+
+    assert len(kmock["list", kmock_lib.resource("v1/secrets")]) == 0
+    assert len(kmock["watch", kmock_lib.resource("v1/secrets")]) == 0
+
+
+async def test_withdrawn_credentials_remove_the_client(
     cluster: Cluster, ready_registry: ClientRegistry
 ) -> None:
-    app = oidcclient("app", "cid-app")
-    secret = client_secret(app, "s3cret-1")
+    app = oidcclient("app", "cid-app", secret="s3cret-1")
     await cluster.create(app)
-    await cluster.create(secret)
     await eventually(lambda: ready_registry.get("cid-app") is not None)
 
-    await cluster.delete(secret)
+    # What the operator writes when the client stops being Ready (a Secret conflict, an invalid spec).
+    await cluster.patch(app, {"status": {contract.STATUS_CREDENTIALS: None}})
 
     await eventually(lambda: ready_registry.get("cid-app") is None, within=1.0)
 
@@ -249,9 +268,8 @@ async def test_deleting_the_secret_removes_the_client(
 async def test_deleting_the_oidcclient_removes_the_client(
     cluster: Cluster, ready_registry: ClientRegistry
 ) -> None:
-    app = oidcclient("app", "cid-app")
+    app = oidcclient("app", "cid-app", secret="s3cret-1")
     await cluster.create(app)
-    await cluster.create(client_secret(app, "s3cret-1"))
     await eventually(lambda: ready_registry.get("cid-app") is not None)
 
     await cluster.delete(app)
@@ -259,29 +277,13 @@ async def test_deleting_the_oidcclient_removes_the_client(
     await eventually(lambda: ready_registry.get("cid-app") is None, within=1.0)
 
 
-async def test_secret_losing_the_manager_label_removes_the_client(
-    cluster: Cluster, ready_registry: ClientRegistry
-) -> None:
-    app = oidcclient("app", "cid-app")
-    secret = client_secret(app, "s3cret-1")
-    await cluster.create(app)
-    await cluster.create(secret)
-    await eventually(lambda: ready_registry.get("cid-app") is not None)
-
-    await cluster.patch(secret, {"metadata": {"labels": {contract.MANAGED_BY_LABEL: None}}})
-
-    await eventually(lambda: ready_registry.get("cid-app") is None, within=1.0)
-
-
-async def test_registry_is_not_ready_until_both_kinds_are_listed(
+async def test_registry_is_not_ready_until_the_oidcclients_are_listed(
     kmock: kmock_lib.KubernetesEmulator,
     cluster: Cluster,
     start_watcher: Callable[..., tuple[ClientRegistry, RegistryWatcher]],
 ) -> None:
     # The OIDCClient resource is not served yet (as before the CRD is applied): its list fails.
     registry, _ = start_watcher()
-    secret_lists = kmock["list", kmock_lib.resource("v1/secrets")]
-    await eventually(lambda: len(secret_lists) >= 1)
     await asyncio.sleep(0.3)
     assert not registry.ready
 
@@ -309,15 +311,13 @@ async def test_expired_watch_lists_again_and_resumes(
             "message": "too old resource version",
         },
     }
-    kmock["watch", kmock_lib.resource("v1/secrets")][:1] << (gone,)
-    secret_lists = kmock["list", kmock_lib.resource("v1/secrets")]
+    kmock["watch", CLIENTS][:1] << (gone,)
+    client_lists = kmock["list", CLIENTS]
     registry, _ = start_watcher()
 
-    await eventually(lambda: len(secret_lists) >= 2)
+    await eventually(lambda: len(client_lists) >= 2)
     assert "410 Gone" in caplog.text
-    app = oidcclient("app", "cid-app")
-    await cluster.create(app)
-    await cluster.create(client_secret(app, "s3cret-1"))
+    await cluster.create(oidcclient("app", "cid-app", secret="s3cret-1"))
     await eventually(lambda: accepts(registry, "cid-app", "s3cret-1"))
 
 
@@ -328,12 +328,8 @@ async def test_watcher_limited_to_namespaces_ignores_the_others(
     registry, _ = start_watcher(["team-a"])
     await eventually(lambda: registry.ready)
 
-    outside = oidcclient("outside", "cid-outside", namespace="team-b")
-    await cluster.create(outside)
-    await cluster.create(client_secret(outside, "s3cret-b"))
-    inside = oidcclient("inside", "cid-inside")
-    await cluster.create(inside)
-    await cluster.create(client_secret(inside, "s3cret-a"))
+    await cluster.create(oidcclient("outside", "cid-outside", namespace="team-b", secret="s3cret-b"))
+    await cluster.create(oidcclient("inside", "cid-inside", secret="s3cret-a"))
 
     await eventually(lambda: registry.get("cid-inside") is not None)
     assert registry.get("cid-outside") is None

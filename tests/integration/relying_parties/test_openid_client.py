@@ -281,8 +281,10 @@ def test_machine_client_gets_a_jwt_access_token_with_client_credentials(
     assert value["hasIdToken"] is False
     assert value["accessTokenHeader"]["typ"] == "at+jwt"
     claims = value["accessTokenClaims"]
-    # RFC 9068 §2.2: with no user, the subject is the client itself.
-    assert claims["sub"] == claims["client_id"] == machine.client_id
+    # RFC 9068 §2.2: with no user, the subject is the client itself, marked so that no pinned client ID
+    # reads as a user's subject.
+    assert claims["sub"] == f"client:{machine.client_id}"
+    assert claims["client_id"] == machine.client_id
     assert claims["iss"] == machine.provider.settings.issuer
     assert "auth_time" not in claims
     assert value["introspection"]["active"] is True

@@ -46,9 +46,9 @@ KOPF_CRD_RULES: Rules = {("apiextensions.k8s.io", "customresourcedefinitions"): 
 KOPF_NAMESPACE_RULES: Rules = {("", "namespaces"): {"list", "watch"}}
 #: kopf's peering, with several operator replicas.
 KOPF_PEERING_RULES: Rules = {("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"}}
+#: The provider reads no Secret but the signing keys: credentials' digests come in OIDCClients' status.
 PROVIDER_RULES: Rules = {
     ("kubeoidc.io", "oidcclients"): {"get", "list", "watch"},
-    ("", "secrets"): {"get", "list", "watch"},
     # Names and uids, so that a re-created ServiceAccount's predecessor's tokens are refused.
     ("", "serviceaccounts"): {"get", "list", "watch"},
 }
@@ -112,7 +112,8 @@ def rendered_objects(**values: Any) -> list[dict[str, Any]]:
     return objects_of(render(with_issuer(**values)))
 
 
-# Cluster-wide (the default): the rights on Secrets everywhere cover the managed signing keys.
+# Cluster-wide (the default): the operator's rights on Secrets everywhere cover the managed signing keys;
+# the provider reads no Secret but those keys.
 
 
 def test_cluster_wide_operator_gets_exactly_its_rights_everywhere() -> None:
@@ -121,10 +122,22 @@ def test_cluster_wide_operator_gets_exactly_its_rights_everywhere() -> None:
     )
 
 
-def test_cluster_wide_provider_only_reads_clients_secrets_service_accounts_and_issuer_discovery() -> None:
+def test_default_install_lets_the_provider_read_no_secret_but_its_signing_keys() -> None:
     assert granted(objects("default"), "kubeoidc-provider") == (
-        rights(CLUSTER, PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY
+        rights(CLUSTER, PROVIDER_RULES)
+        | PROVIDER_ISSUER_DISCOVERY
+        | provider_signing_keys_rights("kubeoidc-signing-keys")
     )
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_provider_reads_no_secret_outside_the_release_namespace(value_set: str) -> None:
+    objs = objects(value_set)
+    account = pod_spec(objs, "provider")["serviceAccountName"]
+
+    secret_rights = {right for right in granted(objs, account) if right[2] == "secrets"}
+
+    assert {(scope, name != ANY) for scope, _, _, _, name in secret_rights} <= {(NAMESPACE, True)}
 
 
 def test_cluster_wide_operators_in_failover_also_keep_their_peering() -> None:
@@ -181,7 +194,7 @@ def test_hand_made_keys_need_no_rights_in_an_unserved_release_namespace() -> Non
     assert {role["metadata"]["namespace"] for role in of_kind(objs, "Role")} == {"apps"}
 
 
-def test_a_served_release_namespace_needs_no_role_of_its_own_for_the_keys() -> None:
+def test_a_served_release_namespace_needs_no_operator_role_of_its_own_for_the_keys() -> None:
     objs = rendered_objects(watchNamespaces=[NAMESPACE, "apps"])
 
     assert granted(objs, "kubeoidc-operator") == (
@@ -191,7 +204,10 @@ def test_a_served_release_namespace_needs_no_role_of_its_own_for_the_keys() -> N
         | rights("apps", OPERATOR_RULES)
     )
     assert granted(objs, "kubeoidc-provider") == (
-        rights(NAMESPACE, PROVIDER_RULES) | rights("apps", PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY
+        rights(NAMESPACE, PROVIDER_RULES)
+        | rights("apps", PROVIDER_RULES)
+        | PROVIDER_ISSUER_DISCOVERY
+        | provider_signing_keys_rights("kubeoidc-signing-keys")
     )
 
 

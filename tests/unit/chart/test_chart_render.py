@@ -118,6 +118,7 @@ def test_rendered_manifests_pass_yamllint(value_set: str) -> None:
 def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
     kinds = sorted(obj["kind"] for obj in objects("default"))
 
+    # The Role and RoleBinding: the provider's read of its signing keys, its only Secret.
     assert kinds == [
         "ClusterRole",
         "ClusterRole",
@@ -127,6 +128,8 @@ def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
         "ClusterRoleBinding",
         "Deployment",
         "Deployment",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
         "ServiceAccount",
@@ -212,7 +215,7 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
         "KUBEOIDC_PROVIDER_ISSUER": ISSUER,
         "KUBEOIDC_PROVIDER_HOST": "0.0.0.0",
         "KUBEOIDC_PROVIDER_PORT": "8080",
-        "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "*",
+        "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "127.0.0.1",
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
         "KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER": "60",
         "KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
@@ -452,3 +455,11 @@ def test_notes_ask_for_hand_made_signing_keys_when_they_are_not_managed() -> Non
 def test_notes_warn_that_the_bundled_redis_loses_its_state() -> None:
     assert "the bundled Redis is for trials" in rendered("all")["kubeoidc/templates/NOTES.txt"]
     assert "Redis" not in rendered("default")["kubeoidc/templates/NOTES.txt"]
+
+
+def test_default_install_believes_no_forwarded_header() -> None:
+    # Only the pod's own loopback is a trusted proxy, and none runs there: X-Forwarded-For from a
+    # client never chooses the address failed logins are counted against.
+    env = env_of(container_of(objects("default"), "provider"))
+
+    assert env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"] == "127.0.0.1"

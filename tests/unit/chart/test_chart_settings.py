@@ -88,7 +88,7 @@ def test_default_provider_stores_in_sqlite_and_follows_the_managed_keys(
     assert settings.storage_url == "sqlite:////var/lib/kubeoidc/state.db"
     assert settings.signing_keys_secret == "auth/kubeoidc-signing-keys"
     assert settings.signing_keys_file is None
-    assert settings.forwarded_allow_ips == "*"
+    assert settings.forwarded_allow_ips == "127.0.0.1"
     assert settings.host == "0.0.0.0"
 
 

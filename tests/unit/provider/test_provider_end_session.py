@@ -262,3 +262,17 @@ def test_logout_pages_forbid_framing(http: TestClient) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_another_users_hint_asks_before_signing_out(
+    browser: Browser, web_rp: RelyingParty, id_token: str
+) -> None:
+    with browser.elsewhere() as other:
+        bobs_hint = sign_in_for_tokens(other, web_rp, username="bob")["id_token"]
+
+    page = browser.get(f"/logout?id_token_hint={bobs_hint}&post_logout_redirect_uri={LOGOUT_URI}")
+
+    assert page.status_code == 200
+    assert "Sign out?" in page_text(page)
+    assert "location" not in page.headers
+    assert_signed_in(browser, web_rp)

@@ -195,7 +195,7 @@ def test_a_client_credentials_token_is_active_for_its_client(m2m_rp: RelyingPart
     body = m2m_rp.introspect(token).json()
 
     assert body["active"] is True
-    assert body["sub"] == m2m_rp.client_id
+    assert body["sub"] == f"client:{m2m_rp.client_id}"
     assert body["scope"] == "invoices:read"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -246,9 +247,23 @@ def test_a_missing_pkce_verifier_is_invalid_request(web_rp: RelyingParty, signed
     assert_error(response, "invalid_request", description="Missing 'code_verifier'")
 
 
+@pytest.fixture
+def without_required_pkce(
+    make_provider: Callable[..., Provider], serve: Callable[..., Any]
+) -> Iterator[tuple[Browser, RelyingParty]]:
+    """A browser and a confidential web client on a provider with ``require_pkce`` off."""
+    provider = make_provider(require_pkce=False)
+    with serve(provider) as http:
+        yield (
+            Browser(http, provider.settings.issuer),
+            RelyingParty(http, register(provider.registry, "web-app")),
+        )
+
+
 def test_a_verifier_for_a_request_without_a_challenge_is_invalid_request(
-    browser: Browser, web_rp: RelyingParty
+    without_required_pkce: tuple[Browser, RelyingParty],
 ) -> None:
+    browser, web_rp = without_required_pkce
     request, code = sign_in_for_code(browser, web_rp, pkce=False)
 
     response = web_rp.exchange(request, code, code_verifier="x" * 43)
@@ -256,10 +271,17 @@ def test_a_verifier_for_a_request_without_a_challenge_is_invalid_request(
     assert_error(response, "invalid_request")
 
 
-def test_a_confidential_client_may_go_without_pkce(browser: Browser, web_rp: RelyingParty) -> None:
-    request, code = sign_in_for_code(browser, web_rp, pkce=False)
+def test_a_confidential_client_may_go_without_pkce_only_when_the_setting_allows(
+    browser: Browser, web_rp: RelyingParty, without_required_pkce: tuple[Browser, RelyingParty]
+) -> None:
+    refused = browser.authorize(web_rp.auth_request(pkce=False).params)
+    assert refused.status_code == 302
+    assert "error=invalid_request" in refused.headers["location"]
 
-    assert web_rp.exchange(request, code).status_code == 200
+    lenient_browser, lenient_rp = without_required_pkce
+    request, code = sign_in_for_code(lenient_browser, lenient_rp, pkce=False)
+
+    assert lenient_rp.exchange(request, code).status_code == 200
 
 
 def test_a_public_client_without_its_verifier_is_invalid_request(
@@ -488,7 +510,7 @@ def test_a_client_credentials_access_token_is_about_the_client(
 
     claims = provider.keys.verify(tokens["access_token"], typ="at+jwt")
 
-    assert claims["sub"] == m2m_rp.client_id
+    assert claims["sub"] == f"client:{m2m_rp.client_id}"
     assert claims["client_id"] == m2m_rp.client_id
     assert claims["scope"] == "invoices:read"
     assert "auth_time" not in claims
@@ -503,3 +525,26 @@ def test_the_access_token_lifetime_follows_the_settings(make_provider: Any, serv
     claims = provider.keys.verify(tokens["access_token"])
     assert tokens["expires_in"] == 120
     assert claims["exp"] - claims["iat"] == 120
+
+
+def test_a_client_pinning_a_users_subject_as_its_id_cannot_mint_that_users_subject(
+    provider: Provider, http: TestClient
+) -> None:
+    # A tenant pins alice's subject as its client ID and asks for a token for itself.
+    impostor = register(
+        provider.registry,
+        "impostor",
+        client_id=ALICE,
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        scopes=["api"],
+    )
+    response = http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "api"},
+        auth=(ALICE, impostor.secret or ""),
+    )
+
+    claims = provider.keys.verify(response.json()["access_token"], typ="at+jwt")
+    assert claims["sub"] != ALICE
+    assert claims["sub"] == f"client:{ALICE}"
