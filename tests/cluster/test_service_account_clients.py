@@ -136,7 +136,8 @@ def test_a_service_account_token_gets_a_client_credentials_token_with_the_client
     assert body["token_type"] == "Bearer"
     assert body["scope"] == " ".join(SCOPES)
     access = payload(body["access_token"])
-    assert access["client_id"] == access["sub"] == client_id
+    assert access["client_id"] == client_id
+    assert access["sub"] == f"client:{client_id}"
     assert access["iss"] == release.issuer
 
 

@@ -24,6 +24,7 @@ from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage.memory import MemoryStorage
+from kubeoidc_provider.tokens import CLIENT_SUBJECT_PREFIX
 from kubeoidc_provider.users import StaticUserDirectory
 from support.objects import client_objects
 from support.provider import ISSUER, RegisteredClient
@@ -177,7 +178,8 @@ def test_a_service_account_token_gets_a_client_credentials_token_with_the_client
         },
     ).json()
     assert introspected["active"] is True
-    assert introspected["client_id"] == introspected["sub"] == workload.client_id
+    assert introspected["client_id"] == workload.client_id
+    assert introspected["sub"] == CLIENT_SUBJECT_PREFIX + workload.client_id
 
 
 def test_the_token_endpoint_is_an_audience_too(
