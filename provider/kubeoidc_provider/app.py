@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
+import kubeoidc_contract as contract
 from kubeoidc_provider.authorization_server import ProviderServer
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.cors import cors_middleware
@@ -33,9 +34,12 @@ from kubeoidc_provider.endpoints import (
     login,
     revocation,
     token,
+    upstream_login,
     userinfo,
 )
 from kubeoidc_provider.endpoints.published import PublishedDocuments
+from kubeoidc_provider.identity.catalog import SourceCatalog
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -70,8 +74,12 @@ def build_provider(
     users: UserDirectory,
     keys: KeySet,
     storage: Storage,
+    sources: SourceCatalog | None = None,
 ) -> Provider:
+    """The provider's parts; ``sources``: the identity sources (fed by the watcher or the dev mode)."""
     state = State(storage)
+    sources = sources or SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
+    directory = Directory(users, sources, state, ttl=settings.refresh_token_ttl)
     signing = SigningKeys(settings.issuer, keys)
     minter = TokenMinter(
         issuer=settings.issuer,
@@ -80,7 +88,9 @@ def build_provider(
         access_token_ttl=settings.access_token_ttl,
         id_token_ttl=settings.id_token_ttl,
     )
-    server = ProviderServer(settings=settings, registry=registry, state=state, users=users, minter=minter)
+    server = ProviderServer(
+        settings=settings, registry=registry, state=state, users=users, minter=minter, directory=directory
+    )
     server.register_endpoint(revocation.Revocation)
     server.register_endpoint(introspection.Introspection)
     server.register_endpoint(end_session.EndSession)
@@ -96,6 +106,7 @@ def build_provider(
         pages=Pages(static_prefix=settings.issuer_path),
         metrics=Metrics(),
         workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
+        directory=directory,
     )
 
 
@@ -105,6 +116,8 @@ def routes() -> list[BaseRoute]:
         Route("/authorize/resume", authorize.resume, methods=["GET"]),
         Route("/login", login.login_page, methods=["GET"]),
         Route("/login", login.login_submit, methods=["POST"]),
+        Route("/login/upstream", upstream_login.begin, methods=["POST"]),
+        Route(contract.UPSTREAM_CALLBACK_PATH, upstream_login.callback, methods=["GET"]),
         Route("/consent", consent.consent_page, methods=["GET"]),
         Route("/consent", consent.consent_submit, methods=["POST"]),
         Route("/token", token.token, methods=["POST"]),

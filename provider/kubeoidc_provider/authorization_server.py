@@ -25,6 +25,7 @@ from kubeoidc_provider.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.oauth_client import OAuthClient
 from kubeoidc_provider.oauth_request import ProviderRequest
@@ -46,6 +47,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         state: State,
         users: UserDirectory,
         minter: TokenMinter,
+        directory: Directory,
     ) -> None:
         super().__init__(scopes_supported=None)
         self.settings = settings
@@ -53,6 +55,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.state = state
         self.users = users
         self.minter = minter
+        self.directory = directory
         self.register_token_generator("default", self._generate_token)
         self.register_client_auth_method("client_secret_basic", _authenticate_basic)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])

@@ -9,6 +9,7 @@ from typing import cast
 from starlette.requests import Request
 
 from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -38,6 +39,8 @@ class Provider:
     #: Threads for the token endpoint's work: signing (RSA) releases the GIL, so tokens are minted on
     #: more than one core while the event loop goes on serving.
     workers: Executor
+    #: Who is who: the static users and the identity sources (``directory.sources``).
+    directory: Directory
 
     @property
     def keys(self) -> KeySet:

@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token, wait_on
@@ -101,6 +102,7 @@ class GrantServer(Protocol):
     state: State
     users: UserDirectory
     minter: TokenMinter
+    directory: Directory
 
 
 def _server(grant: Any) -> GrantServer:
@@ -193,7 +195,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     def authenticate_user(self, authorization_code: _CodeRecord) -> EndUser | None:
         grant = authorization_code.grant
-        user = _server(self).users.get(grant.user_id)
+        user = _wait(self.request, _server(self).directory.find(grant.user_id))
         return EndUser(user, grant.auth_time, grant.grant_id) if user else None
 
 
@@ -219,7 +221,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_user(self, refresh_token: _RefreshRecord) -> EndUser | None:
         grant = refresh_token.grant
-        user = _server(self).users.get(grant.user_id)
+        user = _wait(self.request, _server(self).directory.find(grant.user_id))
         return EndUser(user, grant.auth_time, grant.grant_id) if user else None
 
     def revoke_old_credential(self, refresh_token: _RefreshRecord) -> None:

@@ -50,6 +50,9 @@ class Client:
     public: bool
     token_endpoint_auth_method: str
     scopes: tuple[str, ...]
+    #: The identity sources people may sign in with (``local``: the password form), the first the
+    #: default; empty: every source.
+    identity_sources: tuple[str, ...] = ()
     #: SHA-256 digests of the accepted secrets; empty for a public client.
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
 
@@ -136,6 +139,7 @@ def parse_oidcclient(
                 method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
+            identity_sources=_str_tuple(spec.get("identitySources")),
         )
     return Registration(uid, namespace, name, client_id, secret_name, client)
 

@@ -29,7 +29,7 @@ async def userinfo(request: Request) -> Response:
         return _challenge(401, "invalid_token", str(error))
     if "openid" not in token.scopes or not token.has_user:
         return _challenge(403, "insufficient_scope", "The access token lacks the 'openid' scope.")
-    user = provider.users.get(token.subject)
+    user = await provider.directory.find(token.subject)
     if user is None:
         return _challenge(401, "invalid_token", "The token's user no longer exists.")
     return Response(dump_json(user.claims(token.scopes)), media_type="application/json", headers=_NO_STORE)
