@@ -27,6 +27,7 @@ def client_objects(
     namespace: str = "default",
     issuer: str = "http://127.0.0.1:8080",
     uid: str | None = None,
+    identity_sources: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """An OIDCClient with its status, and the Secret the operator would own for it."""
     uid = uid or str(uuid.uuid4())
@@ -50,6 +51,8 @@ def client_objects(
         },
         "status": {"clientID": client_id, "secretName": secret_name},
     }
+    if identity_sources is not None:
+        oidcclient["spec"]["identitySources"] = identity_sources
     data = {contract.CLIENT_ID_KEY: b64(client_id), contract.ISSUER_KEY: b64(issuer)}
     if secret is not None:
         data[contract.CLIENT_SECRET_KEY] = b64(secret)

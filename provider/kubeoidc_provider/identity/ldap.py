@@ -16,6 +16,7 @@ Safety:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
@@ -54,22 +55,29 @@ class LDAPSource:
     def __init__(self, definition: LDAPDefinition) -> None:
         self.definition = definition
         self.name = definition.name
-        use_ssl = definition.url.startswith("ldaps://")
-        tls = None
-        if use_ssl or definition.start_tls:
-            tls = Tls(
+        self._use_ssl = definition.url.startswith("ldaps://")
+        self._tls = None
+        if self._use_ssl or definition.start_tls:
+            self._tls = Tls(
                 validate=ssl.CERT_REQUIRED,
                 version=ssl.PROTOCOL_TLS_CLIENT,
                 ca_certs_data=definition.ca_pem,
             )
-        self._server = Server(
-            definition.url, use_ssl=use_ssl, tls=tls, connect_timeout=definition.timeout, get_info=NONE
+
+    def _server(self) -> Server:
+        # A new Server each time: ldap3 marks an address that failed once as unusable for good, which
+        # would outlive a server restart.
+        return Server(
+            self.definition.url,
+            use_ssl=self._use_ssl,
+            tls=self._tls,
+            connect_timeout=self.definition.timeout,
+            get_info=NONE,
         )
 
     def check(self) -> None:
         """Connect and bind as the service account; :class:`LDAPUnavailable` says why not."""
-        connection = self._connect(self.definition.bind_dn, self.definition.bind_password)
-        connection.unbind()
+        _close(self._connect(self.definition.bind_dn, self.definition.bind_password))
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The user when the password is theirs; ``None`` for an unknown user or a wrong password."""
@@ -84,14 +92,14 @@ class LDAPSource:
                 return None
             groups = self._groups(service, entry)
         finally:
-            service.unbind()
+            _close(service)
         return self._user(entry, username, groups)
 
     # Steps ------------------------------------------------------------------------------------------
     def _connect(self, user: str | None, password: str | None) -> Connection:
         d = self.definition
         connection = Connection(
-            self._server, user=user, password=password, receive_timeout=d.timeout, read_only=True
+            self._server(), user=user, password=password, receive_timeout=d.timeout, read_only=True
         )
         try:
             connection.open()
@@ -102,8 +110,11 @@ class LDAPSource:
                     f"LDAP source {d.name}: the service bind failed ({connection.result.get('description')})"
                 )
         except LDAPException as error:
-            connection.unbind()
+            _close(connection)
             raise LDAPUnavailable(f"LDAP source {d.name}: {type(error).__name__}: {error}") from None
+        except LDAPUnavailable:
+            _close(connection)
+            raise
         return connection
 
     def _find_user(self, service: Connection, username: str) -> _Entry | None:
@@ -119,7 +130,7 @@ class LDAPSource:
 
     def _password_matches(self, dn: str, password: str) -> bool:
         d = self.definition
-        connection = Connection(self._server, user=dn, password=password, receive_timeout=d.timeout)
+        connection = Connection(self._server(), user=dn, password=password, receive_timeout=d.timeout)
         try:
             connection.open()
             if d.start_tls and not connection.start_tls():
@@ -128,7 +139,7 @@ class LDAPSource:
         except LDAPException as error:
             raise LDAPUnavailable(f"LDAP source {d.name}: {type(error).__name__}") from None
         finally:
-            connection.unbind()
+            _close(connection)
 
     def _groups(self, service: Connection, entry: _Entry) -> tuple[str, ...]:
         d = self.definition
@@ -177,6 +188,15 @@ class LDAPSource:
             email_verified=email is not None,
             groups=groups,
         )
+
+
+def _close(connection: Connection) -> None:
+    """Unbind, and close the socket too: ldap3 leaves it open when opening or StartTLS failed."""
+    with contextlib.suppress(LDAPException):
+        connection.unbind()
+    socket = getattr(connection, "socket", None)
+    if socket is not None:
+        socket.close()
 
 
 def _values(value: Any) -> list[str]:
