@@ -32,7 +32,7 @@ def client_objects(
     """An OIDCClient with its status, and the Secret the operator would own for it."""
     uid = uid or str(uuid.uuid4())
     secret_name = f"{name}-oidc"
-    oidcclient = {
+    oidcclient: dict[str, Any] = {
         "apiVersion": contract.API_VERSION,
         "kind": contract.KIND,
         "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
