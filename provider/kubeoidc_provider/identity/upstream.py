@@ -271,7 +271,7 @@ class UpstreamSource:
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         async with self._client() as client:
             try:
-                response = await client.get(url)
+                response = await client.request("GET", url, withhold_token=True)
                 document = response.json() if response.status_code == 200 else None
             except Exception as error:  # connection refused, timeout, TLS, not JSON
                 logger.warning("upstream %s: %s at %s failed: %s", self.name, what, url, type(error).__name__)
