@@ -7,7 +7,10 @@ from typing import Any
 
 import uvicorn
 
+import kubeoidc_contract as contract
 from kubeoidc_provider.app import Background, build_provider, create_app
+from kubeoidc_provider.identity.catalog import SourceCatalog
+from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.keys import KeySet, KeySetError
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
@@ -35,12 +38,16 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         logger.warning("no user directory (KUBEOIDC_PROVIDER_USERS_FILE): nobody can sign in")
         users = StaticUserDirectory([])
     registry = ClientRegistry()
-    provider = build_provider(settings, registry=registry, users=users, keys=keys, storage=storage)
+    catalog = SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
+    provider = build_provider(
+        settings, registry=registry, users=users, keys=keys, storage=storage, sources=catalog
+    )
+    feed = SourceFeed(catalog, settings.identity_namespace) if settings.identity_namespace else None
     follow = None
     if settings.signing_keys_ref:
         namespace, name = settings.signing_keys_ref
         follow = FollowedSecret(namespace, name, SecretFollower(provider.signing))
-    watcher = RegistryWatcher(registry, settings.namespaces or None, api_client, follow=follow)
+    watcher = RegistryWatcher(registry, settings.namespaces or None, api_client, follow=follow, sources=feed)
     app = create_app(provider, background=(Background(watcher.start, watcher.stop),))
     serve(app, settings, log_level=log_level)
 

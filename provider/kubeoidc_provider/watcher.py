@@ -9,6 +9,9 @@ or any other error re-lists, with an exponential backoff while errors repeat.
 The registry becomes ready once the first list of every stream has completed. The provider needs
 only ``get``, ``list`` and ``watch`` on ``oidcclients`` and on ``secrets``.
 
+With a :class:`SourceFeed`, two more streams follow the IdentitySources of the provider's namespace
+and that namespace's Secrets (which they name), for the identity sources.
+
 When the operator manages the signing keys, one more stream follows that one Secret (by name) and
 hands every version of it to the provider, which starts signing with it without a restart.
 
@@ -34,6 +37,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 import kubeoidc_contract as contract
+from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.registration import KubeObject
 from kubeoidc_provider.registry import ClientRegistry
 
@@ -100,6 +104,7 @@ class RegistryWatcher:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         follow: FollowedSecret | None = None,
+        sources: SourceFeed | None = None,
     ) -> None:
         """``namespaces`` None or empty watches the whole cluster; ``api_client`` defaults to the
         in-cluster configuration, else the kubeconfig."""
@@ -111,6 +116,7 @@ class RegistryWatcher:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._follow = follow
+        self._sources = sources
         self._stopping = threading.Event()
         self._streams: list[_Stream] = []
         self._ready_lock = threading.Lock()
@@ -150,6 +156,8 @@ class RegistryWatcher:
                     accepts=_is_managed_secret,
                 )
             )
+        if self._sources is not None:
+            self._streams += _source_streams(self._sources, core, custom)
         if self._follow is not None:
             follow = self._follow
             self._streams.append(
@@ -317,6 +325,38 @@ class RegistryWatcher:
             if all(s.listed for s in self._streams) and not self._registry.ready:
                 self._registry.mark_ready()
                 logger.info("Client registry ready: %d clients served", len(self._registry))
+
+
+def _source_streams(feed: SourceFeed, core: Any, custom: Any) -> list[_Stream]:
+    namespace = feed.namespace
+
+    def list_sources(**kwargs: Any) -> Any:
+        group, version, plural = contract.GROUP, contract.VERSION, contract.IDENTITY_SOURCE_PLURAL
+        return custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
+
+    def list_secrets(**kwargs: Any) -> Any:
+        return core.list_namespaced_secret(namespace, **kwargs)
+
+    return [
+        _Stream(
+            "IdentitySource",
+            namespace,
+            list_sources,
+            feed.upsert_source,
+            feed.delete_source,
+            feed.replace_sources,
+            feed.accepts,
+        ),
+        _Stream(
+            "identity Secret",
+            namespace,
+            list_secrets,
+            feed.upsert_secret,
+            feed.delete_secret,
+            feed.replace_secrets,
+            feed.accepts,
+        ),
+    ]
 
 
 def _any_object(obj: KubeObject) -> bool:
