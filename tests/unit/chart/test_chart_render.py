@@ -125,6 +125,10 @@ def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
         "ClusterRoleBinding",
         "Deployment",
         "Deployment",
+        "Role",  # the identity sources' rights, in the release namespace
+        "Role",
+        "RoleBinding",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
         "ServiceAccount",
@@ -213,6 +217,7 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
         "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "*",
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
         "KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
+        "KUBEOIDC_PROVIDER_IDENTITY_NAMESPACE": "auth",
         "KUBEOIDC_PROVIDER_USERS_FILE": "/etc/kubeoidc/users/users.yaml",
         "KUBEOIDC_PROVIDER_STORAGE_URL": "sqlite:////var/lib/kubeoidc/state.db",
     }
