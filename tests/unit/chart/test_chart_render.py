@@ -192,6 +192,7 @@ def test_operator_runs_alone_with_its_settings_and_keeps_the_signing_keys() -> N
         "KUBEOIDC_OPERATOR_RESYNC_INTERVAL": "300",
         "KUBEOIDC_OPERATOR_LIVENESS_PORT": "8081",
         "KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
+        "KUBEOIDC_OPERATOR_IDENTITY_NAMESPACE": "auth",
         "KUBEOIDC_OPERATOR_KEY_ALG": "RS256",
         "KUBEOIDC_OPERATOR_KEY_ROTATION_PERIOD": "720h",
         "KUBEOIDC_OPERATOR_KEY_PUBLISH_AHEAD": "24h",
