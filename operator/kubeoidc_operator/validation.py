@@ -47,6 +47,12 @@ def _is_label_key(key: object) -> bool:
     return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
 
 
+def _is_data_key(key: object) -> bool:
+    """A Secret data key the API server accepts: its characters, and never ``.``, ``..`` or ``..``-prefixed
+    (a key is a file name when the Secret is mounted)."""
+    return isinstance(key, str) and bool(_DATA_KEY.match(key)) and key != "." and not key.startswith("..")
+
+
 def validate(client: Mapping[str, Any]) -> list[str]:
     """What in the object makes it impossible to write its Secret, one phrase each (empty: nothing)."""
     problems: list[str] = []
@@ -116,7 +122,7 @@ def _validate_template(template: object) -> list[str]:
         if field_name not in keys:
             continue
         value = keys[field_name]
-        if not isinstance(value, str) or not _DATA_KEY.match(value):
+        if not _is_data_key(value):
             problems.append(f"spec.secretTemplate.keys.{field_name} {value!r} is not a valid Secret key")
         elif value in TEMPLATE_KEYS.values() or value in chosen:
             problems.append(

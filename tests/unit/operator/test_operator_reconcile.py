@@ -640,6 +640,10 @@ def test_template_changes_are_applied_and_old_entries_removed(cluster: Factory) 
         ({"secretTemplate": {"keys": {"clientSecret": CLIENT_ID_KEY}}}, "already written"),
         ({"secretTemplate": {"keys": {"clientID": "A", "issuer": "A"}}}, "already written"),
         ({"secretTemplate": {"labels": {"team": "not a label value"}}}, "invalid label value"),
+        # The API server refuses these Secret keys, which the CRD's pattern lets through.
+        ({"secretTemplate": {"keys": {"clientID": "."}}}, "not a valid Secret key"),
+        ({"secretTemplate": {"keys": {"clientID": ".."}}}, "not a valid Secret key"),
+        ({"secretTemplate": {"keys": {"issuer": "..data"}}}, "not a valid Secret key"),
         ({"public": "yes"}, "spec.public"),
     ],
 )
