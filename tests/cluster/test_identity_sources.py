@@ -11,14 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 import kubeoidc_contract as contract
-from support.admin import Admin, condition
+from support.admin import Admin, condition, oidcclient, ready_credentials
 from support.live import free_port
+from support.provider import pkce_pair
+from support.provider_flow import hidden, location, redirect_params
 from support.release import NAMESPACE, Release, RoleProcess, eventually
-from support.slapd import READER_PASSWORD, Slapd, require_slapd
+from support.slapd import PASSWORDS, READER_PASSWORD, Slapd, require_slapd
 
 pytestmark = pytest.mark.cluster
 
@@ -133,3 +136,83 @@ def test_the_api_server_refuses_a_source_without_its_section(release: Release, a
 
     assert refused.value.status == 422
     assert "type OIDC needs the oidc section" in str(refused.value.body)
+
+
+def test_the_provider_learns_an_ldap_source_from_the_cluster_and_its_people_sign_in_with_groups(
+    checked_sources: dict[str, dict[str, Any]],
+    provider: RoleProcess,
+    admin: Admin,
+    namespace: str,
+    release: Release,
+) -> None:
+    spec = {
+        "displayName": "Ops console",
+        "redirectURIs": ["https://ops.example.test/callback"],
+        "scopes": ["openid", "profile", "groups"],
+        "identitySources": ["ldap-good"],
+    }
+    admin.create_client(namespace, oidcclient("ops", spec))
+    credentials = ready_credentials(admin, namespace, "ops")
+    client_id, secret_value = credentials[contract.CLIENT_ID_KEY], credentials[contract.CLIENT_SECRET_KEY]
+    verifier, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": spec["redirectURIs"][0],
+        "scope": "openid profile groups",
+        "state": "s-1",
+        "nonce": "n-1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    with httpx2.Client(base_url=release.issuer, timeout=10) as browser:
+        first = eventually(
+            lambda: (r := browser.get("/authorize", params=params)).status_code == 303 and r,
+            "the provider to serve the new client",
+        )
+        page = browser.get(location(first))
+        assert "Password" in page.text
+        form = {
+            "interaction": hidden(page.text, "interaction"),
+            "csrf_token": hidden(page.text, "csrf_token"),
+        }
+        signed_in = eventually(
+            lambda: (
+                (
+                    r := browser.post(
+                        "/login", data={**form, "username": "ada", "password": PASSWORDS["ada"]}
+                    )
+                ).status_code
+                == 303
+                and r
+            ),
+            "the provider to learn the LDAP source from its watch",
+        )
+        consent_page = browser.get(location(browser.get(location(signed_in))))
+        answer = browser.post(
+            "/consent",
+            data={
+                "interaction": hidden(consent_page.text, "interaction"),
+                "csrf_token": hidden(consent_page.text, "csrf_token"),
+                "decision": "allow",
+            },
+        )
+        code = redirect_params(browser.get(location(answer)) if "/authorize" in location(answer) else answer)[
+            "code"
+        ]
+        tokens = httpx2.post(
+            f"{release.issuer}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": spec["redirectURIs"][0],
+                "code_verifier": verifier,
+            },
+            auth=(client_id, secret_value),
+            timeout=10,
+        ).json()
+    payload = tokens["id_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["sub"].startswith("ldap-good|")
+    assert claims["groups"] == ["admins", "engineers"]
+    assert claims["preferred_username"] == "ada"
