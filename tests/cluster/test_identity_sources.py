@@ -84,7 +84,7 @@ def checked(admin: Admin, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sources(release: Release, admin: Admin, slapd: Slapd) -> list[str]:
+def sources(release: Release, admin: Admin, slapd: Slapd) -> Iterator[list[str]]:
     admin.create_secret(NAMESPACE, secret("ldap-ca", **{"ca.crt": slapd.ca_pem}))
     admin.create_secret(NAMESPACE, secret("ldap-reader", password=READER_PASSWORD))
     admin.create_secret(NAMESPACE, secret("ldap-wrong", password="not the reader's password"))
@@ -97,7 +97,18 @@ def sources(release: Release, admin: Admin, slapd: Slapd) -> list[str]:
         "clientSecretRef": {"name": "sso"},
     }
     create_source(admin, "sso-bad-url", {"type": "OIDC", "oidc": sso})
-    return ["ldap-good", "ldap-bad-password", "sso-bad-url"]
+    names = ["ldap-good", "ldap-bad-password", "sso-bad-url"]
+    yield names
+    # The release's provider is shared by the session: other modules' login pages stay as they were.
+    for name in names:
+        admin.custom.delete_namespaced_custom_object(
+            contract.GROUP,
+            contract.VERSION,
+            NAMESPACE,
+            contract.IDENTITY_SOURCE_PLURAL,
+            name,
+            _preload_content=False,
+        )
 
 
 @pytest.fixture(scope="module")
