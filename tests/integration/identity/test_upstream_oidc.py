@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 import kubeoidc_contract as contract
@@ -28,7 +29,8 @@ from kubeoidc_provider.storage.memory import MemoryStorage
 from kubeoidc_provider.users import StaticUserDirectory
 from support.live import free_port, serve
 from support.node_rp import NODE_DIR, chromium, node, relying_party
-from support.provider import register, signing_jwks, users_yaml
+from support.provider import pkce_pair, register, signing_jwks, users_yaml
+from support.provider_flow import hidden
 
 __all__ = ["chromium", "node", "relying_party"]
 
@@ -174,3 +176,58 @@ def test_an_upstream_that_is_down_is_an_error_page_not_a_500(signed_in: dict[str
     down = signed_in["down"]
     assert down["status"] == 503
     assert "Offline IdP cannot be reached right now" in down["text"]
+
+
+def test_a_client_whose_first_source_is_an_upstream_goes_straight_there_with_the_login_hint(
+    kubeoidc: Provider, upstream: str
+) -> None:
+    app = register(
+        kubeoidc.registry, "straight", redirect_uris=[f"{CLIENT_ORIGIN}/cb"], identity_sources=["corp-sso"]
+    )
+    verifier, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": app.redirect_uri,
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "login_hint": "dana@corp.example",
+    }
+    with httpx.Client(base_url=kubeoidc.settings.issuer, timeout=10) as browser:
+        login = browser.get("/authorize", params=params)
+        upstream_redirect = browser.get(login.headers["location"])
+
+    assert upstream_redirect.status_code == 303
+    target = httpx.URL(upstream_redirect.headers["location"])
+    assert str(target).startswith(upstream)
+    assert target.params["login_hint"] == "dana@corp.example"
+    assert target.params["code_challenge_method"] == "S256"
+    assert target.params["client_id"] == UPSTREAM_CLIENT_ID
+    assert verifier not in str(target)
+
+
+def test_a_source_the_client_does_not_allow_cannot_be_used_through_its_button(kubeoidc: Provider) -> None:
+    app = register(
+        kubeoidc.registry, "only-local", redirect_uris=[f"{CLIENT_ORIGIN}/cb"], identity_sources=["local"]
+    )
+    _, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": app.redirect_uri,
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    with httpx.Client(base_url=kubeoidc.settings.issuer, timeout=10) as browser:
+        page = browser.get(browser.get("/authorize", params=params).headers["location"])
+        assert "Sign in with" not in page.text
+        form = {
+            "interaction": hidden(page.text, "interaction"),
+            "csrf_token": hidden(page.text, "csrf_token"),
+        }
+        refused = browser.post("/login/upstream", data={**form, "source": "corp-sso"})
+
+    assert refused.status_code == 400
+    assert "Unknown sign-in option" in refused.text
