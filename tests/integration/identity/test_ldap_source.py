@@ -165,3 +165,23 @@ def test_an_untrusted_server_certificate_is_refused(
     response = browser.login(login_page(browser, rp), "ada", PASSWORDS["ada"])
 
     assert response.status_code == 503
+
+
+def test_starttls_on_the_plain_port_signs_in_like_ldaps(
+    slapd: Slapd, sources: SourceCatalog, browser: Browser, rp: RelyingParty
+) -> None:
+    assert sources.apply("corp", slapd.spec(url=slapd.plain_url, startTLS=True), slapd.secrets) is None
+
+    response = browser.login(login_page(browser, rp), "grace", PASSWORDS["grace"])
+
+    assert response.status_code == 303
+
+
+def test_plain_ldap_without_tls_is_refused_unless_asked_for_explicitly(
+    slapd: Slapd, sources: SourceCatalog
+) -> None:
+    problem = sources.apply("corp", slapd.spec(url=slapd.plain_url), slapd.secrets)
+
+    assert problem is not None
+    assert "ldap:// without TLS" in problem
+    assert "corp" not in sources.names()
