@@ -8,6 +8,7 @@ forges a ``state``, and tries an upstream that is down: each ends on a clear kub
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -106,9 +107,37 @@ def kubeoidc(upstream: str, kubeoidc_port: int) -> Iterator[Provider]:
         yield provider
 
 
+class Recorder(logging.Handler):
+    """Every log line of the run, to check that none carries a secret."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def log_lines() -> Iterator[list[str]]:
+    recorder, root = Recorder(), logging.getLogger()
+    level = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield recorder.lines
+    finally:
+        root.removeHandler(recorder)
+        root.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def signed_in(
-    kubeoidc: Provider, upstream: str, relying_party: Callable[..., dict[str, Any]], chromium: str
+    kubeoidc: Provider,
+    upstream: str,
+    relying_party: Callable[..., dict[str, Any]],
+    chromium: str,
+    log_lines: list[str],
 ) -> dict[str, Any]:
     """One run of the whole chain in Chromium, shared by the assertions below."""
     app = register(
@@ -231,3 +260,11 @@ def test_a_source_the_client_does_not_allow_cannot_be_used_through_its_button(ku
 
     assert refused.status_code == 400
     assert "Unknown sign-in option" in refused.text
+
+
+def test_nothing_secret_reaches_the_log(signed_in: dict[str, Any], log_lines: list[str]) -> None:
+    text = "\n".join(log_lines)
+    assert "upstream" in text  # the run did log (the failed sign-ins below)
+    assert UPSTREAM_SECRET not in text
+    assert "code=" not in text
+    assert "id_token" not in text
