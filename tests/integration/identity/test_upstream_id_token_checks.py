@@ -173,3 +173,24 @@ def test_a_callback_with_another_state_is_refused_before_any_request(upstream: M
         return "SignedIn"
 
     assert asyncio.run(run()) == "StateMismatch"
+
+
+def test_a_key_the_upstream_rotated_in_is_fetched_and_trusted(upstream: MisbehavingUpstream) -> None:
+    async def sign_in_twice() -> None:
+        source = source_for(upstream)
+        for key_id in ("good", "rotated-in"):
+            _, pending = await source.begin("interaction-1", None)
+            if key_id != "good":
+                # The upstream publishes a new key and signs with it; our cached JWKS does not know it yet.
+                upstream.key = ECKey.generate_key("P-256", parameters={"kid": key_id})
+            upstream.id_token = jwt.encode(
+                {"alg": "ES256", "kid": key_id}, claims(upstream, pending), upstream.key
+            )
+            user = await source.finish({"code": "c", "state": pending.state}, pending)
+            assert user.id.startswith("corp|")
+
+    original = upstream.key
+    try:
+        asyncio.run(sign_in_twice())
+    finally:
+        upstream.key = original
