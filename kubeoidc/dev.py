@@ -59,12 +59,18 @@ class ClientCard:
     client_secret: str | None
     redirect_uris: tuple[str, ...]
     ready: str
+    service_accounts: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
+        no_secret = "(none: public client, uses PKCE)"
+        if self.service_accounts:
+            # Dev mode has no cluster to sign ServiceAccount tokens: such a client cannot sign in here.
+            accounts = ", ".join(self.service_accounts)
+            no_secret = f"(none: tokens of the ServiceAccount(s) {accounts} authenticate it, in a cluster)"
         return [
             f"OIDCClient {self.key[0]}/{self.key[1]} ({self.display_name}): {self.ready}",
             f"  client_id:     {self.client_id}",
-            f"  client_secret: {self.client_secret or '(none: public client, uses PKCE)'}",
+            f"  client_secret: {self.client_secret or no_secret}",
             f"  redirect URIs: {', '.join(self.redirect_uris) or '(none)'}",
         ]
 
@@ -179,6 +185,7 @@ class ManifestFolder:
             data.get(contract.CLIENT_SECRET_KEY),
             tuple(spec.get("redirectURIs", [])),
             ready_text,
+            tuple(spec.get("serviceAccounts", [])),
         )
 
     def _files(self) -> list[Path]:

@@ -58,6 +58,10 @@ ISSUER_KEY: Final = "issuer"
 PREVIOUS_SECRET_HASH_ANNOTATION: Final = f"{GROUP}/previous-secret-sha256"
 PREVIOUS_SECRET_EXPIRES_ANNOTATION: Final = f"{GROUP}/previous-secret-expires"
 
+#: The ``tokenEndpointAuthMethod`` of a client that names ``serviceAccounts``: a pod's projected
+#: ServiceAccount token is its client assertion (RFC 7523 §2.2), and it has no client secret.
+SERVICE_ACCOUNT_AUTH_METHOD: Final = "kubernetes_service_account_jwt"
+
 #: The condition type that summarises an OIDCClient.
 READY_CONDITION: Final = "Ready"
 

@@ -112,6 +112,17 @@ class Inputs:
     def public(self) -> bool:
         return self.obj.spec.get("public") is True
 
+    @property
+    def service_accounts(self) -> bool:
+        """Whether ServiceAccount tokens authenticate the client (``spec.serviceAccounts``): no secret."""
+        names = self.obj.spec.get("serviceAccounts")
+        return isinstance(names, list) and len(names) > 0
+
+    @property
+    def secretless(self) -> bool:
+        """A client with no secret: a public one, or one that ServiceAccount tokens authenticate."""
+        return self.public or self.service_accounts
+
     @functools.cached_property
     def grace(self) -> datetime.timedelta:
         rotation = mapping(self.obj.spec.get("secretRotation"))

@@ -90,10 +90,10 @@ def rotation_requested(inputs: Inputs) -> bool:
 
 
 def client_secret(inputs: Inputs, credentials: CredentialGenerator) -> tuple[str | None, CredentialsChange]:
-    """The client secret to write (None for a public client) and what happened to it."""
+    """The client secret to write (None for a client without one) and what happened to it."""
     if brand_new(inputs):
-        return (None if inputs.public else credentials.client_secret()), "generated"
-    if inputs.public:
+        return (None if inputs.secretless else credentials.client_secret()), "generated"
+    if inputs.secretless:
         return None, "kept"
     found = inputs.data.get(CLIENT_SECRET_KEY)
     if found is None or not _CLIENT_SECRET.match(found):

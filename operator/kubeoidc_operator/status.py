@@ -92,7 +92,7 @@ def ready_status(
         "True",
         RECONCILED,
         f"Secret {inputs.name!r} holds the credentials of client ID {client_id!r}"
-        + (" (a public client has no secret)." if inputs.public else "."),
+        + _no_secret_reason(inputs),
     )
     desired: dict[str, Any] = {"clientID": client_id, "secretName": inputs.name}
     if inputs.obj.generation is not None:
@@ -198,12 +198,13 @@ def plan_events(
                 f"{ROTATE_ANNOTATION}={inputs.obj.rotate_value!r}; the previous secret {until}.",
             )
         )
-    if inputs.public and rotation_requested(inputs) and change != "generated":
+    if inputs.secretless and rotation_requested(inputs) and change != "generated":
+        kind = "A public client" if inputs.public else "A client authenticated by ServiceAccount tokens"
         events.append(
             Event(
                 "Normal",
                 "RotationSkipped",
-                f"A public client has no secret to rotate; recorded {inputs.obj.rotate_value!r}.",
+                f"{kind} has no secret to rotate; recorded {inputs.obj.rotate_value!r}.",
             )
         )
     changed = describe_patch(patch or {})
@@ -224,3 +225,12 @@ def status_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict
         else:
             patch[key] = value
     return patch
+
+
+def _no_secret_reason(inputs: Inputs) -> str:
+    """The end of the Ready message: why the Secret holds no client secret, if it holds none."""
+    if inputs.public:
+        return " (a public client has no secret)."
+    if inputs.service_accounts:
+        return " (its ServiceAccount tokens authenticate it: it has no secret)."
+    return "."

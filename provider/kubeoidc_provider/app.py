@@ -23,6 +23,9 @@ from starlette.types import ASGIApp
 
 import kubeoidc_contract as contract
 from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.backchannel import BackchannelLogout
+from kubeoidc_provider.client_assertions import ClientAssertions
+from kubeoidc_provider.cluster_issuer import ClusterIssuer
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.cors import cors_middleware
 from kubeoidc_provider.endpoints import (
@@ -44,6 +47,7 @@ from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
 from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.sessions import SessionManager
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.signing import SigningKeys
@@ -74,9 +78,12 @@ def build_provider(
     users: UserDirectory,
     keys: KeySet,
     storage: Storage,
+    cluster_issuer: ClusterIssuer | None = None,
+    service_accounts: ServiceAccountDirectory | None = None,
     sources: SourceCatalog | None = None,
 ) -> Provider:
-    """The provider's parts; ``sources``: the identity sources (fed by the watcher or the dev mode)."""
+    """The provider's parts. Without ``cluster_issuer`` (no cluster: dev mode, tests) no ServiceAccount
+    token authenticates a client; ``sources``: the identity sources (fed by the watcher or the dev mode)."""
     state = State(storage)
     sources = sources or SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
     directory = Directory(users, sources, state, ttl=settings.refresh_token_ttl)
@@ -107,6 +114,17 @@ def build_provider(
         metrics=Metrics(),
         workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
         directory=directory,
+        assertions=ClientAssertions(
+            issuer=settings.issuer,
+            registry=registry,
+            state=state,
+            cluster=cluster_issuer or ClusterIssuer(None),
+            service_accounts=service_accounts or ServiceAccountDirectory(),
+            max_uses=settings.client_assertion_uses,
+        ),
+        backchannel=BackchannelLogout(
+            issuer=settings.issuer, signing=signing, registry=registry, state=state
+        ),
     )
 
 
@@ -141,11 +159,13 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         for task in background:
             task.start()
+        provider.backchannel.start()
         try:
             yield {"provider": provider}
         finally:
             for task in reversed(background):
                 task.stop()
+            await provider.backchannel.close()
             provider.workers.shutdown(wait=True)
             await provider.state.storage.close()
 

@@ -16,6 +16,8 @@ from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, Unsu
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from starlette.responses import Response
 
+from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD
+from kubeoidc_provider.client_assertions import authenticate_by_assertion
 from kubeoidc_provider.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -58,6 +60,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.directory = directory
         self.register_token_generator("default", self._generate_token)
         self.register_client_auth_method("client_secret_basic", _authenticate_basic)
+        self.register_client_auth_method(SERVICE_ACCOUNT_AUTH_METHOD, authenticate_by_assertion)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])
         self.register_grant(RefreshTokenGrant, [OpenIDRefresh(self)])
         self.register_grant(ClientCredentialsGrant)
@@ -100,7 +103,10 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
-            error.description = "Client authentication failed (unknown client, wrong secret or method)."
+            error.description = (
+                request.assertion_error
+                or "Client authentication failed (unknown client, wrong secret or method)."
+            )
             raise
 
     def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
@@ -130,6 +136,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             scope=scope or "",
             grant_id=user.grant_id if user else None,
             auth_time=user.auth_time if user else None,
+            userinfo_claims=user.claims.userinfo if user else (),
         )
         token: dict[str, Any] = {
             "access_token": access_token,
@@ -159,6 +166,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             grant_id=end_user.grant_id,
             expires_at=expires_at,
             issued_at=now,
+            extra={"sid": end_user.sid, "claims": end_user.claims.to_json()},
         )
         # Authlib calls this hook on the token endpoint's worker thread (see grants._wait).
         assert request.loop is not None

@@ -9,6 +9,8 @@ from typing import cast
 from starlette.requests import Request
 
 from kubeoidc_provider.authorization_server import ProviderServer
+from kubeoidc_provider.backchannel import BackchannelLogout
+from kubeoidc_provider.client_assertions import ClientAssertions
 from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
@@ -41,6 +43,10 @@ class Provider:
     workers: Executor
     #: Who is who: the static users and the identity sources (``directory.sources``).
     directory: Directory
+    #: Client authentication by assertion (a ServiceAccount's token), checked before Authlib runs.
+    assertions: ClientAssertions
+    #: Logout tokens to the clients of an ending session (Back-Channel Logout 1.0).
+    backchannel: BackchannelLogout
 
     @property
     def keys(self) -> KeySet:

@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
+from kubeoidc_provider.claims_request import ClaimsRequest
 from kubeoidc_provider.identity.directory import Directory
+from kubeoidc_provider.metadata import ACR as AUTHENTICATION_CONTEXT
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token, wait_on
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: How users authenticate (RFC 8176 ``amr``): a password.
+AUTHENTICATION_METHODS = ("pwd",)
+
 
 @dataclass(frozen=True, slots=True)
 class EndUser:
@@ -40,6 +45,10 @@ class EndUser:
     user: User
     auth_time: int
     grant_id: str
+    #: The browser session's ``sid`` (Back-Channel Logout 1.0 §2.4), when the grant came from one.
+    sid: str | None = None
+    #: Claims asked for one by one (the ``claims`` parameter, OIDC Core §5.5).
+    claims: ClaimsRequest = field(default_factory=ClaimsRequest)
 
 
 class _CodeRecord:
@@ -62,11 +71,11 @@ class _CodeRecord:
     def get_auth_time(self) -> int:
         return self.grant.auth_time
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str:
+        return AUTHENTICATION_CONTEXT
 
-    def get_amr(self) -> None:
-        return None
+    def get_amr(self) -> list[str]:
+        return list(AUTHENTICATION_METHODS)
 
     @property
     def code_challenge(self) -> str | None:
@@ -173,6 +182,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             nonce=data.get("nonce"),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
+            sid=end_user.sid,
+            claims=end_user.claims.to_json() if end_user.claims != ClaimsRequest() else None,
         )
         # Stored by the authorization endpoint once Authlib returns (ProviderServer.save_issued_code).
         request.issued_code = (code, grant)
@@ -196,7 +207,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
     def authenticate_user(self, authorization_code: _CodeRecord) -> EndUser | None:
         grant = authorization_code.grant
         user = _wait(self.request, _server(self).directory.find(grant.user_id))
-        return EndUser(user, grant.auth_time, grant.grant_id) if user else None
+        claims = ClaimsRequest.from_json(grant.claims)
+        return EndUser(user, grant.auth_time, grant.grant_id, grant.sid, claims) if user else None
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -222,7 +234,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_user(self, refresh_token: _RefreshRecord) -> EndUser | None:
         grant = refresh_token.grant
         user = _wait(self.request, _server(self).directory.find(grant.user_id))
-        return EndUser(user, grant.auth_time, grant.grant_id) if user else None
+        if user is None:
+            return None
+        claims = ClaimsRequest.from_json(grant.extra.get("claims"))
+        return EndUser(user, grant.auth_time, grant.grant_id, grant.extra.get("sid"), claims)
 
     def revoke_old_credential(self, refresh_token: _RefreshRecord) -> None:
         # Spent atomically in authenticate_refresh_token; kept until expiry to detect reuse.
@@ -267,10 +282,11 @@ class _IdTokens:
         code = request.authorization_code
         return server.minter.id_token(
             client_id=request.client.get_client_id(),
-            user_claims=end_user.user.claims(token["scope"].split()),
+            user_claims=end_user.user.claims(token["scope"].split(), end_user.claims.id_token),
             auth_time=end_user.auth_time,
             nonce=code.get_nonce() if code is not None else None,
             access_token=token.get("access_token"),
+            session=(end_user.sid, AUTHENTICATION_CONTEXT, AUTHENTICATION_METHODS),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -9,10 +10,13 @@ import uvicorn
 
 import kubeoidc_contract as contract
 from kubeoidc_provider.app import Background, build_provider, create_app
+from kubeoidc_provider.cluster_issuer import ClusterIssuer
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.feed import SourceFeed
+from kubeoidc_provider.issuer_discovery import fetch_issuer
 from kubeoidc_provider.keys import KeySet, KeySetError
 from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.signing import SecretFollower, keys_from_secret
 from kubeoidc_provider.storage import open_storage
@@ -38,17 +42,40 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         logger.warning("no user directory (KUBEOIDC_PROVIDER_USERS_FILE): nobody can sign in")
         users = StaticUserDirectory([])
     registry = ClientRegistry()
+    service_accounts = ServiceAccountDirectory()
     catalog = SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
+    cluster = ClusterIssuer(
+        functools.partial(fetch_issuer, api_client),
+        issuer=settings.service_account_issuer,
+        refresh_interval=settings.service_account_keys_refresh,
+    )
     provider = build_provider(
-        settings, registry=registry, users=users, keys=keys, storage=storage, sources=catalog
+        settings,
+        registry=registry,
+        users=users,
+        keys=keys,
+        storage=storage,
+        cluster_issuer=cluster,
+        service_accounts=service_accounts,
+        sources=catalog,
     )
     feed = SourceFeed(catalog, settings.identity_namespace) if settings.identity_namespace else None
     follow = None
     if settings.signing_keys_ref:
         namespace, name = settings.signing_keys_ref
         follow = FollowedSecret(namespace, name, SecretFollower(provider.signing))
-    watcher = RegistryWatcher(registry, settings.namespaces or None, api_client, follow=follow, sources=feed)
-    app = create_app(provider, background=(Background(watcher.start, watcher.stop),))
+    watcher = RegistryWatcher(
+        registry,
+        settings.namespaces or None,
+        api_client,
+        follow=follow,
+        service_accounts=service_accounts,
+        sources=feed,
+    )
+    app = create_app(
+        provider,
+        background=(Background(watcher.start, watcher.stop), Background(cluster.start, cluster.stop)),
+    )
     serve(app, settings, log_level=log_level)
 
 

@@ -54,6 +54,10 @@ class ProviderRequest(OAuth2Request):  # type: ignore[misc]
         #: An authorization code the grant issued, and what it stands for: the endpoint stores it
         #: (a coroutine) before the redirect that carries it leaves.
         self.issued_code: tuple[str, Any] | None = None
+        #: The client a verified client assertion authenticated, or why the assertion was refused
+        #: (``client_assertions``: checked before Authlib runs).
+        self.asserted_client_id: str | None = None
+        self.assertion_error: str | None = None
 
     @property
     def args(self) -> dict[str, str]:

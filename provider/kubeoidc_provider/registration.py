@@ -53,6 +53,13 @@ class Client:
     #: The identity sources people may sign in with (``local``: the password form), the first the
     #: default; empty: every source.
     identity_sources: tuple[str, ...] = ()
+    #: ServiceAccounts (names, in ``namespace``) whose tokens authenticate the client instead of a secret.
+    service_accounts: tuple[str, ...] = ()
+    #: Back-Channel Logout 1.0: where logout tokens are POSTed, and whether they must carry ``sid``.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    #: Userinfo answered as a JWT signed with this algorithm (OIDC Core §5.3.2); None: plain JSON.
+    userinfo_signed_response_alg: str | None = None
     #: SHA-256 digests of the accepted secrets; empty for a public client.
     secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
 
@@ -140,6 +147,10 @@ def parse_oidcclient(
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
             identity_sources=_str_tuple(spec.get("identitySources")),
+            service_accounts=_str_tuple(spec.get("serviceAccounts")),
+            backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
+            backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
+            userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
         )
     return Registration(uid, namespace, name, client_id, secret_name, client)
 

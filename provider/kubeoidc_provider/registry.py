@@ -12,8 +12,9 @@ copied client ID, registers nothing):
   and is controller-owned (``ownerReferences[].controller``) by an OIDCClient of our API version with that
   OIDCClient's name and uid (a recreated OIDCClient of the same name does not inherit the old Secret);
 - the Secret's ``client_id`` equals the claimed client ID;
-- a confidential client's Secret holds a ``client_secret`` (only its SHA-256 is kept); a public client
-  keeps no secret at all.
+- a confidential client's Secret holds a ``client_secret`` (only its SHA-256 is kept); a public client,
+  and one that its ServiceAccounts' tokens authenticate (``spec.serviceAccounts``), keep no secret at
+  all (a ``client_secret`` left in such a Secret is never accepted).
 
 During a rotation grace period the Secret also carries the previous secret's SHA-256 and its expiry
 (annotations from the contract); that hash is accepted until then. Without a grace period the previous
@@ -235,7 +236,8 @@ class ClientRegistry:
             return None
         if credentials.client_id != client_id:
             return None
-        if registration.client.public:
+        if registration.client.public or registration.client.service_accounts:
+            # No secret to join: a public client has none, ServiceAccount tokens authenticate the other.
             return registration.client
         if not credentials.secret_hashes:
             logger.warning(

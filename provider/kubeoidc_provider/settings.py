@@ -63,6 +63,18 @@ class ProviderSettings(BaseSettings):
     #: login_window: the window, in seconds, over which failed logins are counted.
     login_window: int = Field(default=300, ge=1)
 
+    #: service_account_issuer: the ``iss`` of the cluster's ServiceAccount tokens, for a cluster whose
+    #: issuer (``--service-account-issuer``) is not the one its discovery document states; empty: learned
+    #: from the API server's ``/.well-known/openid-configuration``.
+    service_account_issuer: str | None = None
+    #: service_account_keys_refresh: how often, in seconds, the cluster's ServiceAccount token keys are
+    #: fetched again (a token signed by an unknown key also asks for them, at most every 10 seconds).
+    service_account_keys_refresh: int = Field(default=300, ge=10)
+    #: client_assertion_uses: how many times one client assertion (one ``jti``) may authenticate during
+    #: its life. A pod reuses its projected token until the kubelet renews it; 1 makes every assertion
+    #: single-use (RFC 7523 §3), for clients that present a fresh token each time.
+    client_assertion_uses: int = Field(default=100, ge=1)
+
     @field_validator("issuer")
     @classmethod
     def _issuer_is_a_url(cls, value: str) -> str:

@@ -62,6 +62,16 @@ class Session:
     csrf_token: str
     user_id: str | None = None
     auth_time: int | None = None
+    #: The session's id as relying parties see it (``sid``, OIDC Back-Channel Logout 1.0 §2.1), from login.
+    sid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClients:
+    """The clients a session signed in to: who gets a logout token when it ends."""
+
+    user_id: str
+    client_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,10 @@ class CodeGrant:
     nonce: str | None = None
     code_challenge: str | None = None
     code_challenge_method: str | None = None
+    #: The browser session's ``sid``, carried into the ID token.
+    sid: str | None = None
+    #: The ``claims`` request parameter, as ``ClaimsRequest.to_json()``.
+    claims: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +143,51 @@ class State:
 
     async def delete_session(self, session_id: str) -> None:
         await self.storage.delete("session", token_hash(session_id))
+
+    async def add_session_client(self, sid: str, user_id: str, client_id: str, ttl: int) -> None:
+        """Remember that the session ``sid`` signed in to ``client_id``."""
+        current = await self.session_clients(sid)
+        known = current.client_ids if current is not None and current.user_id == user_id else ()
+        if client_id not in known:
+            value = SessionClients(user_id, (*known, client_id))
+            await self.storage.put(
+                "session_clients", sid, {"user_id": user_id, "client_ids": list(value.client_ids)}, ttl
+            )
+
+    async def session_clients(self, sid: str) -> SessionClients | None:
+        value = await self.storage.get("session_clients", sid)
+        return SessionClients(value["user_id"], tuple(value["client_ids"])) if value is not None else None
+
+    async def file_session_expiry(self, sid: str, expires_at: int, bucket: int, ttl: int) -> None:
+        """File the session ``sid`` under the expiry bucket of ``expires_at`` (``bucket`` seconds wide).
+
+        A bucket's entries are numbered by an atomic counter, so replicas filing at once never overwrite
+        each other; ``session_expires`` keeps the latest expiry of a session that was extended.
+        """
+        number = expires_at // bucket
+        index = await self.storage.incr("expiry_filed", str(number), ttl)
+        await self.storage.put("expiry", f"{number}:{index}", {"sid": sid}, ttl)
+        await self.storage.put("session_expires", sid, {"at": expires_at}, ttl)
+
+    async def claim_expiry_bucket(self, number: int, ttl: int) -> list[tuple[str, int]] | None:
+        """The sessions filed under bucket ``number`` with their latest expiry, to the first caller only."""
+        if await self.storage.incr("expiry_claimed", str(number), ttl) != 1:
+            return None
+        count = await self.storage.incr("expiry_filed", str(number), ttl) - 1
+        found = []
+        for index in range(1, count + 1):
+            entry = await self.storage.get("expiry", f"{number}:{index}")
+            latest = await self.storage.get("session_expires", entry["sid"]) if entry else None
+            if entry is not None and latest is not None:
+                found.append((str(entry["sid"]), int(latest["at"])))
+        return found
+
+    async def end_session_clients(self, sid: str) -> SessionClients | None:
+        """The clients of an ending session, once: a second call (another replica) gets None."""
+        consumed = await self.storage.consume("session_clients", sid)
+        if consumed is None or not consumed.first:
+            return None
+        return SessionClients(consumed.value["user_id"], tuple(consumed.value["client_ids"]))
 
     # Interactions -----------------------------------------------------------------------------------
     async def save_interaction(self, interaction: Interaction) -> str:
@@ -223,6 +282,12 @@ class State:
         """The pending upstream sign-in for ``state``, once: a replayed callback finds nothing."""
         consumed = await self.storage.consume("upstream_login", token_hash(state))
         return consumed.value if consumed is not None and consumed.first else None
+
+    # Client assertions ------------------------------------------------------------------------------
+    async def count_assertion_use(self, issuer: str, jti: str, ttl: int) -> int:
+        """How many times the assertion ``jti`` of ``issuer`` has authenticated, this use included
+        (counted until it expires: ``ttl`` seconds)."""
+        return await self.storage.incr("assertion_uses", _pair(issuer, jti), max(ttl, 1))
 
     # Login throttling -------------------------------------------------------------------------------
     async def record_failed_login(self, key: str, window: int, limit: int) -> None:

@@ -20,6 +20,8 @@ from kubeoidc_provider.state import State, new_token
 VERIFIED_TOKENS = 10_000
 #: The JOSE ``typ`` of an access token, so it can never be taken for an ID token (RFC 9068 §2.1).
 ACCESS_TOKEN_TYP = "at+jwt"
+#: The access token's private claim naming the claims a ``claims`` request asked of userinfo.
+USERINFO_CLAIMS = "userinfo_claims"
 
 
 class InvalidToken(Exception):
@@ -43,6 +45,10 @@ class AccessToken:
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset(str(self.claims.get("scope", "")).split())
+
+    @property
+    def userinfo_claims(self) -> tuple[str, ...]:
+        return tuple(str(name) for name in self.claims.get(USERINFO_CLAIMS, ()))
 
     @property
     def has_user(self) -> bool:
@@ -78,6 +84,7 @@ class TokenMinter:
         scope: str,
         grant_id: str | None,
         auth_time: int | None,
+        userinfo_claims: tuple[str, ...] = (),
     ) -> str:
         """An RFC 9068 access token. The ``jti`` carries the grant id, so revoking a grant revokes it."""
         now = int(time.time())
@@ -94,6 +101,9 @@ class TokenMinter:
             claims["scope"] = scope
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        if userinfo_claims:
+            # The names the ``claims`` parameter asked of userinfo (OIDC Core §5.5), for that endpoint.
+            claims[USERINFO_CLAIMS] = list(userinfo_claims)
         return self.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
 
     def id_token(
@@ -104,8 +114,13 @@ class TokenMinter:
         auth_time: int,
         nonce: str | None,
         access_token: str | None,
+        session: tuple[str | None, str, tuple[str, ...]] | None = None,
     ) -> str:
-        """An ID token (OIDC Core §2, §3.1.3.6 for ``at_hash``) carrying the granted scopes' claims."""
+        """An ID token (OIDC Core §2, §3.1.3.6 for ``at_hash``) carrying the granted scopes' claims.
+
+        ``session``: the browser session's ``sid`` (Back-Channel Logout 1.0 §2.4), the ``acr`` and the
+        ``amr`` of the login behind the token.
+        """
         now = int(time.time())
         claims: dict[str, Any] = dict(user_claims)
         claims.update(
@@ -115,6 +130,11 @@ class TokenMinter:
             claims["nonce"] = nonce
         if access_token:
             claims["at_hash"] = self.keys.hash_half(access_token)
+        if session is not None:
+            sid, acr, amr = session
+            claims.update(acr=acr, amr=list(amr))
+            if sid:
+                claims["sid"] = sid
         return self.keys.sign(claims, typ="JWT")
 
     async def check_access_token(self, token: str) -> AccessToken:

@@ -11,6 +11,15 @@ do; the chart mounts it from a Secret (``users.yaml``)::
         email: alice@example.com         # optional
         emailVerified: true              # optional, default false
         groups: [admins, developers]     # optional
+        phoneNumber: "+1 555 0100"       # optional (scope phone)
+        phoneNumberVerified: true        # optional, default false
+        address:                         # optional (scope address), OIDC Core §5.1.1 fields
+          formatted: "1 Main Street, Springfield"
+          street_address: 1 Main Street
+          locality: Springfield
+          region: IL
+          postal_code: "62701"
+          country: US
         passwordHash: "$argon2id$v=19$m=65536,t=3,p=4$..."   # or bcrypt "$2b$12$..."
 
 Make a hash with ``kubeoidc hash-password`` (argon2id). Hashes are checked when the file is read,
@@ -48,7 +57,20 @@ __all__ = [
 
 #: The OIDC ``sub`` is at most 255 ASCII characters (OIDC Core §2).
 _MAX_SUB_LENGTH: Final = 255
-_FIELDS: Final = ("username", "id", "name", "email", "emailVerified", "groups", "passwordHash")
+_FIELDS: Final = (
+    "username", "id", "name", "email", "emailVerified", "groups", "phoneNumber", "phoneNumberVerified",
+    "address", "passwordHash",
+)  # fmt: skip
+#: The members of the ``address`` claim (OIDC Core §5.1.1).
+ADDRESS_FIELDS: Final = ("formatted", "street_address", "locality", "region", "postal_code", "country")
+#: Which claims each standard scope releases (OIDC Core §5.4; ``groups`` is ours).
+SCOPE_CLAIMS: Final[dict[str, tuple[str, ...]]] = {
+    "profile": ("name", "preferred_username"),
+    "email": ("email", "email_verified"),
+    "groups": ("groups",),
+    "phone": ("phone_number", "phone_number_verified"),
+    "address": ("address",),
+}
 _BCRYPT: Final = re.compile(r"\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}")
 _BCRYPT_MAX_BYTES: Final = 72
 _ARGON2_PREFIXES: Final = ("$argon2id$", "$argon2i$", "$argon2d$")
@@ -69,24 +91,38 @@ class User:
     email: str | None = None
     email_verified: bool = False
     groups: tuple[str, ...] = ()
+    phone_number: str | None = None
+    phone_number_verified: bool = False
+    #: The ``address`` claim's members, as (name, value) pairs in ``ADDRESS_FIELDS`` order.
+    address: tuple[tuple[str, str], ...] = ()
 
-    def claims(self, scopes: Iterable[str]) -> dict[str, Any]:
-        """The user's claims for the granted scopes (OIDC Core §5.4); ``sub`` always.
+    def claims(self, scopes: Iterable[str], extra: Iterable[str] = ()) -> dict[str, Any]:
+        """The user's claims for the granted scopes (OIDC Core §5.4), plus the claims named in
+        ``extra`` (asked for one by one with the ``claims`` parameter, §5.5); ``sub`` always.
 
         ``profile``: ``name`` (when set), ``preferred_username``; ``email``: ``email`` and
-        ``email_verified`` (when an email is set); ``groups``: ``groups`` (a list, maybe empty).
+        ``email_verified`` (when an email is set); ``groups``: ``groups`` (a list, maybe empty);
+        ``phone``: ``phone_number`` and ``phone_number_verified``; ``address``: ``address`` (when set).
+        A claim the user does not have is left out, never sent empty.
         """
-        granted = set(scopes)
-        claims: dict[str, Any] = {"sub": self.id}
-        if "profile" in granted:
-            if self.name is not None:
-                claims["name"] = self.name
-            claims["preferred_username"] = self.username
-        if "email" in granted and self.email is not None:
+        wanted = {name for scope in scopes for name in SCOPE_CLAIMS.get(scope, ())} | set(extra)
+        available = self.all_claims()
+        return {"sub": self.id} | {name: value for name, value in available.items() if name in wanted}
+
+    def all_claims(self) -> dict[str, Any]:
+        """Every claim the directory has for this user."""
+        claims: dict[str, Any] = {"sub": self.id, "preferred_username": self.username}
+        if self.name is not None:
+            claims["name"] = self.name
+        if self.email is not None:
             claims["email"] = self.email
             claims["email_verified"] = self.email_verified
-        if "groups" in granted:
-            claims["groups"] = list(self.groups)
+        claims["groups"] = list(self.groups)
+        if self.phone_number is not None:
+            claims["phone_number"] = self.phone_number
+            claims["phone_number_verified"] = self.phone_number_verified
+        if self.address:
+            claims["address"] = dict(self.address)
         return claims
 
 
@@ -212,6 +248,9 @@ def _parse_user(entry: Any, index: int, source: str) -> tuple[User, str]:
         groups = []
     if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
         raise UserDirectoryError(f"{where}: groups must be a list of non-empty strings")
+    phone_verified = entry.get("phoneNumberVerified", False)
+    if not isinstance(phone_verified, bool):
+        raise UserDirectoryError(f"{where}: phoneNumberVerified must be true or false")
     _check_hash(password_hash, where)
     user = User(
         id=user_id,
@@ -220,8 +259,25 @@ def _parse_user(entry: Any, index: int, source: str) -> tuple[User, str]:
         email=_text(entry, "email", where) if entry.get("email") is not None else None,
         email_verified=email_verified,
         groups=tuple(groups),
+        phone_number=_text(entry, "phoneNumber", where) if entry.get("phoneNumber") is not None else None,
+        phone_number_verified=phone_verified,
+        address=_address(entry.get("address"), where),
     )
     return user, password_hash
+
+
+def _address(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value:
+        raise UserDirectoryError(f"{where}: address must be a mapping of {', '.join(ADDRESS_FIELDS)}")
+    unknown = set(value) - set(ADDRESS_FIELDS)
+    if unknown:
+        raise UserDirectoryError(
+            f"{where}: address has unknown fields {', '.join(sorted(map(str, unknown)))}; "
+            f"known: {', '.join(ADDRESS_FIELDS)}"
+        )
+    return tuple((name, _text(value, name, f"{where}: address")) for name in ADDRESS_FIELDS if name in value)
 
 
 def _text(entry: Mapping[str, Any], field: str, where: str) -> str:

@@ -7,7 +7,8 @@ A watch that ends on its server-side timeout resumes from the last resourceVersi
 or any other error re-lists, with an exponential backoff while errors repeat.
 
 The registry becomes ready once the first list of every stream has completed. The provider needs
-only ``get``, ``list`` and ``watch`` on ``oidcclients`` and on ``secrets``.
+only ``get``, ``list`` and ``watch`` on ``oidcclients``, on ``secrets`` and, for clients that
+ServiceAccount tokens authenticate, on ``serviceaccounts`` (their uids: see ``service_accounts``).
 
 With a :class:`SourceFeed`, two more streams follow the IdentitySources of the provider's namespace
 and that namespace's Secrets (which they name), for the identity sources.
@@ -40,6 +41,7 @@ import kubeoidc_contract as contract
 from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.registration import KubeObject
 from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class RegistryWatcher:
         backoff_max: float = 30.0,
         follow: FollowedSecret | None = None,
         sources: SourceFeed | None = None,
+        service_accounts: ServiceAccountDirectory | None = None,
     ) -> None:
         """``namespaces`` None or empty watches the whole cluster; ``api_client`` defaults to the
         in-cluster configuration, else the kubeconfig."""
@@ -117,6 +120,7 @@ class RegistryWatcher:
         self._backoff_max = backoff_max
         self._follow = follow
         self._sources = sources
+        self._service_accounts = service_accounts
         self._stopping = threading.Event()
         self._streams: list[_Stream] = []
         self._ready_lock = threading.Lock()
@@ -156,6 +160,8 @@ class RegistryWatcher:
                     accepts=_is_managed_secret,
                 )
             )
+            if self._service_accounts is not None:
+                self._streams.append(_service_account_stream(core, namespace, self._service_accounts))
         if self._sources is not None:
             self._streams += _source_streams(self._sources, core, custom)
         if self._follow is not None:
@@ -395,6 +401,31 @@ def _secret_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
         return api.list_namespaced_secret(namespace, label_selector=contract.SECRET_SELECTOR, **kwargs)
 
     return call
+
+
+def _service_account_stream(api: Any, namespace: str | None, directory: ServiceAccountDirectory) -> _Stream:
+    """ServiceAccounts' names and uids, for the clients they authenticate (``service_accounts``)."""
+
+    def call(**kwargs: Any) -> Any:
+        if namespace is None:
+            return api.list_service_account_for_all_namespaces(**kwargs)
+        return api.list_namespaced_service_account(namespace, **kwargs)
+
+    return _Stream(
+        kind="ServiceAccount",
+        namespace=namespace,
+        list_call=call,
+        upsert=directory.upsert,
+        delete=directory.delete,
+        replace=functools.partial(_replace_service_accounts, directory, namespace),
+        accepts=_any_object,
+    )
+
+
+def _replace_service_accounts(
+    directory: ServiceAccountDirectory, namespace: str | None, objs: list[KubeObject]
+) -> None:
+    directory.replace_all(objs, namespace)
 
 
 def _named_secret_list_call(api: Any, namespace: str, name: str) -> Callable[..., Any]:

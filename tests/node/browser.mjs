@@ -47,6 +47,7 @@ export async function openBrowser({ executablePath, clientOrigin }) {
   context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
   const page = context.pages()[0] ?? (await context.newPage());
   const calls = [];
+  const posts = [];
   const waiters = [];
   // What a person would see go wrong: script errors, console errors (a CSP violation is one), and
   // requests that failed. Expected to stay empty.
@@ -71,6 +72,8 @@ export async function openBrowser({ executablePath, clientOrigin }) {
     const isPage = event.resourceType === 'Document';
     if (isPage) {
       calls.push(event.request.url);
+      // A form-posted authorization response (response_mode=form_post) arrives in the body.
+      if (event.request.method === 'POST') posts.push({ url: event.request.url, body: event.request.postData ?? '' });
       for (const resolve of waiters.splice(0)) resolve(event.request.url);
     }
     await cdp
@@ -107,7 +110,7 @@ export async function openBrowser({ executablePath, clientOrigin }) {
     await rm(userDataDir, { recursive: true, force: true });
   }
 
-  return { context, page, calls, problems, untilClient, close };
+  return { context, page, calls, posts, problems, untilClient, close };
 }
 
 /** What a page shows: enough to assert in Python that the right client and scopes are on it. */

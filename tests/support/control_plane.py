@@ -192,10 +192,10 @@ class Pki:
         _write_key(pair.key, key)
         return pair
 
-    def service_account_keys(self) -> Pair:
+    def service_account_keys(self, stem: str = "sa") -> Pair:
         """The key pair that signs ServiceAccount tokens (``cert`` holds the public key)."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pair = Pair(self.folder / "sa.pub", self.folder / "sa.key")
+        pair = Pair(self.folder / f"{stem}.pub", self.folder / f"{stem}.key")
         pair.cert.write_bytes(
             key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -349,6 +349,10 @@ class ControlPlane:
     admin_kubeconfig: Path = field(init=False)
     audit_log: Path = field(init=False)
     components: list[Component] = field(init=False, default_factory=list)
+    #: The key kube-apiserver signs ServiceAccount tokens with now (see rotate_service_account_key).
+    service_account_key: Pair = field(init=False)
+    _pki: Pki = field(init=False)
+    _admin_context: ssl.SSLContext = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="kubeoidc-control-plane-"))
@@ -394,7 +398,8 @@ class ControlPlane:
         )
         admin = pki.issue("admin", "kubeoidc-test-admin", organization="system:masters")
         controller = pki.issue("controller-manager", "system:kube-controller-manager")
-        service_accounts = pki.service_account_keys()
+        service_accounts = self.service_account_key = pki.service_account_keys()
+        self._pki = pki
         assert self.logs is not None
         logs = self.logs
         logs.mkdir(parents=True, exist_ok=True)
@@ -458,6 +463,7 @@ class ControlPlane:
         )
         admin_context = ssl.create_default_context(cafile=str(pki.ca))
         admin_context.load_cert_chain(str(admin.cert), str(admin.key))
+        self._admin_context = admin_context
         wait_until(lambda: _https_get(f"{self.server}/readyz", admin_context) == "ok", apiserver, "ready")
 
         controller_kubeconfig = write_kubeconfig(
@@ -494,6 +500,25 @@ class ControlPlane:
             manager,
             "healthy",
         )
+
+    def rotate_service_account_key(self) -> Pair:
+        """Restart kube-apiserver signing ServiceAccount tokens with a new key, the previous keys still
+        verifying (as a cluster operator rotates it); returns the new key pair."""
+        (apiserver,) = [c for c in self.components if c.name == "kube-apiserver"]
+        new = self._pki.service_account_keys(f"sa-{len(list(self._pki.folder.glob('sa*.key')))}")
+        signing = "--service-account-signing-key-file="
+        apiserver.command = [
+            *(arg for arg in apiserver.command if not arg.startswith(signing)),
+            f"--service-account-key-file={new.cert}",
+            f"{signing}{new.key}",
+        ]
+        apiserver.stop()
+        apiserver.start()
+        wait_until(
+            lambda: _https_get(f"{self.server}/readyz", self._admin_context) == "ok", apiserver, "ready again"
+        )
+        self.service_account_key = new
+        return new
 
     def _component(self, name: str, command: list[str], logs: Path) -> Component:
         component = Component(name, command, logs / f"{name}.log")

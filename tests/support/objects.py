@@ -28,6 +28,7 @@ def client_objects(
     issuer: str = "http://127.0.0.1:8080",
     uid: str | None = None,
     identity_sources: list[str] | None = None,
+    service_accounts: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """An OIDCClient with its status, and the Secret the operator would own for it."""
     uid = uid or str(uuid.uuid4())
@@ -53,6 +54,8 @@ def client_objects(
     }
     if identity_sources is not None:
         oidcclient["spec"]["identitySources"] = identity_sources
+    if service_accounts is not None:
+        oidcclient["spec"]["serviceAccounts"] = service_accounts
     data = {contract.CLIENT_ID_KEY: b64(client_id), contract.ISSUER_KEY: b64(issuer)}
     if secret is not None:
         data[contract.CLIENT_SECRET_KEY] = b64(secret)

@@ -38,6 +38,13 @@ users:
     email: alice@example.com
     emailVerified: true
     groups: [admins, developers]
+    phoneNumber: "+1 555 0100"
+    phoneNumberVerified: true
+    address:
+      formatted: "1 Main Street, Springfield"
+      street_address: 1 Main Street
+      locality: Springfield
+      country: US
     passwordHash: "{hashed}"
   - username: bob
     id: 2d9e1a44-bob

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2 as httpx
 from starlette.testclient import TestClient
 
+from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD
+from kubeoidc_provider.assertions import JWT_BEARER
 from support.provider import PASSWORD, RegisteredClient, pkce_pair
 
 SESSION_COOKIE = "kubeoidc_session"
@@ -155,6 +157,8 @@ class RelyingParty:
         self.client = client
         spec = client.objects[0]["spec"]
         self.auth_method: str = spec["tokenEndpointAuthMethod"]
+        #: The client assertion sent with the ServiceAccount token method (a ServiceAccount's token).
+        self.assertion: str | None = None
 
     @property
     def client_id(self) -> str:
@@ -200,6 +204,12 @@ class RelyingParty:
             form.update(client_id=self.client.client_id, client_secret=secret)
         elif method == "none":
             form["client_id"] = self.client.client_id
+        elif method == SERVICE_ACCOUNT_AUTH_METHOD:
+            form.update(
+                client_id=self.client.client_id,
+                client_assertion_type=JWT_BEARER,
+                client_assertion=self.assertion or "",
+            )
         return self.http.post(path, data=form, auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth)
 
     def token(self, data: dict[str, str], **options: Any) -> httpx.Response:

@@ -262,7 +262,8 @@ kubeoidc.operator.clusterRules is what kopf itself needs at cluster scope.
 
 {{/*
 kubeoidc.provider.rules is the provider's read-only access: registrations from OIDCClients, credentials
-from the operator's Secrets. Nothing else.
+from the operator's Secrets, and the names and uids of ServiceAccounts (a client that ServiceAccount
+tokens authenticate refuses the tokens of a deleted and re-created one). Nothing else.
 */}}
 {{- define "kubeoidc.provider.rules" -}}
 - apiGroups: ["kubeoidc.io"]
@@ -270,6 +271,9 @@ from the operator's Secrets. Nothing else.
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
   verbs: ["get", "list", "watch"]
 {{- end }}
 

@@ -4,11 +4,15 @@ A pipeline of small decisions:
 1. Authlib validates the request: client, exact redirect URI, response type, scopes, PKCE, nonce.
    Until a redirect URI is trusted, every error is an error page (RFC 6749 §4.1.2.1); after, errors
    go back to the client with ``error``, ``state`` and ``iss`` (RFC 9207).
-2. Login: needed when there is no session user, on ``prompt=login``, or when ``max_age`` is exceeded;
-   ``prompt=none`` turns that need into ``login_required``.
+   Then the OpenID Connect parameters Authlib leaves alone (``request_checks``): ``request`` and
+   ``request_uri`` are refused, ``claims`` parsed, ``response_mode`` checked, ``id_token_hint`` read.
+2. Login: needed when there is no session user, on ``prompt=login`` or ``prompt=select_account``, when
+   ``max_age`` is exceeded, or when ``id_token_hint`` names another user; ``prompt=none`` turns that
+   need into ``login_required``.
 3. Consent: needed when the user has not yet granted every requested scope to this client, or on
    ``prompt=consent``; ``prompt=none`` turns it into ``consent_required``.
-4. Otherwise issue the code.
+4. Otherwise issue the code, remember that the session signed in to the client (for back-channel
+   logout), and answer in the response mode asked for (a redirect, or an auto-submitted form).
 Login and consent happen on their pages; the pending request waits in the state store as an
 interaction bound to the browser's session, and ``/authorize/resume`` continues it.
 """
@@ -23,7 +27,10 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from kubeoidc_provider.backchannel import EXPIRY_LOOKBACK
 from kubeoidc_provider.context import Provider, provider_of
+from kubeoidc_provider.endpoints import request_checks
+from kubeoidc_provider.endpoints.form_post import form_post_response
 from kubeoidc_provider.grants import EndUser
 from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.sessions import BrowserSession
@@ -82,8 +89,14 @@ async def continue_authorization(
     prompts = set(data.get("prompt", "").split())
     login_done = interaction is not None and interaction.login_done
     try:
+        checked = request_checks.check(provider, data)
         needs_login = end_user is None or (
-            not login_done and ("login" in prompts or _too_old(end_user, data.get("max_age")))
+            not login_done
+            and (
+                not prompts.isdisjoint(request_checks.LOGIN_PROMPTS)
+                or _too_old(end_user, data.get("max_age"))
+                or (checked.hinted_subject not in (None, end_user.user.id))
+            )
         )
         if needs_login and "none" in prompts:
             raise LoginRequiredError()
@@ -105,14 +118,23 @@ async def continue_authorization(
 
     if interaction_id is not None:
         await provider.state.delete_interaction(interaction_id)
+    sid = session.data.sid if session is not None else None
+    issued_for = EndUser(end_user.user, end_user.auth_time, new_token(12), sid, checked.claims)
     response: Response = provider.server.create_authorization_response(
-        oauth_request, grant_user=EndUser(end_user.user, end_user.auth_time, new_token(12)), grant=grant
+        oauth_request, grant_user=issued_for, grant=grant
     )
     # The grant left the code to store (storing is a coroutine, Authlib's hook is not): stored before
     # the redirect carrying it leaves.
     await provider.server.save_issued_code(oauth_request)
+    if sid is not None:
+        await provider.state.add_session_client(
+            sid,
+            end_user.user.id,
+            grant.client.get_client_id(),
+            provider.settings.session_ttl + EXPIRY_LOOKBACK,
+        )
     provider.metrics.authorizations.labels("code").inc()
-    return _with_issuer(provider, response)
+    return _with_issuer(provider, response, oauth_request)
 
 
 def deny(provider: Provider, request: Request, params: Iterable[tuple[str, str]]) -> Response:
@@ -126,7 +148,7 @@ def deny(provider: Provider, request: Request, params: Iterable[tuple[str, str]]
         oauth_request, grant_user=None, grant=grant
     )
     provider.metrics.authorizations.labels("access_denied").inc()
-    return _with_issuer(provider, response)
+    return _with_issuer(provider, response, oauth_request)
 
 
 async def _session_user(provider: Provider, session: BrowserSession | None) -> EndUser | None:
@@ -136,7 +158,7 @@ async def _session_user(provider: Provider, session: BrowserSession | None) -> E
     if data.user_id is None or data.auth_time is None:
         return None
     user = await provider.directory.find(data.user_id)
-    return EndUser(user, data.auth_time, grant_id="") if user is not None else None
+    return EndUser(user, data.auth_time, grant_id="", sid=data.sid) if user is not None else None
 
 
 def _too_old(end_user: EndUser, max_age: str | None) -> bool:
@@ -177,13 +199,17 @@ def _error(provider: Provider, oauth_request: ProviderRequest, error: OAuth2Erro
         )
     error.state = oauth_request.payload.state
     response: Response = provider.server.handle_error_response(oauth_request, error)
-    return _with_issuer(provider, response)
+    return _with_issuer(provider, response, oauth_request)
 
 
-def _with_issuer(provider: Provider, response: Response) -> Response:
-    """RFC 9207: every authorization response names its issuer, against mix-up attacks."""
+def _with_issuer(provider: Provider, response: Response, oauth_request: ProviderRequest) -> Response:
+    """RFC 9207: every authorization response names its issuer, against mix-up attacks; in the
+    response mode the client asked for (``form_post``: the OAuth 2.0 Form Post Response Mode)."""
     location = response.headers.get("location")
     if location:
-        response.headers["location"] = add_query(location, {"iss": provider.settings.issuer})
+        location = add_query(location, {"iss": provider.settings.issuer})
+        if oauth_request.payload.data.get("response_mode") == request_checks.FORM_POST:
+            return form_post_response(provider, location)
+        response.headers["location"] = location
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -22,6 +22,8 @@ SCOPE_DESCRIPTIONS = {
     "email": "See your email address",
     "groups": "See the groups you belong to",
     "offline_access": "Stay signed in to the application when you are away",
+    "address": "See your postal address",
+    "phone": "See your phone number",
 }
 
 

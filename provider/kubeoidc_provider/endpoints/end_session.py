@@ -74,6 +74,7 @@ async def end_session(request: Request) -> Response:
 
 
 async def _signed_out(provider: Provider, request: Request, *, redirect_to: str | None) -> Response:
+    """End the browser's session and, through the back channel, every client's session it signed in to."""
     response: Response
     if redirect_to:
         response = Response(status_code=303, headers={"Location": redirect_to, "Cache-Control": "no-store"})
@@ -81,5 +82,6 @@ async def _signed_out(provider: Provider, request: Request, *, redirect_to: str 
         response = provider.pages.render("logged_out.html")
     session = await provider.sessions.load(request)
     if session is not None:
+        await provider.backchannel.session_ended(session.data.sid)
         await provider.sessions.end(session, response)
     return response

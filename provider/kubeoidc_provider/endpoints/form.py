@@ -54,4 +54,6 @@ async def read_oauth_request(provider: Provider, request: Request, path: str) ->
         empty = ProviderRequest("POST", uri, request.headers, ())
         response: Response = provider.server.handle_error_response(empty, InvalidRequestError(str(error)))
         return response
-    return ProviderRequest("POST", uri, request.headers, (), form)
+    oauth_request = ProviderRequest("POST", uri, request.headers, (), form)
+    await provider.assertions.check(oauth_request)
+    return oauth_request

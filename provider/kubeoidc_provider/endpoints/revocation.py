@@ -34,6 +34,11 @@ async def _revoke(provider: Provider, request: ProviderRequest) -> None:
     if token.refresh is not None:
         await state.revoke_grant(token.refresh.grant_id, settings.refresh_token_ttl)
         await state.delete_refresh_token(token.raw)
+        grant = token.refresh
+        sid = grant.extra.get("sid")
+        provider.backchannel.grant_revoked(
+            grant.client_id, grant.user_id, sid if isinstance(sid, str) else None
+        )
     elif token.access is not None:
         remaining = token.get_expires_at() - int(time.time())
         await state.revoke_access_token(str(token.access.claims["jti"]), remaining)

@@ -18,9 +18,16 @@ async def signed_in(provider: Provider, view: InteractionView, user: User) -> Re
     await provider.directory.remember(user)
     old = view.session
     await provider.state.delete_session(old.id)
+    # Signing in again as the same user keeps the session (and its sid, which the clients know); as
+    # someone else ends the previous user's session with every client (back-channel logout).
+    sid = old.data.sid if old.data.user_id == user.id and old.data.sid else new_token(16)
+    if old.data.user_id not in (None, user.id):
+        await provider.backchannel.session_ended(old.data.sid)
+    now = int(time.time())
     session = await provider.sessions.start(
-        Session(csrf_token=new_token(16), user_id=user.id, auth_time=int(time.time()))
+        Session(csrf_token=new_token(16), user_id=user.id, auth_time=now, sid=sid)
     )
+    await provider.backchannel.session_started(sid, now + provider.settings.session_ttl)
     interaction = dataclasses.replace(view.interaction, session_hash=session.hash, login_done=True)
     await provider.state.update_interaction(view.interaction_id, interaction)
     response = RedirectResponse(

@@ -2,9 +2,15 @@
 
 Errors follow RFC 6750 §3: 401 with ``WWW-Authenticate: Bearer`` (and ``error="invalid_token"`` when
 a token was presented), 403 ``insufficient_scope`` without ``openid``.
+
+The claims are those of the token's scopes and of a ``claims`` request's ``userinfo`` member (OIDC Core
+§5.5). A client that registered ``userinfoSignedResponseAlg`` gets them as a signed JWT
+(``application/jwt``, with ``iss`` and ``aud``, OIDC Core §5.3.2).
 """
 
 from __future__ import annotations
+
+import logging
 
 from authlib.oauth2.base import invalid_error_characters
 from starlette.requests import Request
@@ -14,6 +20,8 @@ from kubeoidc_provider.context import provider_of
 from kubeoidc_provider.endpoints.form import FormError, read_form
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.tokens import InvalidToken
+
+logger = logging.getLogger(__name__)
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -32,7 +40,24 @@ async def userinfo(request: Request) -> Response:
     user = await provider.directory.find(token.subject)
     if user is None:
         return _challenge(401, "invalid_token", "The token's user no longer exists.")
-    return Response(dump_json(user.claims(token.scopes)), media_type="application/json", headers=_NO_STORE)
+    claims = user.claims(token.scopes, token.userinfo_claims)
+    client = provider.registry.get(token.client_id)
+    alg = client.userinfo_signed_response_alg if client is not None else None
+    if alg is None:
+        return Response(dump_json(claims), media_type="application/json", headers=_NO_STORE)
+    if alg != provider.keys.signing_alg:
+        # The CRD lets a client name any algorithm the provider could sign with; only the key set's
+        # signing key signs, so a mismatch is a configuration error, told to the operator, not a 500.
+        logger.error(
+            "client %s asks for %s-signed userinfo; the signing key is %s",
+            client and client.client_id,
+            alg,
+            provider.keys.signing_alg,
+        )
+        body = {"error": "server_error", "error_description": f"This provider cannot sign with {alg}."}
+        return Response(dump_json(body), status_code=500, media_type="application/json", headers=_NO_STORE)
+    signed = provider.keys.sign({**claims, "iss": provider.settings.issuer, "aud": token.client_id})
+    return Response(signed, media_type="application/jwt", headers=_NO_STORE)
 
 
 async def _bearer_token(request: Request) -> str | None:

@@ -49,6 +49,15 @@ KOPF_PEERING_RULES: Rules = {("kopf.dev", "clusterkopfpeerings"): {"get", "list"
 PROVIDER_RULES: Rules = {
     ("kubeoidc.io", "oidcclients"): {"get", "list", "watch"},
     ("", "secrets"): {"get", "list", "watch"},
+    # Names and uids, so that a re-created ServiceAccount's predecessor's tokens are refused.
+    ("", "serviceaccounts"): {"get", "list", "watch"},
+}
+#: Where a non-resource URL right is recorded (no API group has this name).
+URL = "nonResourceURL"
+#: The cluster's ServiceAccount issuer discovery and keys: served at cluster scope only, read in every mode.
+PROVIDER_ISSUER_DISCOVERY = {
+    (CLUSTER, URL, "/.well-known/openid-configuration", "get", ANY),
+    (CLUSTER, URL, "/openid/v1/jwks", "get", ANY),
 }
 #: IdentitySources and the Secrets they name, in the release namespace only, whatever the mode.
 PROVIDER_SOURCE_RULES: Rules = {
@@ -105,8 +114,11 @@ def granted(objs: list[dict[str, Any]], account: str) -> set[Right]:
         role_scope = CLUSTER if ref["kind"] == "ClusterRole" else scope
         role = roles[(ref["kind"], role_scope, ref["name"])]
         for rule in role["rules"]:
-            assert "nonResourceURLs" not in rule
-            for group in rule["apiGroups"]:
+            for url in rule.get("nonResourceURLs", []):
+                assert ref["kind"] == "ClusterRole", "URLs are granted cluster-wide only"
+                assert scope == CLUSTER, "URLs are granted cluster-wide only"
+                found.update((scope, URL, url, verb, ANY) for verb in rule["verbs"])
+            for group in rule.get("apiGroups", []):
                 for resource in rule["resources"]:
                     for verb in rule["verbs"]:
                         for name in rule.get("resourceNames", [ANY]):
@@ -128,10 +140,9 @@ def test_cluster_wide_operator_gets_exactly_its_rights_everywhere() -> None:
     )
 
 
-def test_cluster_wide_provider_only_reads_clients_and_secrets() -> None:
-    assert (
-        granted(objects("default"), "kubeoidc-provider")
-        == rights(CLUSTER, PROVIDER_RULES) | provider_source_rights()
+def test_cluster_wide_provider_only_reads_clients_secrets_service_accounts_and_issuer_discovery() -> None:
+    assert granted(objects("default"), "kubeoidc-provider") == (
+        rights(CLUSTER, PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY | provider_source_rights()
     )
 
 
@@ -145,9 +156,8 @@ def test_cluster_wide_operators_in_failover_also_keep_their_peering() -> None:
     )
 
     assert granted(objects("ha"), "kubeoidc-operator") == expected
-    assert (
-        granted(objects("ha"), "kubeoidc-provider")
-        == rights(CLUSTER, PROVIDER_RULES) | provider_source_rights()
+    assert granted(objects("ha"), "kubeoidc-provider") == (
+        rights(CLUSTER, PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY | provider_source_rights()
     )
 
 
@@ -169,9 +179,10 @@ def test_namespaced_operator_gets_its_rights_only_in_the_listed_namespaces_and_o
     assert granted(objects("all"), "oidc-operator") == expected
 
 
-def test_namespaced_provider_gets_nothing_at_cluster_scope_and_reads_only_its_keys_at_home() -> None:
+def test_namespaced_provider_gets_only_issuer_discovery_at_cluster_scope_and_its_keys_at_home() -> None:
     expected = (
-        rights("team-a", PROVIDER_RULES)
+        PROVIDER_ISSUER_DISCOVERY
+        | rights("team-a", PROVIDER_RULES)
         | rights("team-b", PROVIDER_RULES)
         | provider_signing_keys_rights("oidc-signing-keys")
         | provider_source_rights()
@@ -189,7 +200,9 @@ def test_hand_made_keys_need_no_rights_in_an_unserved_release_namespace() -> Non
         | rights("apps", OPERATOR_RULES)
         | operator_source_rights()
     )
-    assert granted(objs, "kubeoidc-provider") == rights("apps", PROVIDER_RULES) | provider_source_rights()
+    assert granted(objs, "kubeoidc-provider") == (
+        rights("apps", PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY | provider_source_rights()
+    )
     # Only the identity sources' Roles sit in the release namespace.
     home = [
         role["metadata"]["name"]
@@ -209,9 +222,11 @@ def test_a_served_release_namespace_needs_no_role_of_its_own_for_the_keys() -> N
         | rights("apps", OPERATOR_RULES)
         | operator_source_rights()
     )
-    assert (
-        granted(objs, "kubeoidc-provider")
-        == rights(NAMESPACE, PROVIDER_RULES) | rights("apps", PROVIDER_RULES) | provider_source_rights()
+    assert granted(objs, "kubeoidc-provider") == (
+        rights(NAMESPACE, PROVIDER_RULES)
+        | rights("apps", PROVIDER_RULES)
+        | PROVIDER_ISSUER_DISCOVERY
+        | provider_source_rights()
     )
 
 
@@ -281,7 +296,7 @@ def test_a_namespace_list_creates_no_cluster_wide_client_or_secret_rights() -> N
         resource
         for role in of_kind(objs, "ClusterRole")
         for rule in role["rules"]
-        for resource in rule["resources"]
+        for resource in rule.get("resources", [])
     }
 
     assert cluster_resources == {"customresourcedefinitions", "namespaces", "clusterkopfpeerings"}
@@ -311,3 +326,19 @@ def test_the_provider_is_told_where_its_identity_sources_are() -> None:
         e["name"]: e.get("value") for e in pod_spec(objects("default"), "provider")["containers"][0]["env"]
     }
     assert env["KUBEOIDC_PROVIDER_IDENTITY_NAMESPACE"] == NAMESPACE
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_only_the_provider_reads_non_resource_urls_and_only_the_issuer_discovery(value_set: str) -> None:
+    objs = objects(value_set)
+    for account in {obj["metadata"]["name"] for obj in of_kind(objs, "ServiceAccount")}:
+        urls = {right for right in granted(objs, account) if right[1] == URL}
+        expected = PROVIDER_ISSUER_DISCOVERY if account.endswith("-provider") else set()
+        assert urls == expected, (value_set, account)
+
+
+def test_without_rbac_the_chart_grants_no_issuer_discovery() -> None:
+    objs = rendered_objects(rbac={"create": False})
+
+    assert of_kind(objs, "ClusterRole") == []
+    assert of_kind(objs, "ClusterRoleBinding") == []

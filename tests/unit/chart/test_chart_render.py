@@ -121,6 +121,8 @@ def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
     assert kinds == [
         "ClusterRole",
         "ClusterRole",
+        "ClusterRole",  # the provider's ServiceAccount issuer discovery
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Deployment",

@@ -11,6 +11,7 @@ import sys
 import helm_python as helm
 import pytest
 
+import kubeoidc_contract as contract
 from kubeoidc_contract import crd, split_object_ref
 from kubeoidc_contract.durations import SPEC_UNITS, duration_pattern, parse_duration
 from kubeoidc_contract.issuer import check_issuer
@@ -37,7 +38,12 @@ def test_the_crd_grace_period_is_written_in_the_one_duration_grammar() -> None:
 
 def test_the_crd_lists_read_as_the_crd_writes_them() -> None:
     assert crd.grant_types() == ("authorization_code", "refresh_token", "client_credentials")
-    assert crd.auth_methods() == ("client_secret_basic", "client_secret_post", "none")
+    assert crd.auth_methods() == (
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+        contract.SERVICE_ACCOUNT_AUTH_METHOD,
+    )
     assert crd.default_grant_types() == frozenset({"authorization_code"})
     assert crd.default_auth_method() == "client_secret_basic"
     assert crd.default_scopes() == ("openid", "profile", "email")

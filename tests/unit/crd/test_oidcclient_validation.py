@@ -47,9 +47,21 @@ NONE_NEEDS_PUBLIC = (
     "tokenEndpointAuthMethod none is only for public clients: set public to true (the client then has "
     "no secret and must use PKCE)"
 )
+SA_METHOD_NEEDS_ACCOUNTS = (
+    "tokenEndpointAuthMethod kubernetes_service_account_jwt needs at least one ServiceAccount in "
+    "serviceAccounts"
+)
+ACCOUNTS_NEED_SA_METHOD = (
+    "a client with serviceAccounts authenticates with their tokens and has no secret: set "
+    "tokenEndpointAuthMethod to kubernetes_service_account_jwt"
+)
 CLIENT_ID_IMMUTABLE = "clientID is immutable once set"
 CLIENT_ID_KEPT = "clientID cannot be removed once set"
 URL = "url must be an absolute http or https URL, such as https://app.example.com"
+BACKCHANNEL_FRAGMENT = "backchannelLogoutURI must not have a fragment (the part after '#')"
+BACKCHANNEL_SCHEME = (
+    "backchannelLogoutURI must be an absolute https URL, or http on localhost, 127.0.0.1 or [::1]"
+)
 NAME_LENGTH = (
     "metadata.name must be at most 63 characters: it becomes the value of the kubeoidc.io/client label "
     "on the client's Secret"
@@ -188,6 +200,16 @@ BAD_SPECS = [
         id="post-logout-uri-http-on-a-public-host",
     ),
     pytest.param(
+        {"backchannelLogoutURI": "https://app.example.com/logout#now"},
+        Violation("spec.backchannelLogoutURI", BACKCHANNEL_FRAGMENT),
+        id="backchannel-logout-uri-with-fragment",
+    ),
+    pytest.param(
+        {"backchannelLogoutURI": "http://app.example.com/logout"},
+        Violation("spec.backchannelLogoutURI", BACKCHANNEL_SCHEME),
+        id="backchannel-logout-uri-http-on-a-public-host",
+    ),
+    pytest.param(
         {"redirectURIs": None},
         Violation("spec.redirectURIs", CODE_NEEDS_REDIRECT),
         id="code-flow-without-redirect-uris",
@@ -206,6 +228,29 @@ BAD_SPECS = [
         {"public": True},
         Violation("spec.tokenEndpointAuthMethod", PUBLIC_NEEDS_NONE),
         id="public-client-with-the-default-auth-method",
+    ),
+    pytest.param(
+        {"tokenEndpointAuthMethod": contract.SERVICE_ACCOUNT_AUTH_METHOD},
+        Violation("spec.serviceAccounts", SA_METHOD_NEEDS_ACCOUNTS),
+        id="service-account-method-without-service-accounts",
+    ),
+    pytest.param(
+        {"tokenEndpointAuthMethod": contract.SERVICE_ACCOUNT_AUTH_METHOD, "serviceAccounts": []},
+        Violation("spec.serviceAccounts", SA_METHOD_NEEDS_ACCOUNTS),
+        id="service-account-method-with-an-empty-list",
+    ),
+    pytest.param(
+        {"serviceAccounts": ["billing"]},
+        Violation("spec.tokenEndpointAuthMethod", ACCOUNTS_NEED_SA_METHOD),
+        id="service-accounts-with-the-default-secret-method",
+    ),
+    pytest.param(
+        {"serviceAccounts": ["Billing"], "tokenEndpointAuthMethod": contract.SERVICE_ACCOUNT_AUTH_METHOD},
+        Violation(
+            "spec.serviceAccounts[0]",
+            "should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'",
+        ),
+        id="service-account-name-that-kubernetes-refuses",
     ),
     pytest.param(
         {"public": True, "tokenEndpointAuthMethod": "client_secret_post"},
@@ -328,7 +373,14 @@ def test_every_rule_of_the_crd_is_exercised_here() -> None:
     exercised = {FRAGMENT, WILDCARD, SCHEME, LOGOUT_FRAGMENT, LOGOUT_WILDCARD, LOGOUT_SCHEME}
     exercised |= {CODE_NEEDS_REDIRECT, REFRESH_NEEDS_CODE, PUBLIC_NEEDS_NONE, PUBLIC_NO_CLIENT_CREDENTIALS}
     exercised |= {NONE_NEEDS_PUBLIC, CLIENT_ID_IMMUTABLE, CLIENT_ID_KEPT, URL, NAME_LENGTH, TEMPLATE_LABELS}
-    exercised |= {TEMPLATE_ANNOTATIONS, STANDARD_KEY, DIFFERENT_KEYS}
+    exercised |= {
+        TEMPLATE_ANNOTATIONS,
+        STANDARD_KEY,
+        DIFFERENT_KEYS,
+        BACKCHANNEL_FRAGMENT,
+        BACKCHANNEL_SCHEME,
+    }
+    exercised |= {SA_METHOD_NEEDS_ACCOUNTS, ACCOUNTS_NEED_SA_METHOD}
     messages = {rule["message"] for rule in all_rules(openapi_schema())}
     assert messages == exercised
 
@@ -377,6 +429,17 @@ def test_loopback_and_private_use_redirect_uris_are_accepted() -> None:
         "com.example.app:/oauth2redirect/example-provider",
     ]
     assert validate_oidcclient(client(redirectURIs=uris, postLogoutRedirectURIs=uris)) == []
+
+
+def test_a_client_that_its_service_accounts_authenticate_is_accepted_without_redirect_uris() -> None:
+    manifest = client(
+        redirectURIs=None,
+        grantTypes=["client_credentials"],
+        tokenEndpointAuthMethod=contract.SERVICE_ACCOUNT_AUTH_METHOD,
+        serviceAccounts=["billing", "billing-batch"],
+    )
+
+    assert validate_oidcclient(manifest) == []
 
 
 def test_custom_scopes_are_accepted() -> None:

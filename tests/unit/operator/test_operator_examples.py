@@ -43,6 +43,8 @@ def test_example_becomes_ready_with_its_secret(document: dict[str, Any]) -> None
     data = plan.secret["data"]
     assert plan.secret["metadata"]["name"] == spec.get("secretName", f"{document['metadata']['name']}-oidc")
     assert {CLIENT_ID_KEY, ISSUER_KEY} <= set(data)
-    assert (CLIENT_SECRET_KEY in data) is (not spec.get("public", False))
+    # A public client has no secret, nor has one that its ServiceAccounts' tokens authenticate.
+    secretless = spec.get("public", False) or bool(spec.get("serviceAccounts"))
+    assert (CLIENT_SECRET_KEY in data) is (not secretless)
     for extra in spec.get("secretTemplate", {}).get("keys", {}).values():
         assert extra in data

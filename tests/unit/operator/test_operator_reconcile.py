@@ -20,6 +20,7 @@ from kubeoidc_contract import (
     PREVIOUS_SECRET_EXPIRES_ANNOTATION,
     PREVIOUS_SECRET_HASH_ANNOTATION,
     ROTATE_ANNOTATION,
+    SERVICE_ACCOUNT_AUTH_METHOD,
 )
 from kubeoidc_contract.durations import parse_duration
 from kubeoidc_operator import ownership, reconcile, rotation
@@ -303,6 +304,40 @@ def test_a_client_turned_public_loses_its_secret(cluster: Factory) -> None:
     c.edit_spec(public=True, tokenEndpointAuthMethod="none")
     c.reconcile()
     assert c.data() == {CLIENT_ID_KEY: client_id, ISSUER_KEY: "https://login.example.com"}
+
+
+SERVICE_ACCOUNT_SPEC = {
+    "grantTypes": ["client_credentials"],
+    "tokenEndpointAuthMethod": SERVICE_ACCOUNT_AUTH_METHOD,
+    "serviceAccounts": ["billing"],
+}
+
+
+def test_a_client_that_service_accounts_authenticate_gets_client_id_and_issuer_only(cluster: Factory) -> None:
+    c = cluster(spec={**SERVICE_ACCOUNT_SPEC, "secretTemplate": {"keys": {"clientSecret": "S"}}})
+    c.reconcile()
+    assert set(c.data()) == {CLIENT_ID_KEY, ISSUER_KEY}
+    assert c.credentials.secrets == 0
+    assert "ServiceAccount tokens authenticate it: it has no secret" in c.condition("Ready")["message"]
+
+
+def test_a_client_moved_to_service_accounts_loses_its_secret_and_keeps_its_id(cluster: Factory) -> None:
+    c = cluster()
+    c.reconcile()
+    client_id = c.data()[CLIENT_ID_KEY]
+    c.edit_spec(**SERVICE_ACCOUNT_SPEC)
+    c.reconcile()
+    assert c.data() == {CLIENT_ID_KEY: client_id, ISSUER_KEY: "https://login.example.com"}
+
+
+def test_rotation_request_on_a_service_account_client_is_recorded_and_skipped(cluster: Factory) -> None:
+    c = cluster(spec=SERVICE_ACCOUNT_SPEC)
+    c.reconcile()
+    c.annotate(**{ROTATE_ANNOTATION: "x"})
+    plan = c.reconcile()
+    assert reasons(plan) == ["RotationSkipped"]
+    assert CLIENT_SECRET_KEY not in c.data()
+    assert not c.reconcile().writes
 
 
 def test_pinned_client_id_is_written_instead_of_a_generated_one(cluster: Factory) -> None:

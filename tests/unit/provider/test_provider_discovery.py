@@ -47,7 +47,7 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
     document = http.get("/.well-known/openid-configuration").json()
 
     assert document["response_types_supported"] == ["code"]
-    assert document["response_modes_supported"] == ["query"]
+    assert document["response_modes_supported"] == ["query", "form_post"]
     assert document["code_challenge_methods_supported"] == ["S256"]
     assert sorted(document["grant_types_supported"]) == [
         "authorization_code",
@@ -57,19 +57,26 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
     assert sorted(document["token_endpoint_auth_methods_supported"]) == [
         "client_secret_basic",
         "client_secret_post",
+        "kubernetes_service_account_jwt",
         "none",
     ]
     assert sorted(document["introspection_endpoint_auth_methods_supported"]) == [
         "client_secret_basic",
         "client_secret_post",
+        "kubernetes_service_account_jwt",
     ]
+    # The ServiceAccount token method is a JWT assertion: signed asymmetrically, never with "none".
+    assert {"RS256", "ES256"} <= set(document["token_endpoint_auth_signing_alg_values_supported"])
+    assert not {"none", "HS256"} & set(document["token_endpoint_auth_signing_alg_values_supported"])
     assert document["id_token_signing_alg_values_supported"] == ["RS256"]
     assert document["subject_types_supported"] == ["public"]
-    assert sorted(document["prompt_values_supported"]) == ["consent", "login", "none"]
+    assert sorted(document["prompt_values_supported"]) == ["consent", "login", "none", "select_account"]
     assert {"openid", "profile", "email", "groups", "offline_access"} <= set(document["scopes_supported"])
     assert document["request_uri_parameter_supported"] is False
     assert document["request_parameter_supported"] is False
-    assert document["claims_parameter_supported"] is False
+    assert document["claims_parameter_supported"] is True
+    assert document["backchannel_logout_supported"] is True
+    assert document["backchannel_logout_session_supported"] is True
     assert document["authorization_response_iss_parameter_supported"] is True
 
 
