@@ -1,6 +1,7 @@
 """``kubeoidc dev``: the whole system on one machine, without a cluster.
 
-It reads OIDCClient manifests from a folder, checks them with the CRD's own rules, reconciles them with
+It reads OIDCClient manifests from a folder (and IdentitySources with their Secrets: ``dev_sources``),
+checks them with the CRD's own rules, reconciles them with
 the operator's own reconciler into a local state folder (which stands in for the API server: status and
 Secrets are JSON files there, so credentials survive a restart and rotate only through the annotation),
 and serves the provider on ``http://127.0.0.1:<port>`` (``https`` with ``--tls``, from a local CA made in
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 import kubeoidc_contract as contract
+from kubeoidc.dev_sources import DevSources
 from kubeoidc.local_cluster import DEFAULT_NAMESPACE, Key, LocalCluster
 from kubeoidc.local_tls import ensure_local_tls
 from kubeoidc.manifest import InvalidOIDCClient, checked_oidcclient, load_manifests
@@ -32,6 +34,7 @@ from kubeoidc_operator.objects import decode_data
 from kubeoidc_operator.settings import OperatorSettings
 from kubeoidc_operator.status import Event
 from kubeoidc_provider.app import Background, build_provider, create_app
+from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.main import serve
 from kubeoidc_provider.registry import ClientRegistry
@@ -78,13 +81,20 @@ class ManifestFolder:
     """Keeps a LocalCluster in step with a folder of manifests, and the provider's registry with both."""
 
     def __init__(
-        self, folder: Path, cluster: LocalCluster, reconciler: Reconciler, registry: ClientRegistry, say: Say
+        self,
+        folder: Path,
+        cluster: LocalCluster,
+        reconciler: Reconciler,
+        registry: ClientRegistry,
+        say: Say,
+        sources: DevSources | None = None,
     ) -> None:
         self.folder = folder
         self.cluster = cluster
         self.reconciler = reconciler
         self.registry = registry
         self.say = say
+        self.sources = sources
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._cards: dict[Key, ClientCard] = {}
         self._problems: dict[str, str] = {}
@@ -135,6 +145,8 @@ class ManifestFolder:
         self._problems = problems
         for key in sorted(self.cluster.keys()):
             self.reconciler.reconcile(*key)
+        if self.sources is not None:
+            self.sources.sync(self._files())
         self._serve()
 
     def _serve(self) -> None:
@@ -271,7 +283,8 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
         say(f"event {event.type} {event.reason} on {where}: {event.message}")
 
     reconciler = Reconciler(cluster, OperatorSettings(issuer=issuer), emit=emit)
-    manifests = ManifestFolder(folder, cluster, reconciler, registry, say)
+    catalog = SourceCatalog(issuer + contract.UPSTREAM_CALLBACK_PATH)
+    manifests = ManifestFolder(folder, cluster, reconciler, registry, say, DevSources(catalog, say))
     say(f"kubeoidc dev: clients from {folder}/, state in {state_dir}/")
     manifests.sync_if_changed()
     say(f"demo user: {DEMO_USERNAME} / {password}")
@@ -295,6 +308,7 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
         users=StaticUserDirectory.from_file(state_dir / "users.yaml"),
         keys=KeySet.from_jwks(jwks),
         storage=open_storage(settings.storage_url),
+        sources=catalog,
     )
     app = create_app(provider, background=(Background(watcher.start, stop.set),))
     serve(app, settings)

@@ -21,6 +21,22 @@ SINGULAR: Final = "oidcclient"
 SHORT_NAME: Final = "oidcc"
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
+#: IdentitySource: where people sign in from (an upstream OpenID Provider or an LDAP server), in the
+#: provider's namespace; the operator writes its status, the provider reads it and its Secrets.
+IDENTITY_SOURCE_KIND: Final = "IdentitySource"
+IDENTITY_SOURCE_PLURAL: Final = "identitysources"
+IDENTITY_SOURCE_CRD_NAME: Final = f"{IDENTITY_SOURCE_PLURAL}.{GROUP}"
+#: The two kinds of IdentitySource (``spec.type``).
+SOURCE_OIDC: Final = "OIDC"
+SOURCE_LDAP: Final = "LDAP"
+#: The name an OIDCClient's ``identitySources`` uses for the password form's static users.
+LOCAL_SOURCE: Final = "local"
+#: The path, under the issuer, an upstream OpenID Provider sends the browser back to.
+UPSTREAM_CALLBACK_PATH: Final = "/callback"
+#: Condition types of an IdentitySource's status.
+SPEC_VALID_CONDITION: Final = "SpecValid"
+REACHABLE_CONDITION: Final = "Reachable"
+
 #: Setting this annotation to a new value rotates the client secret once for that value.
 ROTATE_ANNOTATION: Final = f"{GROUP}/rotate-secret"
 

@@ -27,6 +27,9 @@ __all__ = [
     "default_grant_types",
     "default_scopes",
     "grant_types",
+    "identity_source_crd",
+    "identity_source_schema",
+    "identity_source_spec",
     "openapi_schema",
     "served_schema",
     "spec_pattern",
@@ -34,20 +37,28 @@ __all__ = [
 
 
 @functools.cache
-def _crd() -> dict[str, Any]:
-    resource = importlib.resources.files("kubeoidc_contract").joinpath("crd").joinpath("oidcclient.yaml")
+def _load(file_name: str) -> dict[str, Any]:
+    resource = importlib.resources.files("kubeoidc_contract").joinpath("crd").joinpath(file_name)
     document = yaml.safe_load(resource.read_text(encoding="utf-8"))
     if not isinstance(document, dict):
-        raise TypeError("the packaged CRD is not a YAML mapping")
+        raise TypeError(f"the packaged CRD {file_name} is not a YAML mapping")
     return document
+
+
+def _crd() -> dict[str, Any]:
+    return _load("oidcclient.yaml")
+
+
+def _served(document: Mapping[str, Any]) -> dict[str, Any]:
+    for version in document["spec"]["versions"]:
+        if version["name"] == VERSION:
+            return cast(dict[str, Any], version["schema"]["openAPIV3Schema"])
+    raise LookupError(f"the packaged CRD {document['metadata']['name']} has no version {VERSION}")
 
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    for version in _crd()["spec"]["versions"]:
-        if version["name"] == VERSION:
-            return cast(dict[str, Any], version["schema"]["openAPIV3Schema"])
-    raise LookupError(f"the packaged CRD has no version {VERSION}")
+    return _served(_crd())
 
 
 def served_schema() -> Mapping[str, Any]:
@@ -108,3 +119,38 @@ def default_grace_period() -> str:
 def spec_pattern(*path: str) -> re.Pattern[str]:
     """The compiled ``pattern`` of a spec field, e.g. ``spec_pattern("clientID")``."""
     return re.compile(_spec_field(*path)["pattern"])
+
+
+# The IdentitySource CRD (``crds/identitysource.yaml``) ------------------------------------------------
+
+
+def identity_source_crd() -> dict[str, Any]:
+    """The IdentitySource CustomResourceDefinition as shipped (a fresh copy)."""
+    return copy.deepcopy(_load("identitysource.yaml"))
+
+
+def identity_source_schema() -> Mapping[str, Any]:
+    """The IdentitySource ``openAPIV3Schema`` of the served version, shared: read it, never change it."""
+    return _served(_load("identitysource.yaml"))
+
+
+def identity_source_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An IdentitySource spec with the CRD's defaults filled in, as the API server stores it.
+
+    Defaults apply where a field is absent and its parent object is present (structural defaulting):
+    the dev mode and the tests then see exactly what a cluster would hand the provider.
+    """
+    node = identity_source_schema()["properties"]["spec"]
+    return cast(dict[str, Any], _defaulted(copy.deepcopy(dict(spec)), node))
+
+
+def _defaulted(value: Any, node: Mapping[str, Any]) -> Any:
+    if isinstance(value, dict):
+        for name, child in node.get("properties", {}).items():
+            if name not in value and "default" in child:
+                value[name] = copy.deepcopy(child["default"])
+            if name in value:
+                value[name] = _defaulted(value[name], child)
+    elif isinstance(value, list) and "items" in node:
+        return [_defaulted(item, node["items"]) for item in value]
+    return value

@@ -26,6 +26,7 @@ from .kube import KubeApi
 from .ownership import owner_of
 from .rotation import CredentialGenerator
 from .settings import OperatorSettings
+from .source_keeper import SourceKeeper, check_sources_forever
 from .status import Event
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -93,6 +94,13 @@ def register(
             keeper = KeyKeeper(api, namespace, name, policy)
             resync_tasks.append(
                 asyncio.create_task(keep_keys_forever(keeper, settings.key_check_interval, active=active))
+            )
+        if settings.identity_namespace:
+            sources = SourceKeeper(api, settings.identity_namespace)
+            resync_tasks.append(
+                asyncio.create_task(
+                    check_sources_forever(sources, settings.source_check_interval, active=active)
+                )
             )
 
     @kopf.on.cleanup(registry=registry)

@@ -21,7 +21,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from kubeoidc_contract import GROUP, PLURAL, VERSION
+from kubeoidc_contract import GROUP, IDENTITY_SOURCE_PLURAL, PLURAL, VERSION
 
 from .errors import Conflict, NotFound, Unavailable
 
@@ -104,6 +104,28 @@ class KubeApi:
                     _content_type=MERGE_PATCH,
                     _preload_content=False,
                 )
+            )
+
+    # IdentitySources (in the operator's identity namespace).
+
+    def list_identity_sources(self, namespace: str) -> list[dict[str, Any]]:
+        with _translated(f"IdentitySource list in {namespace}"):
+            response = self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, IDENTITY_SOURCE_PLURAL, _preload_content=False
+            )
+        return [item for item in _json(response).get("items") or [] if isinstance(item, dict)]
+
+    def patch_identity_source_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        with _translated(f"IdentitySource {namespace}/{name} status"):
+            self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                IDENTITY_SOURCE_PLURAL,
+                name,
+                {"status": status},
+                _content_type=MERGE_PATCH,
+                _preload_content=False,
             )
 
     # Secrets.

@@ -78,6 +78,11 @@ class OperatorSettings(BaseSettings):
     key_retire_after: Annotated[datetime.timedelta, BeforeValidator(_duration)] = datetime.timedelta(days=1)
     #: Seconds between two looks at the signing keys' schedule.
     key_check_interval: float = Field(default=60.0, gt=0)
+    #: The namespace of the IdentitySources to check and report on (the provider's; the chart sets the
+    #: release namespace). Empty: none are checked.
+    identity_namespace: str = ""
+    #: Seconds between two checks of every IdentitySource (``status.lastChecked``).
+    source_check_interval: float = Field(default=60.0, gt=0)
 
     @field_validator("issuer")
     @classmethod

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
+import kubeoidc_contract as contract
 from kubeoidc_provider.authorization_server import ProviderServer
 from kubeoidc_provider.backchannel import BackchannelLogout
 from kubeoidc_provider.body_limits import EXCEPTION_HANDLERS, BodyLimits
@@ -39,10 +40,13 @@ from kubeoidc_provider.endpoints import (
     login,
     revocation,
     token,
+    upstream_login,
     userinfo,
 )
 from kubeoidc_provider.endpoints.published import PublishedDocuments
 from kubeoidc_provider.feed import FeedHealth
+from kubeoidc_provider.identity.catalog import SourceCatalog
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -80,13 +84,16 @@ def build_provider(
     storage: Storage,
     cluster_issuer: ClusterIssuer | None = None,
     service_accounts: ServiceAccountDirectory | None = None,
+    sources: SourceCatalog | None = None,
 ) -> Provider:
     """The provider's parts. Without ``cluster_issuer`` (no cluster: dev mode, tests) no ServiceAccount
-    token authenticates a client."""
+    token authenticates a client; ``sources``: the identity sources (fed by the watcher or the dev mode)."""
     state = State(storage)
     feed = FeedHealth()
     metrics = Metrics()
     metrics.observe_feed(feed)
+    sources = sources or SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
+    directory = Directory(users, sources, state, ttl=settings.refresh_token_ttl)
     signing = SigningKeys(settings.issuer, keys)
     minter = TokenMinter(
         issuer=settings.issuer,
@@ -95,7 +102,9 @@ def build_provider(
         access_token_ttl=settings.access_token_ttl,
         id_token_ttl=settings.id_token_ttl,
     )
-    server = ProviderServer(settings=settings, registry=registry, state=state, users=users, minter=minter)
+    server = ProviderServer(
+        settings=settings, registry=registry, state=state, users=users, minter=minter, directory=directory
+    )
     server.register_endpoint(revocation.Revocation)
     server.register_endpoint(introspection.Introspection)
     server.register_endpoint(end_session.EndSession)
@@ -111,6 +120,7 @@ def build_provider(
         pages=Pages(static_prefix=settings.issuer_path),
         metrics=metrics,
         workers=ThreadPoolExecutor(TOKEN_WORKERS, thread_name_prefix="kubeoidc-token"),
+        directory=directory,
         assertions=ClientAssertions(
             issuer=settings.issuer,
             registry=registry,
@@ -132,6 +142,8 @@ def routes() -> list[BaseRoute]:
         Route("/authorize/resume", authorize.resume, methods=["GET"]),
         Route("/login", login.login_page, methods=["GET"]),
         Route("/login", login.login_submit, methods=["POST"]),
+        Route("/login/upstream", upstream_login.begin, methods=["POST"]),
+        Route(contract.UPSTREAM_CALLBACK_PATH, upstream_login.callback, methods=["GET"]),
         Route("/consent", consent.consent_page, methods=["GET"]),
         Route("/consent", consent.consent_submit, methods=["POST"]),
         Route("/token", token.token, methods=["POST"]),

@@ -37,6 +37,7 @@ from kubeoidc_provider.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.oauth_client import OAuthClient
 from kubeoidc_provider.oauth_request import ProviderRequest
@@ -58,6 +59,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         state: State,
         users: UserDirectory,
         minter: TokenMinter,
+        directory: Directory,
     ) -> None:
         super().__init__(scopes_supported=None)
         self.settings = settings
@@ -66,6 +68,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.users = users
         self.minter = minter
         self.devices = DeviceCodes(state.storage)
+        self.directory = directory
         self.register_token_generator("default", self._generate_token)
         # The token request being answered on this worker thread: Authlib hands the token generator
         # no request, and the audience comes from its resource parameters (RFC 8707).

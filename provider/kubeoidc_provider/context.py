@@ -12,6 +12,7 @@ from kubeoidc_provider.authorization_server import ProviderServer
 from kubeoidc_provider.backchannel import BackchannelLogout
 from kubeoidc_provider.client_assertions import ClientAssertions
 from kubeoidc_provider.feed import FeedHealth
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
@@ -41,6 +42,8 @@ class Provider:
     #: Threads for the token endpoint's work: signing (RSA) releases the GIL, so tokens are minted on
     #: more than one core while the event loop goes on serving.
     workers: Executor
+    #: Who is who: the static users and the identity sources (``directory.sources``).
+    directory: Directory
     #: Client authentication by assertion (a ServiceAccount's token), checked before Authlib runs.
     assertions: ClientAssertions
     #: Logout tokens to the clients of an ending session (Back-Channel Logout 1.0).

@@ -21,6 +21,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
 from kubeoidc_provider.claims_request import ClaimsRequest
+from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.metadata import ACR as AUTHENTICATION_CONTEXT
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
 from kubeoidc_provider.settings import ProviderSettings
@@ -110,6 +111,7 @@ class GrantServer(Protocol):
     state: State
     users: UserDirectory
     minter: TokenMinter
+    directory: Directory
 
 
 def _server(grant: Any) -> GrantServer:
@@ -204,7 +206,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     def authenticate_user(self, authorization_code: _CodeRecord) -> EndUser | None:
         grant = authorization_code.grant
-        user = _server(self).users.get(grant.user_id)
+        user = _wait(self.request, _server(self).directory.find(grant.user_id))
         claims = ClaimsRequest.from_json(grant.claims)
         return EndUser(user, grant.auth_time, grant.grant_id, grant.sid, claims) if user else None
 
@@ -231,7 +233,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_user(self, refresh_token: _RefreshRecord) -> EndUser | None:
         grant = refresh_token.grant
-        user = _server(self).users.get(grant.user_id)
+        user = _wait(self.request, _server(self).directory.find(grant.user_id))
         if user is None:
             return None
         claims = ClaimsRequest.from_json(grant.extra.get("claims"))

@@ -9,8 +9,11 @@ from typing import Any
 
 import uvicorn
 
+import kubeoidc_contract as contract
 from kubeoidc_provider.app import Background, build_provider, create_app
 from kubeoidc_provider.cluster_issuer import ClusterIssuer
+from kubeoidc_provider.identity.catalog import SourceCatalog
+from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.issuer_discovery import fetch_issuer
 from kubeoidc_provider.keys import KeySet, KeySetError
 from kubeoidc_provider.registry import ClientRegistry
@@ -42,6 +45,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         users = StaticUserDirectory([])
     registry = ClientRegistry()
     service_accounts = ServiceAccountDirectory()
+    catalog = SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
     cluster = ClusterIssuer(
         functools.partial(fetch_issuer, api_client),
         issuer=settings.service_account_issuer,
@@ -55,7 +59,9 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         storage=storage,
         cluster_issuer=cluster,
         service_accounts=service_accounts,
+        sources=catalog,
     )
+    feed = SourceFeed(catalog, settings.identity_namespace) if settings.identity_namespace else None
     follow = None
     if settings.signing_keys_ref:
         namespace, name = settings.signing_keys_ref
@@ -67,6 +73,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         follow=follow,
         service_accounts=service_accounts,
         health=provider.feed,
+        sources=feed,
     )
     app = create_app(
         provider,

@@ -51,6 +51,9 @@ class Client:
     public: bool
     token_endpoint_auth_method: str
     scopes: tuple[str, ...]
+    #: The identity sources people may sign in with (``local``: the password form), the first the
+    #: default; empty: every source.
+    identity_sources: tuple[str, ...] = ()
     #: ServiceAccounts (names, in ``namespace``) whose tokens authenticate the client instead of a secret.
     service_accounts: tuple[str, ...] = ()
     #: Back-Channel Logout 1.0: where logout tokens are POSTed, and whether they must carry ``sid``.
@@ -176,6 +179,7 @@ def parse_oidcclient(
                 method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
             ),
             scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
+            identity_sources=_str_tuple(spec.get("identitySources")),
             service_accounts=_str_tuple(spec.get("serviceAccounts")),
             backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
             backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,

@@ -36,6 +36,9 @@ class ProviderSettings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     #: namespaces: where to watch OIDCClients and their Secrets; empty means every namespace.
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: identity_namespace: the namespace of the IdentitySources (and their Secrets) to offer; the
+    #: provider's own namespace in the chart. Unset: only the static users sign in.
+    identity_namespace: str | None = None
     #: signing_keys_file: a private JWKS (a mounted Secret's ``jwks.json``), for keys managed by hand.
     signing_keys_file: Path | None = None
     #: signing_keys_secret: ``namespace/name`` of the Secret where the operator keeps the signing keys;

@@ -271,6 +271,23 @@ class State:
         value = await self.storage.get("consent", _pair(user_id, client_uid))
         return frozenset(value["scopes"]) if value is not None else frozenset()
 
+    # Identity sources -------------------------------------------------------------------------------
+    async def save_identity(self, subject: str, profile: dict[str, Any], ttl: int) -> None:
+        """What an identity source said about a person at their last sign-in, by their subject."""
+        await self.storage.put("identity", token_hash(subject), profile, ttl)
+
+    async def get_identity(self, subject: str) -> dict[str, Any] | None:
+        return await self.storage.get("identity", token_hash(subject))
+
+    async def save_upstream_login(self, state: str, pending: dict[str, Any]) -> None:
+        """A browser sent to an upstream OpenID Provider, keyed by the ``state`` it must bring back."""
+        await self.storage.put("upstream_login", token_hash(state), pending, INTERACTION_TTL)
+
+    async def take_upstream_login(self, state: str) -> dict[str, Any] | None:
+        """The pending upstream sign-in for ``state``, once: a replayed callback finds nothing."""
+        consumed = await self.storage.consume("upstream_login", token_hash(state))
+        return consumed.value if consumed is not None and consumed.first else None
+
     # Client assertions ------------------------------------------------------------------------------
     async def count_assertion_use(self, issuer: str, jti: str, ttl: int) -> int:
         """How many times the assertion ``jti`` of ``issuer`` has authenticated, this use included

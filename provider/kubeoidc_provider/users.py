@@ -237,6 +237,9 @@ def _parse_user(entry: Any, index: int, source: str) -> tuple[User, str]:
         raise UserDirectoryError(
             f"{where}: id must be at most {_MAX_SUB_LENGTH} ASCII characters (it is the sub)"
         )
+    if "|" in user_id:
+        # Identity sources' subjects are "<source>|<hash>": a static id without "|" never equals one.
+        raise UserDirectoryError(f"{where}: id must not contain '|' (kept for identity sources' subjects)")
     email_verified = entry.get("emailVerified", False)
     if not isinstance(email_verified, bool):
         raise UserDirectoryError(f"{where}: emailVerified must be true or false")

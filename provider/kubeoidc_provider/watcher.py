@@ -16,6 +16,9 @@ only ``get``, ``list`` and ``watch`` on ``oidcclients`` and, for clients that Se
 authenticate, on ``serviceaccounts`` (their uids: see ``service_accounts``). It reads no tenant's Secret:
 the operator publishes each client's credential digests in the OIDCClient's status (see the registry).
 
+With a :class:`SourceFeed`, two more streams follow the IdentitySources of the provider's namespace
+and that namespace's Secrets (which they name), for the identity sources.
+
 When the operator manages the signing keys, one more stream follows that one Secret (by name) and
 hands every version of it to the provider, which starts signing with it without a restart.
 
@@ -40,6 +43,7 @@ from kubernetes.client.exceptions import ApiException
 import kubeoidc_contract as contract
 from kubeoidc_provider.backoff import CAP, INITIAL, Backoff
 from kubeoidc_provider.feed import FeedHealth
+from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.registration import KubeObject
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
@@ -111,6 +115,7 @@ class RegistryWatcher:
         backoff_initial: float = INITIAL,
         backoff_max: float = CAP,
         follow: FollowedSecret | None = None,
+        sources: SourceFeed | None = None,
         service_accounts: ServiceAccountDirectory | None = None,
         health: FeedHealth | None = None,
     ) -> None:
@@ -124,6 +129,7 @@ class RegistryWatcher:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._follow = follow
+        self._sources = sources
         self._service_accounts = service_accounts
         self.health = health if health is not None else FeedHealth()
         self._stopping = threading.Event()
@@ -156,6 +162,8 @@ class RegistryWatcher:
             )
             if self._service_accounts is not None:
                 self._streams.append(_service_account_stream(core, namespace, self._service_accounts))
+        if self._sources is not None:
+            self._streams += _source_streams(self._sources, core, custom)
         if self._follow is not None:
             follow = self._follow
             self._streams.append(
@@ -349,6 +357,38 @@ class RegistryWatcher:
             if all(s.listed for s in self._streams) and not self._registry.ready:
                 self._registry.mark_ready()
                 logger.info("Client registry ready: %d clients served", len(self._registry))
+
+
+def _source_streams(feed: SourceFeed, core: Any, custom: Any) -> list[_Stream]:
+    namespace = feed.namespace
+
+    def list_sources(**kwargs: Any) -> Any:
+        group, version, plural = contract.GROUP, contract.VERSION, contract.IDENTITY_SOURCE_PLURAL
+        return custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
+
+    def list_secrets(**kwargs: Any) -> Any:
+        return core.list_namespaced_secret(namespace, **kwargs)
+
+    return [
+        _Stream(
+            "IdentitySource",
+            namespace,
+            list_sources,
+            feed.upsert_source,
+            feed.delete_source,
+            feed.replace_sources,
+            feed.accepts,
+        ),
+        _Stream(
+            "identity Secret",
+            namespace,
+            list_secrets,
+            feed.upsert_secret,
+            feed.delete_secret,
+            feed.replace_secrets,
+            feed.accepts,
+        ),
+    ]
 
 
 def _any_object(obj: KubeObject) -> bool:

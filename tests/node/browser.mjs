@@ -143,7 +143,8 @@ export async function signIn(browser, { authorizationUrl, username, password, sc
   await page.fill('#password', password);
   await Promise.all([
     page.waitForURL((url) => url.pathname.endsWith('/consent')),
-    page.click('button[type=submit]'),
+    // The password form's button: upstream identity sources add buttons of their own above it.
+    page.click('form:has(#password) button[type=submit]'),
   ]);
   pages.consent = await describePage(page);
   pages.consent.scopes = await page.locator('ul.scopes li').evaluateAll((items) =>

@@ -52,10 +52,12 @@ def relying_party(node: str, tmp_path_factory: pytest.TempPathFactory) -> Callab
     # Chromium's profiles and scratch files go under pytest's temporary folder, even after a kill.
     environment = {**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("relying-party"))}
 
-    def run(scenario: str, config: dict[str, Any], *, timeout: float = NODE_TIMEOUT) -> dict[str, Any]:
+    def run(
+        scenario: str, config: dict[str, Any], *, timeout: float = NODE_TIMEOUT, script: Path = RELYING_PARTY
+    ) -> dict[str, Any]:
         # Its own process group, so that a timeout also ends the Chromium it started.
         with subprocess.Popen(
-            [node, str(RELYING_PARTY), scenario],
+            [node, str(script), scenario],
             cwd=NODE_DIR,
             env=environment,
             stdin=subprocess.PIPE,

@@ -27,6 +27,7 @@ def client_objects(
     namespace: str = "default",
     issuer: str = "http://127.0.0.1:8080",
     uid: str | None = None,
+    identity_sources: list[str] | None = None,
     service_accounts: list[str] | None = None,
     id_token_claims: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -52,6 +53,8 @@ def client_objects(
         },
         "status": {"clientID": client_id, "secretName": secret_name},
     }
+    if identity_sources is not None:
+        oidcclient["spec"]["identitySources"] = identity_sources
     if service_accounts is not None:
         oidcclient["spec"]["serviceAccounts"] = service_accounts
     if id_token_claims is not None:

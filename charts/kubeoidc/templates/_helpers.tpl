@@ -310,3 +310,33 @@ metadata.name field selector, which RBAC matches against resourceNames.
   resourceNames: [{{ include "kubeoidc.signingKeysSecretName" . | quote }}]
   verbs: ["get", "list", "watch"]
 {{- end }}
+
+{{/*
+kubeoidc.provider.identitySourceRules is the provider's read access, in the release namespace only, to
+the IdentitySources it offers and to the Secrets they name (client secrets, bind passwords, CAs).
+*/}}
+{{- define "kubeoidc.provider.identitySourceRules" -}}
+- apiGroups: ["kubeoidc.io"]
+  resources: ["identitysources"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+kubeoidc.operator.identitySourceRules is the operator's access, in the release namespace only, to the
+IdentitySources it checks: kopf watches them and patches its annotations, the checks' outcome goes to
+the status subresource, and the Secrets they name are read for the checks (never written).
+*/}}
+{{- define "kubeoidc.operator.identitySourceRules" -}}
+- apiGroups: ["kubeoidc.io"]
+  resources: ["identitysources"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["kubeoidc.io"]
+  resources: ["identitysources/status"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end }}

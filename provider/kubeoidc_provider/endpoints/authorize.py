@@ -99,7 +99,7 @@ async def continue_authorization(
     interaction_id: str | None = None,
 ) -> Response:
     oauth_request = ProviderRequest("GET", provider.url("/authorize"), request.headers, params)
-    end_user = _session_user(provider, session)
+    end_user = await _session_user(provider, session)
     try:
         grant = provider.server.get_consent_grant(oauth_request, end_user=end_user)
     except OAuth2Error as error:
@@ -172,13 +172,13 @@ def deny(provider: Provider, request: Request, params: Iterable[tuple[str, str]]
     return _with_issuer(provider, response, oauth_request)
 
 
-def _session_user(provider: Provider, session: BrowserSession | None) -> EndUser | None:
+async def _session_user(provider: Provider, session: BrowserSession | None) -> EndUser | None:
     if session is None:
         return None
     data = session.data
     if data.user_id is None or data.auth_time is None:
         return None
-    user = provider.users.get(data.user_id)
+    user = await provider.directory.find(data.user_id)
     return EndUser(user, data.auth_time, grant_id="", sid=data.sid) if user is not None else None
 
 

@@ -1,23 +1,30 @@
-"""The login page: the user proves who they are to the user directory.
+"""The login page: the user proves who they are to the user directory or an identity source.
 
-Forms carry the session's CSRF token; failed logins are throttled per username and per client address
-(counted in the state store, so every replica sees them); a successful login starts a new session id.
+The page has the password form (static users and LDAP sources) and one button per upstream OpenID
+Provider the client allows (:mod:`.upstream_login`). Forms carry the session's CSRF token; failed logins
+are throttled per username and per client address (counted in the state store, so every replica sees
+them); a successful login starts a new session id.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
+import logging
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
+import kubeoidc_contract as contract
 from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints.authorize import expired_interaction
 from kubeoidc_provider.endpoints.form import read_page_form
 from kubeoidc_provider.endpoints.interaction import InteractionView, load_interaction
-from kubeoidc_provider.state import Session, new_token
+from kubeoidc_provider.endpoints.signin import signed_in
+from kubeoidc_provider.endpoints.upstream_login import redirect_upstream
+from kubeoidc_provider.identity.directory import DirectoryUnavailable
+from kubeoidc_provider.identity.upstream import UpstreamSource
+
+logger = logging.getLogger(__name__)
 
 MAX_FIELD_LENGTH = 256
 #: Failed logins one address may make, in multiples of ``login_attempts`` (shared NATs, offices).
@@ -29,6 +36,10 @@ async def login_page(request: Request) -> Response:
     view = await load_interaction(provider, request, request.query_params.get("interaction", ""))
     if view is None:
         return expired_interaction(provider)
+    default = _default_upstream(provider, view)
+    if default is not None:
+        # The client's first source is an upstream OpenID Provider: no page, straight there.
+        return await redirect_upstream(provider, view, default)
     return _render(provider, view, username=view.interaction.params.get("login_hint", ""))
 
 
@@ -48,8 +59,16 @@ async def login_submit(request: Request) -> Response:
         provider.metrics.logins.labels("throttled").inc()
         message = "Too many failed sign-in attempts. Wait a few minutes, then try again."
         return _render(provider, view, username=username, error=message, status_code=429)
-    # Password hashing is deliberately slow (argon2/bcrypt): keep it off the event loop.
-    user = await run_in_threadpool(provider.users.authenticate, username, password)
+    # Password hashing is deliberately slow (argon2/bcrypt) and LDAP blocks: keep both off the event loop.
+    try:
+        user = await run_in_threadpool(
+            provider.directory.authenticate, username, password, view.client.identity_sources
+        )
+    except DirectoryUnavailable as down:
+        provider.metrics.logins.labels("unavailable").inc()
+        logger.warning("a password sign-in could not be checked: %s", down)
+        message = "Your password cannot be checked right now. Try again in a few minutes."
+        return _render(provider, view, username=username, error=message, status_code=503)
     if user is None:
         provider.metrics.logins.labels("failed").inc()
         window, limit = provider.settings.login_window, provider.settings.login_attempts
@@ -61,25 +80,7 @@ async def login_submit(request: Request) -> Response:
 
     provider.metrics.logins.labels("succeeded").inc()
     await provider.state.clear_failed_logins(by_user)
-    old = view.session
-    await provider.state.delete_session(old.id)
-    # Signing in again as the same user keeps the session (and its sid, which the clients know); as
-    # someone else ends the previous user's session with every client (back-channel logout).
-    sid = old.data.sid if old.data.user_id == user.id and old.data.sid else new_token(16)
-    if old.data.user_id not in (None, user.id):
-        await provider.backchannel.session_ended(old.data.sid)
-    now = int(time.time())
-    session = await provider.sessions.start(
-        Session(csrf_token=new_token(16), user_id=user.id, auth_time=now, sid=sid)
-    )
-    await provider.backchannel.session_started(sid, now + provider.settings.session_ttl)
-    interaction = dataclasses.replace(view.interaction, session_hash=session.hash, login_done=True)
-    await provider.state.update_interaction(view.interaction_id, interaction)
-    response = RedirectResponse(
-        provider.url(f"/authorize/resume?interaction={view.interaction_id}"), status_code=303
-    )
-    provider.sessions.set_cookie(session, response)
-    return response
+    return await signed_in(provider, view, user)
 
 
 def _throttle_keys(username: str, request: Request) -> tuple[str, str]:
@@ -105,4 +106,24 @@ def _render(
         client=view.client,
         username=username,
         error=error,
+        upstreams=[
+            (source.name, source.definition.display_name)
+            for source in provider.directory.sources.upstreams(view.client.identity_sources or None)
+        ],
+        password_form=_password_form(provider, view),
+        upstream_action=provider.url("/login/upstream"),
     )
+
+
+def _default_upstream(provider: Provider, view: InteractionView) -> UpstreamSource | None:
+    allowed = view.client.identity_sources
+    source = provider.directory.sources.get(allowed[0]) if allowed else None
+    return source if isinstance(source, UpstreamSource) else None
+
+
+def _password_form(provider: Provider, view: InteractionView) -> bool:
+    """The form is shown when the client allows the static users or an LDAP source."""
+    allowed = view.client.identity_sources
+    if not allowed or contract.LOCAL_SOURCE in allowed:
+        return True
+    return bool(provider.directory.sources.directories(allowed))

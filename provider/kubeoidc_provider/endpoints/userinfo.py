@@ -40,7 +40,7 @@ async def userinfo(request: Request) -> Response:
         return _challenge(401, "invalid_token", "The token's client is no longer registered.")
     if "openid" not in token.scopes or not token.has_user:
         return _challenge(403, "insufficient_scope", "The access token lacks the 'openid' scope.")
-    user = provider.users.get(token.subject)
+    user = await provider.directory.find(token.subject)
     if user is None:
         return _challenge(401, "invalid_token", "The token's user no longer exists.")
     claims = user.claims(token.scopes, token.userinfo_claims)

@@ -1,7 +1,8 @@
 """The chart ships the project's CRDs, unchanged, and they are valid CustomResourceDefinitions.
 
 Helm installs a chart's `crds/` on the first install only, so both ship from the start: the OIDCClient,
-and kopf's ClusterKopfPeering, which the operator needs as soon as it runs more than one replica.
+the IdentitySource, and kopf's ClusterKopfPeering, which the operator needs as soon as it runs more than
+one replica.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from support.chart_rendering import CHART_DIR, KUBERNETES_VERSIONS, REPO
 CANONICAL_CRDS = {
     "oidcclient.yaml": REPO / "crds" / "oidcclient.yaml",
     "kopf-peering.yaml": REPO / "crds" / "kopf-peering.yaml",
+    "identitysource.yaml": REPO / "crds" / "identitysource.yaml",
 }
 
 

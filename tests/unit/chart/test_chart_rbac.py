@@ -59,12 +59,30 @@ PROVIDER_ISSUER_DISCOVERY = {
     (CLUSTER, URL, "/.well-known/openid-configuration", "get", ANY),
     (CLUSTER, URL, "/openid/v1/jwks", "get", ANY),
 }
+#: IdentitySources and the Secrets they name, in the release namespace only, whatever the mode.
+PROVIDER_SOURCE_RULES: Rules = {
+    ("kubeoidc.io", "identitysources"): {"get", "list", "watch"},
+    ("", "secrets"): {"get", "list", "watch"},
+}
+OPERATOR_SOURCE_RULES: Rules = {
+    ("kubeoidc.io", "identitysources"): {"get", "list", "watch", "patch"},
+    ("kubeoidc.io", "identitysources/status"): {"get", "patch"},
+    ("", "secrets"): {"get", "list", "watch"},
+}
 
 
 def rights(scope: str, rules: Rules, name: str = ANY) -> set[Right]:
     return {
         (scope, group, resource, verb, name) for (group, resource), verbs in rules.items() for verb in verbs
     }
+
+
+def operator_source_rights() -> set[Right]:
+    return rights(NAMESPACE, OPERATOR_SOURCE_RULES)
+
+
+def provider_source_rights() -> set[Right]:
+    return rights(NAMESPACE, PROVIDER_SOURCE_RULES)
 
 
 def operator_signing_keys_rights(secret: str) -> set[Right]:
@@ -117,8 +135,9 @@ def rendered_objects(**values: Any) -> list[dict[str, Any]]:
 
 
 def test_cluster_wide_operator_gets_exactly_its_rights_everywhere() -> None:
-    assert granted(objects("default"), "kubeoidc-operator") == rights(CLUSTER, OPERATOR_RULES) | rights(
-        CLUSTER, KOPF_CRD_RULES
+    assert (
+        granted(objects("default"), "kubeoidc-operator")
+        == rights(CLUSTER, OPERATOR_RULES) | rights(CLUSTER, KOPF_CRD_RULES) | operator_source_rights()
     )
 
 
@@ -127,6 +146,7 @@ def test_default_install_lets_the_provider_read_no_secret_but_its_signing_keys()
         rights(CLUSTER, PROVIDER_RULES)
         | PROVIDER_ISSUER_DISCOVERY
         | provider_signing_keys_rights("kubeoidc-signing-keys")
+        | provider_source_rights()
     )
 
 
@@ -146,11 +166,12 @@ def test_cluster_wide_operators_in_failover_also_keep_their_peering() -> None:
         rights(CLUSTER, OPERATOR_RULES)
         | rights(CLUSTER, KOPF_CRD_RULES)
         | rights(CLUSTER, KOPF_PEERING_RULES)
+        | operator_source_rights()
     )
 
     assert granted(objects("ha"), "kubeoidc-operator") == expected
     assert granted(objects("ha"), "kubeoidc-provider") == (
-        rights(CLUSTER, PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY
+        rights(CLUSTER, PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY | provider_source_rights()
     )
 
 
@@ -166,6 +187,7 @@ def test_namespaced_operator_gets_its_rights_only_in_the_listed_namespaces_and_o
         | rights("team-a", OPERATOR_RULES)
         | rights("team-b", OPERATOR_RULES)
         | operator_signing_keys_rights("oidc-signing-keys")
+        | operator_source_rights()
     )
 
     assert granted(objects("all"), "oidc-operator") == expected
@@ -177,6 +199,7 @@ def test_namespaced_provider_gets_only_issuer_discovery_at_cluster_scope_and_its
         | rights("team-a", PROVIDER_RULES)
         | rights("team-b", PROVIDER_RULES)
         | provider_signing_keys_rights("oidc-signing-keys")
+        | provider_source_rights()
     )
 
     assert granted(objects("all"), "oidc-provider") == expected
@@ -189,9 +212,18 @@ def test_hand_made_keys_need_no_rights_in_an_unserved_release_namespace() -> Non
         rights(CLUSTER, KOPF_CRD_RULES)
         | rights(CLUSTER, KOPF_NAMESPACE_RULES)
         | rights("apps", OPERATOR_RULES)
+        | operator_source_rights()
     )
-    assert granted(objs, "kubeoidc-provider") == rights("apps", PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY
-    assert {role["metadata"]["namespace"] for role in of_kind(objs, "Role")} == {"apps"}
+    assert granted(objs, "kubeoidc-provider") == (
+        rights("apps", PROVIDER_RULES) | PROVIDER_ISSUER_DISCOVERY | provider_source_rights()
+    )
+    # Only the identity sources' Roles sit in the release namespace.
+    home = [
+        role["metadata"]["name"]
+        for role in of_kind(objs, "Role")
+        if role["metadata"]["namespace"] == NAMESPACE
+    ]
+    assert all(name.endswith("-identity-sources") for name in home)
 
 
 def test_a_served_release_namespace_needs_no_operator_role_of_its_own_for_the_keys() -> None:
@@ -202,12 +234,14 @@ def test_a_served_release_namespace_needs_no_operator_role_of_its_own_for_the_ke
         | rights(CLUSTER, KOPF_NAMESPACE_RULES)
         | rights(NAMESPACE, OPERATOR_RULES)
         | rights("apps", OPERATOR_RULES)
+        | operator_source_rights()
     )
     assert granted(objs, "kubeoidc-provider") == (
         rights(NAMESPACE, PROVIDER_RULES)
         | rights("apps", PROVIDER_RULES)
         | PROVIDER_ISSUER_DISCOVERY
         | provider_signing_keys_rights("kubeoidc-signing-keys")
+        | provider_source_rights()
     )
 
 
@@ -290,6 +324,23 @@ def test_bundled_redis_gets_no_service_account_token() -> None:
     ]
 
     assert redis["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_identity_source_rights_are_granted_in_the_release_namespace_only(value_set: str) -> None:
+    objs = objects(value_set)
+    for component in ("operator", "provider"):
+        account = pod_spec(objs, component)["serviceAccountName"]
+        on_sources = {right for right in granted(objs, account) if right[2].startswith("identitysources")}
+        assert on_sources
+        assert {right[0] for right in on_sources} == {NAMESPACE}
+
+
+def test_the_provider_is_told_where_its_identity_sources_are() -> None:
+    env = {
+        e["name"]: e.get("value") for e in pod_spec(objects("default"), "provider")["containers"][0]["env"]
+    }
+    assert env["KUBEOIDC_PROVIDER_IDENTITY_NAMESPACE"] == NAMESPACE
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)

@@ -118,7 +118,6 @@ def test_rendered_manifests_pass_yamllint(value_set: str) -> None:
 def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
     kinds = sorted(obj["kind"] for obj in objects("default"))
 
-    # The Role and RoleBinding: the provider's read of its signing keys, its only Secret.
     assert kinds == [
         "ClusterRole",
         "ClusterRole",
@@ -128,7 +127,11 @@ def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
         "ClusterRoleBinding",
         "Deployment",
         "Deployment",
-        "Role",
+        "Role",  # the provider's read of its signing keys
+        "Role",  # the identity sources' rights, in the release namespace (operator)
+        "Role",  # the identity sources' rights, in the release namespace (provider)
+        "RoleBinding",
+        "RoleBinding",
         "RoleBinding",
         "Service",
         "ServiceAccount",
@@ -193,6 +196,7 @@ def test_operator_runs_alone_with_its_settings_and_keeps_the_signing_keys() -> N
         "KUBEOIDC_OPERATOR_RESYNC_INTERVAL": "300",
         "KUBEOIDC_OPERATOR_LIVENESS_PORT": "8081",
         "KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
+        "KUBEOIDC_OPERATOR_IDENTITY_NAMESPACE": "auth",
         "KUBEOIDC_OPERATOR_KEY_ALG": "RS256",
         "KUBEOIDC_OPERATOR_KEY_ROTATION_PERIOD": "720h",
         "KUBEOIDC_OPERATOR_KEY_PUBLISH_AHEAD": "24h",
@@ -219,6 +223,7 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
         "KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER": "60",
         "KUBEOIDC_PROVIDER_SIGNING_KEYS_SECRET": "auth/kubeoidc-signing-keys",
+        "KUBEOIDC_PROVIDER_IDENTITY_NAMESPACE": "auth",
         "KUBEOIDC_PROVIDER_USERS_FILE": "/etc/kubeoidc/users/users.yaml",
         "KUBEOIDC_PROVIDER_STORAGE_URL": "sqlite:////var/lib/kubeoidc/state.db",
     }

@@ -107,6 +107,7 @@ def example_documents() -> list[Any]:
         pytest.param(document, id=f"{path.stem}/{document['metadata']['name']}")
         for path in sorted(EXAMPLES.glob("*.yaml"))
         for document in load_manifests(path.read_text(encoding="utf-8"))
+        if document.get("kind") == "OIDCClient"  # identity sources and their Secrets sit beside them
     ]
 
 

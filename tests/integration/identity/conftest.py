@@ -1,0 +1,65 @@
+"""A provider with identity sources (a real slapd), served through a TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+import kubeoidc_contract as contract
+from kubeoidc_provider.app import build_provider, create_app
+from kubeoidc_provider.context import Provider
+from kubeoidc_provider.identity.catalog import SourceCatalog
+from kubeoidc_provider.keys import KeySet
+from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.storage.memory import MemoryStorage
+from kubeoidc_provider.users import StaticUserDirectory
+from support.provider import ISSUER, signing_jwks, users_yaml
+from support.provider_flow import Browser
+from support.slapd import Slapd, require_slapd
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    require_slapd()
+    server = Slapd(Path(tmp_path_factory.mktemp("slapd")))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sources(slapd: Slapd) -> SourceCatalog:
+    catalog = SourceCatalog(ISSUER + contract.UPSTREAM_CALLBACK_PATH)
+    assert catalog.apply("corp", slapd.spec(), slapd.secrets) is None
+    return catalog
+
+
+@pytest.fixture
+def provider(sources: SourceCatalog) -> Provider:
+    registry = ClientRegistry()
+    registry.mark_ready()
+    return build_provider(
+        ProviderSettings(issuer=ISSUER, storage_url="memory://"),
+        registry=registry,
+        users=StaticUserDirectory.from_yaml(users_yaml()),
+        keys=KeySet.from_jwks(signing_jwks("ES256")),
+        storage=MemoryStorage(),
+        sources=sources,
+    )
+
+
+@pytest.fixture
+def http(provider: Provider) -> Iterator[TestClient]:
+    with TestClient(create_app(provider), base_url=ISSUER) as client:
+        yield client
+
+
+@pytest.fixture
+def browser(http: TestClient) -> Browser:
+    return Browser(http, ISSUER)
