@@ -21,9 +21,10 @@ from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.signing import SecretFollower, keys_from_secret
 from kubeoidc_provider.storage import open_storage
+from kubeoidc_provider.streams import FollowedSecret
 from kubeoidc_provider.tls import TLSFiles
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
-from kubeoidc_provider.watcher import FollowedSecret, RegistryWatcher, default_api_client, read_secret
+from kubeoidc_provider.watcher import RegistryWatcher, default_api_client, read_secret
 
 logger = logging.getLogger(__name__)
 

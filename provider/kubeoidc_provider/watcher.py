@@ -27,26 +27,31 @@ Nothing here logs the content of a Secret.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-import kubeoidc_contract as contract
 from kubeoidc_provider.backoff import CAP, INITIAL, Backoff
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.registration import KubeObject
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
+from kubeoidc_provider.streams import (
+    FollowedSecret,
+    Stream,
+    followed_secret_stream,
+    oidcclient_stream,
+    service_account_stream,
+    source_streams,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,50 +60,6 @@ _GONE = 410
 CONNECT_TIMEOUT = 5.0
 #: Seconds a list may take to answer.
 LIST_TIMEOUT = 60.0
-
-
-@dataclass(eq=False)
-class _Stream:
-    """One list-then-watch loop: one kind, in one namespace or cluster-wide."""
-
-    kind: str
-    namespace: str | None
-    #: Calls the API's list function with extra keyword arguments (watch, resource_version, ...).
-    list_call: Callable[..., Any]
-    upsert: Callable[[KubeObject], None]
-    delete: Callable[[KubeObject], None]
-    replace: Callable[[list[KubeObject]], None]
-    accepts: Callable[[KubeObject], bool]
-    thread: threading.Thread | None = None
-    watch: Any = None  # the current kubernetes.watch.Watch, so that stop() can cut it short
-    listed: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} in {self.namespace}" if self.namespace else f"{self.kind} (all namespaces)"
-
-
-@dataclass(frozen=True)
-class FollowedSecret:
-    """A Secret watched by name; ``apply`` gets each version of it (the signing keys)."""
-
-    namespace: str
-    name: str
-    apply: Callable[[KubeObject], None]
-
-    def matches(self, obj: KubeObject) -> bool:
-        meta = obj.get("metadata") or {}
-        return bool(meta.get("namespace") == self.namespace and meta.get("name") == self.name)
-
-    def replace(self, objs: list[KubeObject]) -> None:
-        for obj in objs:
-            self.apply(obj)
-
-    def deleted(self, obj: KubeObject) -> None:
-        logger.warning(
-            "Secret %s/%s was deleted: the signing keys in use are kept", self.namespace, self.name
-        )
 
 
 class RegistryWatcher:
@@ -133,7 +94,7 @@ class RegistryWatcher:
         self._service_accounts = service_accounts
         self.health = health if health is not None else FeedHealth()
         self._stopping = threading.Event()
-        self._streams: list[_Stream] = []
+        self._streams: list[Stream] = []
         self._ready_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -149,34 +110,13 @@ class RegistryWatcher:
         custom = kubernetes.client.CustomObjectsApi(api_client)
         registry = self._registry
         for namespace in self._namespaces:
-            self._streams.append(
-                _Stream(
-                    kind=contract.KIND,
-                    namespace=namespace,
-                    list_call=_custom_list_call(custom, namespace),
-                    upsert=registry.upsert_oidcclient,
-                    delete=registry.delete_oidcclient,
-                    replace=functools.partial(_replace_oidcclients, registry, namespace),
-                    accepts=_any_object,
-                )
-            )
+            self._streams.append(oidcclient_stream(custom, namespace, registry))
             if self._service_accounts is not None:
-                self._streams.append(_service_account_stream(core, namespace, self._service_accounts))
+                self._streams.append(service_account_stream(core, namespace, self._service_accounts))
         if self._sources is not None:
-            self._streams += _source_streams(self._sources, core, custom)
+            self._streams += source_streams(self._sources, core, custom)
         if self._follow is not None:
-            follow = self._follow
-            self._streams.append(
-                _Stream(
-                    kind="signing keys Secret",
-                    namespace=follow.namespace,
-                    list_call=_named_secret_list_call(core, follow.namespace, follow.name),
-                    upsert=follow.apply,
-                    delete=follow.deleted,
-                    replace=follow.replace,
-                    accepts=follow.matches,
-                )
-            )
+            self._streams.append(followed_secret_stream(core, self._follow))
         for stream in self._streams:
             self.health.add(stream.label)
             stream.thread = threading.Thread(
@@ -210,7 +150,7 @@ class RegistryWatcher:
 
     # -- one stream -------------------------------------------------------------------------------
 
-    def _run(self, stream: _Stream) -> None:
+    def _run(self, stream: Stream) -> None:
         backoff = Backoff(self._backoff_initial, self._backoff_max)
         resource_version: str | None = None
         while not self._stopping.is_set():
@@ -245,17 +185,17 @@ class RegistryWatcher:
         logger.debug("Stopped watching %s", stream.label)
 
     @staticmethod
-    def _log_failure(stream: _Stream, why: str, failures: int, delay: float) -> None:
+    def _log_failure(stream: Stream, why: str, failures: int, delay: float) -> None:
         # One warning when a stream loses the API; the retries while it stays away are debug lines.
         log = logger.warning if failures == 1 else logger.debug
         log("Listing or watching %s failed (%s); retrying in %.2fs", stream.label, why, delay)
 
-    def _connected(self, stream: _Stream) -> None:
+    def _connected(self, stream: Stream) -> None:
         if self.health.disconnected().get(stream.label) is not None and stream.listed:
             logger.info("Watching %s again", stream.label)
         self.health.connected(stream.label)
 
-    def _list(self, stream: _Stream) -> str | None:
+    def _list(self, stream: Stream) -> str | None:
         """List every object (page by page), replace the registry's view, return the resourceVersion."""
         items: list[KubeObject] = []
         page_token: str | None = None
@@ -283,7 +223,7 @@ class RegistryWatcher:
         version = metadata.get("resourceVersion")
         return version if isinstance(version, str) and version else None
 
-    def _watch(self, stream: _Stream, resource_version: str | None) -> tuple[str | None, bool]:
+    def _watch(self, stream: Stream, resource_version: str | None) -> tuple[str | None, bool]:
         """Feed one watch request's events; return the last resourceVersion seen, and whether the watch
         got anywhere (an event, or an end the server or a quiet connection chose).
 
@@ -329,7 +269,7 @@ class RegistryWatcher:
                 stream.watch = None
         return resource_version, progressed
 
-    def _apply(self, stream: _Stream, event: Mapping[str, Any]) -> str | None:
+    def _apply(self, stream: Stream, event: Mapping[str, Any]) -> str | None:
         """Feed one event to the registry; return its resourceVersion."""
         kind = event.get("type")
         obj = event.get("raw_object", event.get("object"))
@@ -349,7 +289,7 @@ class RegistryWatcher:
         logger.debug("%s %s %s/%s", kind, stream.kind, metadata.get("namespace"), metadata.get("name"))
         return version if isinstance(version, str) and version else None
 
-    def _mark_listed(self, stream: _Stream) -> None:
+    def _mark_listed(self, stream: Stream) -> None:
         with self._ready_lock:
             if stream.listed:
                 return
@@ -357,90 +297,6 @@ class RegistryWatcher:
             if all(s.listed for s in self._streams) and not self._registry.ready:
                 self._registry.mark_ready()
                 logger.info("Client registry ready: %d clients served", len(self._registry))
-
-
-def _source_streams(feed: SourceFeed, core: Any, custom: Any) -> list[_Stream]:
-    namespace = feed.namespace
-
-    def list_sources(**kwargs: Any) -> Any:
-        group, version, plural = contract.GROUP, contract.VERSION, contract.IDENTITY_SOURCE_PLURAL
-        return custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
-
-    def list_secrets(**kwargs: Any) -> Any:
-        return core.list_namespaced_secret(namespace, **kwargs)
-
-    return [
-        _Stream(
-            "IdentitySource",
-            namespace,
-            list_sources,
-            feed.upsert_source,
-            feed.delete_source,
-            feed.replace_sources,
-            feed.accepts,
-        ),
-        _Stream(
-            "identity Secret",
-            namespace,
-            list_secrets,
-            feed.upsert_secret,
-            feed.delete_secret,
-            feed.replace_secrets,
-            feed.accepts,
-        ),
-    ]
-
-
-def _any_object(obj: KubeObject) -> bool:
-    return True
-
-
-def _replace_oidcclients(registry: ClientRegistry, namespace: str | None, objs: list[KubeObject]) -> None:
-    registry.replace_all(objs, None, namespace)
-
-
-def _custom_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
-    # A plain function, without the generated docstring: Watch then yields the raw JSON objects.
-    def call(**kwargs: Any) -> Any:
-        if namespace is None:
-            return api.list_cluster_custom_object(contract.GROUP, contract.VERSION, contract.PLURAL, **kwargs)
-        return api.list_namespaced_custom_object(
-            contract.GROUP, contract.VERSION, namespace, contract.PLURAL, **kwargs
-        )
-
-    return call
-
-
-def _service_account_stream(api: Any, namespace: str | None, directory: ServiceAccountDirectory) -> _Stream:
-    """ServiceAccounts' names and uids, for the clients they authenticate (``service_accounts``)."""
-
-    def call(**kwargs: Any) -> Any:
-        if namespace is None:
-            return api.list_service_account_for_all_namespaces(**kwargs)
-        return api.list_namespaced_service_account(namespace, **kwargs)
-
-    return _Stream(
-        kind="ServiceAccount",
-        namespace=namespace,
-        list_call=call,
-        upsert=directory.upsert,
-        delete=directory.delete,
-        replace=functools.partial(_replace_service_accounts, directory, namespace),
-        accepts=_any_object,
-    )
-
-
-def _replace_service_accounts(
-    directory: ServiceAccountDirectory, namespace: str | None, objs: list[KubeObject]
-) -> None:
-    directory.replace_all(objs, namespace)
-
-
-def _named_secret_list_call(api: Any, namespace: str, name: str) -> Callable[..., Any]:
-    def call(**kwargs: Any) -> Any:
-        return api.list_namespaced_secret(namespace, field_selector=f"metadata.name={name}", **kwargs)
-
-    return call
 
 
 def read_secret(api_client: Any, namespace: str, name: str) -> KubeObject | None:

@@ -28,7 +28,8 @@ import kubeoidc_contract as contract
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.signing import SecretFollower, SigningKeys
-from kubeoidc_provider.watcher import FollowedSecret, RegistryWatcher
+from kubeoidc_provider.streams import FollowedSecret
+from kubeoidc_provider.watcher import RegistryWatcher
 from support.kmock_api import CLIENTS, declare_oidcclients, load_builtins
 
 pytestmark = pytest.mark.kmock

@@ -16,7 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from kubeoidc_provider.backoff import CAP, Backoff
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.watcher import RegistryWatcher, _Stream
+from kubeoidc_provider.streams import Stream
+from kubeoidc_provider.watcher import RegistryWatcher
 
 LABEL = "OIDCClient (all namespaces)"
 
@@ -102,7 +103,7 @@ Step = Callable[[], Any]
 
 def scripted_watcher(
     lists: list[Step], watches: list[Step]
-) -> tuple[RegistryWatcher, _Stream, Waits, list[tuple[str, str | None]]]:
+) -> tuple[RegistryWatcher, Stream, Waits, list[tuple[str, str | None]]]:
     """A watcher whose list and watch requests play a script; it stops when the script runs out."""
     watcher = RegistryWatcher(ClientRegistry(), None, object())
     waits = Waits()
@@ -115,13 +116,13 @@ def scripted_watcher(
             raise ConnectionResetError("the script is over")
         return script.pop(0)()
 
-    def fake_list(stream: _Stream) -> str | None:
+    def fake_list(stream: Stream) -> str | None:
         calls.append(("list", None))
         version: str | None = play(lists)
         watcher.health.connected(stream.label)
         return version
 
-    def fake_watch(stream: _Stream, resource_version: str | None) -> tuple[str | None, bool]:
+    def fake_watch(stream: Stream, resource_version: str | None) -> tuple[str | None, bool]:
         calls.append(("watch", resource_version))
         result: tuple[str | None, bool] = play(watches)
         return result
@@ -129,7 +130,7 @@ def scripted_watcher(
     watcher._list = fake_list  # type: ignore[method-assign]
     watcher._watch = fake_watch  # type: ignore[method-assign]
     noop: Callable[..., None] = lambda *_: None  # noqa: E731
-    stream = _Stream("OIDCClient", None, noop, noop, noop, noop, lambda _: True)
+    stream = Stream("OIDCClient", None, noop, noop, noop, noop, lambda _: True)
     watcher.health.add(stream.label)
     return watcher, stream, waits, calls
 
@@ -202,7 +203,7 @@ def test_a_failed_request_marks_the_stream_cut_off_until_it_connects_again() -> 
     cut_off: list[dict[str, float]] = []
     real_list = watcher._list
 
-    def list_and_look(stream: _Stream) -> str | None:
+    def list_and_look(stream: Stream) -> str | None:
         cut_off.append(watcher.health.disconnected())
         return real_list(stream)
 
