@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,18 +18,13 @@ from kubeoidc_provider.storage.memory import MemoryStorage
 from kubeoidc_provider.users import StaticUserDirectory
 from support.provider import ISSUER, signing_jwks, users_yaml
 from support.provider_flow import Browser
-from support.slapd import Slapd, require_slapd
+from support.slapd import Slapd, running_slapd
 
 
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    require_slapd()
-    server = Slapd(Path(tmp_path_factory.mktemp("slapd")))
-    server.start()
-    try:
+    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
