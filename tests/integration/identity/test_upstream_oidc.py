@@ -19,18 +19,13 @@ import httpx2 as httpx
 import pytest
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.app import build_provider
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.subjects import source_subject
-from kubeoidc_provider.keys import KeySet
-from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage.memory import MemoryStorage
-from kubeoidc_provider.users import StaticUserDirectory
 from support.live import free_port, serve
 from support.node_rp import NODE_DIR, chromium, node, relying_party
-from support.provider import pkce_pair, register, signing_jwks, users_yaml
+from support.provider import make_provider, pkce_pair, register
 from support.provider_flow import hidden
 
 __all__ = ["chromium", "node", "relying_party"]
@@ -93,16 +88,7 @@ def kubeoidc(upstream: str, kubeoidc_port: int) -> Iterator[Provider]:
             },
         }
         assert sources.apply(name, spec, lambda secret, key: secrets((secret, key))) is None
-    registry = ClientRegistry()
-    registry.mark_ready()
-    provider = build_provider(
-        ProviderSettings(issuer=issuer, storage_url="memory://"),
-        registry=registry,
-        users=StaticUserDirectory.from_yaml(users_yaml()),
-        keys=KeySet.from_jwks(signing_jwks("ES256")),
-        storage=MemoryStorage(),
-        sources=sources,
-    )
+    provider = make_provider(issuer=issuer, alg="ES256", storage=MemoryStorage(), sources=sources)
     with serve(provider, kubeoidc_port):
         yield provider
 
