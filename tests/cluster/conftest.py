@@ -30,7 +30,6 @@ from support.release import (
     SCOPED_NAMESPACE,
     Release,
     RoleProcess,
-    eventually,
     running,
     start_provider,
 )
@@ -103,11 +102,7 @@ def release(
 ) -> Release:
     """The CRDs (Established and served) and the chart's ServiceAccounts and RBAC, a kubeconfig per role."""
     installed = Release(control_plane, tmp_path_factory.mktemp("release"), f"http://127.0.0.1:{issuer_port}")
-    installed.apply_crds()
-    installed.install()
-    installed.wait_for_crds()
-    # Established comes a moment before the API server routes the new resource: until then, 404.
-    eventually(admin.serves_oidcclients, "the API server to serve OIDCClients")
+    installed.set_up(admin.serves_oidcclients)
     return installed
 
 

@@ -81,10 +81,7 @@ def admin(plane: ControlPlane) -> Admin:
 @pytest.fixture(scope="module")
 def release(plane: ControlPlane, admin: Admin, tmp_path_factory: pytest.TempPathFactory) -> Release:
     installed = Release(plane, tmp_path_factory.mktemp("faults-release"), f"http://127.0.0.1:{free_port()}")
-    installed.apply_crds()
-    installed.install()
-    installed.wait_for_crds()
-    eventually(admin.serves_oidcclients, "the API server to serve OIDCClients")
+    installed.set_up(admin.serves_oidcclients)
     admin.create_namespace("faults")
     return installed
 

@@ -12,6 +12,7 @@
 import * as client from 'openid-client';
 
 import { openBrowser } from './browser.mjs';
+import { attempt, describeError, jwtParts } from './results.mjs';
 
 async function readConfig() {
   const chunks = [];
@@ -35,33 +36,6 @@ async function configure(cfg, app) {
     execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks],
     timeout: 10,
   });
-}
-
-function describeError(error) {
-  const described = { name: error?.constructor?.name, message: error?.message };
-  if (typeof error?.status === 'number') described.status = error.status;
-  if (typeof error?.error === 'string') described.error = error.error;
-  if (error instanceof client.WWWAuthenticateChallengeError) {
-    described.challenges = error.cause.map((c) => ({ scheme: c.scheme, parameters: c.parameters }));
-    described.error ??= error.cause.find((c) => c.parameters?.error)?.parameters.error;
-  }
-  return described;
-}
-
-async function attempt(step) {
-  try {
-    return { ok: true, value: await step() };
-  } catch (error) {
-    return { ok: false, ...describeError(error) };
-  }
-}
-
-function jwtParts(token) {
-  const [header, payload] = token
-    .split('.')
-    .slice(0, 2)
-    .map((part) => JSON.parse(Buffer.from(part, 'base64url')));
-  return { header, payload };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

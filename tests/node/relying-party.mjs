@@ -15,6 +15,7 @@
 import * as client from 'openid-client';
 
 import { followToClient, openBrowser, signIn } from './browser.mjs';
+import { attempt, describeError, jwtParts } from './results.mjs';
 
 async function readConfig() {
   const chunks = [];
@@ -42,36 +43,6 @@ async function configure(cfg) {
     execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks],
     timeout: 10,
   });
-}
-
-/** An OAuth error as data: the RFC 6749 `error` code wherever openid-client put it. */
-function describeError(error) {
-  const described = { name: error?.constructor?.name, code: error?.code, message: error?.message };
-  if (typeof error?.status === 'number') described.status = error.status;
-  if (typeof error?.error === 'string') described.error = error.error;
-  if (error instanceof client.WWWAuthenticateChallengeError) {
-    // A 401 with WWW-Authenticate: the OAuth error is in the challenge's parameters.
-    described.challenges = error.cause.map((c) => ({ scheme: c.scheme, parameters: c.parameters }));
-    described.error ??= error.cause.find((c) => c.parameters?.error)?.parameters.error;
-  }
-  return described;
-}
-
-async function attempt(step) {
-  try {
-    return { ok: true, value: await step() };
-  } catch (error) {
-    return { ok: false, ...describeError(error) };
-  }
-}
-
-/** The decoded header and payload of a JWT, to show its type and claims (the signature is not shown). */
-function jwtParts(token) {
-  const [header, payload] = token
-    .split('.')
-    .slice(0, 2)
-    .map((part) => JSON.parse(Buffer.from(part, 'base64url')));
-  return { header, payload };
 }
 
 // Request parameters that are not shown in the result: they protect this very request.

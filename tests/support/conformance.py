@@ -9,10 +9,7 @@ tool is missing.
 from __future__ import annotations
 
 import copy
-import json
 import os
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +17,7 @@ import pytest
 
 from kubeoidc_provider.context import Provider
 from support.live import live_provider
-from support.node_rp import CHROMIUM, NODE_DIR
+from support.node_rp import CHROMIUM, NODE_DIR, run_node_script
 from support.provider import PASSWORD, register
 
 CONFORMANCE = NODE_DIR / "conformance.mjs"
@@ -85,32 +82,8 @@ def run_plan(
     environment = {**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("conformance"))}
 
     def run(plan: str, config: dict[str, Any]) -> dict[str, Any]:
-        with subprocess.Popen(
-            [node, str(CONFORMANCE), plan],
-            cwd=NODE_DIR,
-            env=environment,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        ) as process:
-            try:
-                stdout, stderr = process.communicate(json.dumps(config), timeout=PLAN_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                stdout, stderr = process.communicate()
-                pytest.fail(f"plan {plan!r} did not finish in {PLAN_TIMEOUT} s:\n{stderr[-4000:]}")
-        lines = stdout.strip().splitlines()
-        try:
-            result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        except ValueError:
-            result = {}
-        if process.returncode != 0 or not result or "failed" in result:
-            pytest.fail(
-                f"plan {plan!r} failed (exit {process.returncode}):\n{json.dumps(result, indent=2)[-6000:]}"
-                f"\nstderr: {stderr[-4000:]}"
-            )
-        return result
+        return run_node_script(
+            node, CONFORMANCE, plan, config, env=environment, timeout=PLAN_TIMEOUT, label=f"plan {plan!r}"
+        )
 
     return run

@@ -22,8 +22,6 @@ response code): the tests read it to see the 403s and 409s the roles got.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import os
 import re
@@ -41,11 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from support.certificates import CertificateAuthority, cert_pem, key_pem
 from support.live import free_port
 
 ASSETS_VARIABLE = "KUBEBUILDER_ASSETS"
@@ -105,13 +102,7 @@ class Pair:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    path.write_bytes(key_pem(key))
     path.chmod(0o600)
 
 
@@ -121,41 +112,9 @@ class Pki:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-        self._ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubeoidc-test-ca")])
-        self._ca_cert = (
-            self._builder(name, name, self._ca_key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self._ca_key, hashes.SHA256())
-        )
+        self._ca = CertificateAuthority("kubeoidc-test-ca")
         self.ca = folder / "ca.crt"
-        self.ca.write_bytes(self._ca_cert.public_bytes(serialization.Encoding.PEM))
-
-    def _builder(self, subject: x509.Name, issuer: x509.Name, public_key: Any) -> x509.CertificateBuilder:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(self._now)
-            .not_valid_after(self._now + datetime.timedelta(days=1))
-        )
+        self.ca.write_bytes(self._ca.pem)
 
     def issue(
         self,
@@ -168,27 +127,9 @@ class Pki:
         dns: Sequence[str] = (),
     ) -> Pair:
         """A certificate for a client (``server=False``) or a server, signed by the CA."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-        if organization:
-            attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-        builder = (
-            self._builder(x509.Name(attributes), self._ca_cert.subject, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-        )
-        names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-        names += [x509.DNSName(name) for name in dns]
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(self._ca_key, hashes.SHA256())
+        cert, key = self._ca.issue(common_name, organization=organization, server=server, ips=ips, dns=dns)
         pair = Pair(self.folder / f"{stem}.crt", self.folder / f"{stem}.key")
-        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        pair.cert.write_bytes(cert_pem(cert))
         _write_key(pair.key, key)
         return pair
 

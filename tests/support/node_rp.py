@@ -55,33 +55,58 @@ def relying_party(node: str, tmp_path_factory: pytest.TempPathFactory) -> Callab
     def run(
         scenario: str, config: dict[str, Any], *, timeout: float = NODE_TIMEOUT, script: Path = RELYING_PARTY
     ) -> dict[str, Any]:
-        # Its own process group, so that a timeout also ends the Chromium it started.
-        with subprocess.Popen(
-            [node, str(script), scenario],
-            cwd=NODE_DIR,
+        return run_node_script(
+            node,
+            script,
+            scenario,
+            config,
             env=environment,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        ) as process:
-            try:
-                stdout, stderr = process.communicate(json.dumps(config), timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                stdout, stderr = process.communicate()
-                pytest.fail(f"relying party {scenario!r} did not finish in {timeout} s:\n{stderr[-4000:]}")
-        lines = stdout.strip().splitlines()
-        try:
-            result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        except ValueError:
-            result = {}
-        if process.returncode != 0 or not result or "failed" in result:
-            pytest.fail(
-                f"relying party {scenario!r} failed (exit {process.returncode}):\n"
-                f"{json.dumps(result, indent=2)}\nstdout: {stdout[-2000:]}\nstderr: {stderr[-4000:]}"
-            )
-        return result
+            timeout=timeout,
+            label=f"relying party {scenario!r}",
+        )
 
     return run
+
+
+def run_node_script(
+    node: str,
+    script: Path,
+    argument: str,
+    config: dict[str, Any],
+    *,
+    env: dict[str, str],
+    timeout: float,
+    label: str,
+) -> dict[str, Any]:
+    """Run ``node script argument`` with ``config`` as JSON on stdin; its last line of output, as JSON.
+
+    The test fails (naming ``label``) on a timeout, a non-zero exit, no result or a ``failed`` member.
+    """
+    # Its own process group, so that a timeout also ends the Chromium it started.
+    with subprocess.Popen(
+        [node, str(script), argument],
+        cwd=NODE_DIR,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(json.dumps(config), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"{label} did not finish in {timeout} s:\n{stderr[-4000:]}")
+    lines = stdout.strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        result = {}
+    if process.returncode != 0 or not result or "failed" in result:
+        pytest.fail(
+            f"{label} failed (exit {process.returncode}):\n"
+            f"{json.dumps(result, indent=2)[-6000:]}\nstdout: {stdout[-2000:]}\nstderr: {stderr[-4000:]}"
+        )
+    return result

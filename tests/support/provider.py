@@ -14,10 +14,11 @@ from starlette.types import ASGIApp
 
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.context import Provider
+from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
-from kubeoidc_provider.storage import open_storage
+from kubeoidc_provider.storage import Storage, open_storage
 from kubeoidc_provider.users import StaticUserDirectory
 from support.objects import client_objects
 
@@ -90,8 +91,15 @@ def register(
 
 
 def make_provider(
-    *, storage_url: str = "memory://", alg: str = "RS256", issuer: str = ISSUER, **settings: Any
+    *,
+    storage_url: str = "memory://",
+    alg: str = "RS256",
+    issuer: str = ISSUER,
+    storage: Storage | None = None,
+    sources: SourceCatalog | None = None,
+    **settings: Any,
 ) -> Provider:
+    """A provider with a ready, empty registry and the test users; ``storage`` replaces ``storage_url``'s."""
     registry = ClientRegistry()
     registry.mark_ready()
     return build_provider(
@@ -99,7 +107,8 @@ def make_provider(
         registry=registry,
         users=StaticUserDirectory.from_yaml(users_yaml()),
         keys=KeySet.from_jwks(signing_jwks(alg)),
-        storage=open_storage(storage_url),
+        storage=open_storage(storage_url) if storage is None else storage,
+        sources=sources,
     )
 
 

@@ -194,6 +194,14 @@ class Release:
             "wait", "--for=condition=Established", f"--timeout={timeout:.0f}s", "-f", str(CRDS_DIR)
         )
 
+    def set_up(self, serves_oidcclients: Callable[[], bool]) -> None:
+        """The CRDs and the chart installed, and waited for until the API server serves OIDCClients."""
+        self.apply_crds()
+        self.install()
+        self.wait_for_crds()
+        # Established comes a moment before the API server routes the new resource: until then, 404.
+        eventually(serves_oidcclients, "the API server to serve OIDCClients")
+
     def install(self) -> None:
         """The release namespace, then the chart's RBAC (and peering object), then a token per role."""
         self.plane.kubectl("create", "namespace", self.namespace)

@@ -14,22 +14,20 @@ The directory (``dc=example,dc=com``):
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from support.certificates import CertificateAuthority
 
 SLAPD: Final = "/usr/sbin/slapd"
 SUFFIX: Final = "dc=example,dc=com"
@@ -49,6 +47,18 @@ def require_slapd() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@contextmanager
+def running_slapd(folder: Path) -> Iterator[Slapd]:
+    """A started :class:`Slapd` in ``folder`` (:func:`require_slapd` first), stopped after."""
+    require_slapd()
+    server = Slapd(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _free_port() -> int:
@@ -112,47 +122,12 @@ class Slapd:
 
     # Set-up -----------------------------------------------------------------------------------------
     def _certificates(self) -> str:
-        now = datetime.datetime.now(datetime.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubeoidc test LDAP CA")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
-            .sign(ca_key, hashes.SHA256())
+        ca = CertificateAuthority("kubeoidc test LDAP CA")
+        (self.folder / "ca.crt").write_bytes(ca.pem)
+        ca.write_server_files(
+            self.folder / "server.crt", self.folder / "server.key", ips=["127.0.0.1"], dns=["localhost"]
         )
-        key = ec.generate_private_key(ec.SECP256R1())
-        server = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        pem = serialization.Encoding.PEM
-        (self.folder / "ca.crt").write_bytes(ca.public_bytes(pem))
-        (self.folder / "server.crt").write_bytes(server.public_bytes(pem))
-        (self.folder / "server.key").write_bytes(
-            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        )
-        return ca.public_bytes(pem).decode()
+        return ca.pem.decode()
 
     def _write_config(self) -> None:
         f = self.folder

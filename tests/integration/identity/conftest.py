@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.app import build_provider, create_app
+from kubeoidc_provider.app import create_app
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.identity.catalog import SourceCatalog
-from kubeoidc_provider.keys import KeySet
-from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage.memory import MemoryStorage
-from kubeoidc_provider.users import StaticUserDirectory
-from support.provider import ISSUER, signing_jwks, users_yaml
+from support.provider import ISSUER, make_provider
 from support.provider_flow import Browser
-from support.slapd import Slapd, require_slapd
+from support.slapd import Slapd, running_slapd
 
 
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    require_slapd()
-    server = Slapd(Path(tmp_path_factory.mktemp("slapd")))
-    server.start()
-    try:
+    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -42,16 +32,7 @@ def sources(slapd: Slapd) -> SourceCatalog:
 
 @pytest.fixture
 def provider(sources: SourceCatalog) -> Provider:
-    registry = ClientRegistry()
-    registry.mark_ready()
-    return build_provider(
-        ProviderSettings(issuer=ISSUER, storage_url="memory://"),
-        registry=registry,
-        users=StaticUserDirectory.from_yaml(users_yaml()),
-        keys=KeySet.from_jwks(signing_jwks("ES256")),
-        storage=MemoryStorage(),
-        sources=sources,
-    )
+    return make_provider(issuer=ISSUER, alg="ES256", storage=MemoryStorage(), sources=sources)
 
 
 @pytest.fixture

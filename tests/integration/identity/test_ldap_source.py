@@ -11,6 +11,7 @@ import pytest
 
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.identity.catalog import SourceCatalog
+from support.certificates import CertificateAuthority
 from support.provider import PASSWORD, register
 from support.provider_flow import Browser, RelyingParty, bearer, code_of, location, page_text
 from support.slapd import PASSWORDS, READER_PASSWORD, Slapd
@@ -152,10 +153,7 @@ def test_a_wrong_service_password_makes_the_source_unavailable_not_a_wrong_user_
 def test_an_untrusted_server_certificate_is_refused(
     slapd: Slapd, sources: SourceCatalog, browser: Browser, rp: RelyingParty
 ) -> None:
-    other_ca = Slapd.__new__(Slapd)  # only for its certificate generator
-    other_ca.folder = slapd.folder / "other-ca"
-    other_ca.folder.mkdir(exist_ok=True)
-    foreign_pem = other_ca._certificates()
+    foreign_pem = CertificateAuthority("kubeoidc test LDAP CA").pem.decode()  # the same name, another key
 
     def foreign(name: str, key: str) -> str | None:
         return foreign_pem if name == "ldap-ca" else slapd.secrets(name, key)

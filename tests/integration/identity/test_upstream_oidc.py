@@ -19,18 +19,13 @@ import httpx2 as httpx
 import pytest
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.app import build_provider
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.subjects import source_subject
-from kubeoidc_provider.keys import KeySet
-from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage.memory import MemoryStorage
-from kubeoidc_provider.users import StaticUserDirectory
 from support.live import free_port, serve
 from support.node_rp import NODE_DIR, chromium, node, relying_party
-from support.provider import pkce_pair, register, signing_jwks, users_yaml
+from support.provider import make_provider, pkce_pair, register
 from support.provider_flow import hidden
 
 __all__ = ["chromium", "node", "relying_party"]
@@ -93,16 +88,7 @@ def kubeoidc(upstream: str, kubeoidc_port: int) -> Iterator[Provider]:
             },
         }
         assert sources.apply(name, spec, lambda secret, key: secrets((secret, key))) is None
-    registry = ClientRegistry()
-    registry.mark_ready()
-    provider = build_provider(
-        ProviderSettings(issuer=issuer, storage_url="memory://"),
-        registry=registry,
-        users=StaticUserDirectory.from_yaml(users_yaml()),
-        keys=KeySet.from_jwks(signing_jwks("ES256")),
-        storage=MemoryStorage(),
-        sources=sources,
-    )
+    provider = make_provider(issuer=issuer, alg="ES256", storage=MemoryStorage(), sources=sources)
     with serve(provider, kubeoidc_port):
         yield provider
 
@@ -207,6 +193,19 @@ def test_an_upstream_that_is_down_is_an_error_page_not_a_500(signed_in: dict[str
     assert "Offline IdP cannot be reached right now" in down["text"]
 
 
+def authorize_params(client_id: str, redirect_uri: str, challenge: str, **extra: str) -> dict[str, str]:
+    """An authorization request's query for the ``openid`` scope with an S256 PKCE challenge."""
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+
+
 def test_a_client_whose_first_source_is_an_upstream_goes_straight_there_with_the_login_hint(
     kubeoidc: Provider, upstream: str
 ) -> None:
@@ -214,15 +213,7 @@ def test_a_client_whose_first_source_is_an_upstream_goes_straight_there_with_the
         kubeoidc.registry, "straight", redirect_uris=[f"{CLIENT_ORIGIN}/cb"], identity_sources=["corp-sso"]
     )
     verifier, challenge = pkce_pair()
-    params = {
-        "response_type": "code",
-        "client_id": app.client_id,
-        "redirect_uri": app.redirect_uri,
-        "scope": "openid",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "login_hint": "dana@corp.example",
-    }
+    params = authorize_params(app.client_id, app.redirect_uri, challenge, login_hint="dana@corp.example")
     with httpx.Client(base_url=kubeoidc.settings.issuer, timeout=10) as browser:
         login = browser.get("/authorize", params=params)
         upstream_redirect = browser.get(login.headers["location"])
@@ -241,14 +232,7 @@ def test_a_source_the_client_does_not_allow_cannot_be_used_through_its_button(ku
         kubeoidc.registry, "only-local", redirect_uris=[f"{CLIENT_ORIGIN}/cb"], identity_sources=["local"]
     )
     _, challenge = pkce_pair()
-    params = {
-        "response_type": "code",
-        "client_id": app.client_id,
-        "redirect_uri": app.redirect_uri,
-        "scope": "openid",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    params = authorize_params(app.client_id, app.redirect_uri, challenge)
     with httpx.Client(base_url=kubeoidc.settings.issuer, timeout=10) as browser:
         page = browser.get(browser.get("/authorize", params=params).headers["location"])
         assert "Sign in with" not in page.text

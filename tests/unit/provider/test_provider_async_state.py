@@ -17,16 +17,11 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from kubeoidc_provider.app import build_provider
-from kubeoidc_provider.keys import KeySet
-from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import Storage
 from kubeoidc_provider.storage.memory import MemoryStorage
 from kubeoidc_provider.storage.sqlite import SQLiteStorage
-from kubeoidc_provider.users import StaticUserDirectory
 from support.live import free_port, serve
-from support.provider import signing_jwks, users_yaml
+from support.provider import make_provider
 
 #: Long enough for any loaded machine; the test never waits this long unless the loop is stalled.
 PATIENCE = 10.0
@@ -78,15 +73,7 @@ def test_a_slow_store_does_not_stall_discovery(slow_store: SlowStore) -> None:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     storage: Storage = slow_store
-    registry = ClientRegistry()
-    registry.mark_ready()
-    provider = build_provider(
-        ProviderSettings(issuer=issuer, storage_url="memory://"),
-        registry=registry,
-        users=StaticUserDirectory.from_yaml(users_yaml()),
-        keys=KeySet.from_jwks(signing_jwks("ES256")),
-        storage=storage,
-    )
+    provider = make_provider(issuer=issuer, alg="ES256", storage=storage)
     waiting: list[httpx.Response] = []
     with serve(provider, port):
         # A browser with a session cookie: /authorize loads its session from the store, and waits.
