@@ -1,11 +1,14 @@
-"""The container image: its size (total, and what the project adds above the base image), and the time from
-`run` to the provider answering 200 on /readyz.
+"""The container image: its size (total, and what the project adds above the base image), the time from
+`run` to the provider answering 200 on /readyz, and the time from `run` to the operator's first Ready
+OIDCClient.
 
 The image is built from this tree with the image tier's engine (podman, with buildah when present, or
 docker; with BASE_IMAGE set, on that base). The provider runs as the chart runs it (the rendered pod's
 security context, volumes and environment, signing keys from a mounted file as with
 `signingKeys.managed=false`) against the kmock API server in this process; it is ready once its registry
-has listed the clients and Secrets. Each round starts a fresh container; the time until `run -d` returns
+has listed the clients. The operator runs the same way (the chart's default: it makes the signing keys)
+with one OIDCClient already in the API, and is timed until that client's status says Ready=True. Each
+round starts a fresh container; the time until `run -d` returns
 (the engine creating and starting the container) is reported apart.
 
 Usage: python bench/image.py [--rounds N] [--image TAG]   (prints a table, then `RESULT {json}`)
@@ -29,6 +32,7 @@ import httpx2
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
+from kubeoidc_contract import GROUP, KIND, PLURAL, VERSION  # noqa: E402
 from kubeoidc_provider.keys import generate_jwks  # noqa: E402
 from support.api_servers import KmockApiServer  # noqa: E402
 from support.chart_pod import ChartPod, render  # noqa: E402
@@ -120,6 +124,45 @@ def container_round(
         engine.remove(container)
 
 
+def operator_round(engine: Engine, image: str, pod: ChartPod, api: KmockApiServer, index: int) -> float:
+    """Seconds from `run` to the first OIDCClient, created before the container, reported Ready."""
+    name = f"bench-{index}"
+    client = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": "bench"},
+        "spec": {"grantTypes": ["client_credentials"], "scopes": ["invoices:read"]},
+    }
+    api.create(client)
+    kubeconfig = api.kubeconfig("operator")
+    env = {
+        **pod.env(),
+        "KUBEOIDC_OPERATOR_LIVENESS_PORT": str(free_port()),
+        "KUBECONFIG": f"{KUBECONFIG_DIR}/{kubeconfig.name}",
+    }
+    flags = [
+        *pod.run_flags(engine.is_podman, None),
+        f"--volume={kubeconfig.parent}:{KUBECONFIG_DIR}:ro",
+        *(f"--env={key}={value}" for key, value in env.items()),
+    ]
+    started = time.monotonic()
+    container = engine.run(image, flags, pod.container["args"])
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/bench/{PLURAL}/{name}"
+    try:
+        deadline = started + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            found = api.read(path) or {}
+            conditions = (found.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                return time.monotonic() - started
+            if not engine.running(container):
+                raise RuntimeError("the operator container stopped:\n" + engine.logs(container))
+            time.sleep(0.02)
+        raise RuntimeError(f"no Ready client within {READY_TIMEOUT}s:\n" + engine.logs(container))
+    finally:
+        engine.remove(container)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -145,14 +188,19 @@ def main() -> None:
                 render({"issuer": "https://login.example.com", "signingKeys": {"managed": False}}), "provider"
             )
             folders = secret_folders(work)
+            operator_pod = ChartPod.of(render({"issuer": "https://login.example.com"}), "operator")
             container_s: list[float] = []
             engine_s: list[float] = []
+            operator_s: list[float] = []
             with KmockApiServer(work) as api:
                 for index in range(args.rounds):
                     running, ready = container_round(engine, image, pod, api, folders)
                     engine_s.append(running)
                     container_s.append(ready)
                     log(f"round {index + 1}: running after {running:.2f}s, ready after {ready:.2f}s")
+                for index in range(args.rounds):
+                    operator_s.append(operator_round(engine, image, operator_pod, api, index))
+                    log(f"operator round {index + 1}: first client Ready after {operator_s[-1]:.2f}s")
         finally:
             if built:
                 engine.command("rmi", image, check=False)
@@ -167,6 +215,8 @@ def main() -> None:
         "engine_run_s": engine_s,
         "container_ready_median_s": statistics.median(container_s),
         "engine_run_median_s": statistics.median(engine_s),
+        "operator_first_ready_s": operator_s,
+        "operator_first_ready_median_s": statistics.median(operator_s),
         "loadavg": load,
     }
     print("| measure | value | goal |")
@@ -182,6 +232,9 @@ def main() -> None:
         f"| <= 3 s: {'met' if ready <= 3 else 'MISSED'} |"
     )
     print(f"| of which `run -d` returned (the engine), median | {result['engine_run_median_s']:.2f} s | |")
+    first = result["operator_first_ready_median_s"]
+    spread = f"{min(operator_s):.2f}-{max(operator_s):.2f}"
+    print(f"| operator container: run to the first Ready OIDCClient, median ({spread}) | {first:.2f} s | |")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print("RESULT " + json.dumps(result), flush=True)
 

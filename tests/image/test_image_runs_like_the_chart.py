@@ -20,6 +20,7 @@ import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from packaging.markers import Marker
 
 from support.chart_pod import REPO, ChartPod, render
 from support.container_engine import TEST_REVISION, Engine
@@ -172,13 +173,34 @@ def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked_runtime() -> dict[str, str]:
-    """requirements.txt: normalized name -> version."""
-    return {
-        normalized(line.split("==")[0]): line.split("==")[1].split()[0]
-        for line in (REPO / "requirements.txt").read_text().splitlines()
-        if re.match(r"^[A-Za-z0-9]", line)
+def locked_runtime(python_full_version: str) -> dict[str, str]:
+    """requirements.txt: normalized name -> version, for the image's Python on Linux (the lock is
+    universal: a line's environment marker says where it applies)."""
+    environment = {
+        "python_full_version": python_full_version,
+        "python_version": ".".join(python_full_version.split(".")[:2]),
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
     }
+    locked: dict[str, str] = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        if not re.match(r"^[A-Za-z0-9]", line):
+            continue
+        requirement, _, marker = line.rstrip(" \\").partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate(environment):
+            continue
+        name, _, version = requirement.partition("==")
+        locked[normalized(name)] = version.strip()
+    return locked
+
+
+@pytest.fixture(scope="module")
+def image_python(engine: Engine, image: str) -> str:
+    """The version of the image's Python, which the lock's markers are read for."""
+    command = ["-c", "import platform; print(platform.python_version())"]
+    return engine.run_to_end(image, ["--entrypoint", "python"], command).strip()
 
 
 #: Run in the container (as root, to see every folder): the environment's distributions, and any wheel or
@@ -197,22 +219,22 @@ print(json.dumps({"environment": found, "prefix": sys.prefix, "leftovers": lefto
 
 
 def test_the_environment_holds_exactly_the_lock_and_the_project_and_no_wheel_or_pip_cache(
-    engine: Engine, image: str, project_version: str
+    engine: Engine, image: str, project_version: str, image_python: str
 ) -> None:
     facts = json.loads(engine.run_to_end(image, ["--user=0", "--entrypoint", "python"], ["-c", INVENTORY]))
 
     assert facts["prefix"] == "/opt/kubeoidc"
     environment = {normalized(name): version for name, version in facts["environment"].items()}
     # No pip, setuptools or wheel: the environment was made without pip and built from outside.
-    assert environment == {**locked_runtime(), "kubeoidc": project_version}
+    assert environment == {**locked_runtime(image_python), "kubeoidc": project_version}
     assert facts["leftovers"] == []
 
 
-def test_the_sbom_lists_every_locked_runtime_package(engine: Engine, image: str) -> None:
+def test_the_sbom_lists_every_locked_runtime_package(engine: Engine, image: str, image_python: str) -> None:
     sbom = json.loads(
         engine.run_to_end(image, ["--entrypoint", "cat"], ["/usr/share/doc/kubeoidc/sbom.cdx.json"])
     )
-    locked = locked_runtime()
+    locked = locked_runtime(image_python)
 
     assert sbom["bomFormat"] == "CycloneDX"
     assert sbom["metadata"]["component"]["name"] == "kubeoidc"

@@ -1,7 +1,8 @@
-"""The kmock API server made ready for kubeoidc: Kubernetes' built-in resources plus OIDCClients.
+"""The kmock API server made ready for kubeoidc: Kubernetes' built-in resources plus OIDCClients and
+IdentitySources.
 
-Without the built-ins kopf waits forever after discovery; OIDCClients get their status subresource, as
-the CRD declares.
+Without the built-ins kopf waits forever after discovery; both kinds get their status subresource, as
+their CRDs declare.
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ from typing import Any
 
 import kmock
 
-from kubeoidc_contract import GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
+from kubeoidc_contract import (
+    GROUP,
+    IDENTITY_SOURCE_KIND,
+    IDENTITY_SOURCE_PLURAL,
+    KIND,
+    PLURAL,
+    SHORT_NAME,
+    SINGULAR,
+    VERSION,
+)
 
 CLIENTS = kmock.resource(GROUP, VERSION, PLURAL)
+IDENTITY_SOURCES = kmock.resource(GROUP, VERSION, IDENTITY_SOURCE_PLURAL)
 #: Where the tests' OIDCClients live.
 NAMESPACE = "apps"
 
@@ -23,6 +34,14 @@ NAMESPACE = "apps"
 def declare_resources(server: Any) -> None:
     load_builtins(server)
     declare_oidcclients(server)
+    # The operator checks, and the provider follows, the IdentitySources of the release namespace.
+    server.resources[IDENTITY_SOURCES] = kmock.ResourceInfo(
+        kind=IDENTITY_SOURCE_KIND,
+        singular=IDENTITY_SOURCE_KIND.lower(),
+        namespaced=True,
+        subresources={"status"},
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+    )
 
 
 def load_builtins(server: Any) -> None:
