@@ -19,9 +19,10 @@ from support.provider import PASSWORD, register
 def approve_device(prompts: list[str], issuer: str, username: str = "alice") -> str:
     """Wait for the printed ``verification_uri_complete``, then confirm, sign in and allow; the last page."""
     deadline = time.monotonic() + 10
-    while not prompts and time.monotonic() < deadline:
+    while not any("or open " in prompt for prompt in prompts) and time.monotonic() < deadline:
         time.sleep(0.05)
-    complete = prompts[0].split("or open ", 1)[1].strip()
+    (printed,) = [prompt for prompt in prompts if "or open " in prompt]
+    complete = printed.split("or open ", 1)[1].strip()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
 
     def post(url: str, page: str, **fields: str) -> str:

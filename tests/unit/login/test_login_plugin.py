@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 import threading
+import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from kubeoidc.login import DEFAULT_PORTS, LoginOptions, TokenCache, credential, 
 from kubeoidc_contract import DEVICE_CODE_GRANT_TYPE
 from kubeoidc_provider.context import Provider
 from support.device_approval import approve_device
-from support.live import live_provider
+from support.live import free_port, live_provider
 from support.provider import register
 
 
@@ -69,6 +71,21 @@ def test_the_device_grant_prints_a_code_and_the_credential_is_cached_for_the_own
     assert refreshed != token
     assert again == []
     assert token_expiry(refreshed) >= token_expiry(token)
+
+
+def test_without_a_browser_the_automatic_choice_signs_in_with_the_device_grant(
+    options: LoginOptions, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # webbrowser.open answers False where no browser can be started (a headless machine, an SSH session).
+    monkeypatch.setattr(webbrowser, "open", lambda url, *args, **kwargs: False)
+    automatic = dataclasses.replace(options, grant="auto", ports=(free_port(),))
+    prompts: list[str] = []
+    helper = threading.Thread(target=approve_device, args=(prompts, provider.settings.issuer))
+    helper.start()
+    document = credential(automatic, prompts.append)
+    helper.join()
+    assert any("no browser can be opened here" in prompt for prompt in prompts)
+    assert provider.keys.verify(document["status"]["token"])["email"] == "alice@example.com"
 
 
 def test_defaults_are_kubelogins_loopback_ports() -> None:
