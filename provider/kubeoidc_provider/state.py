@@ -208,6 +208,13 @@ class State:
     async def delete_interaction(self, interaction_id: str) -> None:
         await self.storage.delete("interaction", interaction_id)
 
+    async def finish_interaction(self, interaction_id: str) -> bool:
+        """End a pending request, atomically: True for exactly one caller, the one that may issue its
+        outcome (a code, a device approval); False for every racing resume, here or on another replica."""
+        consumed = await self.storage.consume("interaction", interaction_id)
+        await self.storage.delete("interaction", interaction_id)
+        return consumed is not None and consumed.first
+
     # Authorization codes ----------------------------------------------------------------------------
     async def save_code(self, code: str, grant: CodeGrant, ttl: int) -> None:
         await self.storage.put("code", token_hash(code), asdict(grant), ttl)
@@ -295,13 +302,17 @@ class State:
         return await self.storage.incr("assertion_uses", _pair(issuer, jti), max(ttl, 1))
 
     # Login throttling -------------------------------------------------------------------------------
-    async def record_failed_login(self, key: str, window: int, limit: int) -> None:
-        """Count a failed login for ``key`` (a user or an address); at ``limit`` it is blocked a window."""
-        if await self.storage.incr("failed_logins", key, window) >= limit:
-            await self.storage.put("login_blocked", key, {}, window)
+    # Counting and checking are one atomic increment: an attempt is counted as a failure before the
+    # password is checked, and taken back when it turns out not to be one. Racing attempts can never all
+    # see "not blocked yet": at most ``limit`` of them are checked in a window, on any number of replicas.
+    async def reserve_login_attempt(self, key: str, window: int, limit: int) -> bool:
+        """Count an attempt for ``key`` (a user or an address); False once it is past ``limit`` in the
+        current ``window`` seconds: refuse it without checking anything."""
+        return await self.storage.incr("failed_logins", key, window) <= limit
 
-    async def is_login_blocked(self, key: str) -> bool:
-        return await self.storage.get("login_blocked", key) is not None
+    async def release_login_attempt(self, key: str) -> None:
+        """The reserved attempt did not fail (right password, or nothing could be checked)."""
+        await self.storage.uncount("failed_logins", key)
 
     async def clear_failed_logins(self, key: str) -> None:
         await self.storage.delete("failed_logins", key)

@@ -17,6 +17,8 @@ Semantics every implementation honours (one contract test suite runs against all
 - ``incr`` counts in a fixed window that starts at the first ``incr`` of a key and lasts ``ttl``
   seconds; it returns the new count. Counters live apart from entries (an ``incr`` never touches
   the entry of the same kind and key, nor ``put`` the counter).
+- ``uncount`` takes one back from a live counter, atomically, keeping its window; a counter that is
+  absent, expired or at zero is left as it is (so it never starts a window nor goes below zero).
 - ``delete`` removes the entry and the counter of that kind and key (so it also resets a counter).
 - ``kind`` is a short non-empty name without ``:`` (``"code"``, ``"session"``); ``key`` any string.
 - ``ttl`` is a whole number of seconds, at least 1.
@@ -61,6 +63,9 @@ class Storage(Protocol):
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The entry's value, or ``None`` when absent or expired."""
+
+    async def uncount(self, kind: str, key: str) -> None:
+        """Take one back from a live, positive counter (its window unchanged); else do nothing."""
 
     async def delete(self, kind: str, key: str) -> None:
         """Remove the entry and the counter of this kind and key; removing nothing is not an error."""
