@@ -45,6 +45,7 @@ from kubeoidc_provider.endpoints import (
 )
 from kubeoidc_provider.endpoints.published import PublishedDocuments
 from kubeoidc_provider.feed import FeedHealth
+from kubeoidc_provider.forwarded import ForwardedHeaders, TrustedProxies
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.keys import KeySet
@@ -188,7 +189,8 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
-    return BodyLimits(PublishedDocuments(app, provider), read_timeout=provider.settings.body_read_timeout)
+    limited = BodyLimits(PublishedDocuments(app, provider), read_timeout=provider.settings.body_read_timeout)
+    return ForwardedHeaders(limited, TrustedProxies(provider.settings.forwarded_allow_ips))
 
 
 async def _stylesheet(request: Request) -> Response:

@@ -137,8 +137,8 @@ def uvicorn_server(
         loop="uvloop",
         http="httptools",
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # The app reads the forwarded headers itself (kubeoidc_provider.forwarded), counting the right hop.
+        proxy_headers=False,
         server_header=False,
         log_level=log_level.lower(),  # uvicorn's own loggers, which it configures apart from the root
         ssl_certfile=tls.cert_file if tls is not None else None,

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubeoidc_contract import split_object_ref
 from kubeoidc_contract.issuer import check_issuer, is_loopback_host
+from kubeoidc_provider.forwarded import TrustedProxies
 
 __all__ = ["ProviderSettings"]
 
@@ -31,8 +32,8 @@ class ProviderSettings(BaseSettings):
     #: port: the port to listen on.
     port: int = Field(default=8080, ge=1, le=65535)
     #: forwarded_allow_ips: the proxies (ingress controllers) whose X-Forwarded-For and -Proto headers are
-    #: believed, comma-separated; ``*`` trusts any, for a pod reachable only through its proxies. The
-    #: forwarded client address is what failed logins are counted against.
+    #: believed: comma-separated addresses and CIDRs (``*`` trusts any sender). The client address, which
+    #: failed logins are counted against, is the rightmost X-Forwarded-For entry that is not one of them.
     forwarded_allow_ips: str = "127.0.0.1"
     #: namespaces: where to watch OIDCClients and their Secrets; empty means every namespace.
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -104,6 +105,12 @@ class ProviderSettings(BaseSettings):
     def _issuer_is_a_url(cls, value: str) -> str:
         # Routes are the issuer plus a path: without the trailing slash, /token is not //token.
         return check_issuer(value).rstrip("/")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        TrustedProxies(value)  # refuses a malformed entry now, not by trusting nobody silently
+        return value
 
     @field_validator("signing_keys_secret")
     @classmethod
