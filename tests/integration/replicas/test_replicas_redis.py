@@ -3,6 +3,9 @@ honours, and whatever one revokes, the other refuses."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx2
 import pytest
 
 from support.provider import PASSWORD
@@ -109,3 +112,26 @@ def test_failed_logins_are_counted_across_replicas(
         throttled = browser.login(replica, page, password=PASSWORD)
         assert throttled.status_code == 429, throttled.text
         assert "Too many failed sign-in attempts" in throttled.text
+
+
+async def test_racing_resumes_over_both_replicas_mint_exactly_one_code(
+    replicas: tuple[Replica, Replica], browser: Browser, rp: RelyingParty
+) -> None:
+    a, b = replicas
+    page = browser.get(a, location(browser.authorize(a, rp.auth_request().params)))
+    to_consent = browser.get(b, location(browser.login(b, page)))
+    finished = browser.consent(a, browser.get(a, location(to_consent)))
+    resume = location(finished)
+    cookies = {name: value for name, value in browser.http.cookies.items() if value is not None}
+
+    # Both replicas at once, each asked several times: a double click behind a load balancer.
+    async with httpx2.AsyncClient(cookies=cookies, timeout=10) as racer:
+        answers = await asyncio.gather(*(racer.get(browser.url(replica, resume)) for replica in (a, b) * 4))
+
+    codes = [
+        response
+        for response in answers
+        if response.status_code in (302, 303) and "code=" in location(response)
+    ]
+    assert len(codes) == 1, [response.status_code for response in answers]
+    assert all(response.status_code in (302, 303, 400) for response in answers)
