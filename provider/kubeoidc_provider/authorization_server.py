@@ -188,6 +188,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         expires_at = previous.expires_at if previous else now + self.settings.refresh_token_ttl
         grant = RefreshGrant(
             client_id=request.client.get_client_id(),
+            client_uid=request.client.client.uid,
             # RFC 6749 §6: a refresh may narrow the new access token, never the grant: the next
             # refresh may ask for the original scope again.
             scope=previous.scope if previous else token.get("scope", ""),

@@ -113,7 +113,7 @@ class BackchannelLogout:
         if clients is None:
             return
         for client_id in clients.client_ids:
-            self._send(client_id, clients.user_id, sid)
+            self._send(client_id, clients.user_id, sid, clients.client_uids.get(client_id, ""))
 
     def grant_revoked(self, client_id: str, user_id: str, sid: str | None) -> None:
         """Notify the client whose grant was revoked: the user's session with it is over."""
@@ -134,9 +134,12 @@ class BackchannelLogout:
             claims["sid"] = sid
         return self.signing.keys.sign(claims, typ=LOGOUT_TOKEN_TYP)
 
-    def _send(self, client_id: str, user_id: str, sid: str | None) -> None:
+    def _send(self, client_id: str, user_id: str, sid: str | None, client_uid: str = "") -> None:
         client = self.registry.get(client_id)
         if client is None or not client.backchannel_logout_uri:
+            return
+        if client_uid and client.uid != client_uid:
+            # The client ID was pinned again by another OIDCClient: this session never signed in to it.
             return
         if client.backchannel_logout_session_required and not sid:
             logger.info(

@@ -23,7 +23,7 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 from kubeoidc_provider.claims_request import ClaimsRequest
 from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.metadata import ACR as AUTHENTICATION_CONTEXT
-from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
+from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS, issued_to
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token, wait_on
 from kubeoidc_provider.tokens import TokenMinter
@@ -95,7 +95,7 @@ class _RefreshRecord:
         self.grant = grant
 
     def check_client(self, client: Any) -> bool:
-        return bool(client.get_client_id() == self.grant.client_id)
+        return issued_to(client, self.grant.client_id, self.grant.client_uid)
 
     def get_scope(self) -> str:
         return self.grant.scope
@@ -174,6 +174,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         data = request.payload.data
         grant = CodeGrant(
             client_id=request.client.get_client_id(),
+            client_uid=request.client.client.uid,
             redirect_uri=request.payload.redirect_uri,
             scope=request.scope,
             user_id=end_user.user.id,
@@ -195,7 +196,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         grant = _first_use(
             server, self.request, _wait(self.request, server.state.spend_code(code)), "authorization code"
         )
-        if grant is None or grant.client_id != client.get_client_id():
+        if grant is None or not issued_to(client, grant.client_id, grant.client_uid):
             return None
         return _CodeRecord(grant)
 

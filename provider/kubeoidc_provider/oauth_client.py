@@ -70,3 +70,9 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
     def client_metadata(self) -> dict[str, Any]:
         """What Authlib's end-session endpoint reads (RP-Initiated Logout 1.0 §3)."""
         return {"post_logout_redirect_uris": list(self.client.post_logout_redirect_uris)}
+
+
+def issued_to(client: OAuthClient, client_id: str, client_uid: str) -> bool:
+    """Whether a code or token issued to (``client_id``, ``client_uid``) belongs to ``client``: the same
+    client ID *and* the same OIDCClient, so a pinned ID freed and pinned again elsewhere inherits nothing."""
+    return bool(client.get_client_id() == client_id and client.client.uid == client_uid)

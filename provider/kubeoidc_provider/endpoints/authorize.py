@@ -155,6 +155,7 @@ async def continue_authorization(
             end_user.user.id,
             grant.client.get_client_id(),
             provider.settings.session_ttl + EXPIRY_LOOKBACK,
+            client_uid=grant.client.client.uid,
         )
     provider.metrics.authorizations.labels("code").inc()
     return _with_issuer(provider, response, oauth_request)

@@ -43,7 +43,11 @@ async def device_authorization(request: Request) -> Response:
         return response
     settings = provider.settings
     device_code, user_code = await server.devices.start(
-        client.get_client_id(), scope, settings.device_code_ttl, settings.device_poll_interval
+        client.get_client_id(),
+        scope,
+        settings.device_code_ttl,
+        settings.device_poll_interval,
+        client_uid=client.client.uid,
     )
     verification_uri = provider.url(VERIFICATION_PATH)
     return JSONResponse(
