@@ -189,7 +189,7 @@ def kubeoidc_server(workdir: Path, secret: str, extra_clients: int = 0, name: st
         f"--state-dir={state}",
         f"--extra-clients={extra_clients}",
     ]
-    return Server(name, argv, port, "/healthz", workdir / f"{name}.log")
+    return Server(name, argv, port, "/.well-known/openid-configuration", workdir / f"{name}.log")
 
 
 def peer_server(workdir: Path, secret: str) -> Server:

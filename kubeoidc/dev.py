@@ -5,8 +5,9 @@ checks them with the CRD's own rules, reconciles them with
 the operator's own reconciler into a local state folder (which stands in for the API server: status and
 Secrets are JSON files there, so credentials survive a restart and rotate only through the annotation),
 and serves the provider on ``http://127.0.0.1:<port>`` (``https`` with ``--tls``, from a local CA made in
-the state folder) with SQLite state, a demo user and signing keys
-kept in the state folder. Edits to the folder take effect within a second, without a restart.
+the state folder; health and metrics on ``--health-port``, by default the next port) with SQLite state,
+a demo user and signing keys kept in the state folder. Edits to the folder take effect within a second,
+without a restart.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from kubeoidc_operator.controller import Reconciler
 from kubeoidc_operator.objects import decode_data
 from kubeoidc_operator.settings import OperatorSettings
 from kubeoidc_operator.status import Event
-from kubeoidc_provider.app import Background, build_provider, create_app
+from kubeoidc_provider.app import Background, build_provider, create_app, create_health_app
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.main import serve
@@ -257,7 +258,15 @@ def _write_private(path: Path, text: str) -> None:
         stream.write(text if text.endswith("\n") else text + "\n")
 
 
-def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say: Say = print) -> int:
+def run_dev(
+    folder: Path,
+    *,
+    state_dir: Path,
+    port: int,
+    health_port: int | None = None,
+    tls: bool = False,
+    say: Say = print,
+) -> int:
     if not folder.is_dir():
         say(f"kubeoidc dev: {folder} is not a folder of OIDCClient manifests")
         return 2
@@ -268,6 +277,7 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
         issuer=issuer,
         host="127.0.0.1",
         port=port,
+        health_port=health_port or port + 1,
         storage_url=f"sqlite:///{(state_dir / 'state.db').resolve()}",
         tls_cert_file=tls_files.cert_file if tls_files else None,
         tls_key_file=tls_files.key_file if tls_files else None,
@@ -289,6 +299,8 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
     manifests.sync_if_changed()
     say(f"demo user: {DEMO_USERNAME} / {password}")
     say(f"provider:  {issuer}/.well-known/openid-configuration")
+    health = f"{'https' if tls else 'http'}://127.0.0.1:{settings.health_port}"
+    say(f"health:    {health}/healthz, {health}/readyz, {health}/metrics (not on the issuer's port)")
     if tls_files is not None:
         say(f"CA:        {tls_files.ca_file.resolve()} (give it to kube-apiserver and kubeoidc login)")
 
@@ -311,5 +323,5 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
         sources=catalog,
     )
     app = create_app(provider, background=(Background(watcher.start, stop.set),))
-    serve(app, settings)
+    serve(app, settings, health_app=create_health_app(provider))
     return 0

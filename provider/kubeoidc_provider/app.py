@@ -1,4 +1,5 @@
-"""``create_app``: the provider's Starlette application, assembled from its parts.
+"""``create_app``: the provider's Starlette application, assembled from its parts; ``create_health_app``:
+its health and metrics endpoints, for a port of their own.
 
 The parts (registry, users, keys, storage) are passed in, so tests, the dev mode and a cluster
 deployment build the same app from different sources. Routes live under the issuer's path.
@@ -156,10 +157,20 @@ def routes() -> list[BaseRoute]:
         Route("/introspect", introspection.introspect, methods=["POST"]),
         Route("/logout", end_session.end_session, methods=["GET", "POST"]),
         Route("/static/kubeoidc.css", _stylesheet, methods=["GET"]),
-        Route("/healthz", health.healthz, methods=["GET"]),
-        Route("/readyz", health.readyz, methods=["GET"]),
-        Route("/metrics", health.metrics, methods=["GET"]),
     ]
+
+
+def create_health_app(provider: Provider) -> ASGIApp:
+    """The health port's app: ``/healthz``, ``/readyz`` and ``/metrics`` at its root, whatever the
+    issuer's path. Served beside :func:`create_app` (``main.serve``), never on the public port."""
+    probes = health.Probes(provider)
+    return Starlette(
+        routes=[
+            Route("/healthz", probes.healthz, methods=["GET"]),
+            Route("/readyz", probes.readyz, methods=["GET"]),
+            Route("/metrics", probes.metrics, methods=["GET"]),
+        ]
+    )
 
 
 def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -> ASGIApp:

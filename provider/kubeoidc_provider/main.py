@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import ssl
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.app import Background, build_provider, create_app
+from kubeoidc_provider.app import Background, build_provider, create_app, create_health_app
 from kubeoidc_provider.cluster_issuer import ClusterIssuer
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.issuer_discovery import fetch_issuer
 from kubeoidc_provider.keys import KeySet, KeySetError
+from kubeoidc_provider.listeners import ByListener, listen
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.settings import ProviderSettings
@@ -80,7 +83,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         provider,
         background=(Background(watcher.start, watcher.stop), Background(cluster.start, cluster.stop)),
     )
-    serve(app, settings, log_level=log_level)
+    serve(app, settings, health_app=create_health_app(provider), log_level=log_level)
 
 
 def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
@@ -105,15 +108,46 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
     )
 
 
-def serve(app: object, settings: ProviderSettings, *, log_level: str = "INFO") -> None:
+def serve(
+    app: ASGIApp, settings: ProviderSettings, *, health_app: ASGIApp | None = None, log_level: str = "INFO"
+) -> None:
+    """Serve ``app`` on ``host``:``port`` and, when given, ``health_app`` on ``host``:``health_port``."""
     tls = tls_files(settings)
     if tls is not None:
         tls.start()
+    sockets: list[socket.socket] = []
     try:
-        uvicorn_server(app, settings, tls=tls, log_level=log_level).run()
+        server, sockets = listening_server(app, settings, health_app=health_app, tls=tls, log_level=log_level)
+        server.run(sockets=sockets)
     finally:
+        for sock in sockets:
+            sock.close()
         if tls is not None:
             tls.stop()
+
+
+def listening_server(
+    app: ASGIApp,
+    settings: ProviderSettings,
+    *,
+    health_app: ASGIApp | None = None,
+    tls: TLSFiles | None = None,
+    log_level: str = "INFO",
+) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The server and the sockets it is to run on (``server.run(sockets=...)``): the public port, and
+    the health port for ``health_app``. Both are bound here, so a port in use stops the start."""
+    ports = [settings.port] + ([settings.health_port] if health_app else [])
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            sockets.append(listen(settings.host, port))
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        raise ConfigurationError(f"cannot listen on {settings.host}:{port}: {error}") from error
+    if health_app is not None:
+        app = ByListener(app, {sockets[1].getsockname()[1]: health_app})
+    return uvicorn_server(app, settings, tls=tls, log_level=log_level), sockets
 
 
 def tls_files(settings: ProviderSettings) -> TLSFiles | None:
@@ -127,11 +161,11 @@ def tls_files(settings: ProviderSettings) -> TLSFiles | None:
 
 
 def uvicorn_server(
-    app: object, settings: ProviderSettings, *, tls: TLSFiles | None = None, log_level: str = "INFO"
+    app: ASGIApp, settings: ProviderSettings, *, tls: TLSFiles | None = None, log_level: str = "INFO"
 ) -> uvicorn.Server:
     # No access log: request lines carry interaction ids and client parameters that need not be kept.
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -31,6 +31,9 @@ class ProviderSettings(BaseSettings):
     host: str = "127.0.0.1"
     #: port: the port to listen on.
     port: int = Field(default=8080, ge=1, le=65535)
+    #: health_port: the port of ``/healthz``, ``/readyz`` and ``/metrics`` (on ``host`` too), apart from
+    #: ``port`` so that whatever routes the issuer to the public port (an Ingress) never exposes them.
+    health_port: int = Field(default=9090, ge=1, le=65535)
     #: forwarded_allow_ips: the proxies (ingress controllers) whose X-Forwarded-For and -Proto headers are
     #: believed: comma-separated addresses and CIDRs (``*`` trusts any sender). The client address, which
     #: failed logins are counted against, is the rightmost X-Forwarded-For entry that is not one of them.
@@ -125,6 +128,14 @@ class ProviderSettings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> ProviderSettings:
+        if self.health_port == self.port:
+            raise ValueError(
+                f"health_port and port are both {self.port}: health and metrics need a port of their own"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_files_together(self) -> ProviderSettings:

@@ -145,6 +145,20 @@ def test_dev_serves_discovery_and_prints_every_clients_credentials(
     assert client_credentials(dev.issuer, machine["client_id"], machine["client_secret"]).status_code == 200
 
 
+def test_dev_prints_the_health_port_and_serves_probes_there_only(
+    manifests: Path, start_dev: StartDev
+) -> None:
+    write_web_app(manifests)
+
+    dev = start_dev(manifests)
+
+    assert f"health:    {dev.health}/healthz, {dev.health}/readyz, {dev.health}/metrics" in dev.output()
+    assert httpx2.get(f"{dev.health}/readyz", timeout=10).text == "ok"
+    assert "kubeoidc_clients 1" in httpx2.get(f"{dev.health}/metrics", timeout=10).text
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert httpx2.get(f"{dev.issuer}{path}", timeout=10).status_code == 404
+
+
 def test_the_printed_demo_user_signs_in_through_the_code_flow(manifests: Path, start_dev: StartDev) -> None:
     write_web_app(manifests)
     dev = start_dev(manifests)

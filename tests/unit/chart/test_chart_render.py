@@ -219,6 +219,7 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
         "KUBEOIDC_PROVIDER_ISSUER": ISSUER,
         "KUBEOIDC_PROVIDER_HOST": "0.0.0.0",
         "KUBEOIDC_PROVIDER_PORT": "8080",
+        "KUBEOIDC_PROVIDER_HEALTH_PORT": "9090",
         "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "127.0.0.1",
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
         "KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER": "60",
@@ -234,9 +235,32 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
     assert mounts["state"] == "/var/lib/kubeoidc"
     assert "emptyDir" in volumes["state"]
     assert mounts["tmp"] == "/tmp"
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_probes_and_metrics_use_the_health_port_which_no_service_or_ingress_routes(value_set: str) -> None:
+    objs = objects(value_set)
+    container = container_of(objs, "provider")
+
+    assert env_of(container)["KUBEOIDC_PROVIDER_HEALTH_PORT"] == "9090"
+    assert {"name": "health", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+    assert container["readinessProbe"]["httpGet"]["port"] == "health"
+    assert container["livenessProbe"]["httpGet"]["port"] == "health"
+    provider_services = [
+        service
+        for service in of_kind(objs, "Service")
+        if service["metadata"]["labels"]["app.kubernetes.io/component"] == "provider"
+    ]
+    assert [port["targetPort"] for service in provider_services for port in service["spec"]["ports"]] == [
+        "http"
+    ]
+    for ingress in of_kind(objs, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}
 
 
 def test_service_points_at_the_provider_pods() -> None:
