@@ -23,7 +23,7 @@ from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.signing import SecretFollower, keys_from_secret
-from kubeoidc_provider.storage import open_storage
+from kubeoidc_provider.storage import Storage, open_storage
 from kubeoidc_provider.streams import FollowedSecret
 from kubeoidc_provider.tls import TLSFiles
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
@@ -41,7 +41,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         api_client = default_api_client()
         keys = _initial_keys(settings, api_client)
         users = StaticUserDirectory.from_file(settings.users_file) if settings.users_file else None
-        storage = open_storage(settings.storage_url)
+        storage = open_state_storage(settings)
     except (KeySetError, UserDirectoryError, ValueError, OSError) as error:
         raise ConfigurationError(str(error)) from error
     if users is None:
@@ -84,6 +84,12 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         background=(Background(watcher.start, watcher.stop), Background(cluster.start, cluster.stop)),
     )
     serve(app, settings, health_app=create_health_app(provider), log_level=log_level)
+
+
+def open_state_storage(settings: ProviderSettings) -> Storage:
+    """The state store ``storage_url`` names, with ``redis_password`` when one is set."""
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return open_storage(settings.storage_url, redis_password=password)
 
 
 def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:

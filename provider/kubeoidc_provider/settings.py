@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubeoidc_contract import split_object_ref
@@ -52,6 +52,9 @@ class ProviderSettings(BaseSettings):
     users_file: Path | None = None
     #: storage_url: ``memory://``, ``sqlite:///path`` (one replica) or ``redis://`` (several replicas).
     storage_url: str = "sqlite:///kubeoidc-state.db"
+    #: redis_password: the password of the Redis ``storage_url`` names, when the URL carries none: a
+    #: Secret's key in the environment (the chart's bundled Redis), never written into a URL or a log.
+    redis_password: SecretStr | None = None
     #: access_token_ttl: lifetime of JWT access tokens, in seconds.
     access_token_ttl: int = Field(default=600, ge=30, le=86400)
     #: id_token_ttl: lifetime of ID tokens, in seconds.

@@ -109,8 +109,11 @@ def load_value(text: str | bytes) -> dict[str, Any]:
     return value
 
 
-def open_storage(url: str) -> Storage:
-    """Open the storage a URL names, by its scheme (see the module docstring for the forms)."""
+def open_storage(url: str, *, redis_password: str | None = None) -> Storage:
+    """Open the storage a URL names, by its scheme (see the module docstring for the forms).
+
+    ``redis_password``: Redis's password when the URL carries none, so that it can come from a Secret
+    on its own (an environment variable) instead of inside a URL."""
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -126,7 +129,7 @@ def open_storage(url: str) -> Storage:
     if scheme in ("redis", "rediss", "redis+sentinel", "rediss+sentinel"):
         from .redis import RedisStorage
 
-        return RedisStorage.from_url(url)
+        return RedisStorage.from_url(url, password=redis_password)
     raise ValueError(
         f"unknown storage URL scheme {scheme!r}: use memory://, sqlite:///path.db, redis://, rediss://, "
         "redis+sentinel:// or rediss+sentinel://"

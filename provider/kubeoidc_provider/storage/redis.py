@@ -80,17 +80,21 @@ class RedisStorage:
         self._uncount = client.register_script(_UNCOUNT)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisStorage:
-        """Connect lazily (on the first command) to the Redis a URL names; see the module docstring."""
+    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, password: str | None = None) -> RedisStorage:
+        """Connect lazily (on the first command) to the Redis a URL names; see the module docstring.
+        ``password`` is used when the URL has none (a password in the URL wins)."""
         scheme = url.partition("://")[0].lower()
+        extra: dict[str, Any] = {"password": password} if password else {}
         if scheme in ("redis", "rediss"):
             try:
-                client = redis.asyncio.Redis.from_url(url)
+                # redis-py lets the URL's own password override this keyword.
+                client = redis.asyncio.Redis.from_url(url, **extra)
             except ValueError as e:
                 raise ValueError(f"invalid Redis storage URL {redact_url(url)!r}: {e}") from None
             return cls(client, prefix=prefix)
         if scheme in ("redis+sentinel", "rediss+sentinel"):
             sentinels, service, master_kwargs, sentinel_kwargs = sentinel_options(url)
+            master_kwargs = {**extra, **master_kwargs}
             sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **master_kwargs)
             master = sentinel.master_for(service)
             return cls(master, prefix=prefix, sentinel=sentinel)
