@@ -1,6 +1,6 @@
 """The image, built from this tree, runs the way the chart runs it: as uid and gid 65532, on a read-only
 root filesystem with every capability dropped and no privilege escalation, writing only where the chart
-mounts an emptyDir; `kubeoidc dev` in it serves OpenID Connect; SIGTERM ends it cleanly in time.
+mounts a writable volume; `kubeoidc dev` in it serves OpenID Connect; SIGTERM ends it cleanly in time.
 
 The engine's flags come from the rendered chart (chart_pod.py), so a change to the chart's security
 context or volumes changes what these tests run.

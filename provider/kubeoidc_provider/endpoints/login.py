@@ -85,8 +85,9 @@ async def login_submit(request: Request) -> Response:
 
 
 async def _reserve_attempt(provider: Provider, by_user: str, by_address: str) -> bool:
-    """Count this attempt against the user and the address; False (nothing counted) when either is
-    already at its limit. An address gets more room than one user: several people may share it."""
+    """Count this attempt against the user and the address; False when either is already at its limit
+    (the attempt is then refused unchecked, and never takes the other's room). An address gets more
+    room than one user: several people may share it."""
     window, limit = provider.settings.login_window, provider.settings.login_attempts
     if not await provider.state.reserve_login_attempt(by_user, window, limit):
         return False
