@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
+from kubeoidc_contract import crd
 from kubeoidc_provider.claims_request import ClaimsRequest
 from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.metadata import ACR as AUTHENTICATION_CONTEXT
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 #: How users authenticate (RFC 8176 ``amr``): a password.
 AUTHENTICATION_METHODS = ("pwd",)
+#: The scope claims an ID token carries beside an access token without being asked by name (the CRD's
+#: ``idTokenClaims`` choices); the others (``given_name``, ``address``, ``phone_number``, ...) are
+#: served by userinfo, or put in the ID token by a ``claims`` request.
+ID_TOKEN_CLAIMS = frozenset(crd.id_token_claims())
 #: Scopes that only mean something when a user takes part: an ID token, a refresh token.
 USER_SCOPES = frozenset({"openid", "offline_access"})
 
@@ -305,14 +310,16 @@ class _IdTokens:
         code = request.authorization_code
         requested = end_user.claims.id_token
         user_claims = end_user.user.claims(token["scope"].split(), requested)
-        allowed = request.client.client.id_token_claims
-        if allowed is not None:
-            # The client's registration narrows what scopes put into the ID token (userinfo still serves
-            # them all); a claim asked for by name in the ``claims`` parameter stays.
+        if token.get("access_token"):
+            # OIDC Core §5.4: with an access token, the scopes' claims are for userinfo. The ID token
+            # keeps the few that logins read from it (kube-apiserver reads nothing else), narrowed by the
+            # client's registration; a claim asked for by name in the ``claims`` parameter stays.
+            allowed = request.client.client.id_token_claims
+            in_id_token = ID_TOKEN_CLAIMS if allowed is None else allowed & ID_TOKEN_CLAIMS
             user_claims = {
                 name: value
                 for name, value in user_claims.items()
-                if name == "sub" or name in allowed or name in requested
+                if name == "sub" or name in in_id_token or name in requested
             }
         return server.minter.id_token(
             client_id=request.client.get_client_id(),

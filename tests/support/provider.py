@@ -39,6 +39,18 @@ users:
     email: alice@example.com
     emailVerified: true
     groups: [admins, developers]
+    givenName: Alice
+    familyName: Example
+    middleName: Pleasance
+    nickname: Al
+    profile: https://people.example.com/alice
+    picture: https://people.example.com/alice.png
+    website: https://alice.example.com
+    gender: female
+    birthdate: "1852-05-04"
+    zoneinfo: Europe/London
+    locale: en-GB
+    updatedAt: 1767225600
     phoneNumber: "+1 555 0100"
     phoneNumberVerified: true
     address:

@@ -21,7 +21,7 @@ from kubeoidc_provider.oauth_client import granted_scope
 #: What each scope lets the client see, in the user's words.
 SCOPE_DESCRIPTIONS = {
     "openid": "Know who you are (your account identifier)",
-    "profile": "See your name and username",
+    "profile": "See your name, username and profile (picture, locale, birthdate...)",
     "email": "See your email address",
     "groups": "See the groups you belong to",
     "offline_access": "Stay signed in to the application when you are away",

@@ -437,6 +437,33 @@ def test_the_id_token_carries_the_claims_of_the_granted_scopes(
     assert not absent & set(claims)
 
 
+@pytest.mark.parametrize("scope", ["openid profile", "openid address", "openid phone"])
+def test_beside_an_access_token_the_id_token_leaves_the_other_scope_claims_to_userinfo(
+    provider: Provider, browser: Browser, web_rp: RelyingParty, scope: str
+) -> None:
+    web_rp.client.objects[0]["spec"]["scopes"].extend(["address", "phone"])
+    provider.registry.upsert_oidcclient(web_rp.client.objects[0])
+    tokens = sign_in_for_tokens(browser, web_rp, scope=scope)
+
+    claims = provider.keys.verify(tokens["id_token"])
+
+    assert tokens["scope"] == scope
+    assert not {"given_name", "updated_at", "address", "phone_number", "phone_number_verified"} & set(claims)
+
+
+def test_a_claims_request_puts_a_profile_claim_in_the_id_token(
+    provider: Provider, browser: Browser, web_rp: RelyingParty
+) -> None:
+    claims_request = json.dumps({"id_token": {"given_name": None, "locale": {"essential": True}}})
+    tokens = sign_in_for_tokens(browser, web_rp, scope="openid", claims=claims_request)
+
+    claims = provider.keys.verify(tokens["id_token"])
+
+    assert claims["given_name"] == "Alice"
+    assert claims["locale"] == "en-GB"
+    assert "family_name" not in claims
+
+
 def test_the_id_token_claims_are_the_users(
     provider: Provider, browser: Browser, web_rp: RelyingParty
 ) -> None:
