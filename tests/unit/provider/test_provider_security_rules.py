@@ -136,7 +136,7 @@ def test_there_is_no_open_redirect_after_logout(browser: Browser, web_rp: Relyin
         follow_redirects=False,
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "location" not in response.headers
 
 
