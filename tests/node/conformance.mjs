@@ -73,7 +73,8 @@ async function drive(browser, cfg, navigate, { username = cfg.username, decision
       await page.fill('#password', cfg.password);
       await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/login')), page.click('button[type=submit]')]);
     } else if (here.pathname.endsWith('/consent')) {
-      seen.push({ page: 'consent' });
+      const scopes = await page.locator('ul.scopes li').evaluateAll((items) => items.map((item) => item.dataset.scope));
+      seen.push({ page: 'consent', scopes });
       await Promise.all([
         page.waitForURL((u) => !u.pathname.endsWith('/consent')),
         page.click(`button[value=${decision}]`),
@@ -213,6 +214,16 @@ async function basicPlan(cfg) {
       const userinfo = flow.tokens ? await client.fetchUserInfo(config, flow.tokens.access_token, flow.idToken.sub) : null;
       results[module] = { ...flow, userinfo };
     }
+    // Scopes the provider does not know, or the client may not have, are left out (OIDC Core §3.1.2.1,
+    // RFC 6749 §3.3): the token response's scope says what was granted.
+    results['op-scope-unknown-ignored'] = await codeFlow(browser, cfg, config, {
+      scope: 'openid email payments:write no-such-scope',
+    });
+    const narrowCfg = { ...cfg, redirectUri: cfg.clients.narrow.redirectUri };
+    const narrow = await configure(cfg, cfg.clients.narrow);
+    results['op-scope-not-the-clients-ignored'] = await codeFlow(browser, narrowCfg, narrow, {
+      scope: 'openid profile address phone',
+    });
     results['oidcc-ensure-request-without-nonce-succeeds-for-code-flow'] = await codeFlow(
       browser, cfg, config, {}, { noNonce: true },
     );

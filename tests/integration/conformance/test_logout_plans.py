@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import parse_qsl, urlsplit
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
