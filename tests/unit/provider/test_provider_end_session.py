@@ -384,3 +384,24 @@ def test_another_users_hint_asks_before_signing_out(
     assert "Sign out?" in page_text(page)
     assert "location" not in page.headers
     assert_signed_in(browser, web_rp)
+
+
+def test_logout_hint_and_ui_locales_are_accepted_beside_the_hint_client_id_and_state(
+    browser: Browser, web_rp: RelyingParty, id_token: str
+) -> None:
+    response = browser.http.get(
+        "/logout",
+        params={
+            "id_token_hint": id_token,
+            "client_id": web_rp.client_id,
+            "logout_hint": "alice",
+            "ui_locales": "fr-CA fr en",
+            "post_logout_redirect_uri": LOGOUT_URI,
+            "state": "bye",
+        },
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    assert redirect_params(response) == {"state": "bye"}
+    assert_signed_out(browser, web_rp)
