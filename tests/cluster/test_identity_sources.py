@@ -152,10 +152,11 @@ def test_the_api_server_refuses_a_source_without_its_section(release: Release, a
 def test_the_api_server_fills_in_the_claim_attributes_and_refuses_one_that_is_no_attribute_name(
     release: Release, admin: Admin
 ) -> None:
-    ldap = {"url": "ldaps://ldap.example.com", "userSearch": {"baseDN": "ou=people,dc=example,dc=com"}}
+    user_search: dict[str, Any] = {"baseDN": "ou=people,dc=example,dc=com"}
+    ldap: dict[str, Any] = {"url": "ldaps://ldap.example.com", "userSearch": user_search}
     create_source(admin, "claims-defaults", {"type": "LDAP", "ldap": ldap})
     stored = source(admin, "claims-defaults")["spec"]["ldap"]["userSearch"]["claimAttributes"]
-    bad = {**ldap, "userSearch": {**ldap["userSearch"], "claimAttributes": {"locale": "(uid=*)"}}}
+    bad = {**ldap, "userSearch": {**user_search, "claimAttributes": {"locale": "(uid=*)"}}}
 
     with pytest.raises(ApiException) as refused:
         create_source(admin, "claims-bad", {"type": "LDAP", "ldap": bad})
