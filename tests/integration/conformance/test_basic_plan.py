@@ -19,6 +19,7 @@ from kubeoidc_provider.context import Provider
 from kubeoidc_provider.metadata import CLAIMS_SUPPORTED
 from support.conformance import ALL_SCOPES, plan_config, register_client
 from support.device_approval import device_grant_succeeds
+from support.provider import ALICE_PROFILE
 
 pytestmark = [pytest.mark.node, pytest.mark.browser]
 
@@ -129,22 +130,6 @@ def test_oidcc_refresh_token(plan: dict[str, Any]) -> None:
 
 
 #: Alice's claims per scope, as userinfo must serve them (``support.provider.users_yaml``).
-PROFILE = {
-    "name": "Alice Example",
-    "preferred_username": "alice",
-    "given_name": "Alice",
-    "family_name": "Example",
-    "middle_name": "Pleasance",
-    "nickname": "Al",
-    "profile": "https://people.example.com/alice",
-    "picture": "https://people.example.com/alice.png",
-    "website": "https://alice.example.com",
-    "gender": "female",
-    "birthdate": "1852-05-04",
-    "zoneinfo": "Europe/London",
-    "locale": "en-GB",
-    "updated_at": 1767225600,
-}
 EMAIL = {"email": "alice@example.com", "email_verified": True}
 ADDRESS = {
     "address": {
@@ -176,7 +161,7 @@ def scope_module(plan: dict[str, Any], name: str, scope: str, claims: dict[str, 
 
 
 def test_op_scope_profile(plan: dict[str, Any]) -> None:
-    scope_module(plan, "oidcc-scope-profile", "openid profile", PROFILE)
+    scope_module(plan, "oidcc-scope-profile", "openid profile", ALICE_PROFILE)
 
 
 def test_oidcc_scope_email(plan: dict[str, Any]) -> None:
@@ -192,7 +177,7 @@ def test_op_scope_phone(plan: dict[str, Any]) -> None:
 
 
 def test_op_scope_all(plan: dict[str, Any]) -> None:
-    all_claims = {**PROFILE, **EMAIL, **ADDRESS, **PHONE}
+    all_claims = {**ALICE_PROFILE, **EMAIL, **ADDRESS, **PHONE}
     scope_module(plan, "oidcc-scope-all", "openid profile email address phone", all_claims)
 
 
