@@ -243,6 +243,9 @@ def prepare_state(state_dir: Path) -> tuple[dict[str, Any], str]:
             f"  - username: {DEMO_USERNAME}\n"
             f'    id: "{user_id}"\n'
             "    name: Demo User\n"
+            "    givenName: Demo\n"
+            "    familyName: User\n"
+            "    locale: en\n"
             "    email: demo@example.com\n"
             "    emailVerified: true\n"
             "    groups: [developers]\n"

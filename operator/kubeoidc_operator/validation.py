@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from kubeoidc_contract import (
     CLIENT_ID_KEY,
@@ -93,7 +94,43 @@ def validate(client: Mapping[str, Any]) -> list[str]:
         except ValueError as exc:
             problems.append(f"spec.secretRotation.gracePeriod: {exc}")
     problems.extend(_validate_template(spec.get("secretTemplate")))
+    problems.extend(_validate_frontchannel(spec))
     return problems
+
+
+def _origin(uri: str) -> tuple[str, str, int | None] | None:
+    """Scheme, host and port of an absolute URI (the port left out when it is the scheme's default)."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return parts.scheme.lower(), parts.hostname.lower(), None if port == default else port
+
+
+def _validate_frontchannel(spec: Mapping[str, Any]) -> list[str]:
+    """Front-Channel Logout 1.0 §2: the logout page has the scheme, host and port of a redirect URI, so
+    that the framed page belongs to the application the user signed in to. A CEL rule would have to
+    parse every redirect URI; the CRD checks the URI's form, this its origin."""
+    uri = spec.get("frontchannelLogoutURI")
+    if not isinstance(uri, str) or not uri:
+        return []
+    redirect_uris = spec.get("redirectURIs")
+    origins = (
+        {_origin(u) for u in redirect_uris if isinstance(u, str)}
+        if isinstance(redirect_uris, list)
+        else set()
+    )
+    origin = _origin(uri)
+    if origin is None or origin not in origins:
+        return [
+            "spec.frontchannelLogoutURI must have the scheme, host and port of one of spec.redirectURIs "
+            "(Front-Channel Logout 1.0)"
+        ]
+    return []
 
 
 def _validate_template(template: object) -> list[str]:

@@ -30,7 +30,7 @@ import aiohttp
 from kubeoidc_provider.registration import Client
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.signing import SigningKeys
-from kubeoidc_provider.state import State, new_token
+from kubeoidc_provider.state import SessionClients, State, new_token
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,12 @@ class BackchannelLogout:
         """Notify every client the session ``sid`` signed in to; only the first call for a session sends."""
         if not sid:
             return
-        clients = await self.state.end_session_clients(sid)
+        self.clients_signed_out(sid, await self.state.end_session_clients(sid))
+
+    def clients_signed_out(self, sid: str, clients: SessionClients | None) -> None:
+        """Notify the clients of the session ``sid``, taken from the store by the caller
+        (``State.end_session_clients``, which hands them out once), as RP-initiated logout does to
+        frame their front-channel pages too."""
         if clients is None:
             return
         for client_id in clients.client_ids:

@@ -12,6 +12,7 @@ from kubeoidc_contract import crd
 from kubeoidc_provider.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
+from kubeoidc_provider.users import PROFILE_CLAIMS
 
 #: The one authentication context (``acr``): a password checked by the user directory.
 ACR = "urn:kubeoidc:acr:password"
@@ -31,7 +32,7 @@ PATHS = {
 }
 CLAIMS_SUPPORTED = (
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
-    "name", "preferred_username", "email", "email_verified", "groups",
+    "name", "preferred_username", *PROFILE_CLAIMS, "email", "email_verified", "groups",
     "acr", "amr", "sid", "phone_number", "phone_number_verified", "address",
 )  # fmt: skip
 
@@ -64,7 +65,8 @@ def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, 
         request_parameter_supported=False,
         request_uri_parameter_supported=False,
         authorization_response_iss_parameter_supported=True,
-        frontchannel_logout_supported=False,
+        frontchannel_logout_supported=True,
+        frontchannel_logout_session_supported=True,
         backchannel_logout_supported=True,
         backchannel_logout_session_supported=True,
     )

@@ -19,6 +19,20 @@ AUTH_METHODS: tuple[str, ...] = crd.auth_methods()
 SECRET_AUTH_METHODS: tuple[str, ...] = tuple(m for m in AUTH_METHODS if m != PUBLIC_AUTH_METHOD)
 
 
+def granted_scope(requested: str | None, client: Client) -> str:
+    """What a request asking for ``requested`` is granted: the scopes asked for that the client may have
+    (``spec.scopes``), in the order asked, each once.
+
+    The client's list holds only scopes the provider knows (the OpenID Connect ones, or the client's
+    own API scopes), so this is the intersection of what is asked, what the client may have and what
+    the provider knows. Any other scope is left out, never a reason to refuse the whole request (OIDC
+    Core §3.1.2.1: unknown scope values SHOULD be ignored; RFC 6749 §3.3: the server may grant fewer
+    scopes than asked, and the token response's ``scope`` then says which it granted).
+    """
+    allowed = frozenset(client.scopes)
+    return " ".join(s for s in dict.fromkeys((requested or "").split()) if s in allowed)
+
+
 class OAuthClient(ClientMixin):  # type: ignore[misc]
     """Answers Authlib's questions about a client from its registration, never from the request."""
 
@@ -34,14 +48,9 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
         # OIDC Core §3.1.2.1: redirect_uri is REQUIRED; never guess one for the client.
         return None
 
-    def get_allowed_scope(self, scope: str | None) -> str | None:
-        """The requested scopes, or None (``invalid_scope``) if any is not in the client's list."""
-        if not scope:
-            return ""
-        requested = scope.split()
-        if not set(requested) <= set(self.client.scopes):
-            return None
-        return " ".join(dict.fromkeys(requested))
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """The scopes granted for a request asking for ``scope``: see :func:`granted_scope`."""
+        return granted_scope(scope, self.client)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         # Exact string comparison against the canonical list (RFC 9700 §4.1.3): no prefix, no pattern;

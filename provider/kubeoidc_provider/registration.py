@@ -59,6 +59,9 @@ class Client:
     #: Back-Channel Logout 1.0: where logout tokens are POSTed, and whether they must carry ``sid``.
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    #: Front-Channel Logout 1.0: the page framed by the signed-out page, and whether it needs iss and sid.
+    frontchannel_logout_uri: str | None = None
+    frontchannel_logout_session_required: bool = False
     #: Userinfo answered as a JWT signed with this algorithm (OIDC Core §5.3.2); None: plain JSON.
     userinfo_signed_response_alg: str | None = None
     #: SHA-256 digests of the accepted secrets; empty for a public client.
@@ -183,6 +186,8 @@ def parse_oidcclient(
             service_accounts=_str_tuple(spec.get("serviceAccounts")),
             backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
             backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
+            frontchannel_logout_uri=_str_or_none(spec.get("frontchannelLogoutURI")),
+            frontchannel_logout_session_required=spec.get("frontchannelLogoutSessionRequired") is True,
             userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
             id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
             audiences=share(_str_tuple(spec.get("audiences"))),

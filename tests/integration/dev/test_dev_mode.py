@@ -176,6 +176,7 @@ def test_the_printed_demo_user_signs_in_through_the_code_flow(manifests: Path, s
         f"{dev.issuer}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
     )
     assert userinfo.json()["preferred_username"] == "demo"
+    assert userinfo.json()["given_name"] == "Demo"  # the profile scope's other claims
     assert "id_token" in tokens
     assert "refresh_token" in tokens
 

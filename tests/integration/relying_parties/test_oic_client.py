@@ -27,7 +27,7 @@ from oic.oic.message import (
 from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 
 from kubeoidc_provider.context import Provider
-from support.provider import PASSWORD
+from support.provider import ALICE_PROFILE, PASSWORD
 
 SCOPES = ["openid", "profile", "email", "offline_access"]
 #: Every hop of the sign-in is a redirect the test follows itself; more than this is a loop.
@@ -189,8 +189,7 @@ def test_oic_completes_the_code_flow_with_pkce_and_verifies_the_id_token(
     assert isinstance(userinfo, OpenIDSchema), userinfo.to_dict()
     assert userinfo.to_dict() == {
         "sub": "7b0c2f6e-alice",
-        "name": "Alice Example",
-        "preferred_username": "alice",
+        **ALICE_PROFILE,
         "email": "alice@example.com",
         "email_verified": True,
     }

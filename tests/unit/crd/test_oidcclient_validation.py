@@ -62,6 +62,10 @@ BACKCHANNEL_FRAGMENT = "backchannelLogoutURI must not have a fragment (the part 
 BACKCHANNEL_SCHEME = (
     "backchannelLogoutURI must be an absolute https URL, or http on localhost, 127.0.0.1 or [::1]"
 )
+FRONTCHANNEL_FRAGMENT = "frontchannelLogoutURI must not have a fragment (the part after '#')"
+FRONTCHANNEL_SCHEME = (
+    "frontchannelLogoutURI must be an absolute https URL, or http on localhost, 127.0.0.1 or [::1]"
+)
 NAME_LENGTH = (
     "metadata.name must be at most 63 characters: it becomes the value of the kubeoidc.io/client label "
     "on the client's Secret"
@@ -208,6 +212,21 @@ BAD_SPECS = [
         {"backchannelLogoutURI": "http://app.example.com/logout"},
         Violation("spec.backchannelLogoutURI", BACKCHANNEL_SCHEME),
         id="backchannel-logout-uri-http-on-a-public-host",
+    ),
+    pytest.param(
+        {"frontchannelLogoutURI": "https://app.example.com/logout#now"},
+        Violation("spec.frontchannelLogoutURI", FRONTCHANNEL_FRAGMENT),
+        id="frontchannel-logout-uri-with-fragment",
+    ),
+    pytest.param(
+        {"frontchannelLogoutURI": "http://app.example.com/logout"},
+        Violation("spec.frontchannelLogoutURI", FRONTCHANNEL_SCHEME),
+        id="frontchannel-logout-uri-http-on-a-public-host",
+    ),
+    pytest.param(
+        {"frontchannelLogoutURI": "/logout"},
+        Violation("spec.frontchannelLogoutURI", FRONTCHANNEL_SCHEME),
+        id="frontchannel-logout-uri-relative",
     ),
     pytest.param(
         {"redirectURIs": None},
@@ -380,6 +399,8 @@ def test_every_rule_of_the_crd_is_exercised_here() -> None:
         DIFFERENT_KEYS,
         BACKCHANNEL_FRAGMENT,
         BACKCHANNEL_SCHEME,
+        FRONTCHANNEL_FRAGMENT,
+        FRONTCHANNEL_SCHEME,
     }
     exercised |= {SA_METHOD_NEEDS_ACCOUNTS, ACCOUNTS_NEED_SA_METHOD}
     messages = {rule["message"] for rule in all_rules(openapi_schema())}

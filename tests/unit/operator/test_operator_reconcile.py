@@ -680,6 +680,21 @@ def test_template_changes_are_applied_and_old_entries_removed(cluster: Factory) 
         ({"secretTemplate": {"keys": {"clientID": ".."}}}, "not a valid Secret key"),
         ({"secretTemplate": {"keys": {"issuer": "..data"}}}, "not a valid Secret key"),
         ({"public": "yes"}, "spec.public"),
+        # Front-Channel Logout 1.0 §2: the logout page belongs to the application's origin.
+        (
+            {
+                "redirectURIs": ["https://app.example.com/cb"],
+                "frontchannelLogoutURI": "https://evil.example/x",
+            },
+            "spec.frontchannelLogoutURI must have the scheme, host and port of one of spec.redirectURIs",
+        ),
+        (
+            {
+                "redirectURIs": ["https://app.example.com/cb"],
+                "frontchannelLogoutURI": "https://app.example.com:8443/",
+            },
+            "spec.frontchannelLogoutURI",
+        ),
     ],
 )
 def test_invalid_spec_is_reported_without_writing(
@@ -694,6 +709,18 @@ def test_invalid_spec_is_reported_without_writing(
     assert fragment in ready["message"]
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", "InvalidSpec")]
     assert not c.reconcile().writes
+
+
+def test_a_frontchannel_logout_uri_on_a_redirect_uris_origin_is_valid(cluster: Factory) -> None:
+    spec = {
+        "redirectURIs": ["https://app.example.com/cb"],
+        "frontchannelLogoutURI": "https://APP.example.com:443/logout?frontchannel=1",
+    }
+    c = cluster(spec=spec)
+
+    c.reconcile()
+
+    assert c.condition("Ready")["status"] == "True"
 
 
 def test_invalid_spec_after_creation_leaves_the_secret_alone(cluster: Factory) -> None:

@@ -78,7 +78,14 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
     assert document["claims_parameter_supported"] is True
     assert document["backchannel_logout_supported"] is True
     assert document["backchannel_logout_session_supported"] is True
+    assert document["frontchannel_logout_supported"] is True
+    assert document["frontchannel_logout_session_supported"] is True
+    # Session Management is refused on purpose (see docs/conformance.md): never advertised.
+    assert "check_session_iframe" not in document
     assert document["authorization_response_iss_parameter_supported"] is True
+    assert {"given_name", "family_name", "updated_at", "address", "phone_number"} <= set(
+        document["claims_supported"]
+    )
 
 
 def test_discovery_names_the_signing_algorithm_of_the_key_set(
