@@ -25,7 +25,15 @@ from support.certificates import CertificateAuthority
 from support.objects import client_objects
 from support.provider import RegisteredClient
 
-__all__ = ["JWT_BEARER", "ClientKey", "JwksServer", "hmac_assertion", "jwks_server", "register_key_client"]
+__all__ = [
+    "JWT_BEARER",
+    "ClientKey",
+    "JwksServer",
+    "KeyClient",
+    "hmac_assertion",
+    "jwks_server",
+    "register_key_client",
+]
 
 
 class ClientKey:
@@ -61,6 +69,14 @@ class ClientKey:
         header: dict[str, Any] = {"alg": self.alg, "kid": self.kid, **changes.pop("header", {})}
         claims.update(changes)
         return jwt.encode(header, {k: v for k, v in claims.items() if v is not None}, self.key)
+
+
+@dataclass(frozen=True)
+class KeyClient:
+    """A ``private_key_jwt`` client's ID and its key."""
+
+    client_id: str
+    key: ClientKey
 
 
 def hmac_assertion(client_id: str, audience: str, secret: str) -> str:

@@ -3,8 +3,11 @@ honours, and whatever one revokes, the other refuses."""
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 
+from kubeoidc_provider.assertions import JWT_BEARER
+from support.client_keys import KeyClient
 from support.provider import PASSWORD
 from support.replicas_flow import (
     Browser,
@@ -109,3 +112,23 @@ def test_failed_logins_are_counted_across_replicas(
         throttled = browser.login(replica, page, password=PASSWORD)
         assert throttled.status_code == 429, throttled.text
         assert "Too many failed sign-in attempts" in throttled.text
+
+
+def test_a_private_key_jwt_assertion_used_at_one_replica_is_refused_at_the_other(
+    replicas: tuple[Replica, Replica], issuer: str, key_client: KeyClient
+) -> None:
+    a, b = replicas
+    assertion = key_client.key.assertion(key_client.client_id, issuer)
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": key_client.client_id,
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion,
+    }
+
+    used = httpx2.post(f"{a.base_url}/token", data=form, timeout=10)
+    replayed = httpx2.post(f"{b.base_url}/token", data=form, timeout=10)
+
+    assert used.status_code == 200, used.text
+    assert replayed.status_code == 401, replayed.text
+    assert replayed.json()["error"] == "invalid_client"
