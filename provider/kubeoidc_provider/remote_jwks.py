@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from kubeoidc_provider.client_keys import Keys, KeySetError, public_keys
+from kubeoidc_provider.client_keys import Keys, public_keys
 from kubeoidc_provider.registry import ClientRegistry
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class RemoteKeySets:
         self._sets: dict[str, _KeySet] = {}
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None  # made on the loop that runs the task
 
     # -- the request path -------------------------------------------------------------------------
 
@@ -91,7 +91,7 @@ class RemoteKeySets:
         known = self._sets.get(uri)
         if known is None:
             self._sets[uri] = _KeySet()
-            self._wake.set()  # a client the scan has not seen yet: fetch now, in the background
+            self._wake_up()  # a client the scan has not seen yet: fetch now, in the background
             return {}
         return known.keys
 
@@ -115,14 +115,14 @@ class RemoteKeySets:
 
     def start(self) -> None:
         """Start the background task (on the running event loop)."""
+        self._wake = asyncio.Event()
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         self._task = asyncio.get_running_loop().create_task(self._run(), name="kubeoidc-client-jwks")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
         fetches = [s.fetching for s in self._sets.values() if s.fetching is not None]
         for task in fetches:
             task.cancel()
@@ -131,7 +131,12 @@ class RemoteKeySets:
             await self._http.close()
         self._task = self._http = None
 
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
     async def _run(self) -> None:
+        assert self._wake is not None
         while True:
             self._scan()
             now = time.monotonic()
@@ -160,7 +165,7 @@ class RemoteKeySets:
         """Fetch once; install the keys or keep the last good ones; say which."""
         try:
             keys, max_age = await self._get(uri)
-        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, KeySetError, ValueError) as error:
+        except Exception as error:  # whatever went wrong, the keys fetched before stay
             known.due = time.monotonic() + self._retry_interval
             logger.warning(
                 "could not fetch the client keys at %s (%s: %s); keeping %d key(s) fetched before",
@@ -172,7 +177,7 @@ class RemoteKeySets:
             return False
         finally:
             known.fetching = None
-            self._wake.set()
+            self._wake_up()
         if set(keys) != set(known.keys):
             kids = ", ".join(sorted(str(kid) for kid in keys))
             logger.info("client keys at %s: %s", _display(uri), kids)

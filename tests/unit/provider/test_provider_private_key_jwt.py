@@ -404,6 +404,19 @@ def test_a_failed_fetch_keeps_the_keys_fetched_before(
     assert kept.status_code == 200, kept.text
 
 
+def test_a_published_key_set_holding_a_private_key_is_refused_whole(
+    remote_http: tuple[Provider, TestClient], key_server: JwksServer, ec_key: ClientKey, rsa_key: ClientKey
+) -> None:
+    provider, http = remote_http
+    key_server.keys = [ec_key.public_jwk(), rsa_key.private_jwk()]  # the client published its private key
+    client = register_key_client(provider.registry, "ledger", jwks_uri=key_server.url)
+    key_server.wait_for_fetches(1)
+
+    response = client_credentials(http, client.client_id, ec_key.assertion(client.client_id, ISSUER))
+
+    assert_invalid_client(response, UNTRUSTED_KEY)
+
+
 def test_a_jwks_uri_whose_certificate_is_not_trusted_gives_no_keys(
     users: StaticUserDirectory, key_sets: Callable[[str], KeySet], key_server: JwksServer, ec_key: ClientKey
 ) -> None:
