@@ -63,10 +63,16 @@ class ClientCard:
     redirect_uris: tuple[str, ...]
     ready: str
     service_accounts: tuple[str, ...] = ()
+    #: Where a ``private_key_jwt`` client's public keys are: "inline jwks" or its jwksURI; None otherwise.
+    own_keys: str | None = None
 
     def lines(self) -> list[str]:
         no_secret = "(none: public client, uses PKCE)"
-        if self.service_accounts:
+        if self.own_keys is not None:
+            no_secret = (
+                f"(none: authenticates with its own key, private_key_jwt; public keys: {self.own_keys})"
+            )
+        elif self.service_accounts:
             # Dev mode has no cluster to sign ServiceAccount tokens: such a client cannot sign in here.
             accounts = ", ".join(self.service_accounts)
             no_secret = f"(none: tokens of the ServiceAccount(s) {accounts} authenticate it, in a cluster)"
@@ -76,6 +82,13 @@ class ClientCard:
             f"  client_secret: {self.client_secret or no_secret}",
             f"  redirect URIs: {', '.join(self.redirect_uris) or '(none)'}",
         ]
+
+
+def _own_keys(spec: Mapping[str, Any]) -> str | None:
+    """Where a ``private_key_jwt`` client's public keys are, for its card; None for any other client."""
+    if spec.get("tokenEndpointAuthMethod") != contract.PRIVATE_KEY_JWT_AUTH_METHOD:
+        return None
+    return f"jwksURI {spec['jwksURI']}" if spec.get("jwksURI") else "inline jwks"
 
 
 class ManifestFolder:
@@ -189,6 +202,7 @@ class ManifestFolder:
             tuple(spec.get("redirectURIs", [])),
             ready_text,
             tuple(spec.get("serviceAccounts", [])),
+            _own_keys(spec),
         )
 
     def _files(self) -> list[Path]:

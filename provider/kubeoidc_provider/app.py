@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -53,6 +54,7 @@ from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
 from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.remote_jwks import RemoteKeySets
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.sessions import SessionManager
 from kubeoidc_provider.settings import ProviderSettings
@@ -130,12 +132,21 @@ def build_provider(
             cluster=cluster_issuer or ClusterIssuer(None),
             service_accounts=service_accounts or ServiceAccountDirectory(),
             max_uses=settings.client_assertion_uses,
+            remote_keys=RemoteKeySets(registry, ssl_context=_jwks_tls(settings)),
         ),
         backchannel=BackchannelLogout(
             issuer=settings.issuer, signing=signing, registry=registry, state=state
         ),
         feed=feed,
     )
+
+
+def _jwks_tls(settings: ProviderSettings) -> ssl.SSLContext:
+    """How clients' ``jwksURI`` servers are verified: the system's CAs, plus the configured bundle."""
+    context = ssl.create_default_context()
+    if settings.client_jwks_ca_file is not None:
+        context.load_verify_locations(cafile=settings.client_jwks_ca_file)
+    return context
 
 
 def routes() -> list[BaseRoute]:
@@ -183,11 +194,13 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         for task in background:
             task.start()
         provider.backchannel.start()
+        provider.assertions.remote_keys.start()
         try:
             yield {"provider": provider}
         finally:
             for task in reversed(background):
                 task.stop()
+            await provider.assertions.remote_keys.stop()
             await provider.backchannel.close()
             provider.workers.shutdown(wait=True)
             await provider.state.storage.close()

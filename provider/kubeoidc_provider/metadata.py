@@ -49,11 +49,14 @@ def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, 
         subject_types_supported=["public"],
         id_token_signing_alg_values_supported=signing_algorithms,
         token_endpoint_auth_methods_supported=list(AUTH_METHODS),
-        # For the JWT assertion method (kubernetes_service_account_jwt): what the assertion may be signed
-        # with (RFC 8414 §2 asks for it with any JWT method).
+        # For the JWT assertion methods (private_key_jwt, kubernetes_service_account_jwt): what the
+        # assertion may be signed with (RFC 8414 §2 asks for it with any JWT method). Asymmetric only:
+        # client_secret_jwt is refused on purpose (it needs the plain secret, which is never kept).
         token_endpoint_auth_signing_alg_values_supported=sorted(ASSERTION_ALGORITHMS),
         revocation_endpoint_auth_methods_supported=list(AUTH_METHODS),
+        revocation_endpoint_auth_signing_alg_values_supported=sorted(ASSERTION_ALGORITHMS),
         introspection_endpoint_auth_methods_supported=list(SECRET_AUTH_METHODS),
+        introspection_endpoint_auth_signing_alg_values_supported=sorted(ASSERTION_ALGORITHMS),
         code_challenge_methods_supported=["S256"],
         prompt_values_supported=["none", "login", "consent", "select_account"],
         claims_supported=list(CLAIMS_SUPPORTED),

@@ -7,16 +7,17 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD, crd
+from kubeoidc_contract import PRIVATE_KEY_JWT_AUTH_METHOD, SERVICE_ACCOUNT_AUTH_METHOD, crd
 from kubeoidc_provider.registration import PUBLIC_AUTH_METHOD, Client
 
 #: The client authentication methods a registration may name (the CRD's enumeration), in its order.
 AUTH_METHODS: tuple[str, ...] = crd.auth_methods()
 #: The methods of confidential clients: what they use wherever no method is registered for the endpoint
-#: (introspection, revocation), and all the client credentials grant takes. A client that ServiceAccount
-#: tokens authenticate uses only that method (``SERVICE_ACCOUNT_AUTH_METHOD``); the others present a
-#: client secret.
+#: (introspection, revocation), and all the client credentials grant takes. A client authenticated by a
+#: JWT assertion (ServiceAccount tokens, or its own key) uses only its registered method
+#: (:data:`ASSERTION_AUTH_METHODS`); the others present a client secret.
 SECRET_AUTH_METHODS: tuple[str, ...] = tuple(m for m in AUTH_METHODS if m != PUBLIC_AUTH_METHOD)
+ASSERTION_AUTH_METHODS: frozenset[str] = frozenset({SERVICE_ACCOUNT_AUTH_METHOD, PRIVATE_KEY_JWT_AUTH_METHOD})
 
 
 def granted_scope(requested: str | None, client: Client) -> str:
@@ -65,9 +66,9 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
             return method == PUBLIC_AUTH_METHOD and endpoint in ("token", "revocation")
         if endpoint == "token":
             return method == self.client.token_endpoint_auth_method
-        if self.client.token_endpoint_auth_method == SERVICE_ACCOUNT_AUTH_METHOD:
-            return method == SERVICE_ACCOUNT_AUTH_METHOD
-        return method in SECRET_AUTH_METHODS and method != SERVICE_ACCOUNT_AUTH_METHOD
+        if self.client.token_endpoint_auth_method in ASSERTION_AUTH_METHODS:
+            return method == self.client.token_endpoint_auth_method
+        return method in SECRET_AUTH_METHODS and method not in ASSERTION_AUTH_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.client.grant_types

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -70,6 +71,21 @@ class Client:
     id_token_claims: frozenset[str] | None = None
     #: The resource servers its access tokens may be meant for (RFC 8707); empty: the issuer only.
     audiences: tuple[str, ...] = ()
+    #: A ``private_key_jwt`` client's public keys: inline (``spec.jwks``, as canonical JSON) or where it
+    #: publishes them (``spec.jwksURI``); and the one algorithm its assertions may use, if it names one.
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    token_endpoint_auth_signing_alg: str | None = None
+
+    @property
+    def secretless(self) -> bool:
+        """Whether the client authenticates without a secret: a public one, one its ServiceAccounts'
+        tokens authenticate, or one that signs its assertions with its own key."""
+        return (
+            self.public
+            or bool(self.service_accounts)
+            or self.token_endpoint_auth_method == contract.PRIVATE_KEY_JWT_AUTH_METHOD
+        )
 
     def check_secret(self, secret: str, now: float) -> bool:
         """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
@@ -191,6 +207,9 @@ def parse_oidcclient(
             userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
             id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
             audiences=share(_str_tuple(spec.get("audiences"))),
+            jwks=_canonical_json(spec.get("jwks")),
+            jwks_uri=_str_or_none(spec.get("jwksURI")),
+            token_endpoint_auth_signing_alg=_str_or_none(spec.get("tokenEndpointAuthSigningAlg")),
         )
     published = _published_credentials(name, uid, _mapping(status.get(contract.STATUS_CREDENTIALS)))
     return Registration(uid, namespace, name, client_id, secret_name, client, published)
@@ -226,6 +245,13 @@ def _sha256(value: object) -> bytes | None:
     except ValueError:
         return None
     return digest if len(digest) == hashlib.sha256().digest_size else None
+
+
+def _canonical_json(value: object) -> str | None:
+    """A JSON object as one canonical string (hashable, and equal for equal objects), or None."""
+    if not isinstance(value, Mapping):
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _id_token_claims(value: object) -> frozenset[str] | None:

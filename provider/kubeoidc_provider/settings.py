@@ -85,6 +85,9 @@ class ProviderSettings(BaseSettings):
     #: its life. A pod reuses its projected token until the kubelet renews it; 1 makes every assertion
     #: single-use (RFC 7523 §3), for clients that present a fresh token each time.
     client_assertion_uses: int = Field(default=100, ge=1)
+    #: client_jwks_ca_file: a PEM bundle of certificate authorities trusted, beside the system's, for the
+    #: ``jwksURI`` of ``private_key_jwt`` clients (an internal CA); TLS is verified either way.
+    client_jwks_ca_file: Path | None = None
     #: device_code_ttl: how long a device authorization request (RFC 8628) waits for its user, in seconds.
     device_code_ttl: int = Field(default=600, ge=30, le=3600)
     #: device_poll_interval: the seconds a device waits between polls of the token endpoint (RFC 8628).

@@ -314,6 +314,11 @@ class State:
         (counted until it expires: ``ttl`` seconds)."""
         return await self.storage.incr("assertion_uses", _pair(issuer, jti), max(ttl, 1))
 
+    async def spend_assertion_id(self, client_id: str, jti: str, ttl: int) -> bool:
+        """Whether this is the first use of the client's assertion ``jti`` (remembered ``ttl`` seconds,
+        atomically across replicas: two requests racing with one assertion get one True)."""
+        return await self.storage.incr("assertion_jti", _pair(client_id, jti), max(ttl, 1)) == 1
+
     # Login throttling -------------------------------------------------------------------------------
     # Counting and checking are one atomic increment: an attempt is counted as a failure before the
     # password is checked, and taken back when it turns out not to be one. Racing attempts can never all

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kubeoidc_contract import DEVICE_CODE_GRANT_TYPE, SERVICE_ACCOUNT_AUTH_METHOD
+from kubeoidc_contract import DEVICE_CODE_GRANT_TYPE, PRIVATE_KEY_JWT_AUTH_METHOD, SERVICE_ACCOUNT_AUTH_METHOD
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.metadata import CLAIMS_SUPPORTED
 from support.conformance import ALL_SCOPES, plan_config, register_client
@@ -422,7 +422,10 @@ def test_the_provider_refuses_nothing_discovery_says_it_supports(
     assert set(document["code_challenge_methods_supported"]) <= used("code_challenge_method")
     # A ServiceAccount token needs a cluster to sign it: that method succeeds in
     # tests/unit/provider/test_provider_service_account_clients.py and on a real API server (tests/cluster/).
-    offered_here = set(document["token_endpoint_auth_methods_supported"]) - {SERVICE_ACCOUNT_AUTH_METHOD}
+    # private_key_jwt needs a key the client holds: openid-client succeeds with it, in Chromium too, in
+    # tests/integration/relying_parties/test_op_clientauth_privatejwt.py.
+    played_elsewhere = {SERVICE_ACCOUNT_AUTH_METHOD, PRIVATE_KEY_JWT_AUTH_METHOD}
+    offered_here = set(document["token_endpoint_auth_methods_supported"]) - played_elsewhere
     assert offered_here <= {m["authMethod"] for m in succeeded}
     assert used("claims")  # claims_parameter_supported
     assert document["claims_parameter_supported"] is True

@@ -8,6 +8,8 @@ import asyncio
 import httpx2
 import pytest
 
+from kubeoidc_provider.assertions import JWT_BEARER
+from support.client_keys import KeyClient
 from support.provider import PASSWORD
 from support.replicas_flow import (
     Browser,
@@ -135,3 +137,23 @@ async def test_racing_resumes_over_both_replicas_mint_exactly_one_code(
     ]
     assert len(codes) == 1, [response.status_code for response in answers]
     assert all(response.status_code in (302, 303, 400) for response in answers)
+
+
+def test_a_private_key_jwt_assertion_used_at_one_replica_is_refused_at_the_other(
+    replicas: tuple[Replica, Replica], issuer: str, key_client: KeyClient
+) -> None:
+    a, b = replicas
+    assertion = key_client.key.assertion(key_client.client_id, issuer)
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": key_client.client_id,
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion,
+    }
+
+    used = httpx2.post(f"{a.base_url}/token", data=form, timeout=10)
+    replayed = httpx2.post(f"{b.base_url}/token", data=form, timeout=10)
+
+    assert used.status_code == 200, used.text
+    assert replayed.status_code == 401, replayed.text
+    assert replayed.json()["error"] == "invalid_client"
