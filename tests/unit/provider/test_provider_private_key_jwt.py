@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,21 @@ def test_a_replayed_assertion_is_refused(
     )
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim relative to when the assertion is made: the parameters are built at collection,
+    which may be minutes before the test runs."""
+
+    seconds: int
+
+
+def at_run_time(changes: dict[str, Any]) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        name: now + value.seconds if isinstance(value, FromNow) else value for name, value in changes.items()
+    }
+
+
 REFUSALS = [
     pytest.param(
         {"aud": "https://other-provider.example"},
@@ -183,17 +199,17 @@ REFUSALS = [
         id="wrong-aud",
     ),
     pytest.param(
-        {"iat": int(time.time()) - 200, "exp": int(time.time()) - 100},
+        {"iat": FromNow(-200), "exp": FromNow(-100)},
         "The client assertion has expired.",
         id="expired",
     ),
     pytest.param(
-        {"exp": int(time.time()) + MAX_LIFETIME + 120},
+        {"exp": FromNow(MAX_LIFETIME + 120)},
         f"The client assertion expires too far ahead: at most {MAX_LIFETIME} seconds from now.",
         id="exp-too-far-ahead",
     ),
     pytest.param(
-        {"iat": int(time.time()) - MAX_LIFETIME - 60},
+        {"iat": FromNow(-MAX_LIFETIME - 60)},
         f"The client assertion lives too long: at most {MAX_LIFETIME} seconds after its iat.",
         id="life-longer-than-allowed",
     ),
@@ -224,7 +240,7 @@ def test_a_bad_assertion_is_refused_as_invalid_client(
     description: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assertion = ec_key.assertion(billing.client_id, ISSUER, **changes)
+    assertion = ec_key.assertion(billing.client_id, ISSUER, **at_run_time(changes))
     with caplog.at_level(logging.DEBUG):
         response = client_credentials(http, billing.client_id, assertion)
 
