@@ -111,9 +111,10 @@ class Reconciler:
         claimed: dict[str, str] = {}
         pinned = isinstance(client.get("spec"), dict) and client["spec"].get("clientID")
         held = isinstance(client.get("status"), dict) and client["status"].get("clientID")
-        if pinned or not held:
+        if pinned or (not held and (current is not None or previous is not None)):
             # A pinned ID, or one about to be read back from a Secret, can collide: a generated one has
-            # 128 random bits, and one already held was checked when it was taken.
+            # 128 random bits, and one already held was checked when it was taken. A brand-new client
+            # (no ID held, no Secret) gets a generated one: no list of every client for it.
             claimed = claimed_client_ids(client, self.api.list_clients(self.settings.namespaces))
         decision = reconcile.plan(
             client,
