@@ -25,7 +25,7 @@ import kopf
 
 from kubeoidc_contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
 
-from .controller import Reconciler, resync_forever
+from .controller import CLIENT, SECRET, Reconciler, resync_forever
 from .errors import Conflict, Unavailable
 from .keykeeper import KeyKeeper, keep_keys_forever
 from .keyring import KeyPolicy
@@ -92,17 +92,24 @@ def register(
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def reconcile_client(
-        namespace: str | None, name: str, type: str | None, logger: Logger, **_: Any
+        body: kopf.Body, namespace: str | None, name: str, type: str | None, logger: Logger, **_: Any
     ) -> None:
         # type None: listed at start (kopf's resume); DELETED: the garbage collector takes the Secret.
-        if namespace and type != "DELETED":
+        if not namespace or type == "DELETED":
+            return
+        if not reconciler.is_echo(CLIENT, namespace, name, body.metadata.get("resourceVersion")):
             _reconcile(reconciler, namespace, name, logger)
 
     @kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry)
     def restore_secret(body: kopf.Body, namespace: str | None, logger: Logger, **_: Any) -> None:
         # A managed Secret was created, edited or deleted: its client puts it back as it should be.
         owner = owner_of(body)
-        if namespace and owner:
+        version = body.metadata.get("resourceVersion")
+        if (
+            namespace
+            and owner
+            and not reconciler.is_echo(SECRET, namespace, body.metadata.name or "", version)
+        ):
             _reconcile(reconciler, namespace, owner, logger)
 
     @kopf.on.startup(registry=registry)

@@ -18,7 +18,7 @@ from kubeoidc_contract import SECRET_SELECTOR
 
 from . import peering
 from .handlers import register
-from .kube import REQUEST_TIMEOUT, KubeApi, api_client_from_environment
+from .kube import CONCURRENT_CALLS, REQUEST_TIMEOUT, KubeApi, api_client_from_environment
 from .settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) ->
     # errors; kopf's INFO chatter ("Handler succeeded") stays in the log.
     result.posting.enabled = True
     result.posting.level = logging.WARNING
+    # Sync handlers run in kopf's thread pool (its default: a few threads per core); each waits on the
+    # API server most of its time, so more of them keep a burst of new clients moving.
+    result.execution.max_workers = CONCURRENT_CALLS
     # The CRD's status schema is closed: kopf would keep its progress in annotations, not in status.kopf.
     # (The OIDCClient handlers are event handlers, for which kopf records nothing on the object.)
     result.persistence.progress_storage = kopf.AnnotationsProgressStorage()

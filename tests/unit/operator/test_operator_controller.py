@@ -13,7 +13,7 @@ import pytest
 
 from kubeoidc_contract import ROTATE_ANNOTATION
 from kubeoidc_operator import handlers
-from kubeoidc_operator.controller import Reconciler
+from kubeoidc_operator.controller import CLIENT, SECRET, Reconciler
 from kubeoidc_operator.errors import Conflict, NotFound
 from kubeoidc_operator.settings import OperatorSettings
 from kubeoidc_operator.status import Event
@@ -221,3 +221,37 @@ def test_register_adds_handlers_without_reading_the_environment(settings: Operat
     reconciler = handlers.register(registry, settings, FakeApi())  # type: ignore[arg-type]
     assert reconciler.settings is settings
     assert kopf.get_default_registry() is not registry
+
+
+class VersionedApi(FakeApi):
+    """The fake API, whose write answers carry a new resourceVersion, as the API server's do."""
+
+    version = 100
+
+    def _stamped(self, answer: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        return {**answer, "metadata": {**answer["metadata"], "resourceVersion": str(self.version)}}
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._stamped(super().create_secret(namespace, body))
+
+    def patch_client_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return self._stamped(super().patch_client_status(namespace, name, status))
+
+
+def test_the_echo_of_its_own_write_needs_no_reconcile_and_any_other_version_does(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = VersionedApi()
+    api.clients["apps", "web"] = client_factory("web")
+    reconciler = Reconciler(api, settings)
+
+    reconciler.reconcile("apps", "web")
+
+    # The Secret's creation answered 101, the status patch 102: those events are the writes' echoes.
+    assert reconciler.is_echo(SECRET, "apps", "web-oidc", "101")
+    assert reconciler.is_echo(CLIENT, "apps", "web", "102")
+    # Each echo is recognised once; a later version (someone else's change) is reconciled.
+    assert not reconciler.is_echo(CLIENT, "apps", "web", "102")
+    reconciler.reconcile("apps", "web")
+    assert not reconciler.is_echo(SECRET, "apps", "web-oidc", "250")
