@@ -81,8 +81,9 @@ def is_ready(obj: dict[str, Any]) -> bool:
 
 
 def operator_requests(plane: ControlPlane, user: str, namespace: str, offset: int) -> Counter[str]:
-    """The operator's requests about ``namespace`` in the audit log after byte ``offset``, by
-    ``verb resource[/sub]`` (its own keys and leases live elsewhere: not a client's cost)."""
+    """The operator's requests about ``namespace``, and its cluster-wide ones (a list of every client),
+    in the audit log after byte ``offset``, by ``verb resource[/sub]`` (its signing keys and peering
+    live in other namespaces: not a client's cost)."""
     counted: Counter[str] = Counter()
     with plane.audit_log.open("rb") as audit:
         audit.seek(offset)
@@ -91,7 +92,7 @@ def operator_requests(plane: ControlPlane, user: str, namespace: str, offset: in
             if event.get("user", {}).get("username") != user or event.get("stage") != "ResponseComplete":
                 continue
             ref = event.get("objectRef") or {}
-            if ref.get("namespace") != namespace:
+            if ref.get("namespace", namespace) != namespace:
                 continue
             resource = ref.get("resource", event.get("requestURI", "?"))
             if ref.get("subresource"):
