@@ -61,15 +61,18 @@ class KubeApi:
     def close(self) -> None:
         self._http.close()
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+    def _headers(self, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         if self._access.token is not None:
             headers["Authorization"] = f"Bearer {self._access.token()}"
         return headers
 
-    def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> dict[str, Any]:
-        """The JSON object at ``path``; :class:`ApiError` for any answer but 2xx."""
-        response = self._http.get(path, params=dict(params or {}), headers=self._headers())
+    def get_json(
+        self, path: str, params: Mapping[str, str | int] | None = None, *, accept: str = "application/json"
+    ) -> dict[str, Any]:
+        """The JSON object at ``path``; :class:`ApiError` for any answer but 2xx. ``accept``: the media
+        type to ask for (the API server answers 406 to a JSON Web Key Set asked for as plain JSON)."""
+        response = self._http.get(path, params=dict(params or {}), headers=self._headers(accept))
         if not response.is_success:
             raise ApiError(response.status_code, _reason(response.content, response.reason_phrase))
         document = response.json()
