@@ -1,86 +1,53 @@
-"""Operator scale: N OIDCClients created at once against the kmock API server, the time until all are Ready.
+"""Operator scale on a real API server: N OIDCClients created at once, the time until every one is Ready.
 
-The kmock API server runs in this process (as in the operator's tests); the operator runs as its own
-process, started the way a deployment starts it (``kubeoidc operator``, configured by environment and
-a kubeconfig naming kmock's URL), so its RSS is its own. Clients are created only once the operator's
-watches are open (kmock replays objects at each watch start). Prints one line ``RESULT {json}``:
-count, ready, seconds (from the first create to the last Ready), the operator's CPU seconds over that
-time, and its RSS (VmRSS) and peak RSS (VmHWM) in MiB at that moment.
+The control plane is the cluster test tier's (``tests/support/control_plane.py``: etcd, kube-apiserver
+and kube-controller-manager from ``KUBEBUILDER_ASSETS``), with the CRDs and the chart's RBAC installed as
+that tier installs them (``support.release``). The operator runs as its own process, configured as the
+chart configures it, with its ServiceAccount's token: its RSS and CPU time are its own, and the API
+server enforces its RBAC. For each count asked for, the bench creates that many OIDCClients in a fresh
+namespace, ``CREATE_CONCURRENCY`` requests in flight (as an administrator), and follows them with a watch
+until every one is ``Ready=True``. The API server's audit log (the operator's requests, at the Metadata
+level) then gives the operator's requests by verb and resource, counted once it has gone quiet (the
+echoes of its own writes included).
 
-Usage: python bench/operator_scale.py N [--timeout S]
+Prints one line ``RESULT {json}`` per count: count, ready, seconds (from the first create to the last
+Ready), create_seconds, the operator's CPU seconds over that time, its RSS and peak RSS (VmHWM) in MiB,
+its requests by ``verb resource[/subresource]``, its writes per client, and the load average.
+
+Usage: KUBEBUILDER_ASSETS=DIR python bench/operator_scale.py N [N ...] [--timeout S]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kmock as kmocklib
-from kmock._internal import dsl, rendering
+import httpx2
 
-from kubeoidc_contract import GROUP, KIND, PLURAL, READY_CONDITION, VERSION
+from kubeoidc_contract import API_VERSION, GROUP, KIND, PLURAL, READY_CONDITION, VERSION
+from kubeoidc_provider.cluster_access import from_kubeconfig
 
-# The API server is prepared as the tests prepare it (tests/support).
+# The control plane and the release are the cluster tier's own (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.kmock_api import declare_resources
+from support.admin import Admin
+from support.control_plane import ControlPlane, find_assets
+from support.release import NAMESPACE, Release, RoleProcess
 
-NAMESPACE = "apps"
-CLIENTS = kmocklib.resource(GROUP, VERSION, PLURAL)
-SECRETS = kmocklib.resource("", "v1", "secrets")
-CREATE_CONCURRENCY = 20
-_OPERATOR = "import sys; from kubeoidc.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def _is_member(view: Any, request: Any) -> bool:
-    """Whether kmock's ``view`` sees ``request``: what ``request in view`` answers, without the scan."""
-    kind = type(view)
-    if kind is dsl.Filter:
-        return bool(view.criteria(request)) and _is_member(view._source, request)
-    if kind is dsl.Priority:
-        return _is_member(view._source, request)
-    if isinstance(view, dsl.Root) and type(view).__iter__ is dsl.Root.__iter__:
-        # The request being served was appended last: look from the end.
-        return any(seen is request for seen in reversed(view._requests))
-    return any(seen is request for seen in view)
-
-
-def _speed_up_kmock() -> None:
-    """kmock matches each request against its whole request log (``request in view`` iterates every
-    request ever served through each reaction's filters): the cost per request grows with the requests
-    served, and a few thousand requests in, kmock, not the operator, is what the clock measures. The
-    same answer, per request: a filter sees a request when its criteria accept it and its source sees it.
-    """
-    original = dsl.View.__contains__
-
-    def contains(self: Any, item: Any) -> bool:
-        if isinstance(item, rendering.Request):
-            return _is_member(self, item)
-        return bool(original(self, item))
-
-    dsl.View.__contains__ = contains  # type: ignore[method-assign]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def memory_mib(pid: int) -> dict[str, float]:
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    fields = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status if line.startswith("Vm")}
-    return {"rss_mib": fields["VmRSS"], "peak_rss_mib": fields["VmHWM"]}
+#: Create requests in flight at once.
+CREATE_CONCURRENCY = 32
+#: The operator is quiet (its requests counted) once the audit log has not grown for this long.
+QUIET_SECONDS = 3.0
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 def log(message: str) -> None:
@@ -93,129 +60,189 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def kubeconfig(url: str) -> dict[str, Any]:
+def memory_mib(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status if line.startswith("Vm")}
+    return {"rss_mib": fields["VmRSS"], "peak_rss_mib": fields["VmHWM"]}
+
+
+def oidcclient(namespace: str, name: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "kmock", "cluster": {"server": url}}],
-        "users": [{"name": "kmock", "user": {"token": "bench"}}],
-        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
-        "current-context": "kmock",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"displayName": name, "redirectURIs": [f"https://{name}.example.com/callback"]},
     }
 
 
-def _watching(server: Any, resource: Any) -> bool:
-    return any(
-        request.action == kmocklib.action.WATCH and request.resource == resource for request in list(server)
-    )
-
-
-def _is_ready(server: Any, name: str) -> bool:
-    key = (CLIENTS, NAMESPACE, name)
-    if key not in server.objects:
-        return False
-    stored = server.objects[key]
-    if stored.deleted:
-        return False
-    conditions = (stored.raw.get("status") or {}).get("conditions") or []
+def is_ready(obj: dict[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") == READY_CONDITION and c.get("status") == "True" for c in conditions)
 
 
-async def _create(server: Any, name: str) -> None:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "resourceVersion": "1"},
-        "spec": {"redirectURIs": [f"https://{name}.example.com/callback"]},
+def operator_requests(plane: ControlPlane, user: str, namespace: str, offset: int) -> Counter[str]:
+    """The operator's requests about ``namespace``, and its cluster-wide ones (a list of every client),
+    in the audit log after byte ``offset``, by ``verb resource[/sub]`` (its signing keys and peering
+    live in other namespaces: not a client's cost)."""
+    counted: Counter[str] = Counter()
+    with plane.audit_log.open("rb") as audit:
+        audit.seek(offset)
+        for line in audit.read().split(b"\n")[:-1]:  # the last line may be half written
+            event = json.loads(line)
+            if event.get("user", {}).get("username") != user or event.get("stage") != "ResponseComplete":
+                continue
+            ref = event.get("objectRef") or {}
+            if ref.get("namespace", namespace) != namespace:
+                continue
+            resource = ref.get("resource", event.get("requestURI", "?"))
+            if ref.get("subresource"):
+                resource += "/" + ref["subresource"]
+            counted[f"{event['verb']} {resource}"] += 1
+    return counted
+
+
+def quiet_requests(
+    plane: ControlPlane, user: str, namespace: str, offset: int, limit: float = 60.0
+) -> Counter[str]:
+    """The operator's requests once it has stopped making any for :data:`QUIET_SECONDS`."""
+    deadline = time.monotonic() + limit
+    last = operator_requests(plane, user, namespace, offset)
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = operator_requests(plane, user, namespace, offset)
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_SECONDS:
+            break
+    return last
+
+
+class Cluster:
+    """An administrator's asynchronous access to the API server: create clients, follow them to Ready."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        access = from_kubeconfig(plane.admin_kubeconfig)
+        self.http = httpx2.AsyncClient(
+            base_url=access.server,
+            verify=access.ssl_context if access.ssl_context is not None else True,
+            timeout=httpx2.Timeout(120.0, connect=10.0),
+            limits=httpx2.Limits(max_connections=CREATE_CONCURRENCY + 2),
+            trust_env=False,
+        )
+
+    def collection(self, namespace: str) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+
+    async def create(self, namespace: str, names: list[str]) -> None:
+        pending = iter(names)
+
+        async def worker() -> None:
+            for name in pending:
+                response = await self.http.post(self.collection(namespace), json=oidcclient(namespace, name))
+                if response.status_code >= 300:
+                    raise RuntimeError(f"creating {name}: {response.status_code} {response.text[:500]}")
+
+        await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
+
+    async def follow_until_ready(self, namespace: str, count: int, deadline: float) -> set[str]:
+        """Names of the namespace's clients seen Ready, once all ``count`` are or at the deadline."""
+        ready: set[str] = set()
+        listed = await self.http.get(self.collection(namespace))
+        version = listed.json()["metadata"]["resourceVersion"]
+        while len(ready) < count and time.monotonic() < deadline:
+            params = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true"}
+            params["timeoutSeconds"] = str(max(1, int(deadline - time.monotonic())))
+            with contextlib.suppress(httpx2.TransportError):
+                async with self.http.stream("GET", self.collection(namespace), params=params) as events:
+                    async for line in events.aiter_lines():
+                        event = json.loads(line)
+                        obj = event["object"]
+                        if event["type"] == "ERROR":
+                            raise RuntimeError(f"the watch failed: {obj}")
+                        version = obj["metadata"]["resourceVersion"]
+                        if event["type"] in ("ADDED", "MODIFIED") and is_ready(obj):
+                            ready.add(obj["metadata"]["name"])
+                            if len(ready) == count:
+                                break
+        return ready
+
+
+async def measure_one(
+    plane: ControlPlane, admin: Admin, operator: RoleProcess, user: str, count: int, limit: float
+) -> dict[str, Any]:
+    namespace = f"scale-{count}-{int(time.time())}"
+    admin.create_namespace(namespace)
+    assert operator.component.process is not None
+    pid = operator.component.process.pid
+    cluster = Cluster(plane)
+    try:
+        names = [f"app-{index:05d}" for index in range(count)]
+        offset = plane.audit_log.stat().st_size
+        cpu_before = cpu_seconds(pid)
+        load_before = os.getloadavg()
+        started = time.monotonic()
+        follow = asyncio.create_task(cluster.follow_until_ready(namespace, count, started + limit))
+        await asyncio.sleep(0.2)  # the watch is open before the first create
+        await cluster.create(namespace, names)
+        created = time.monotonic() - started
+        log(f"{count} OIDCClients created in {created:.1f}s")
+        ready = await follow
+        seconds = time.monotonic() - started
+        cpu = cpu_seconds(pid) - cpu_before
+        memory = memory_mib(pid)
+        log(f"{len(ready)} of {count} Ready after {seconds:.1f}s; waiting for the operator to go quiet")
+    finally:
+        await cluster.http.aclose()
+    requests = await asyncio.to_thread(quiet_requests, plane, user, namespace, offset)
+    writes = sum(n for key, n in requests.items() if key.split()[0] in WRITE_VERBS)
+    return {
+        "count": count,
+        "ready": len(ready),
+        "seconds": seconds,
+        "create_seconds": created,
+        "operator_cpu_seconds": cpu,
+        **memory,
+        "requests": dict(sorted(requests.items())),
+        "requests_per_client": round(sum(requests.values()) / count, 2),
+        "writes_per_client": round(writes / count, 2),
+        "load_before": [round(value, 2) for value in load_before],
+        "load_after": [round(value, 2) for value in os.getloadavg()],
     }
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
-    async with server.request("POST", path, json=body) as response:
-        if response.status >= 300:
-            raise RuntimeError(f"creating {name}: {response.status} {await response.text()}")
 
 
-async def measure(count: int, limit_seconds: float, workdir: Path) -> dict[str, Any]:
-    async with kmocklib.KubernetesEmulator() as server, kmocklib.Server(server):
-        declare_resources(server)
-        config = workdir / "kubeconfig"
-        config.write_text(json.dumps(kubeconfig(str(server.url).rstrip("/"))))
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(config),
-            "KUBEOIDC_OPERATOR_ISSUER": "https://login.example.com",
-            "KUBEOIDC_OPERATOR_LIVENESS_PORT": str(free_port()),
-        }
-        with (workdir / "operator.log").open("wb") as output:
-            operator = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                _OPERATOR,
-                "--log-level=WARNING",
-                "operator",
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
+@contextlib.contextmanager
+def installed(folder: Path) -> Iterator[tuple[ControlPlane, Admin, RoleProcess, str]]:
+    """A control plane with the release installed and its operator running (as its ServiceAccount)."""
+    plane = ControlPlane(find_assets(), audited=[NAMESPACE], logs=folder / "logs")
+    plane.start()
+    try:
+        admin = Admin(plane.admin_kubeconfig)
+        release = Release(plane, folder / "release", "https://login.example.com")
+        release.set_up(admin.serves_oidcclients)
+        operator = release.operator()
+        # Warnings only, as the kmock bench ran it: a line per handled event would be the log's cost.
+        operator.component.command.append("--log-level=WARNING")
+        operator.start()
         try:
-            deadline = time.monotonic() + 60
-            while not (_watching(server, CLIENTS) and _watching(server, SECRETS)):
-                if operator.returncode is not None or time.monotonic() > deadline:
-                    log_text = (workdir / "operator.log").read_text()[-3000:]
-                    raise RuntimeError(f"the operator did not open its watches:\n{log_text}")
-                await asyncio.sleep(0.1)
-            idle = memory_mib(operator.pid)
-            idle_cpu = cpu_seconds(operator.pid)
-            log(f"operator watching after {time.monotonic() - deadline + 60:.1f}s, {idle['rss_mib']:.1f} MiB")
-
-            names = [f"app-{index:05d}" for index in range(count)]
-            started = time.monotonic()
-            limit = asyncio.Semaphore(CREATE_CONCURRENCY)
-
-            async def create(name: str) -> None:
-                async with limit:
-                    await _create(server, name)
-
-            await asyncio.gather(*(create(name) for name in names))
-            created = time.monotonic() - started
-            log(f"{count} OIDCClients created in {created:.1f}s")
-            pending = set(names)
-            while pending and time.monotonic() - started < limit_seconds:
-                pending = {name for name in pending if not _is_ready(server, name)}
-                if operator.returncode is not None:
-                    raise RuntimeError(
-                        "the operator exited:\n" + (workdir / "operator.log").read_text()[-3000:]
-                    )
-                await asyncio.sleep(0.05)
-            seconds = time.monotonic() - started
-            return {
-                "count": count,
-                "ready": count - len(pending),
-                "seconds": seconds,
-                "create_seconds": created,
-                "idle_rss_mib": idle["rss_mib"],
-                "operator_cpu_seconds": cpu_seconds(operator.pid) - idle_cpu,
-                **memory_mib(operator.pid),
-            }
+            yield plane, admin, operator, release.service_account("operator")
         finally:
-            if operator.returncode is None:
-                operator.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(20):
-                        await operator.wait()
-                except TimeoutError:
-                    operator.kill()
-                    await operator.wait()
+            operator.stop()
+    finally:
+        plane.stop()
 
 
 def main() -> None:
-    _speed_up_kmock()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("count", type=int)
-    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("counts", type=int, nargs="+", help="OIDCClients to create, one run per count")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds each run may take")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kubeoidc-operator-scale-") as tmp:
-        result = asyncio.run(measure(args.count, args.timeout, Path(tmp)))
-    print("RESULT " + json.dumps(result), flush=True)
+    with tempfile.TemporaryDirectory(prefix="kubeoidc-operator-scale-") as tmp, installed(Path(tmp)) as setup:
+        plane, admin, operator, user = setup
+        log(f"operator running, {memory_mib(operator.component.process.pid)['rss_mib']:.1f} MiB")  # type: ignore[union-attr]
+        for count in args.counts:
+            result = asyncio.run(measure_one(plane, admin, operator, user, count, args.timeout))
+            print("RESULT " + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

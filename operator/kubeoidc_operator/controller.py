@@ -5,6 +5,11 @@ with the client's namespace and name. It always reads the client afresh (a queue
 on a stale status, or it could rotate twice) and holds a per-client lock, so two triggers for one
 client never interleave in this process; across processes, the Secret patch carries the
 resourceVersion it was computed from. The decisions are in :mod:`.reconcile`; the I/O in :mod:`.kube`.
+
+Each write's answer carries the object's new resourceVersion, which the reconciler remembers until the
+watch event of that object comes: an event carrying exactly that version is the echo of its own write
+(:meth:`Reconciler.is_echo`), and needs no reconcile (it would read both objects to find nothing to
+do). Any other change moves the resourceVersion, so nothing else is ever skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from . import reconcile
 from .conditions import utcnow
@@ -27,6 +32,10 @@ from .settings import OperatorSettings
 from .status import Event
 
 logger = logging.getLogger(__name__)
+
+#: The kinds :meth:`Reconciler.is_echo` tells apart.
+CLIENT: Final = "OIDCClient"
+SECRET: Final = "Secret"
 
 #: Posts one Event on an OIDCClient (the handlers give kopf's poster; tests may collect them).
 Emit = Callable[[Mapping[str, Any], Event], None]
@@ -72,6 +81,23 @@ class Reconciler:
         self._credentials = credentials or RandomCredentials()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        # (kind, namespace, name) -> the resourceVersion this process's last write to it returned.
+        self._written: dict[tuple[str, str, str], str] = {}
+
+    def is_echo(self, kind: str, namespace: str, name: str, resource_version: str | None) -> bool:
+        """Whether a watch event of this object is the echo of this process's last write to it (the
+        object is as that write left it). Forgets the write either way: only the next event can be its
+        echo."""
+        with self._locks_lock:
+            written = self._written.pop((kind, namespace, name), None)
+        return resource_version is not None and written == resource_version
+
+    def _wrote(self, kind: str, namespace: str, answer: Mapping[str, Any]) -> None:
+        meta = answer.get("metadata") or {}
+        name, version = meta.get("name"), meta.get("resourceVersion")
+        if isinstance(name, str) and isinstance(version, str) and version:
+            with self._locks_lock:
+                self._written[(kind, namespace, name)] = version
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_lock:
@@ -111,9 +137,10 @@ class Reconciler:
         claimed: dict[str, str] = {}
         pinned = isinstance(client.get("spec"), dict) and client["spec"].get("clientID")
         held = isinstance(client.get("status"), dict) and client["status"].get("clientID")
-        if pinned or not held:
+        if pinned or (not held and (current is not None or previous is not None)):
             # A pinned ID, or one about to be read back from a Secret, can collide: a generated one has
-            # 128 random bits, and one already held was checked when it was taken.
+            # 128 random bits, and one already held was checked when it was taken. A brand-new client
+            # (no ID held, no Secret) gets a generated one: no list of every client for it.
             claimed = claimed_client_ids(client, self.api.list_clients(self.settings.namespaces))
         decision = reconcile.plan(
             client,
@@ -136,10 +163,11 @@ class Reconciler:
     ) -> None:
         # The Secret first, status last: status never claims what the Secret does not hold yet.
         if plan.secret is not None and plan.action == "create":
-            self.api.create_secret(namespace, plan.secret)
+            self._wrote(SECRET, namespace, self.api.create_secret(namespace, plan.secret))
             log.info("Created Secret %s/%s.", namespace, plan.secret["metadata"]["name"])
         elif plan.secret is not None and plan.action == "patch" and plan.secret_patch:
-            self.api.patch_secret(namespace, plan.secret["metadata"]["name"], plan.secret_patch)
+            answer = self.api.patch_secret(namespace, plan.secret["metadata"]["name"], plan.secret_patch)
+            self._wrote(SECRET, namespace, answer)
             log.info("Patched Secret %s/%s (%s).", namespace, plan.secret["metadata"]["name"], _fields(plan))
         if plan.delete_secret is not None:
             # Precondition on the uid: the very Secret found to be ours is deleted, or nothing (409).
@@ -151,7 +179,7 @@ class Reconciler:
                 pass
         if plan.status:
             try:
-                self.api.patch_client_status(namespace, name, plan.status)
+                self._wrote(CLIENT, namespace, self.api.patch_client_status(namespace, name, plan.status))
             except NotFound:
                 return
         for event in plan.events:

@@ -5,12 +5,19 @@ here reads the environment or registers anything at import time. OIDCClients get
 periodic resync is one loop, not a per-object timer): deleting a client lets the garbage collector
 delete its Secret through the ownerReference. On a standby replica (kopf's peering) kopf runs none of
 these handlers, and the resync loop asks the ``active`` gate before each pass.
+
+OIDCClients are handled by kopf's event handler, not its create/update/resume handlers: those make kopf
+write its own records on each object (the state it last handled, its progress), one more write per
+client. The reconcile is level-based and reads the client afresh, so one call per event (and per
+object at start, when kopf lists them) is all it needs; a new client costs two writes, its Secret and
+its status. What kopf would retry, a conflict or an API server away, is retried here, in the handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -18,7 +25,7 @@ import kopf
 
 from kubeoidc_contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
 
-from .controller import Reconciler, resync_forever
+from .controller import CLIENT, SECRET, Reconciler, resync_forever
 from .errors import Conflict, Unavailable
 from .keykeeper import KeyKeeper, keep_keys_forever
 from .keyring import KeyPolicy
@@ -32,6 +39,10 @@ from .status import Event
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 #: Seconds before a reconcile that found the API server away is tried again.
 UNAVAILABLE_RETRY = 2
+#: Seconds before a reconcile that met a conflict (an object changed underneath) is tried again.
+CONFLICT_RETRY = 0.5
+#: Attempts of one reconcile before the handler gives up; the next event or the resync tries again.
+ATTEMPTS = 30
 
 
 def post_event(client: Mapping[str, Any], event: Event) -> None:
@@ -39,14 +50,29 @@ def post_event(client: Mapping[str, Any], event: Event) -> None:
     kopf.event(cast(kopf.Body, client), type=event.type, reason=event.reason, message=event.message)
 
 
-def _reconcile(reconciler: Reconciler, namespace: str, name: str, logger: Logger) -> None:
-    try:
-        reconciler.reconcile(namespace, name, logger)
-    except Conflict as exc:
-        raise kopf.TemporaryError(f"{exc}; retrying with the objects read again", delay=1) from exc
-    except Unavailable as exc:
-        # kopf would wait a minute after an unexpected error: the API server is usually back sooner.
-        raise kopf.TemporaryError(f"{exc}; retrying", delay=UNAVAILABLE_RETRY) from exc
+def _reconcile(
+    reconciler: Reconciler,
+    namespace: str,
+    name: str,
+    logger: Logger,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Reconcile, retrying a conflict (read again) and an API server that is away, a bounded number of
+    times: kopf's event handlers are not retried by kopf. Runs in kopf's handler thread pool."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            reconciler.reconcile(namespace, name, logger)
+            return
+        except Conflict as exc:
+            logger.info("%s; retrying with the objects read again", exc)
+            delay: float = CONFLICT_RETRY
+        except Unavailable as exc:
+            log = logger.warning if attempt == 1 else logger.debug
+            log("%s; retrying in %s seconds", exc, UNAVAILABLE_RETRY)
+            delay = UNAVAILABLE_RETRY
+        sleep(delay)
+    logger.error("Gave up after %d attempts; the next change or the periodic resync tries again.", ATTEMPTS)
 
 
 def register(
@@ -64,18 +90,26 @@ def register(
     reconciler = Reconciler(api, settings, emit=post_event, credentials=credentials)
     resync_tasks: list[asyncio.Task[None]] = []
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    def reconcile_client(namespace: str | None, name: str, logger: Logger, **_: Any) -> None:
-        if namespace:
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def reconcile_client(
+        body: kopf.Body, namespace: str | None, name: str, type: str | None, logger: Logger, **_: Any
+    ) -> None:
+        # type None: listed at start (kopf's resume); DELETED: the garbage collector takes the Secret.
+        if not namespace or type == "DELETED":
+            return
+        if not reconciler.is_echo(CLIENT, namespace, name, body.metadata.get("resourceVersion")):
             _reconcile(reconciler, namespace, name, logger)
 
     @kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry)
     def restore_secret(body: kopf.Body, namespace: str | None, logger: Logger, **_: Any) -> None:
         # A managed Secret was created, edited or deleted: its client puts it back as it should be.
         owner = owner_of(body)
-        if namespace and owner:
+        version = body.metadata.get("resourceVersion")
+        if (
+            namespace
+            and owner
+            and not reconciler.is_echo(SECRET, namespace, body.metadata.name or "", version)
+        ):
             _reconcile(reconciler, namespace, owner, logger)
 
     @kopf.on.startup(registry=registry)

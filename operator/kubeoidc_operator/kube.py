@@ -28,6 +28,9 @@ from .errors import Conflict, NotFound, Unavailable
 MERGE_PATCH: Final = "application/merge-patch+json"
 #: (connect, read) seconds for every call: an API server that is up connects at once.
 REQUEST_TIMEOUT: Final = (5.0, 30.0)
+#: Reconciles that may run at once (kopf's handler threads), and connections kept open for them: a
+#: reconcile mostly waits for the API server, so many clients created at once need many in flight.
+CONCURRENT_CALLS: Final = 16
 
 
 @contextlib.contextmanager
@@ -175,6 +178,7 @@ def api_client_from_environment() -> k8s.ApiClient:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.retries = 0
+    configuration.connection_pool_maxsize = CONCURRENT_CALLS
     return k8s.ApiClient(configuration)
 
 

@@ -7,8 +7,6 @@ stops or dies.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from typing import Any, cast
 
@@ -20,28 +18,10 @@ from kubeoidc_contract import SECRET_SELECTOR
 
 from . import peering
 from .handlers import register
-from .kube import REQUEST_TIMEOUT, KubeApi, api_client_from_environment
+from .kube import CONCURRENT_CALLS, REQUEST_TIMEOUT, KubeApi, api_client_from_environment
 from .settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
-
-
-class SpecDigestDiffBase(kopf.AnnotationsDiffBaseStorage):
-    """kopf's record of the state it last handled (an annotation on each OIDCClient), with the spec
-    replaced by its SHA-256.
-
-    The API server keeps all of an object's annotations under 256 KiB together, and the CRD allows a
-    spec of about 400 KB (two lists of 100 URIs of 2048 bytes): kopf could not record such a spec, and
-    would handle the client as new at every event, failing each time. The handlers re-read the client
-    and never look at kopf's diff, so a digest is all kopf needs: any spec change still changes it.
-    """
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        essence = super().build(body=body, extra_fields=extra_fields)
-        if "spec" in essence:
-            spec = json.dumps(essence["spec"], sort_keys=True, separators=(",", ":"))
-            essence["spec"] = {"sha256": hashlib.sha256(spec.encode()).hexdigest()}
-        return essence
 
 
 def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) -> kopf.OperatorSettings:
@@ -51,9 +31,12 @@ def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) ->
     # errors; kopf's INFO chatter ("Handler succeeded") stays in the log.
     result.posting.enabled = True
     result.posting.level = logging.WARNING
-    # The CRD's status schema is closed: kopf keeps its progress in annotations, not in status.kopf.
+    # Sync handlers run in kopf's thread pool (its default: a few threads per core); each waits on the
+    # API server most of its time, so more of them keep a burst of new clients moving.
+    result.execution.max_workers = CONCURRENT_CALLS
+    # The CRD's status schema is closed: kopf would keep its progress in annotations, not in status.kopf.
+    # (The OIDCClient handlers are event handlers, for which kopf records nothing on the object.)
     result.persistence.progress_storage = kopf.AnnotationsProgressStorage()
-    result.persistence.diffbase_storage = SpecDigestDiffBase()
     # An API server outage: kopf retries each call after these waits (its default grows to 21 s, so a
     # watch could stay away that long after the API server is back). They last two minutes in all: an
     # API server that has just started answers 403 until its RBAC cache is filled, and kopf stops the

@@ -17,9 +17,11 @@ Conditions (``status.conditions``):
     regeneration). ``False`` / ``Recovered``: the status was lost and the credentials were read back
     from the Secret.
 
-Events: ``SecretCreated``, ``SecretRotated``, ``SecretRestored``, ``SecretUpdated``, ``SecretMoved``,
+Events: ``SecretRotated``, ``SecretRestored``, ``SecretUpdated``, ``SecretMoved``,
 ``CredentialsRecovered``, ``RotationSkipped`` (Normal); ``CredentialsRegenerated``, and
 ``SecretConflict``, ``ClientIDConflict``, ``InvalidSpec`` when ``Ready`` turns to that reason (Warning).
+A new client's Secret gets no Event: its ``Ready`` condition says it, and an Event would be one more write
+per client (a new client costs two: its Secret and its status).
 """
 
 from __future__ import annotations
@@ -172,11 +174,7 @@ def plan_events(
     if delete is not None:
         message = f"Moved the credentials from Secret {delete!r} to {inputs.name!r} and deleted {delete!r}."
         events.append(Event("Normal", "SecretMoved", message))
-    elif change == "generated":
-        events.append(
-            Event("Normal", "SecretCreated", f"Created Secret {inputs.name!r} for client ID {client_id!r}.")
-        )
-    elif inputs.current is None and change != "deleted":
+    elif inputs.current is None and change not in ("deleted", "generated"):
         events.append(
             Event(
                 "Normal",

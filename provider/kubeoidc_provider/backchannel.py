@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 
-import aiohttp
+import httpx2
 
 from kubeoidc_provider.registration import Client
 from kubeoidc_provider.registry import ClientRegistry
@@ -70,7 +70,7 @@ class BackchannelLogout:
         self.timeout = timeout
         self.pause = pause
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http: aiohttp.ClientSession | None = None
+        self._http: httpx2.AsyncClient | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._swept_up_to: int | None = None
 
@@ -158,17 +158,16 @@ class BackchannelLogout:
 
     async def _deliver(self, uri: str, token: str, client_id: str) -> None:
         if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            # httpx2, which the provider loads anyway (aiohttp would cost it about 9 MiB more).
+            self._http = httpx2.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
         for attempt in range(1, self.attempts + 1):
             try:
-                async with self._http.post(
-                    uri, data={"logout_token": token}, allow_redirects=False
-                ) as answer:
-                    if answer.status in (200, 204):
-                        logger.info("back-channel logout delivered to client %s", client_id)
-                        return
-                    problem = f"HTTP {answer.status}"
-            except (aiohttp.ClientError, TimeoutError) as error:
+                answer = await self._http.post(uri, data={"logout_token": token})
+                if answer.status_code in (200, 204):
+                    logger.info("back-channel logout delivered to client %s", client_id)
+                    return
+                problem = f"HTTP {answer.status_code}"
+            except (httpx2.HTTPError, TimeoutError) as error:
                 problem = type(error).__name__
             logger.warning(
                 "back-channel logout to client %s failed (attempt %d of %d): %s",
@@ -192,5 +191,5 @@ class BackchannelLogout:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pending, return_exceptions=True)
         if self._http is not None:
-            await self._http.close()
+            await self._http.aclose()
             self._http = None

@@ -9,35 +9,18 @@ when its issuer is an external URL.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import kubernetes
-
 from kubeoidc_provider.cluster_issuer import Discovered
+from kubeoidc_provider.kube_api import KubeApi
 
-#: Seconds to wait for the API server (connect, read): the fetch runs in the background.
-TIMEOUT = (10, 20)
+#: What ``/openid/v1/jwks`` serves (RFC 7517 §8.5); asked for as ``application/json`` it answers 406.
+JWKS_MEDIA_TYPE = "application/jwk-set+json"
 
 
-def fetch_issuer(api_client: Any) -> Discovered:
+def fetch_issuer(api: KubeApi) -> Discovered:
     """The issuer the API server's discovery states and its key set; raises on any failure."""
-    discovery = _get_json(
-        kubernetes.client.WellKnownApi(api_client).get_service_account_issuer_open_id_configuration
-    )
-    jwks = _get_json(kubernetes.client.OpenidApi(api_client).get_service_account_issuer_open_id_keyset)
+    discovery = api.get_json("/.well-known/openid-configuration")
+    jwks = api.get_json("/openid/v1/jwks", accept=JWKS_MEDIA_TYPE)
     issuer = discovery.get("issuer")
     if not isinstance(jwks.get("keys"), list):
         raise ValueError("the API server's /openid/v1/jwks holds no key list")
     return Discovered(issuer if isinstance(issuer, str) and issuer else None, jwks)
-
-
-def _get_json(call: Any) -> dict[str, Any]:
-    response = call(_preload_content=False, _request_timeout=TIMEOUT)
-    try:
-        document = json.loads(response.data)
-    finally:
-        response.release_conn()
-    if not isinstance(document, dict):
-        raise ValueError("the API server answered with something other than a JSON object")
-    return document

@@ -6,7 +6,6 @@ import functools
 import logging
 import socket
 import ssl
-from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -18,6 +17,7 @@ from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.issuer_discovery import fetch_issuer
 from kubeoidc_provider.keys import KeySet, KeySetError
+from kubeoidc_provider.kube_api import KubeApi
 from kubeoidc_provider.listeners import ByListener, listen
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
@@ -27,7 +27,7 @@ from kubeoidc_provider.storage import Storage, open_storage
 from kubeoidc_provider.streams import FollowedSecret
 from kubeoidc_provider.tls import TLSFiles
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
-from kubeoidc_provider.watcher import RegistryWatcher, default_api_client, read_secret
+from kubeoidc_provider.watcher import RegistryWatcher, default_api, read_secret
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class ConfigurationError(Exception):
 
 def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
     try:
-        api_client = default_api_client()
-        keys = _initial_keys(settings, api_client)
+        api = default_api()
+        keys = _initial_keys(settings, api)
         users = StaticUserDirectory.from_file(settings.users_file) if settings.users_file else None
         storage = open_state_storage(settings)
     except (KeySetError, UserDirectoryError, ValueError, OSError) as error:
@@ -51,7 +51,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
     service_accounts = ServiceAccountDirectory()
     catalog = SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
     cluster = ClusterIssuer(
-        functools.partial(fetch_issuer, api_client),
+        functools.partial(fetch_issuer, api),
         issuer=settings.service_account_issuer,
         refresh_interval=settings.service_account_keys_refresh,
     )
@@ -73,7 +73,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
     watcher = RegistryWatcher(
         registry,
         settings.namespaces or None,
-        api_client,
+        api,
         follow=follow,
         service_accounts=service_accounts,
         health=provider.feed,
@@ -92,7 +92,7 @@ def open_state_storage(settings: ProviderSettings) -> Storage:
     return open_storage(settings.storage_url, redis_password=password)
 
 
-def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
+def _initial_keys(settings: ProviderSettings, api: KubeApi) -> KeySet:
     """The signing keys to start with: from the file, or read once from the operator's Secret."""
     if settings.signing_keys_file and settings.signing_keys_secret:
         raise ConfigurationError("set KUBEOIDC_PROVIDER_SIGNING_KEYS_FILE or _SIGNING_KEYS_SECRET, not both")
@@ -100,7 +100,7 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
         return KeySet.load(settings.signing_keys_file)
     if settings.signing_keys_ref:
         namespace, name = settings.signing_keys_ref
-        secret = read_secret(api_client, namespace, name)
+        secret = read_secret(api, namespace, name)
         if secret is None:
             raise ConfigurationError(
                 f"the signing keys Secret {namespace}/{name} does not exist (yet): the operator creates it "

@@ -263,7 +263,12 @@ class ClientRegistry:
                 registration.secret_name,
             )
             return None
-        return replace(registration.client, secret_hashes=credentials.secret_hashes)
+        if registration.client.secret_hashes == credentials.secret_hashes:
+            return registration.client
+        # The registration keeps the served client itself: one Client per client, not two.
+        served = replace(registration.client, secret_hashes=credentials.secret_hashes)
+        self._registrations[claimants[0]] = replace(registration, client=served)
+        return served
 
     # -- parsing (no lock needed: pure, apart from the shared-value cache) ------------------------
 

@@ -2,8 +2,8 @@
 list that kind and where its objects go (the client registry, the ServiceAccount directory, the identity
 sources' feed, the followed signing-keys Secret).
 
-The list functions call the Kubernetes API objects they are given; only the watcher makes those objects
-(and imports the client), and only the watcher runs the streams.
+A stream names the API path it lists and watches (and the selector it lists with); only the watcher
+calls the API, and only the watcher runs the streams.
 """
 
 from __future__ import annotations
@@ -30,14 +30,16 @@ class Stream:
 
     kind: str
     namespace: str | None
-    #: Calls the API's list function with extra keyword arguments (watch, resource_version, ...).
-    list_call: Callable[..., Any]
+    #: The collection's API path (e.g. ``/api/v1/namespaces/auth/secrets``), listed then watched.
+    path: str
     upsert: Callable[[KubeObject], None]
     delete: Callable[[KubeObject], None]
     replace: Callable[[list[KubeObject]], None]
     accepts: Callable[[KubeObject], bool]
+    #: Query parameters of both the list and the watch (a label or field selector).
+    params: dict[str, str] = field(default_factory=dict)
     thread: threading.Thread | None = None
-    watch: Any = None  # the current kubernetes.watch.Watch, so that stop() can cut it short
+    watch: Any = None  # the current kube_api.Watch, so that stop() can cut it short
     listed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,21 +70,15 @@ class FollowedSecret:
         )
 
 
-def source_streams(feed: SourceFeed, core: Any, custom: Any) -> list[Stream]:
+def source_streams(feed: SourceFeed) -> list[Stream]:
     namespace = feed.namespace
-
-    def list_sources(**kwargs: Any) -> Any:
-        group, version, plural = contract.GROUP, contract.VERSION, contract.IDENTITY_SOURCE_PLURAL
-        return custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
-
-    def list_secrets(**kwargs: Any) -> Any:
-        return core.list_namespaced_secret(namespace, **kwargs)
-
+    sources = _custom_path(namespace, contract.IDENTITY_SOURCE_PLURAL)
+    secrets = f"/api/v1/namespaces/{namespace}/secrets"
     return [
         Stream(
             "IdentitySource",
             namespace,
-            list_sources,
+            sources,
             feed.upsert_source,
             feed.delete_source,
             feed.replace_sources,
@@ -91,7 +87,7 @@ def source_streams(feed: SourceFeed, core: Any, custom: Any) -> list[Stream]:
         Stream(
             "identity Secret",
             namespace,
-            list_secrets,
+            secrets,
             feed.upsert_secret,
             feed.delete_secret,
             feed.replace_secrets,
@@ -108,30 +104,18 @@ def _replace_oidcclients(registry: ClientRegistry, namespace: str | None, objs: 
     registry.replace_all(objs, None, namespace)
 
 
-def _custom_list_call(api: Any, namespace: str | None) -> Callable[..., Any]:
-    # A plain function, without the generated docstring: Watch then yields the raw JSON objects.
-    def call(**kwargs: Any) -> Any:
-        if namespace is None:
-            return api.list_cluster_custom_object(contract.GROUP, contract.VERSION, contract.PLURAL, **kwargs)
-        return api.list_namespaced_custom_object(
-            contract.GROUP, contract.VERSION, namespace, contract.PLURAL, **kwargs
-        )
-
-    return call
+def _custom_path(namespace: str | None, plural: str) -> str:
+    if namespace is None:
+        return f"/apis/{contract.GROUP}/{contract.VERSION}/{plural}"
+    return f"/apis/{contract.GROUP}/{contract.VERSION}/namespaces/{namespace}/{plural}"
 
 
-def service_account_stream(api: Any, namespace: str | None, directory: ServiceAccountDirectory) -> Stream:
+def service_account_stream(namespace: str | None, directory: ServiceAccountDirectory) -> Stream:
     """ServiceAccounts' names and uids, for the clients they authenticate (``service_accounts``)."""
-
-    def call(**kwargs: Any) -> Any:
-        if namespace is None:
-            return api.list_service_account_for_all_namespaces(**kwargs)
-        return api.list_namespaced_service_account(namespace, **kwargs)
-
     return Stream(
         kind="ServiceAccount",
         namespace=namespace,
-        list_call=call,
+        path=f"/api/v1/namespaces/{namespace}/serviceaccounts" if namespace else "/api/v1/serviceaccounts",
         upsert=directory.upsert,
         delete=directory.delete,
         replace=functools.partial(_replace_service_accounts, directory, namespace),
@@ -145,19 +129,12 @@ def _replace_service_accounts(
     directory.replace_all(objs, namespace)
 
 
-def _named_secret_list_call(api: Any, namespace: str, name: str) -> Callable[..., Any]:
-    def call(**kwargs: Any) -> Any:
-        return api.list_namespaced_secret(namespace, field_selector=f"metadata.name={name}", **kwargs)
-
-    return call
-
-
-def oidcclient_stream(custom: Any, namespace: str | None, registry: ClientRegistry) -> Stream:
+def oidcclient_stream(namespace: str | None, registry: ClientRegistry) -> Stream:
     """OIDCClients, with the credential digests the operator publishes in their status."""
     return Stream(
         kind=contract.KIND,
         namespace=namespace,
-        list_call=_custom_list_call(custom, namespace),
+        path=_custom_path(namespace, contract.PLURAL),
         upsert=registry.upsert_oidcclient,
         delete=registry.delete_oidcclient,
         replace=functools.partial(_replace_oidcclients, registry, namespace),
@@ -165,14 +142,15 @@ def oidcclient_stream(custom: Any, namespace: str | None, registry: ClientRegist
     )
 
 
-def followed_secret_stream(core: Any, follow: FollowedSecret) -> Stream:
+def followed_secret_stream(follow: FollowedSecret) -> Stream:
     """The one Secret ``follow`` names (the signing keys)."""
     return Stream(
         kind="signing keys Secret",
         namespace=follow.namespace,
-        list_call=_named_secret_list_call(core, follow.namespace, follow.name),
+        path=f"/api/v1/namespaces/{follow.namespace}/secrets",
         upsert=follow.apply,
         delete=follow.deleted,
         replace=follow.replace,
         accepts=follow.matches,
+        params={"fieldSelector": f"metadata.name={follow.name}"},
     )

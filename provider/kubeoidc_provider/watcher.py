@@ -1,14 +1,17 @@
 """Feeds the client registry from the Kubernetes API: list, then watch, OIDCClients.
 
-This is the only provider module that imports the Kubernetes client. Each kind (and each namespace,
+This module and the issuer discovery are the provider's only users of its Kubernetes client
+(:mod:`.kube_api`, a small one of our own: the ``kubernetes`` package would cost the provider's memory
+more than its whole client registry). Each kind (and each namespace,
 when the provider is limited to some) runs in its own daemon thread: list (paged), hand the result
 to ``ClientRegistry.replace_all``, then watch from the list's resourceVersion and feed every event.
 A watch that ends (its server-side timeout, a quiet connection's read timeout) or loses its connection
 resumes from the last resourceVersion seen; a 410 Gone re-lists at once, and an error answer of the API
 re-lists too. Failed attempts wait by one policy for list and watch (:mod:`.backoff`: jittered, capped
 at about a second), so the registry is in step again within seconds of the API server's return; the
-client makes no retries of its own underneath (``default_api_client``), and connects with a short
-timeout. Each stream reports its connection to a :class:`~.feed.FeedHealth`, which ``/readyz`` and
+client makes no retries of its own underneath, and connects with a short timeout. Watches ask for
+bookmarks, so a quiet stream still learns recent resourceVersions and resumes without a re-list. Each
+stream reports its connection to a :class:`~.feed.FeedHealth`, which ``/readyz`` and
 ``/metrics`` read.
 
 The registry becomes ready once the first list of every stream has completed. The provider needs
@@ -27,20 +30,19 @@ Nothing here logs the content of a Secret.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import kubernetes
-import urllib3
-from kubernetes.client.exceptions import ApiException
+import httpx2
 
 from kubeoidc_provider.backoff import CAP, INITIAL, Backoff
+from kubeoidc_provider.cluster_access import ClusterAccess, NoClusterError, from_environment
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.identity.feed import SourceFeed
+from kubeoidc_provider.kube_api import ApiError, KubeApi
 from kubeoidc_provider.registration import KubeObject
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
@@ -53,13 +55,11 @@ from kubeoidc_provider.streams import (
     source_streams,
 )
 
+__all__ = ["NoClusterError", "RegistryWatcher", "default_api", "read_secret"]
+
 logger = logging.getLogger(__name__)
 
 _GONE = 410
-#: Seconds to open a connection to the API server: it answers at once when it is up.
-CONNECT_TIMEOUT = 5.0
-#: Seconds a list may take to answer.
-LIST_TIMEOUT = 60.0
 
 
 class RegistryWatcher:
@@ -69,7 +69,7 @@ class RegistryWatcher:
         self,
         registry: ClientRegistry,
         namespaces: list[str] | None,
-        api_client: Any = None,
+        api: KubeApi | None = None,
         *,
         watch_timeout: int = 300,
         page_size: int = 500,
@@ -80,11 +80,11 @@ class RegistryWatcher:
         service_accounts: ServiceAccountDirectory | None = None,
         health: FeedHealth | None = None,
     ) -> None:
-        """``namespaces`` None or empty watches the whole cluster; ``api_client`` defaults to the
-        in-cluster configuration, else the kubeconfig. ``health`` receives each stream's connection state."""
+        """``namespaces`` None or empty watches the whole cluster; ``api`` defaults to the in-cluster
+        configuration, else the kubeconfig. ``health`` receives each stream's connection state."""
         self._registry = registry
         self._namespaces: list[str | None] = list(namespaces) if namespaces else [None]
-        self._api_client = api_client
+        self._api = api
         self._watch_timeout = watch_timeout
         self._page_size = page_size
         self._backoff_initial = backoff_initial
@@ -103,20 +103,18 @@ class RegistryWatcher:
         """Start the list-then-watch threads; returns at once (see ``ClientRegistry.ready``)."""
         if self._streams:
             raise RuntimeError("RegistryWatcher already started")
-        api_client = self._api_client if self._api_client is not None else default_api_client()
-        self._api_client = api_client
+        if self._api is None:
+            self._api = default_api()
         self._stopping.clear()
-        core = kubernetes.client.CoreV1Api(api_client)
-        custom = kubernetes.client.CustomObjectsApi(api_client)
         registry = self._registry
         for namespace in self._namespaces:
-            self._streams.append(oidcclient_stream(custom, namespace, registry))
+            self._streams.append(oidcclient_stream(namespace, registry))
             if self._service_accounts is not None:
-                self._streams.append(service_account_stream(core, namespace, self._service_accounts))
+                self._streams.append(service_account_stream(namespace, self._service_accounts))
         if self._sources is not None:
-            self._streams += source_streams(self._sources, core, custom)
+            self._streams += source_streams(self._sources)
         if self._follow is not None:
-            self._streams.append(followed_secret_stream(core, self._follow))
+            self._streams.append(followed_secret_stream(self._follow))
         for stream in self._streams:
             self.health.add(stream.label)
             stream.thread = threading.Thread(
@@ -162,7 +160,7 @@ class RegistryWatcher:
                 if progressed:
                     backoff.reset()
                 continue
-            except ApiException as exc:
+            except ApiError as exc:
                 if self._stopping.is_set():
                     break
                 # The resourceVersion is of no more use: expired (410), or the API refused the request.
@@ -197,20 +195,14 @@ class RegistryWatcher:
 
     def _list(self, stream: Stream) -> str | None:
         """List every object (page by page), replace the registry's view, return the resourceVersion."""
+        assert self._api is not None
         items: list[KubeObject] = []
         page_token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {
-                "limit": self._page_size,
-                "_request_timeout": (CONNECT_TIMEOUT, LIST_TIMEOUT),
-            }
+            params: dict[str, str | int] = {**stream.params, "limit": self._page_size}
             if page_token:
-                kwargs["_continue"] = page_token
-            response = stream.list_call(_preload_content=False, **kwargs)
-            try:
-                document = json.loads(response.data)
-            finally:
-                response.release_conn()
+                params["continue"] = page_token
+            document = self._api.get_json(stream.path, params)
             items.extend(obj for obj in document.get("items") or () if stream.accepts(obj))
             metadata = document.get("metadata") or {}
             page_token = metadata.get("continue")
@@ -227,41 +219,34 @@ class RegistryWatcher:
         """Feed one watch request's events; return the last resourceVersion seen, and whether the watch
         got anywhere (an event, or an end the server or a quiet connection chose).
 
-        Raises ApiException (410 included) or any transport error otherwise.
+        Raises ApiError (410 included) or any transport error otherwise.
         """
-        watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+        assert self._api is not None
+        params: dict[str, str | int] = {
+            **stream.params,
+            "timeoutSeconds": self._watch_timeout,
+            "allowWatchBookmarks": "true",
+        }
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        # Read timeout a little past the server's: a server that ignores timeoutSeconds still cannot
+        # keep this thread forever (and TCP keep-alives find a dead peer sooner).
+        watch = self._api.watch(
+            stream.path, params, read_timeout=self._watch_timeout + 15, opened=lambda: self._connected(stream)
+        )
         with stream.lock:
             if self._stopping.is_set():
                 return resource_version, False
             stream.watch = watch
-        kwargs: dict[str, Any] = {
-            "timeout_seconds": self._watch_timeout,
-            "allow_watch_bookmarks": True,
-            # Read timeout a little past the server's: a server that ignores timeoutSeconds still cannot
-            # keep this thread forever (and TCP keep-alives find a dead peer sooner).
-            "_request_timeout": (CONNECT_TIMEOUT, self._watch_timeout + 15),
-        }
-        if resource_version:
-            kwargs["resource_version"] = resource_version
-
-        def opened(**call_kwargs: Any) -> Any:
-            # The API accepted the watch (its headers are in): the stream is connected again.
-            response = stream.list_call(**call_kwargs)
-            if 200 <= getattr(response, "status", 200) < 300:
-                self._connected(stream)
-            return response
-
         progressed = False
         try:
-            for event in watch.stream(opened, **kwargs):  # type: ignore[no-untyped-call]
-                if not isinstance(event, Mapping):
-                    continue
+            for event in watch:
                 resource_version = self._apply(stream, event) or resource_version
                 progressed = True
                 if self._stopping.is_set():
                     break
             progressed = True
-        except urllib3.exceptions.ReadTimeoutError:
+        except httpx2.ReadTimeout:
             logger.debug("Watch of %s was quiet until the read timeout; resuming", stream.label)
             progressed = True
         finally:
@@ -272,7 +257,7 @@ class RegistryWatcher:
     def _apply(self, stream: Stream, event: Mapping[str, Any]) -> str | None:
         """Feed one event to the registry; return its resourceVersion."""
         kind = event.get("type")
-        obj = event.get("raw_object", event.get("object"))
+        obj = event.get("object")
         if not isinstance(obj, Mapping):
             return None
         metadata = obj.get("metadata") or {}
@@ -299,45 +284,17 @@ class RegistryWatcher:
                 logger.info("Client registry ready: %d clients served", len(self._registry))
 
 
-def read_secret(api_client: Any, namespace: str, name: str) -> KubeObject | None:
+def read_secret(api: KubeApi, namespace: str, name: str) -> KubeObject | None:
     """One Secret, read once (the signing keys at start), or None if there is none."""
-    core = kubernetes.client.CoreV1Api(api_client)
     try:
-        response: Any = core.read_namespaced_secret(
-            name, namespace, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, LIST_TIMEOUT)
-        )
-    except ApiException as exc:
+        return api.get_json(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+    except ApiError as exc:
         if exc.status == 404:
             return None
         raise
-    try:
-        secret: KubeObject = json.loads(response.data)
-        return secret
-    finally:
-        response.release_conn()
 
 
-class NoClusterError(ValueError):
-    """Neither an in-cluster service account nor a kubeconfig says which API server to talk to."""
-
-
-def default_api_client() -> Any:
-    """An API client from the in-cluster service account, else from the kubeconfig.
-
-    It makes no retries of its own (urllib3 would retry each request three times, at once): the
-    watcher's backoff is the one retry policy. TCP keep-alives find a dead peer of a quiet watch.
-    """
-    configuration = kubernetes.client.Configuration()
-    configuration.retries = 0
-    configuration.keep_alive = True
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        try:
-            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException as error:
-            raise NoClusterError(
-                f"no Kubernetes API to watch: not running in a cluster, and no kubeconfig ({error}); "
-                "to try the provider without a cluster, use `kubeoidc dev`"
-            ) from None
-    return kubernetes.client.ApiClient(configuration)
+def default_api(access: ClusterAccess | None = None) -> KubeApi:
+    """A client of the API server from the in-cluster ServiceAccount, else from the kubeconfig
+    (:class:`NoClusterError` when neither is there)."""
+    return KubeApi(access if access is not None else from_environment())

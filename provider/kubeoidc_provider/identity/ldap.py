@@ -21,16 +21,17 @@ import datetime
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import Any
-
-from ldap3 import NONE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
-from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import parse_dn
+from typing import TYPE_CHECKING, Any
 
 from kubeoidc_provider.identity.spec import LDAPDefinition
 from kubeoidc_provider.identity.subjects import source_subject
 from kubeoidc_provider.users import PROFILE_CLAIMS, URL_CLAIMS, User
+
+if TYPE_CHECKING:
+    from ldap3 import Connection, Server
+
+# ldap3 is imported where it is used, the first time a source is: a provider without LDAP sources does
+# not load it (about 5 MiB of memory).
 
 __all__ = ["LDAPSource", "LDAPUnavailable"]
 
@@ -59,6 +60,8 @@ class LDAPSource:
         self._use_ssl = definition.url.startswith("ldaps://")
         self._tls = None
         if self._use_ssl or definition.start_tls:
+            from ldap3 import Tls
+
             self._tls = Tls(
                 validate=ssl.CERT_REQUIRED,
                 version=ssl.PROTOCOL_TLS_CLIENT,
@@ -68,6 +71,8 @@ class LDAPSource:
     def _server(self) -> Server:
         # A new Server each time: ldap3 marks an address that failed once as unusable for good, which
         # would outlive a server restart.
+        from ldap3 import NONE, Server
+
         return Server(
             self.definition.url,
             use_ssl=self._use_ssl,
@@ -98,6 +103,9 @@ class LDAPSource:
 
     # Steps ------------------------------------------------------------------------------------------
     def _connect(self, user: str | None, password: str | None) -> Connection:
+        from ldap3 import Connection
+        from ldap3.core.exceptions import LDAPException
+
         d = self.definition
         connection = Connection(
             self._server(), user=user, password=password, receive_timeout=d.timeout, read_only=True
@@ -119,6 +127,8 @@ class LDAPSource:
         return connection
 
     def _find_user(self, service: Connection, username: str) -> _Entry | None:
+        from ldap3.utils.conv import escape_filter_chars
+
         d = self.definition
         search = f"(&{d.user_filter}({d.username_attribute}={escape_filter_chars(username)}))"
         attributes = [d.username_attribute, d.id_attribute, d.email_attribute, d.name_attribute, "memberOf"]
@@ -131,6 +141,9 @@ class LDAPSource:
         return entries[0]
 
     def _password_matches(self, dn: str, password: str) -> bool:
+        from ldap3 import Connection
+        from ldap3.core.exceptions import LDAPException
+
         d = self.definition
         connection = Connection(self._server(), user=dn, password=password, receive_timeout=d.timeout)
         try:
@@ -144,6 +157,8 @@ class LDAPSource:
             _close(connection)
 
     def _groups(self, service: Connection, entry: _Entry) -> tuple[str, ...]:
+        from ldap3.utils.conv import escape_filter_chars
+
         d = self.definition
         if d.group_base_dn is None:
             return tuple(_first_rdn_value(dn) for dn in _values(entry.attributes.get("memberOf")))
@@ -155,6 +170,9 @@ class LDAPSource:
     def _search(
         self, connection: Connection, base: str, search: str, attributes: list[str], limit: int
     ) -> list[_Entry]:
+        from ldap3 import SUBTREE
+        from ldap3.core.exceptions import LDAPException
+
         d = self.definition
         try:
             connection.search(
@@ -232,6 +250,8 @@ def _seconds(value: Any) -> int | None:
 
 def _close(connection: Connection) -> None:
     """Unbind, and close the socket too: ldap3 leaves it open when opening or StartTLS failed."""
+    from ldap3.core.exceptions import LDAPException
+
     with contextlib.suppress(LDAPException):
         connection.unbind()
     socket = getattr(connection, "socket", None)
@@ -253,6 +273,9 @@ def _first(value: Any) -> str | None:
 
 
 def _first_rdn_value(dn: str) -> str:
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.utils.dn import parse_dn
+
     try:
         return str(parse_dn(dn)[0][1])
     except (LDAPException, IndexError):

@@ -1,7 +1,9 @@
 """The benchmark harness keeps working: ``bench/run.py --quick`` measures every target on every server.
 
 Speed is never asserted here (the figures depend on the machine and on what else runs): only that each
-row is there, with positive figures and no failed request, and that the scale measures ran.
+row is there, with positive figures and no failed request, and that the provider's memory was measured.
+The operator's scale run needs a real API server: the cluster tier runs it in a quick mode
+(``tests/cluster/test_operator_scale.py``).
 """
 
 from __future__ import annotations
@@ -66,10 +68,7 @@ def test_quick_benchmark_prints_every_row_with_positive_figures(tmp_path: Path) 
     registry = [row for row in scale if row["measure"].startswith("provider:")]
     assert [int(row["clients"]) for row in registry] == [1, 10_001]
     assert all(float(row["RSS MiB"]) > 0 for row in registry)
-    (operator,) = [row for row in scale if row["measure"].startswith("operator:")]
-    assert int(operator["clients"]) > 0, operator
-    assert float(operator["seconds"]) > 0, operator  # a number: every client became Ready in time
-    assert float(operator["RSS MiB"]) > 0, operator
+    assert not [row for row in scale if row["measure"].startswith("operator:")]
 
     document = json.loads(figures.read_text())
     assert len(document["rows"]) == len(TARGETS) * len(SERVERS)

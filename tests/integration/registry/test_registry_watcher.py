@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import kmock as kmock_lib
-import kubernetes
 import pytest
 
 import kubeoidc_contract as contract
+from kubeoidc_provider.cluster_access import ClusterAccess
 from kubeoidc_provider.keys import KeySet, generate_jwks
+from kubeoidc_provider.kube_api import KubeApi
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.signing import SecretFollower, SigningKeys
 from kubeoidc_provider.streams import FollowedSecret
@@ -140,17 +141,15 @@ def cluster(kmock: kmock_lib.KubernetesEmulator) -> Cluster:
 
 
 @pytest.fixture
-def api_client(kmock: kmock_lib.KubernetesEmulator) -> Iterator[Any]:
-    configuration = kubernetes.client.Configuration()
-    configuration.host = str(kmock.url).rstrip("/")
-    client = kubernetes.client.ApiClient(configuration)
+def api_client(kmock: kmock_lib.KubernetesEmulator) -> Iterator[KubeApi]:
+    client = KubeApi(ClusterAccess(str(kmock.url).rstrip("/"), None, None))
     yield client
-    client.close()  # type: ignore[no-untyped-call]
+    client.close()
 
 
 @pytest.fixture
 async def start_watcher(
-    cluster: Cluster, api_client: Any
+    cluster: Cluster, api_client: KubeApi
 ) -> AsyncIterator[Callable[..., tuple[ClientRegistry, RegistryWatcher]]]:
     watchers: list[RegistryWatcher] = []
 
@@ -367,7 +366,7 @@ def keys_secret(document: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_the_provider_signs_with_each_new_version_of_the_signing_keys_secret(
-    cluster: Cluster, api_client: Any
+    cluster: Cluster, api_client: KubeApi
 ) -> None:
     cluster.declare_oidcclients()
     first, second = generate_jwks("ES256"), generate_jwks("ES256")

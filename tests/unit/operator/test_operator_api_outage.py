@@ -11,13 +11,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import kopf
 import pytest
 from kubernetes import client as k8s
 
 from kubeoidc.local_cluster import LocalCluster
 from kubeoidc_operator.errors import Unavailable
-from kubeoidc_operator.handlers import UNAVAILABLE_RETRY, _reconcile
+from kubeoidc_operator.handlers import ATTEMPTS, UNAVAILABLE_RETRY, _reconcile
 from kubeoidc_operator.keykeeper import KeyKeeper, keep_keys_forever
 from kubeoidc_operator.keyring import KeyPolicy
 from kubeoidc_operator.kube import KubeApi
@@ -72,12 +71,15 @@ class AwayReconciler:
         raise Unavailable(f"OIDCClient {namespace}/{name}: the API server answered 503 Service Unavailable")
 
 
-def test_a_reconcile_that_finds_the_api_server_away_is_retried_in_seconds() -> None:
-    with pytest.raises(kopf.TemporaryError) as raised:
-        _reconcile(AwayReconciler(), "team-a", "web", logging.getLogger("test"))  # type: ignore[arg-type]
+def test_a_reconcile_that_finds_the_api_server_away_is_retried_in_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    waits: list[float] = []
+    _reconcile(AwayReconciler(), "team-a", "web", logging.getLogger("test"), sleep=waits.append)  # type: ignore[arg-type]
 
-    assert raised.value.delay == UNAVAILABLE_RETRY
-    assert "503" in str(raised.value)
+    assert waits == [UNAVAILABLE_RETRY] * ATTEMPTS
+    # One warning when the API server goes away, not one per attempt.
+    assert [r.levelname for r in caplog.records if "503" in r.getMessage()] == ["WARNING"]
 
 
 class FlakyCluster(LocalCluster):

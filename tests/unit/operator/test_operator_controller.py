@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from kubeoidc_contract import ROTATE_ANNOTATION
 from kubeoidc_operator import handlers
-from kubeoidc_operator.controller import Reconciler
+from kubeoidc_operator.controller import CLIENT, SECRET, Reconciler
 from kubeoidc_operator.errors import Conflict, NotFound
 from kubeoidc_operator.settings import OperatorSettings
 from kubeoidc_operator.status import Event
@@ -98,7 +99,7 @@ def settings() -> OperatorSettings:
     return OperatorSettings(issuer="https://login.example.com")
 
 
-def test_the_secret_is_written_before_status_and_events_follow(
+def test_a_new_client_costs_its_secret_then_its_status_and_no_event(
     api: FakeApi, settings: OperatorSettings
 ) -> None:
     posted: list[tuple[str, Event]] = []
@@ -110,7 +111,7 @@ def test_the_secret_is_written_before_status_and_events_follow(
 
     assert outcome is not None
     assert api.writes == [("create", "web-oidc"), ("status", "web")]
-    assert [(name, event.reason) for name, event in posted] == [("web", "SecretCreated")]
+    assert posted == []
     api.writes.clear()
     reconciler.reconcile("apps", "web")
     assert api.writes == []
@@ -181,13 +182,38 @@ def test_resync_goes_on_after_one_client_fails(
     assert ("apps", "web-oidc") in api.secrets
 
 
-def test_a_conflict_becomes_a_kopf_retry(settings: OperatorSettings) -> None:
-    class Conflicting:
+def test_a_conflict_is_retried_with_the_objects_read_again_until_the_reconcile_succeeds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class ConflictingTwice:
+        calls = 0
+
+        def reconcile(self, namespace: str, name: str, log: Any) -> None:
+            self.calls += 1
+            if self.calls <= 2:
+                raise Conflict("Secret apps/web-oidc: conflict")
+
+    reconciler, waits = ConflictingTwice(), list[float]()
+    caplog.set_level(logging.INFO)
+    handlers._reconcile(reconciler, "apps", "web", logging.getLogger("test"), sleep=waits.append)  # type: ignore[arg-type]
+
+    assert reconciler.calls == 3
+    assert waits == [handlers.CONFLICT_RETRY] * 2
+    assert "retrying with the objects read again" in caplog.text
+
+
+def test_a_reconcile_that_keeps_failing_gives_up_after_its_attempts_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class AlwaysConflicting:
         def reconcile(self, namespace: str, name: str, log: Any) -> None:
             raise Conflict("Secret apps/web-oidc: conflict")
 
-    with pytest.raises(kopf.TemporaryError, match="retrying"):
-        handlers._reconcile(Conflicting(), "apps", "web", logger=None)  # type: ignore[arg-type]
+    waits: list[float] = []
+    handlers._reconcile(AlwaysConflicting(), "apps", "web", logging.getLogger("test"), sleep=waits.append)  # type: ignore[arg-type]
+
+    assert len(waits) == handlers.ATTEMPTS
+    assert "the periodic resync tries again" in caplog.text
 
 
 def test_register_adds_handlers_without_reading_the_environment(settings: OperatorSettings) -> None:
@@ -195,3 +221,37 @@ def test_register_adds_handlers_without_reading_the_environment(settings: Operat
     reconciler = handlers.register(registry, settings, FakeApi())  # type: ignore[arg-type]
     assert reconciler.settings is settings
     assert kopf.get_default_registry() is not registry
+
+
+class VersionedApi(FakeApi):
+    """The fake API, whose write answers carry a new resourceVersion, as the API server's do."""
+
+    version = 100
+
+    def _stamped(self, answer: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        return {**answer, "metadata": {**answer["metadata"], "resourceVersion": str(self.version)}}
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._stamped(super().create_secret(namespace, body))
+
+    def patch_client_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return self._stamped(super().patch_client_status(namespace, name, status))
+
+
+def test_the_echo_of_its_own_write_needs_no_reconcile_and_any_other_version_does(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = VersionedApi()
+    api.clients["apps", "web"] = client_factory("web")
+    reconciler = Reconciler(api, settings)
+
+    reconciler.reconcile("apps", "web")
+
+    # The Secret's creation answered 101, the status patch 102: those events are the writes' echoes.
+    assert reconciler.is_echo(SECRET, "apps", "web-oidc", "101")
+    assert reconciler.is_echo(CLIENT, "apps", "web", "102")
+    # Each echo is recognised once; a later version (someone else's change) is reconciled.
+    assert not reconciler.is_echo(CLIENT, "apps", "web", "102")
+    reconciler.reconcile("apps", "web")
+    assert not reconciler.is_echo(SECRET, "apps", "web-oidc", "250")

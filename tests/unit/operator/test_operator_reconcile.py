@@ -63,7 +63,7 @@ def test_new_client_gets_a_secret_with_credentials_labels_and_owner(cluster: Fac
         ISSUER_KEY: "https://login.example.com",
     }
     assert "stringData" not in secret
-    assert reasons(plan) == ["SecretCreated"]
+    assert reasons(plan) == []  # Ready says it: no Event, one write less per new client
 
 
 def test_new_client_status_reports_ready_with_client_id_and_secret_name(cluster: Factory) -> None:
@@ -195,7 +195,7 @@ def test_rotation_is_not_repeated_when_the_status_write_was_lost(cluster: Factor
 def test_first_rotation_value_on_a_new_client_is_recorded_without_rotating(cluster: Factory) -> None:
     c = cluster(annotations={ROTATE_ANNOTATION: "initial"})
     plan = c.reconcile()
-    assert reasons(plan) == ["SecretCreated"]
+    assert reasons(plan) == []
     assert c.credentials.secrets == 1  # Generated once, not rotated right after.
     assert c.client["status"]["rotation"] == {"lastValue": "initial", "lastTime": "2025-01-01T12:00:00Z"}
     assert not c.reconcile().writes

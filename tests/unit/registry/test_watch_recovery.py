@@ -9,12 +9,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import pytest
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from kubeoidc_provider.backoff import CAP, Backoff
 from kubeoidc_provider.feed import FeedHealth
+from kubeoidc_provider.kube_api import ApiError
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.streams import Stream
 from kubeoidc_provider.watcher import RegistryWatcher
@@ -105,7 +105,7 @@ def scripted_watcher(
     lists: list[Step], watches: list[Step]
 ) -> tuple[RegistryWatcher, Stream, Waits, list[tuple[str, str | None]]]:
     """A watcher whose list and watch requests play a script; it stops when the script runs out."""
-    watcher = RegistryWatcher(ClientRegistry(), None, object())
+    watcher = RegistryWatcher(ClientRegistry(), None)
     waits = Waits()
     watcher._stopping = waits
     calls: list[tuple[str, str | None]] = []
@@ -130,21 +130,23 @@ def scripted_watcher(
     watcher._list = fake_list  # type: ignore[method-assign]
     watcher._watch = fake_watch  # type: ignore[method-assign]
     noop: Callable[..., None] = lambda *_: None  # noqa: E731
-    stream = Stream("OIDCClient", None, noop, noop, noop, noop, lambda _: True)
+    stream = Stream(
+        "OIDCClient", None, "/apis/kubeoidc.io/v1alpha1/oidcclients", noop, noop, noop, lambda _: True
+    )
     watcher.health.add(stream.label)
     return watcher, stream, waits, calls
 
 
 def refused() -> Any:
-    raise urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    raise httpx2.ConnectError("Connection refused")
 
 
 def gone() -> Any:
-    raise ApiException(status=410, reason="Gone")
+    raise ApiError(410, "Gone")
 
 
 def unavailable() -> Any:
-    raise ApiException(status=503, reason="Service Unavailable")
+    raise ApiError(503, "Service Unavailable")
 
 
 def test_a_lost_watch_resumes_from_its_resource_version_after_short_jittered_waits() -> None:

@@ -1,0 +1,91 @@
+"""What the operator costs the API server per client, from the real API server's audit log: a new client
+is two writes (its Secret, its status) and nothing else written by or for kopf; and the scale benchmark
+(``bench/operator_scale.py``, a control plane of its own) keeps running, in a quick mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import kubeoidc_contract as contract
+from support.admin import Admin, condition, oidcclient
+from support.control_plane import ControlPlane
+from support.release import Release, RoleProcess, eventually
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = 20
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def operator_requests(plane: ControlPlane, account: str, namespace: str) -> Counter[str]:
+    """The operator's requests about ``namespace``, by ``verb resource[/subresource]``."""
+    counted: Counter[str] = Counter()
+    for event in plane.audit_events():
+        ref = event.get("objectRef") or {}
+        if event["user"]["username"] != account or ref.get("namespace") != namespace:
+            continue
+        if event.get("stage") == "ResponseComplete":
+            subresource = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            counted[f"{event['verb']} {ref.get('resource')}{subresource}"] += 1
+    return counted
+
+
+def test_a_new_client_costs_the_operator_two_writes_its_secret_and_its_status(
+    admin: Admin, namespace: str, operator: RoleProcess, release: Release, control_plane: ControlPlane
+) -> None:
+    names = [f"app-{index:02d}" for index in range(CLIENTS)]
+    for name in names:
+        admin.create_client(namespace, oidcclient(name, {"redirectURIs": [f"https://{name}.example/cb"]}))
+    eventually(
+        lambda: all(condition(admin.find_client(namespace, name)).get("status") == "True" for name in names),
+        f"the operator to make {CLIENTS} clients Ready",
+        timeout=60,
+    )
+    account = release.service_account("operator")
+    # The echoes of its own writes come after Ready: count once the operator has been quiet a while.
+    counted = operator_requests(control_plane, account, namespace)
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 3:
+        time.sleep(0.5)
+        now = operator_requests(control_plane, account, namespace)
+        if now != counted:
+            counted, quiet_since = now, time.monotonic()
+
+    writes = {request: count for request, count in counted.items() if request.split()[0] in WRITES}
+    assert writes == {"create secrets": CLIENTS, "patch oidcclients/status": CLIENTS}, counted
+    for client in admin.list_clients(namespace):
+        metadata = client["metadata"]
+        assert not [key for key in metadata.get("annotations") or {} if "kopf" in key], metadata
+        assert not metadata.get("finalizers"), metadata
+
+
+def test_the_scale_benchmark_runs_on_a_real_api_server_in_a_quick_mode() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "operator_scale.py"), "50", "--timeout=60"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    figures = json.loads(line.removeprefix("RESULT "))
+    assert figures["ready"] == figures["count"] == 50, figures
+    assert figures["seconds"] > 0, figures
+    assert figures["operator_cpu_seconds"] > 0, figures
+    assert figures["peak_rss_mib"] > 0, figures
+    assert figures["writes_per_client"] <= 2, figures["requests"]
+    assert figures["requests"][f"patch {contract.PLURAL}/status"] == 50, figures["requests"]

@@ -1,0 +1,119 @@
+"""Where the provider finds its API server and its credentials: the pod's ServiceAccount (its token read
+again after the kubelet rotates it), else the kubeconfig's current context; a clear error otherwise."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeoidc_provider.cluster_access import (
+    NoClusterError,
+    TokenFile,
+    from_environment,
+    from_kubeconfig,
+    in_cluster,
+)
+from support.certificates import CertificateAuthority
+
+
+def write_kubeconfig(path: Path, cluster: dict[str, Any], user: dict[str, Any]) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "other", "cluster": {"server": "https://other:6443"}},
+                    {"name": "dev", "cluster": cluster},
+                ],
+                "users": [{"name": "dev", "user": user}],
+                "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "dev"}}],
+                "current-context": "dev",
+            }
+        )
+    )
+    return path
+
+
+def test_a_rotated_service_account_token_is_read_again(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    token = TokenFile(token_file)
+    assert token() == "first-token"
+
+    # The kubelet writes the new token aside and swaps it in.
+    fresh = tmp_path / "token.new"
+    fresh.write_text("second-token")
+    os.replace(fresh, token_file)
+
+    assert token() == "second-token"
+
+
+def test_in_a_pod_the_service_account_and_the_service_address_are_used(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("pod-token")
+    (tmp_path / "ca.crt").write_bytes(CertificateAuthority("test-ca").pem)
+
+    access = in_cluster({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}, tmp_path)
+
+    assert access is not None
+    assert access.server == "https://[fd00::1]:443"
+    assert access.token is not None
+    assert access.token() == "pod-token"
+    assert access.ssl_context is not None
+    assert access.ssl_context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_outside_a_pod_there_is_no_in_cluster_access(tmp_path: Path) -> None:
+    assert in_cluster({}, tmp_path) is None
+    assert (
+        in_cluster({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}, tmp_path)
+        is None
+    )
+
+
+def test_the_kubeconfig_current_context_gives_server_ca_and_token(tmp_path: Path) -> None:
+    ca = base64.b64encode(CertificateAuthority("test-ca").pem).decode()
+    path = write_kubeconfig(
+        tmp_path / "config",
+        {"server": "https://127.0.0.1:6443/", "certificate-authority-data": ca},
+        {"token": "dev-token"},
+    )
+
+    access = from_environment({"KUBECONFIG": f"{path}{os.pathsep}{tmp_path / 'ignored'}"})
+
+    assert access.server == "https://127.0.0.1:6443"
+    assert access.token is not None
+    assert access.token() == "dev-token"
+    assert access.ssl_context is not None
+    assert access.ssl_context.cert_store_stats()["x509_ca"] == 1
+
+
+def test_a_kubeconfig_token_file_is_relative_to_the_kubeconfig(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("from-file")
+    path = write_kubeconfig(tmp_path / "config", {"server": "http://127.0.0.1:8001"}, {"tokenFile": "token"})
+
+    access = from_kubeconfig(path)
+
+    assert access.ssl_context is None
+    assert access.token is not None
+    assert access.token() == "from-file"
+
+
+def test_a_kubeconfig_with_an_exec_plugin_is_refused_with_what_to_use_instead(tmp_path: Path) -> None:
+    path = write_kubeconfig(
+        tmp_path / "config", {"server": "https://127.0.0.1:6443"}, {"exec": {"command": "gke-auth"}}
+    )
+
+    with pytest.raises(NoClusterError, match="token, a tokenFile or a client certificate"):
+        from_kubeconfig(path)
+
+
+def test_without_cluster_or_kubeconfig_the_error_points_to_the_dev_mode(tmp_path: Path) -> None:
+    with pytest.raises(NoClusterError, match="kubeoidc dev"):
+        from_environment({"KUBECONFIG": str(tmp_path / "missing")})
