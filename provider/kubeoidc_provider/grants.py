@@ -301,6 +301,7 @@ class _IdTokens:
             nonce=code.get_nonce() if code is not None else None,
             access_token=token.get("access_token"),
             session=(end_user.sid, AUTHENTICATION_CONTEXT, AUTHENTICATION_METHODS),
+            alg=request.client.client.id_token_signed_response_alg,
         )
 
 

@@ -492,6 +492,7 @@ def test_defaults_are_applied_without_touching_the_input() -> None:
         "tokenEndpointAuthMethod": "client_secret_basic",
         "scopes": ["openid", "profile", "email"],
         "secretRotation": {"gracePeriod": "0s"},
+        "accessTokenFormat": "jwt",
     }
 
 
