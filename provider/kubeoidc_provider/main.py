@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import ssl
 from typing import Any
 
@@ -25,6 +26,7 @@ from kubeoidc_provider.streams import FollowedSecret
 from kubeoidc_provider.tls import TLSFiles
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
 from kubeoidc_provider.watcher import RegistryWatcher, default_api_client, read_secret
+from kubeoidc_provider.workers import listening_socket, serve_forked
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,25 @@ class ConfigurationError(Exception):
 
 
 def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
+    """Serve until stopped: in this process, or in ``settings.workers`` forked ones sharing the port."""
+    if settings.workers == 1:
+        _run_one(settings, log_level, None)
+        return
+    if settings.storage_url.startswith("memory:"):
+        raise ConfigurationError(
+            f"--workers {settings.workers} needs a state store the workers share: "
+            "set the storage URL to sqlite:///PATH or redis://..., not memory://"
+        )
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as error:
+        raise ConfigurationError(f"cannot listen on {settings.host}:{settings.port}: {error}") from error
+    status = serve_forked(settings.workers, sock, lambda inherited: _run_one(settings, log_level, inherited))
+    if status:
+        raise SystemExit(status)
+
+
+def _run_one(settings: ProviderSettings, log_level: str, sock: socket.socket | None) -> None:
     try:
         api_client = default_api_client()
         keys = _initial_keys(settings, api_client)
@@ -80,7 +101,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         provider,
         background=(Background(watcher.start, watcher.stop), Background(cluster.start, cluster.stop)),
     )
-    serve(app, settings, log_level=log_level)
+    serve(app, settings, log_level=log_level, sock=sock)
 
 
 def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
@@ -105,12 +126,15 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
     )
 
 
-def serve(app: object, settings: ProviderSettings, *, log_level: str = "INFO") -> None:
+def serve(
+    app: object, settings: ProviderSettings, *, log_level: str = "INFO", sock: socket.socket | None = None
+) -> None:
+    """Serve ``app`` with uvicorn on the settings' host and port, or on ``sock`` (a worker's)."""
     tls = tls_files(settings)
     if tls is not None:
         tls.start()
     try:
-        uvicorn_server(app, settings, tls=tls, log_level=log_level).run()
+        uvicorn_server(app, settings, tls=tls, log_level=log_level).run(sockets=[sock] if sock else None)
     finally:
         if tls is not None:
             tls.stop()

@@ -30,6 +30,9 @@ class ProviderSettings(BaseSettings):
     host: str = "127.0.0.1"
     #: port: the port to listen on.
     port: int = Field(default=8080, ge=1, le=65535)
+    #: workers: how many provider processes serve the port (each with its own registry watch; the
+    #: state is shared through the store, so it must be ``sqlite:///`` or ``redis://``, not memory).
+    workers: int = Field(default=1, ge=1, le=64)
     #: forwarded_allow_ips: the proxies (ingress controllers) whose X-Forwarded-For and -Proto headers are
     #: believed, comma-separated; ``*`` trusts any, for a pod reachable only through its proxies. The
     #: forwarded client address is what failed logins are counted against.
