@@ -154,8 +154,23 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        client_id = client.get_client_id()
         request: ProviderRequest | None = getattr(self._answering, "request", None)
+        return self.token_body(
+            client, user, scope, include_refresh_token=include_refresh_token, request=request
+        )
+
+    def token_body(
+        self,
+        client: OAuthClient,
+        user: EndUser | None,
+        scope: str | None,
+        *,
+        include_refresh_token: bool,
+        request: ProviderRequest | None,
+    ) -> dict[str, Any]:
+        """The token response's body (RFC 6749 §5.1) for ``client``, and ``user`` if any; an opaque access
+        token is left on ``request`` for the token endpoint to store."""
+        client_id = client.get_client_id()
         resources = request.payload.datalist.get("resource", []) if request is not None else []
         registration = client.client
         issued = self.minter.access_token(
@@ -256,6 +271,16 @@ def basic_client_id(request: ProviderRequest) -> str | None:
     except ValueError:
         return None
     return client_id if isinstance(client_id, str) else None
+
+
+def basic_credentials(request: ProviderRequest) -> tuple[str, str] | None:
+    """The request's HTTP Basic client ID and secret, read as Authlib's ``client_secret_basic`` reads
+    them; None without both."""
+    try:
+        client_id, secret = extract_basic_authorization(request.headers)
+    except ValueError:
+        return None
+    return (client_id, secret) if client_id and secret else None
 
 
 def _refuse_two_methods(request: ProviderRequest) -> None:

@@ -255,6 +255,10 @@ class State:
     async def find_access_token(self, token: str) -> dict[str, Any] | None:
         return await self.storage.get("access_token", token_hash(token))
 
+    async def delete_access_token(self, token: str) -> None:
+        """Revoke an opaque access token: it is found no more."""
+        await self.storage.delete("access_token", token_hash(token))
+
     # Revocation -------------------------------------------------------------------------------------
     async def revoke_grant(self, grant_id: str, ttl: int) -> None:
         """Revoke everything issued under one authorization: its refresh tokens and access tokens."""

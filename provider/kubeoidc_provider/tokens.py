@@ -173,8 +173,9 @@ class TokenMinter:
 
     async def check_access_token(self, token: str) -> AccessToken:
         """Verify signature, type, issuer, lifetime and revocation of an access token."""
+        signed = "." in token
         try:
-            claims = self._signed_claims(token) if "." in token else await self._stored_claims(token)
+            claims = self._signed_claims(token) if signed else await self._stored_claims(token)
             check_times(claims, time.time())
         except InvalidTokenError as error:
             raise InvalidToken(f"the access token is not valid: {error}") from error
@@ -182,7 +183,9 @@ class TokenMinter:
             raise InvalidToken("the token is not an access token of this issuer")
         jti = str(claims.get("jti", ""))
         grant_id, _, _ = jti.rpartition(".")
-        if await self.state.is_access_token_revoked(jti) or (
+        # A revoked opaque token is deleted from the store (found no more); a JWT cannot be, so its jti
+        # is listed as revoked until it would have expired.
+        if (signed and await self.state.is_access_token_revoked(jti)) or (
             grant_id and await self.state.is_grant_revoked(grant_id)
         ):
             raise InvalidToken("the access token was revoked")

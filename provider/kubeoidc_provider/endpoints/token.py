@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kubeoidc_contract import crd
-from kubeoidc_provider.authorization_server import basic_client_id
 from kubeoidc_provider.context import Provider, provider_of
+from kubeoidc_provider.endpoints.direct_client_credentials import answer, direct_client
 from kubeoidc_provider.endpoints.form import read_oauth_request
-from kubeoidc_provider.oauth_request import ProviderRequest
+from kubeoidc_provider.registration import Client
 from kubeoidc_provider.tokens import OPAQUE
 
 #: The grant types counted by name in the metrics (any other is "unknown", so labels stay bounded).
@@ -35,10 +35,17 @@ async def token(request: Request) -> Response:
     if not grant_type:
         missing = InvalidRequestError("Missing 'grant_type' parameter.")
         response = provider.server.handle_error_response(oauth_request, missing)
-    elif grant_type == "client_credentials" and _cheap_to_sign(provider, oauth_request):
-        # Nothing to wait for and at most a cheap signature (ES256, EdDSA: tens of microseconds; an
-        # opaque token: none): answered on the loop, where a hop to a worker thread would cost more.
-        response = provider.server.create_token_response(oauth_request)
+    elif (direct := direct_client(provider.registry, oauth_request)) is not None:
+        # The common client_credentials request, without Authlib. A cheap signature (ES256, EdDSA: tens
+        # of microseconds) or none (an opaque token) on the loop, where a hop to a worker thread and
+        # back would cost more; an RSA signature on a worker, where it runs beside the loop.
+        if _cheap_to_sign(provider, direct):
+            response = answer(provider.server, direct, oauth_request)
+        else:
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(
+                provider.workers, answer, provider.server, direct, oauth_request
+            )
     else:
         # Off the event loop: the grant signs one or two JWTs, and signing releases the GIL.
         # The grants' storage hooks run their coroutines back on this loop (state.wait_on).
@@ -59,16 +66,8 @@ async def token(request: Request) -> Response:
 _CHEAP_ALGS = frozenset({"ES256", "EdDSA"})
 
 
-def _cheap_to_sign(provider: Provider, request: ProviderRequest) -> bool:
-    """Whether the client's client_credentials token is opaque or signed with a cheap algorithm.
-
-    Only a client with a secret qualifies: a client assertion's checks wait on the state store, which
-    the loop's own thread cannot do synchronously. An unknown client gets its refusal on a worker.
-    """
-    client_id = basic_client_id(request) or request.form.get("client_id")
-    client = provider.registry.get(client_id) if client_id else None
-    if client is None or client.service_accounts or request.form.get("client_assertion"):
-        return False
+def _cheap_to_sign(provider: Provider, client: Client) -> bool:
+    """Whether the client's access token is opaque or signed with a cheap algorithm."""
     alg = client.access_token_signed_response_alg or provider.keys.signing_alg
     return client.access_token_format == OPAQUE or alg in _CHEAP_ALGS
 

@@ -250,3 +250,53 @@ def test_an_opaque_client_credentials_token_signs_nothing_and_introspects(
     introspection = rp.introspect(body["access_token"]).json()
     assert introspection["active"] is True
     assert introspection["sub"] == f"client:{client.client_id}"
+
+
+# --- the token endpoint's direct client_credentials path -------------------------------------------
+
+
+@pytest.mark.parametrize("token_format", ["jwt", "opaque"])
+def test_a_plain_client_credentials_request_gets_the_answer_authlibs_path_gives(
+    provider: Provider, http: TestClient, token_format: str
+) -> None:
+    client = machine_client(provider, "billing", accessTokenFormat=token_format)
+    rp = RelyingParty(http, client)
+    plain = {"grant_type": "client_credentials", "scope": "invoices:read"}
+
+    direct = rp.token(plain)
+    # A body client_id equal to the Basic one is tolerated, and sends the request through Authlib.
+    through_authlib = rp.token({**plain, "client_id": client.client_id})
+
+    for response in (direct, through_authlib):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert (response.headers["cache-control"], response.headers["pragma"]) == ("no-store", "no-cache")
+    assert (
+        list(direct.json())
+        == list(through_authlib.json())
+        == ["access_token", "token_type", "expires_in", "scope"]
+    )
+    introspected = [rp.introspect(r.json()["access_token"]).json() for r in (direct, through_authlib)]
+    assert introspected[0].keys() == introspected[1].keys()
+    assert {k: v for k, v in introspected[0].items() if k not in ("iat", "exp", "jti")} == {
+        k: v for k, v in introspected[1].items() if k not in ("iat", "exp", "jti")
+    }
+
+
+@pytest.mark.parametrize(
+    ("form", "secret", "error"),
+    [
+        ({"scope": "invoices:write"}, None, "invalid_scope"),
+        ({"scope": "openid"}, None, "invalid_scope"),
+        ({"scope": "invoices:read"}, "wrong", "invalid_client"),
+    ],
+)
+def test_a_refused_client_credentials_request_keeps_authlibs_error(
+    provider: Provider, http: TestClient, form: dict[str, str], secret: str | None, error: str
+) -> None:
+    client = machine_client(provider, "billing", accessTokenSignedResponseAlg="ES256")
+
+    response = RelyingParty(http, client).token({"grant_type": "client_credentials", **form}, secret=secret)
+
+    assert response.status_code in (400, 401)
+    assert response.json()["error"] == error

@@ -1,0 +1,62 @@
+"""The client_credentials requests the token endpoint answers without Authlib (RFC 6749 §4.4).
+
+A machine client asking for a token is most of a token endpoint's load, and Authlib's generic path
+(grant lookup, hooks, client authentication by every registered method) costs more than an ES256
+signature. The common, well-formed request is answered here: HTTP Basic credentials of a confidential
+client registered with ``client_secret_basic`` and the ``client_credentials`` grant, a body of exactly
+``grant_type`` and a ``scope`` that the client may have (and no ``openid``). The token is the one
+Authlib's path would issue (``ProviderServer.token_body``), in the same response.
+
+Anything else (another method, a ``resource``, a wrong secret, a scope refused) is handed to Authlib,
+so every refusal keeps its exact RFC 6749 §5.2 error: this path only ever answers 200.
+"""
+
+from __future__ import annotations
+
+import time
+
+from authlib.consts import default_json_headers
+from starlette.responses import Response
+
+from kubeoidc_provider.authorization_server import ProviderServer, basic_credentials
+from kubeoidc_provider.jsonutil import dump_json
+from kubeoidc_provider.oauth_client import OAuthClient
+from kubeoidc_provider.oauth_request import ProviderRequest
+from kubeoidc_provider.registration import Client
+from kubeoidc_provider.registry import ClientRegistry
+
+GRANT_TYPE = "client_credentials"
+_METHOD = "client_secret_basic"
+_HEADERS = dict(default_json_headers)
+
+
+def direct_client(registry: ClientRegistry, request: ProviderRequest) -> Client | None:
+    """The client a plain client_credentials request comes from, if this path may answer it; else None."""
+    form = request.form
+    scope = form.get("scope")
+    if form.keys() != {"grant_type", "scope"} or form["grant_type"] != GRANT_TYPE or not scope:
+        return None
+    if "openid" in scope.split():
+        return None
+    credentials = basic_credentials(request)
+    if credentials is None:
+        return None
+    client = registry.get(credentials[0])
+    if (
+        client is None
+        or client.public
+        or client.service_accounts
+        or client.token_endpoint_auth_method != _METHOD
+        or GRANT_TYPE not in client.grant_types
+        or not set(scope.split()) <= set(client.scopes)
+    ):
+        return None
+    return client if client.check_secret(credentials[1], time.time()) else None
+
+
+def answer(server: ProviderServer, client: Client, request: ProviderRequest) -> Response:
+    """The token response for a request :func:`direct_client` accepted (on any thread: it may sign)."""
+    body = server.token_body(
+        OAuthClient(client), None, request.form["scope"], include_refresh_token=False, request=request
+    )
+    return Response(dump_json(body), status_code=200, headers=_HEADERS)
