@@ -146,6 +146,48 @@ def _first_use(
     return grant
 
 
+def _find_user(grant: Any, subject: str) -> User | None:
+    """The user a grant was for: a static user at once, a source's person from the state store."""
+    directory = _server(grant).directory
+    known, user = directory.find_static(subject)
+    return user if known else _wait(grant.request, directory.find(subject))
+
+
+@dataclass(frozen=True, slots=True)
+class EarlySpend:
+    """A code the token endpoint spent on the event loop before Authlib ran, and the outcome."""
+
+    code: str
+    spent: tuple[CodeGrant, Spent] | None
+
+
+async def spend_code_early(state: State, registry_client: Any, request: ProviderRequest) -> None:
+    """Spend the code of an exchange on the loop, so the grant need not wait for the state store.
+
+    Only for a request the grant would spend the code for anyway: a client authenticated here as
+    Authlib authenticates it (HTTP Basic and the right secret, ``registry_client`` being the client the
+    credentials name, else None) and allowed the grant, with a code. Anything else is left to the grant.
+    """
+    code = request.form.get("code")
+    if registry_client is None or not code or "authorization_code" not in registry_client.grant_types:
+        return
+    request.early_spend = EarlySpend(code, await state.spend_code(code))
+
+
+def answers_without_waiting(directory: Directory, request: ProviderRequest) -> bool:
+    """Whether the code exchange's grant will not wait on the state store: its code spent early for the
+    first time, a static user, and no refresh token to store."""
+    early: EarlySpend | None = request.early_spend
+    if early is None or early.spent is None or not early.spent[1].first:
+        return False
+    client = request.client_registration
+    return (
+        client is not None
+        and "refresh_token" not in client.grant_types
+        and directory.find_static(early.spent[0].user_id)[0]
+    )
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     """RFC 6749 §4.1, storing codes by hash and spending them atomically."""
 
@@ -192,9 +234,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         server = _server(self)
         # Spent before the client and PKCE checks, on purpose: a code presented by the wrong client or
         # with the wrong verifier has leaked, so it is burnt, and a later use counts as a replay.
-        grant = _first_use(
-            server, self.request, _wait(self.request, server.state.spend_code(code)), "authorization code"
-        )
+        # Usually spent already, on the loop, by spend_code_early (after the same client authentication).
+        early: EarlySpend | None = self.request.early_spend
+        spent = early.spent if early is not None and early.code == code else None
+        if spent is None and (early is None or early.code != code):
+            spent = _wait(self.request, server.state.spend_code(code))
+        grant = _first_use(server, self.request, spent, "authorization code")
         if grant is None or grant.client_id != client.get_client_id():
             return None
         return _CodeRecord(grant)
@@ -206,7 +251,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     def authenticate_user(self, authorization_code: _CodeRecord) -> EndUser | None:
         grant = authorization_code.grant
-        user = _wait(self.request, _server(self).directory.find(grant.user_id))
+        user = _find_user(self, grant.user_id)
         claims = ClaimsRequest.from_json(grant.claims)
         return EndUser(user, grant.auth_time, grant.grant_id, grant.sid, claims) if user else None
 
@@ -233,7 +278,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_user(self, refresh_token: _RefreshRecord) -> EndUser | None:
         grant = refresh_token.grant
-        user = _wait(self.request, _server(self).directory.find(grant.user_id))
+        user = _find_user(self, grant.user_id)
         if user is None:
             return None
         claims = ClaimsRequest.from_json(grant.extra.get("claims"))

@@ -30,6 +30,27 @@ _METHOD = "client_secret_basic"
 _HEADERS = dict(default_json_headers)
 
 
+def basic_client(registry: ClientRegistry, request: ProviderRequest) -> Client | None:
+    """The client that HTTP Basic credentials authenticate at the token endpoint, checked as Authlib
+    checks them (a ``client_secret_basic`` client, its secret, no credentials in the body beside them);
+    None for any other request, which Authlib then authenticates, or refuses, itself."""
+    form = request.form
+    if "client_secret" in form or "client_assertion" in form:
+        return None
+    credentials = basic_credentials(request)
+    if credentials is None or form.get("client_id", credentials[0]) != credentials[0]:
+        return None
+    client = registry.get(credentials[0])
+    if (
+        client is None
+        or client.public
+        or client.service_accounts
+        or client.token_endpoint_auth_method != _METHOD
+    ):
+        return None
+    return client if client.check_secret(credentials[1], time.time()) else None
+
+
 def direct_client(registry: ClientRegistry, request: ProviderRequest) -> Client | None:
     """The client a plain client_credentials request comes from, if this path may answer it; else None."""
     form = request.form
@@ -38,20 +59,10 @@ def direct_client(registry: ClientRegistry, request: ProviderRequest) -> Client 
         return None
     if "openid" in scope.split():
         return None
-    credentials = basic_credentials(request)
-    if credentials is None:
+    client = basic_client(registry, request)
+    if client is None or GRANT_TYPE not in client.grant_types or not set(scope.split()) <= set(client.scopes):
         return None
-    client = registry.get(credentials[0])
-    if (
-        client is None
-        or client.public
-        or client.service_accounts
-        or client.token_endpoint_auth_method != _METHOD
-        or GRANT_TYPE not in client.grant_types
-        or not set(scope.split()) <= set(client.scopes)
-    ):
-        return None
-    return client if client.check_secret(credentials[1], time.time()) else None
+    return client
 
 
 def answer(server: ProviderServer, client: Client, request: ProviderRequest) -> Response:

@@ -23,7 +23,7 @@ from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.storage.memory import MemoryStorage
 from kubeoidc_provider.tokens import ACCESS_TOKEN_TYP
 from support.provider import RegisteredClient, register, signing_jwks
-from support.provider_flow import Browser, RelyingParty, bearer, sign_in_for_tokens
+from support.provider_flow import Browser, RelyingParty, bearer, sign_in_for_code, sign_in_for_tokens
 
 ALICE = "7b0c2f6e-alice"
 
@@ -300,3 +300,54 @@ def test_a_refused_client_credentials_request_keeps_authlibs_error(
 
     assert response.status_code in (400, 401)
     assert response.json()["error"] == error
+
+
+# --- code exchanges spent on the loop ------------------------------------------------------------
+
+
+def code_only_client(provider: Provider, **spec: Any) -> RegisteredClient:
+    return register(provider.registry, "code-only", grant_types=["authorization_code"], spec_fields=spec)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_a_code_exchange_answered_without_waiting_still_refuses_a_replay_and_revokes_its_tokens(
+    provider: Provider, http: TestClient, browser: Browser, alg: str
+) -> None:
+    client = code_only_client(provider, idTokenSignedResponseAlg=alg, accessTokenFormat="opaque")
+    rp = RelyingParty(http, client)
+    request, code = sign_in_for_code(browser, rp)
+
+    first = rp.exchange(request, code)
+    assert first.status_code == 200, first.text
+    assert header_of(first.json()["id_token"])["alg"] == alg
+    token = first.json()["access_token"]
+    assert http.get("/userinfo", headers=bearer(token)).status_code == 200
+
+    replay = rp.exchange(request, code)
+
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert http.get("/userinfo", headers=bearer(token)).status_code == 401
+
+
+def test_a_code_presented_with_a_wrong_secret_is_not_spent(
+    provider: Provider, http: TestClient, browser: Browser
+) -> None:
+    client = code_only_client(provider, idTokenSignedResponseAlg="EdDSA")
+    rp = RelyingParty(http, client)
+    request, code = sign_in_for_code(browser, rp)
+
+    wrong = rp.post(
+        "/token",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": request.redirect_uri,
+            "code_verifier": request.verifier or "",
+        },
+        secret="not-the-secret",
+    )
+    assert wrong.status_code == 401
+    right = rp.exchange(request, code)
+
+    assert right.status_code == 200, right.text
