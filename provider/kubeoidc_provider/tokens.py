@@ -9,11 +9,12 @@ revocation. Both carry the same claims, so every check after the look-up is the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kubeoidc_provider.keys import InvalidTokenError, KeySet, check_times
 from kubeoidc_provider.signing import SigningKeys
@@ -33,12 +34,16 @@ def client_subject(client_id: str) -> str:
 
 
 ACCESS_TOKEN_TYP = "at+jwt"
+_A = TypeVar("_A")
 #: The access token's private claim naming the claims a ``claims`` request asked of userinfo.
 USERINFO_CLAIMS = "userinfo_claims"
 
 
 #: ``spec.accessTokenFormat`` of a client whose access tokens are references into the state store.
 OPAQUE = "opaque"
+#: Between the grant id and the random part of an opaque token (a JWS never holds it, a grant id never
+#: does): the token names its grant, so its revocation is looked up beside the token, not after it.
+_GRANT_SEPARATOR = "~"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +141,8 @@ class TokenMinter:
             # The names the ``claims`` parameter asked of userinfo (OIDC Core §5.5), for that endpoint.
             claims[USERINFO_CLAIMS] = list(userinfo_claims)
         if token_format == OPAQUE:
-            return IssuedAccessToken(new_token(), claims)
+            value = f"{grant_id}{_GRANT_SEPARATOR}{new_token()}" if grant_id else new_token()
+            return IssuedAccessToken(value, claims)
         return IssuedAccessToken(self.keys.sign(claims, typ=ACCESS_TOKEN_TYP, alg=alg))
 
     def id_token(
@@ -173,35 +179,43 @@ class TokenMinter:
 
     async def check_access_token(self, token: str) -> AccessToken:
         """Verify signature, type, issuer, lifetime and revocation of an access token."""
-        signed = "." in token
+        if "." in token:
+            claims = self._checked(self._signed_claims, token)
+            jti = str(claims.get("jti", ""))
+            grant_id, _, _ = jti.rpartition(".")
+            # A JWT cannot be taken back: its jti is listed as revoked until it would have expired.
+            revoked = await _any(self.state.is_access_token_revoked(jti), self._grant_revoked(grant_id))
+        else:
+            # A revoked opaque token is deleted from the store, so it is found no more; the grant it
+            # names is looked up at the same time (a stored token always belongs to that grant: the
+            # grant id is part of the value whose hash is the key).
+            grant_id, _, _ = token.rpartition(_GRANT_SEPARATOR)
+            stored, revoked = await asyncio.gather(
+                self.state.find_access_token(token), self._grant_revoked(grant_id)
+            )
+            claims = self._checked(_found, stored)
+        if revoked:
+            raise InvalidToken("the access token was revoked")
+        return AccessToken(claims)
+
+    def _checked(self, read: Callable[[_A], dict[str, Any]], source: _A) -> dict[str, Any]:
+        """The claims ``read`` finds, if they are this issuer's and live now; else InvalidToken."""
         try:
-            claims = self._signed_claims(token) if signed else await self._stored_claims(token)
+            claims = read(source)
             check_times(claims, time.time())
         except InvalidTokenError as error:
             raise InvalidToken(f"the access token is not valid: {error}") from error
         if claims.get("iss") != self.issuer:
             raise InvalidToken("the token is not an access token of this issuer")
-        jti = str(claims.get("jti", ""))
-        grant_id, _, _ = jti.rpartition(".")
-        # A revoked opaque token is deleted from the store (found no more); a JWT cannot be, so its jti
-        # is listed as revoked until it would have expired.
-        if (signed and await self.state.is_access_token_revoked(jti)) or (
-            grant_id and await self.state.is_grant_revoked(grant_id)
-        ):
-            raise InvalidToken("the access token was revoked")
-        return AccessToken(claims)
+        return claims
+
+    async def _grant_revoked(self, grant_id: str) -> bool:
+        return bool(grant_id) and await self.state.is_grant_revoked(grant_id)
 
     async def save_opaque(self, token: IssuedAccessToken) -> None:
         """Keep an opaque token's claims (under its hash) until it expires; a JWT needs nothing."""
         if token.stored_claims is not None:
             await self.state.save_access_token(token.value, token.stored_claims, self.access_token_ttl)
-
-    async def _stored_claims(self, token: str) -> dict[str, Any]:
-        """The claims kept for an opaque access token (a compact JWS always has dots; these never do)."""
-        claims = await self.state.find_access_token(token)
-        if claims is None:
-            raise InvalidTokenError("unknown or expired access token")
-        return claims
 
     def _signed_claims(self, token: str) -> dict[str, Any]:
         """The claims of a token whose signature and type are ours, remembered for the next time.
@@ -221,6 +235,18 @@ class TokenMinter:
             if len(self._verified) > VERIFIED_TOKENS:
                 self._verified.popitem(last=False)
         return claims
+
+
+def _found(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The claims kept for an opaque access token (a compact JWS always has dots; these never do)."""
+    if stored is None:
+        raise InvalidTokenError("unknown or expired access token")
+    return stored
+
+
+async def _any(*checks: Coroutine[Any, Any, bool]) -> bool:
+    """Whether any of the checks is true; they run at the same time."""
+    return any(await asyncio.gather(*checks))
 
 
 def scope_list(scope: str | None) -> list[str]:
