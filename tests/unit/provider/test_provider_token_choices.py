@@ -97,17 +97,18 @@ def test_client_credentials_tokens_are_signed_with_the_clients_algorithm(
     assert rp.introspect(token).json()["active"] is True
 
 
+@pytest.mark.parametrize("alg", SIGNING_ALGS)
 def test_signed_userinfo_uses_the_clients_algorithm(
-    provider: Provider, http: TestClient, browser: Browser
+    provider: Provider, http: TestClient, browser: Browser, alg: str
 ) -> None:
-    client = web_client(provider, "jwt-userinfo", userinfoSignedResponseAlg="EdDSA")
+    client = web_client(provider, "jwt-userinfo", userinfoSignedResponseAlg=alg)
     tokens = sign_in_for_tokens(browser, RelyingParty(http, client))
 
     response = http.get("/userinfo", headers=bearer(tokens["access_token"]))
 
     assert response.headers["content-type"] == "application/jwt"
     header, claims = provider.keys.verify_with_header(response.text)
-    assert header["alg"] == "EdDSA"
+    assert header["alg"] == alg
     assert (claims["sub"], claims["aud"]) == (ALICE, client.client_id)
 
 
