@@ -19,6 +19,10 @@ How the guarantees are kept:
   the increment and the read of the count: exactly one caller sees ``uses == 1``.
 - ``incr`` is one ``INSERT ... ON CONFLICT DO UPDATE`` that restarts an expired window in place.
 - Expired rows are deleted every ``purge_interval`` seconds by whichever writer comes first.
+- Checkpoints (copying the WAL back into the database file: the only step that waits for the disk with
+  ``synchronous=NORMAL``) run every ``checkpoint_interval`` seconds on a thread and connection of their
+  own, in PASSIVE mode (never waiting for readers or writers), instead of in whichever commit crosses
+  SQLite's automatic threshold: a request's write never waits for an ``fsync``.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class SQLiteStorage:
         purge_interval: float = 60.0,
         busy_timeout: float = 10.0,
         use_returning: bool | None = None,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         path = str(path)
         if path != ":memory:" and not Path(path).parent.is_dir():
@@ -114,6 +119,16 @@ class SQLiteStorage:
             raise
         self._next_purge = clock() + purge_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeoidc-sqlite")
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if path != ":memory:":
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_forever,
+                args=(busy_timeout, checkpoint_interval),
+                name="kubeoidc-sqlite-checkpoint",
+                daemon=True,
+            )
+            self._checkpointer.start()
 
     async def _off_loop(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run ``call`` on the storage's own thread and wait for it without blocking the event loop."""
@@ -135,8 +150,23 @@ class SQLiteStorage:
         return await self._off_loop(self._incr, kind, key, ttl)
 
     async def close(self) -> None:
+        self._stop_checkpoints.set()
         await self._off_loop(self._close)
         self._thread.shutdown(wait=False)
+        if self._checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
+
+    def _checkpoint_forever(self, busy_timeout: float, interval: float) -> None:
+        """Copy the WAL into the database every ``interval`` seconds, until the storage closes."""
+        db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop_checkpoints.wait(interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # busy or locked: the next round copies what is left
+                    logger.debug("SQLite storage: checkpoint postponed: %s", error)
+        finally:
+            db.close()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStorage:
@@ -158,6 +188,8 @@ class SQLiteStorage:
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 logger.warning("SQLite storage: WAL mode refused (journal mode is %s)", mode)
+            # Checkpoints run on their own thread (_checkpoint_forever), never inside a request's commit.
+            db.execute("PRAGMA wal_autocheckpoint = 0")
         db.execute("PRAGMA synchronous = NORMAL")
         with self._transaction():
             (version,) = db.execute("PRAGMA user_version").fetchone()
