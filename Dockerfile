@@ -87,8 +87,9 @@ COPY --from=sbom /tmp/sbom.cdx.json /usr/share/doc/kubeoidc/sbom.cdx.json
 # A numeric non-root user (no passwd entry needed): Kubernetes can check runAsNonRoot against it.
 USER 65532:65532
 
-# 8080: the provider's HTTP port. 8081: the operator's liveness endpoint (/healthz).
-EXPOSE 8080 8081
+# 8080: the provider's HTTP port. 9090: the provider's /healthz, /readyz and /metrics. 8081: the
+# operator's liveness endpoint (/healthz).
+EXPOSE 8080 9090 8081
 
 ENTRYPOINT ["kubeoidc"]
 CMD ["provider"]

@@ -97,12 +97,13 @@ def container_round(
     engine: Engine, image: str, pod: ChartPod, api: KmockApiServer, folders: Any
 ) -> tuple[float, float]:
     """Seconds from `run` to the container running (the engine's part), and to /readyz answering 200."""
-    port = free_port()
+    port, health_port = free_port(), free_port()
     kubeconfig = api.kubeconfig("provider")
     env = {
         **pod.env(),
         "KUBEOIDC_PROVIDER_HOST": "127.0.0.1",
         "KUBEOIDC_PROVIDER_PORT": str(port),
+        "KUBEOIDC_PROVIDER_HEALTH_PORT": str(health_port),
         "KUBECONFIG": f"{KUBECONFIG_DIR}/{kubeconfig.name}",
     }
     flags = [
@@ -119,7 +120,7 @@ def container_round(
             raise RuntimeError("the provider container stopped:\n" + engine.logs(container))
 
     try:
-        return running, wait_ready(f"http://127.0.0.1:{port}", check) - started
+        return running, wait_ready(f"http://127.0.0.1:{health_port}", check) - started
     finally:
         engine.remove(container)
 

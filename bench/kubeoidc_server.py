@@ -32,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kubeoidc_contract.jwks import SIGNING_ALGS
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.keys import KeySet, generate_jwks
+from kubeoidc_provider.listeners import listen
 from kubeoidc_provider.main import serve
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import open_storage
 from kubeoidc_provider.users import StaticUserDirectory
-from kubeoidc_provider.workers import listening_socket, serve_forked
+from kubeoidc_provider.workers import serve_forked
 from support.objects import client_objects
 from support.provider import users_yaml
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = json.loads(args.clients)
     jwks = generate_jwks("RS256", also=SIGNING_ALGS)
 
-    def serve_one(sock: socket.socket | None) -> None:
+    def serve_one(sockets: list[socket.socket] | None) -> None:
         registry = ClientRegistry()
         for config in configs or [None]:
             client_id = f"{args.client_id}-{config['name']}" if config else args.client_id
@@ -138,12 +139,12 @@ def main(argv: list[str] | None = None) -> None:
         if len(registry) != len(configs or [None]) + args.extra_clients:
             sys.exit("a benchmark client was not registered")
         print(f"clients {len(registry)}", flush=True)
-        serve(create_app(provider), settings, sock=sock)
+        serve(create_app(provider), settings, sockets=sockets)
 
     if args.workers == 1:
         serve_one(None)
     else:
-        sys.exit(serve_forked(args.workers, listening_socket("127.0.0.1", args.port), serve_one))
+        sys.exit(serve_forked(args.workers, [listen("127.0.0.1", args.port)], serve_one))
 
 
 if __name__ == "__main__":

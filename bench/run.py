@@ -305,7 +305,7 @@ def kubeoidc_server(
         f"--workers={workers}",
         f"--clients={json.dumps([config.as_json() for config in clients])}",
     ]
-    return Server(name, argv, port, "/healthz", workdir / f"{name}.log")
+    return Server(name, argv, port, "/.well-known/openid-configuration", workdir / f"{name}.log")
 
 
 def peer_server(workdir: Path, secret: str, *, workers: int = 1, name: str = "peer") -> Server:

@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--port", default=8080, type=int, help="port on 127.0.0.1 (default: 8080)")
     dev.add_argument(
+        "--health-port",
+        type=int,
+        help="port on 127.0.0.1 of /healthz, /readyz and /metrics (default: the port after --port)",
+    )
+    dev.add_argument(
         "--tls",
         action="store_true",
         help="serve https from a local CA made in the state folder (kube-apiserver needs https)",
@@ -228,7 +233,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "dev":
         from kubeoidc.dev import run_dev
 
-        return run_dev(args.folder, state_dir=args.state, port=args.port, tls=args.tls)
+        return run_dev(
+            args.folder, state_dir=args.state, port=args.port, health_port=args.health_port, tls=args.tls
+        )
     if args.command == "login":
         return _login(args)
     if args.command == "cluster-config":

@@ -5,8 +5,9 @@ checks them with the CRD's own rules, reconciles them with
 the operator's own reconciler into a local state folder (which stands in for the API server: status and
 Secrets are JSON files there, so credentials survive a restart and rotate only through the annotation),
 and serves the provider on ``http://127.0.0.1:<port>`` (``https`` with ``--tls``, from a local CA made in
-the state folder) with SQLite state, a demo user and signing keys
-kept in the state folder. Edits to the folder take effect within a second, without a restart.
+the state folder; health and metrics on ``--health-port``, by default the next port) with SQLite state,
+a demo user and signing keys kept in the state folder. Edits to the folder take effect within a second,
+without a restart.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from kubeoidc_operator.controller import Reconciler
 from kubeoidc_operator.objects import decode_data
 from kubeoidc_operator.settings import OperatorSettings
 from kubeoidc_operator.status import Event
-from kubeoidc_provider.app import Background, build_provider, create_app
+from kubeoidc_provider.app import Background, build_provider, create_app, create_health_app
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.keys import KeySet, KeySetError, generate_jwks
 from kubeoidc_provider.main import serve
@@ -63,10 +64,16 @@ class ClientCard:
     redirect_uris: tuple[str, ...]
     ready: str
     service_accounts: tuple[str, ...] = ()
+    #: Where a ``private_key_jwt`` client's public keys are: "inline jwks" or its jwksURI; None otherwise.
+    own_keys: str | None = None
 
     def lines(self) -> list[str]:
         no_secret = "(none: public client, uses PKCE)"
-        if self.service_accounts:
+        if self.own_keys is not None:
+            no_secret = (
+                f"(none: authenticates with its own key, private_key_jwt; public keys: {self.own_keys})"
+            )
+        elif self.service_accounts:
             # Dev mode has no cluster to sign ServiceAccount tokens: such a client cannot sign in here.
             accounts = ", ".join(self.service_accounts)
             no_secret = f"(none: tokens of the ServiceAccount(s) {accounts} authenticate it, in a cluster)"
@@ -76,6 +83,13 @@ class ClientCard:
             f"  client_secret: {self.client_secret or no_secret}",
             f"  redirect URIs: {', '.join(self.redirect_uris) or '(none)'}",
         ]
+
+
+def _own_keys(spec: Mapping[str, Any]) -> str | None:
+    """Where a ``private_key_jwt`` client's public keys are, for its card; None for any other client."""
+    if spec.get("tokenEndpointAuthMethod") != contract.PRIVATE_KEY_JWT_AUTH_METHOD:
+        return None
+    return f"jwksURI {spec['jwksURI']}" if spec.get("jwksURI") else "inline jwks"
 
 
 class ManifestFolder:
@@ -189,6 +203,7 @@ class ManifestFolder:
             tuple(spec.get("redirectURIs", [])),
             ready_text,
             tuple(spec.get("serviceAccounts", [])),
+            _own_keys(spec),
         )
 
     def _files(self) -> list[Path]:
@@ -262,6 +277,9 @@ def prepare_state(state_dir: Path) -> tuple[dict[str, Any], str]:
             f"  - username: {DEMO_USERNAME}\n"
             f'    id: "{user_id}"\n'
             "    name: Demo User\n"
+            "    givenName: Demo\n"
+            "    familyName: User\n"
+            "    locale: en\n"
             "    email: demo@example.com\n"
             "    emailVerified: true\n"
             "    groups: [developers]\n"
@@ -277,7 +295,15 @@ def _write_private(path: Path, text: str) -> None:
         stream.write(text if text.endswith("\n") else text + "\n")
 
 
-def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say: Say = print) -> int:
+def run_dev(
+    folder: Path,
+    *,
+    state_dir: Path,
+    port: int,
+    health_port: int | None = None,
+    tls: bool = False,
+    say: Say = print,
+) -> int:
     if not folder.is_dir():
         say(f"kubeoidc dev: {folder} is not a folder of OIDCClient manifests")
         return 2
@@ -288,6 +314,7 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
         issuer=issuer,
         host="127.0.0.1",
         port=port,
+        health_port=health_port or port + 1,
         storage_url=f"sqlite:///{(state_dir / 'state.db').resolve()}",
         tls_cert_file=tls_files.cert_file if tls_files else None,
         tls_key_file=tls_files.key_file if tls_files else None,
@@ -309,6 +336,8 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
     manifests.sync_if_changed()
     say(f"demo user: {DEMO_USERNAME} / {password}")
     say(f"provider:  {issuer}/.well-known/openid-configuration")
+    health = f"{'https' if tls else 'http'}://127.0.0.1:{settings.health_port}"
+    say(f"health:    {health}/healthz, {health}/readyz, {health}/metrics (not on the issuer's port)")
     if tls_files is not None:
         say(f"CA:        {tls_files.ca_file.resolve()} (give it to kube-apiserver and kubeoidc login)")
 
@@ -331,5 +360,5 @@ def run_dev(folder: Path, *, state_dir: Path, port: int, tls: bool = False, say:
         sources=catalog,
     )
     app = create_app(provider, background=(Background(watcher.start, stop.set),))
-    serve(app, settings)
+    serve(app, settings, health_app=create_health_app(provider))
     return 0

@@ -61,6 +61,10 @@ PREVIOUS_SECRET_EXPIRES_ANNOTATION: Final = f"{GROUP}/previous-secret-expires"
 #: The ``tokenEndpointAuthMethod`` of a client that names ``serviceAccounts``: a pod's projected
 #: ServiceAccount token is its client assertion (RFC 7523 §2.2), and it has no client secret.
 SERVICE_ACCOUNT_AUTH_METHOD: Final = "kubernetes_service_account_jwt"
+#: The ``tokenEndpointAuthMethod`` of a client that signs its own client assertions (RFC 7523 §2.2 with
+#: the client's key pair, OIDC Core §9): its public keys are ``spec.jwks`` or behind ``spec.jwksURI``,
+#: and it has no client secret.
+PRIVATE_KEY_JWT_AUTH_METHOD: Final = "private_key_jwt"
 #: The Device Authorization Grant's grant type (RFC 8628 §3.4), as ``spec.grantTypes`` names it.
 DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 #: What the provider needs of a client's Secret, published by the operator in the OIDCClient's status

@@ -27,6 +27,7 @@ __all__ = [
     "default_grant_types",
     "default_scopes",
     "grant_types",
+    "id_token_claims",
     "identity_source_crd",
     "identity_source_schema",
     "identity_source_spec",
@@ -108,6 +109,12 @@ def default_auth_method() -> str:
 @functools.cache
 def default_scopes() -> tuple[str, ...]:
     return tuple(_spec_field("scopes")["default"])
+
+
+@functools.cache
+def id_token_claims() -> tuple[str, ...]:
+    """``spec.idTokenClaims``' enumeration: the scope claims an ID token may carry unasked."""
+    return tuple(_spec_field("idTokenClaims", "[]")["enum"])
 
 
 @functools.cache

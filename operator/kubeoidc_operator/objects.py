@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubeoidc_contract import ROTATE_ANNOTATION
+from kubeoidc_contract import PRIVATE_KEY_JWT_AUTH_METHOD, ROTATE_ANNOTATION
 from kubeoidc_contract.crd import default_grace_period
 from kubeoidc_contract.durations import parse_duration
 
@@ -119,9 +119,15 @@ class Inputs:
         return isinstance(names, list) and len(names) > 0
 
     @property
+    def own_keys(self) -> bool:
+        """Whether the client signs its own assertions (``private_key_jwt``): no secret."""
+        return self.obj.spec.get("tokenEndpointAuthMethod") == PRIVATE_KEY_JWT_AUTH_METHOD
+
+    @property
     def secretless(self) -> bool:
-        """A client with no secret: a public one, or one that ServiceAccount tokens authenticate."""
-        return self.public or self.service_accounts
+        """A client with no secret: a public one, or one that ServiceAccount tokens or its own keys
+        authenticate."""
+        return self.public or self.service_accounts or self.own_keys
 
     @functools.cached_property
     def grace(self) -> datetime.timedelta:

@@ -209,7 +209,13 @@ def plan_events(
             )
         )
     if inputs.secretless and rotation_requested(inputs) and change != "generated":
-        kind = "A public client" if inputs.public else "A client authenticated by ServiceAccount tokens"
+        kind = (
+            "A public client"
+            if inputs.public
+            else "A client authenticated by its own keys"
+            if inputs.own_keys
+            else "A client authenticated by ServiceAccount tokens"
+        )
         events.append(
             Event(
                 "Normal",
@@ -243,4 +249,6 @@ def _no_secret_reason(inputs: Inputs) -> str:
         return " (a public client has no secret)."
     if inputs.service_accounts:
         return " (its ServiceAccount tokens authenticate it: it has no secret)."
+    if inputs.own_keys:
+        return " (it signs its assertions with its own key, private_key_jwt: it has no secret)."
     return "."

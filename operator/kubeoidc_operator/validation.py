@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from kubeoidc_contract import (
     CLIENT_ID_KEY,
@@ -19,6 +20,7 @@ from kubeoidc_contract import (
     GROUP,
     ISSUER_KEY,
     MANAGED_BY_LABEL,
+    PRIVATE_KEY_JWT_AUTH_METHOD,
     ROTATE_ANNOTATION,
 )
 from kubeoidc_contract.crd import default_grace_period, spec_pattern
@@ -36,6 +38,10 @@ _DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _MAX_ROTATION_VALUE: Final = 1024
 #: ``spec.secretTemplate.keys``' fields, each naming another key for one of the standard values.
 TEMPLATE_KEYS: Final = {"clientID": CLIENT_ID_KEY, "clientSecret": CLIENT_SECRET_KEY, "issuer": ISSUER_KEY}
+#: JWK members that only a private or a symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
+PRIVATE_JWK_MEMBERS: Final = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+#: The key types a client's public keys may have: asymmetric ones (``oct`` is a shared secret).
+PUBLIC_KEY_TYPES: Final = ("RSA", "EC", "OKP")
 
 
 def _is_label_key(key: object) -> bool:
@@ -93,7 +99,69 @@ def validate(client: Mapping[str, Any]) -> list[str]:
         except ValueError as exc:
             problems.append(f"spec.secretRotation.gracePeriod: {exc}")
     problems.extend(_validate_template(spec.get("secretTemplate")))
+    problems.extend(_validate_frontchannel(spec))
+    problems.extend(_validate_own_keys(spec))
     return problems
+
+
+def _validate_own_keys(spec: Mapping[str, Any]) -> list[str]:
+    """A ``private_key_jwt`` client names its public keys one way, and they are public and asymmetric:
+    the provider must never be handed a key that could sign for the client."""
+    own_keys = spec.get("tokenEndpointAuthMethod") == PRIVATE_KEY_JWT_AUTH_METHOD
+    sources = [name for name in ("jwks", "jwksURI") if spec.get(name) is not None]
+    if own_keys and len(sources) != 1:
+        method = f"spec.tokenEndpointAuthMethod {PRIVATE_KEY_JWT_AUTH_METHOD}"
+        return [f"{method} needs exactly one of jwks and jwksURI"]
+    if not own_keys and sources:
+        return [f"spec.{sources[0]} needs tokenEndpointAuthMethod {PRIVATE_KEY_JWT_AUTH_METHOD}"]
+    if "jwks" not in sources:
+        return []
+    keys = mapping(spec["jwks"]).get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(key, Mapping) for key in keys):
+        return ["spec.jwks.keys must be a non-empty list of JSON Web Keys"]
+    problems: list[str] = []
+    for index, key in enumerate(keys):
+        private = [name for name in PRIVATE_JWK_MEMBERS if name in key]
+        if key.get("kty") not in PUBLIC_KEY_TYPES:
+            problems.append(f"spec.jwks.keys[{index}] is not an RSA, EC or OKP public key")
+        elif private:
+            problems.append(f"spec.jwks.keys[{index}] holds private members ({', '.join(private)})")
+    return problems
+
+
+def _origin(uri: str) -> tuple[str, str, int | None] | None:
+    """Scheme, host and port of an absolute URI (the port left out when it is the scheme's default)."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return parts.scheme.lower(), parts.hostname.lower(), None if port == default else port
+
+
+def _validate_frontchannel(spec: Mapping[str, Any]) -> list[str]:
+    """Front-Channel Logout 1.0 §2: the logout page has the scheme, host and port of a redirect URI, so
+    that the framed page belongs to the application the user signed in to. A CEL rule would have to
+    parse every redirect URI; the CRD checks the URI's form, this its origin."""
+    uri = spec.get("frontchannelLogoutURI")
+    if not isinstance(uri, str) or not uri:
+        return []
+    redirect_uris = spec.get("redirectURIs")
+    origins = (
+        {_origin(u) for u in redirect_uris if isinstance(u, str)}
+        if isinstance(redirect_uris, list)
+        else set()
+    )
+    origin = _origin(uri)
+    if origin is None or origin not in origins:
+        return [
+            "spec.frontchannelLogoutURI must have the scheme, host and port of one of spec.redirectURIs "
+            "(Front-Channel Logout 1.0)"
+        ]
+    return []
 
 
 def _validate_template(template: object) -> list[str]:

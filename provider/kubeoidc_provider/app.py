@@ -1,4 +1,5 @@
-"""``create_app``: the provider's Starlette application, assembled from its parts.
+"""``create_app``: the provider's Starlette application, assembled from its parts; ``create_health_app``:
+its health and metrics endpoints, for a port of their own.
 
 The parts (registry, users, keys, storage) are passed in, so tests, the dev mode and a cluster
 deployment build the same app from different sources. Routes live under the issuer's path.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -45,12 +47,14 @@ from kubeoidc_provider.endpoints import (
 )
 from kubeoidc_provider.endpoints.published import PublishedDocuments
 from kubeoidc_provider.feed import FeedHealth
+from kubeoidc_provider.forwarded import ForwardedHeaders, TrustedProxies
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.metrics import Metrics
 from kubeoidc_provider.pages import Pages
 from kubeoidc_provider.registry import ClientRegistry
+from kubeoidc_provider.remote_jwks import RemoteKeySets
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.sessions import SessionManager
 from kubeoidc_provider.settings import ProviderSettings
@@ -128,12 +132,21 @@ def build_provider(
             cluster=cluster_issuer or ClusterIssuer(None),
             service_accounts=service_accounts or ServiceAccountDirectory(),
             max_uses=settings.client_assertion_uses,
+            remote_keys=RemoteKeySets(registry, ssl_context=_jwks_tls(settings)),
         ),
         backchannel=BackchannelLogout(
             issuer=settings.issuer, signing=signing, registry=registry, state=state
         ),
         feed=feed,
     )
+
+
+def _jwks_tls(settings: ProviderSettings) -> ssl.SSLContext:
+    """How clients' ``jwksURI`` servers are verified: the system's CAs, plus the configured bundle."""
+    context = ssl.create_default_context()
+    if settings.client_jwks_ca_file is not None:
+        context.load_verify_locations(cafile=settings.client_jwks_ca_file)
+    return context
 
 
 def routes() -> list[BaseRoute]:
@@ -155,10 +168,20 @@ def routes() -> list[BaseRoute]:
         Route("/introspect", introspection.introspect, methods=["POST"]),
         Route("/logout", end_session.end_session, methods=["GET", "POST"]),
         Route("/static/kubeoidc.css", _stylesheet, methods=["GET"]),
-        Route("/healthz", health.healthz, methods=["GET"]),
-        Route("/readyz", health.readyz, methods=["GET"]),
-        Route("/metrics", health.metrics, methods=["GET"]),
     ]
+
+
+def create_health_app(provider: Provider) -> ASGIApp:
+    """The health port's app: ``/healthz``, ``/readyz`` and ``/metrics`` at its root, whatever the
+    issuer's path. Served beside :func:`create_app` (``main.serve``), never on the public port."""
+    probes = health.Probes(provider)
+    return Starlette(
+        routes=[
+            Route("/healthz", probes.healthz, methods=["GET"]),
+            Route("/readyz", probes.readyz, methods=["GET"]),
+            Route("/metrics", probes.metrics, methods=["GET"]),
+        ]
+    )
 
 
 def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -> ASGIApp:
@@ -171,11 +194,13 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         for task in background:
             task.start()
         provider.backchannel.start()
+        provider.assertions.remote_keys.start()
         try:
             yield {"provider": provider}
         finally:
             for task in reversed(background):
                 task.stop()
+            await provider.assertions.remote_keys.stop()
             await provider.backchannel.close()
             provider.workers.shutdown(wait=True)
             await provider.state.storage.close()
@@ -188,7 +213,8 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
-    return BodyLimits(PublishedDocuments(app, provider), read_timeout=provider.settings.body_read_timeout)
+    limited = BodyLimits(PublishedDocuments(app, provider), read_timeout=provider.settings.body_read_timeout)
+    return ForwardedHeaders(limited, TrustedProxies(provider.settings.forwarded_allow_ips))
 
 
 async def _stylesheet(request: Request) -> Response:

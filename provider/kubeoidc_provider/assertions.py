@@ -69,15 +69,20 @@ def header_of(assertion: str) -> Mapping[str, Any]:
 
 
 async def verify_assertion(
-    assertion: str, source: KeySource, audiences: Collection[str], now: float
+    assertion: str,
+    source: KeySource,
+    audiences: Collection[str],
+    now: float,
+    algorithms: Collection[str] = ALGORITHMS,
 ) -> dict[str, Any]:
     """The claims of ``assertion`` once its signature, issuer, audience and times check out.
 
-    An unknown ``kid`` asks ``source`` for fresher keys once (the signer may have rotated its keys).
+    ``algorithms`` narrows :data:`ALGORITHMS` (a client may name the one it signs with). An unknown
+    ``kid`` asks ``source`` for fresher keys once (the signer may have rotated its keys).
     """
     header = header_of(assertion)
     alg, kid = header.get("alg"), header.get("kid")
-    if alg not in ALGORITHMS:
+    if alg not in ALGORITHMS or alg not in algorithms:
         raise AssertionRefused("The client assertion's algorithm is not accepted.")
     if kid is not None and not isinstance(kid, str):
         raise AssertionRefused("The client assertion's key ID is not a string.")

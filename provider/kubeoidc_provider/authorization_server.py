@@ -23,7 +23,7 @@ from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secre
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from starlette.responses import Response
 
-from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD
+from kubeoidc_contract import PRIVATE_KEY_JWT_AUTH_METHOD, SERVICE_ACCOUNT_AUTH_METHOD
 from kubeoidc_provider.client_assertions import authenticate_by_assertion
 from kubeoidc_provider.device_codes import DeviceCodes
 from kubeoidc_provider.device_grant import DeviceCodeGrant
@@ -75,6 +75,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self._answering = threading.local()
         self.register_client_auth_method("client_secret_basic", _authenticate_basic)
         self.register_client_auth_method(SERVICE_ACCOUNT_AUTH_METHOD, authenticate_by_assertion)
+        self.register_client_auth_method(PRIVATE_KEY_JWT_AUTH_METHOD, authenticate_by_assertion)
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCodeFlow(self)])
         self.register_grant(RefreshTokenGrant, [OpenIDRefresh(self)])
         self.register_grant(ClientCredentialsGrant)
@@ -209,6 +210,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         expires_at = previous.expires_at if previous else now + self.settings.refresh_token_ttl
         grant = RefreshGrant(
             client_id=request.client.get_client_id(),
+            client_uid=request.client.client.uid,
             # RFC 6749 §6: a refresh may narrow the new access token, never the grant: the next
             # refresh may ask for the original scope again.
             scope=previous.scope if previous else token.get("scope", ""),

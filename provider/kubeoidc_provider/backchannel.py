@@ -30,7 +30,7 @@ import aiohttp
 from kubeoidc_provider.registration import Client
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.signing import SigningKeys
-from kubeoidc_provider.state import State, new_token
+from kubeoidc_provider.state import SessionClients, State, new_token
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +109,16 @@ class BackchannelLogout:
         """Notify every client the session ``sid`` signed in to; only the first call for a session sends."""
         if not sid:
             return
-        clients = await self.state.end_session_clients(sid)
+        self.clients_signed_out(sid, await self.state.end_session_clients(sid))
+
+    def clients_signed_out(self, sid: str, clients: SessionClients | None) -> None:
+        """Notify the clients of the session ``sid``, taken from the store by the caller
+        (``State.end_session_clients``, which hands them out once), as RP-initiated logout does to
+        frame their front-channel pages too."""
         if clients is None:
             return
         for client_id in clients.client_ids:
-            self._send(client_id, clients.user_id, sid)
+            self._send(client_id, clients.user_id, sid, clients.client_uids.get(client_id, ""))
 
     def grant_revoked(self, client_id: str, user_id: str, sid: str | None) -> None:
         """Notify the client whose grant was revoked: the user's session with it is over."""
@@ -135,9 +140,12 @@ class BackchannelLogout:
         # Signed as the client's ID tokens are: the relying party checks both the same way.
         return self.signing.keys.sign(claims, typ=LOGOUT_TOKEN_TYP, alg=client.id_token_signed_response_alg)
 
-    def _send(self, client_id: str, user_id: str, sid: str | None) -> None:
+    def _send(self, client_id: str, user_id: str, sid: str | None, client_uid: str = "") -> None:
         client = self.registry.get(client_id)
         if client is None or not client.backchannel_logout_uri:
+            return
+        if client_uid and client.uid != client_uid:
+            # The client ID was pinned again by another OIDCClient: this session never signed in to it.
             return
         if client.backchannel_logout_session_required and not sid:
             logger.info(

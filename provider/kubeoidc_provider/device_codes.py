@@ -38,6 +38,8 @@ class DeviceRequest:
     user_id: str | None = None
     auth_time: int | None = None
     grant_id: str | None = None
+    #: The uid of the OIDCClient that asked: only that OIDCClient may redeem the device code.
+    client_uid: str = ""
 
     @property
     def expired(self) -> bool:
@@ -65,7 +67,9 @@ class DeviceCodes:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    async def start(self, client_id: str, scope: str, ttl: int, interval: int) -> tuple[str, str]:
+    async def start(
+        self, client_id: str, scope: str, ttl: int, interval: int, *, client_uid: str = ""
+    ) -> tuple[str, str]:
         """A new request: its ``(device_code, user_code)``."""
         device_code = new_token()
         device_key = token_hash(device_code)
@@ -74,7 +78,7 @@ class DeviceCodes:
             user_key = token_hash(normalize_user_code(user_code) or "")
             if await self.storage.get("device_user_code", user_key) is None:
                 break
-        request = DeviceRequest(client_id, scope, int(time.time()) + ttl)
+        request = DeviceRequest(client_id, scope, int(time.time()) + ttl, client_uid=client_uid)
         remembered = ttl + EXPIRED_MEMORY
         await self.storage.put("device", device_key, asdict(request), remembered)
         await self.storage.put("device_user_code", user_key, {"device": device_key}, ttl)

@@ -78,9 +78,16 @@ class DeviceCodeGrant(AuthlibDeviceCodeGrant):  # type: ignore[misc]
             raise InvalidRequestError("Missing 'device_code' parameter.")
         super().validate_token_request()
 
+    def authenticate_token_endpoint_client(self) -> Any:
+        # Authlib sets request.client only after the device code is looked up; the lookup needs it.
+        client = super().authenticate_token_endpoint_client()
+        self.request.client = client
+        return client
+
     def query_device_credential(self, device_code: str) -> _Credential:
         found = wait_for(self.request, self._server().devices.find(device_code))
-        if found is None:
+        if found is None or found[1].client_uid != self.request.client.client.uid:
+            # Another OIDCClient's code, even under the same (re-pinned) client ID, is unknown here.
             raise InvalidGrantError("The device code is unknown.")
         return _Credential(*found)
 

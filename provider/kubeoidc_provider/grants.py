@@ -16,14 +16,15 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
+from kubeoidc_contract import crd
 from kubeoidc_provider.claims_request import ClaimsRequest
 from kubeoidc_provider.identity.directory import Directory
 from kubeoidc_provider.metadata import ACR as AUTHENTICATION_CONTEXT
-from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
+from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS, issued_to
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.state import CodeGrant, RefreshGrant, Spent, State, new_token, wait_on
 from kubeoidc_provider.tokens import TokenMinter
@@ -36,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 #: How users authenticate (RFC 8176 ``amr``): a password.
 AUTHENTICATION_METHODS = ("pwd",)
+#: The scope claims an ID token carries beside an access token without being asked by name (the CRD's
+#: ``idTokenClaims`` choices); the others (``given_name``, ``address``, ``phone_number``, ...) are
+#: served by userinfo, or put in the ID token by a ``claims`` request.
+ID_TOKEN_CLAIMS = frozenset(crd.id_token_claims())
+#: Scopes that only mean something when a user takes part: an ID token, a refresh token.
+USER_SCOPES = frozenset({"openid", "offline_access"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +102,7 @@ class _RefreshRecord:
         self.grant = grant
 
     def check_client(self, client: Any) -> bool:
-        return bool(client.get_client_id() == self.grant.client_id)
+        return issued_to(client, self.grant.client_id, self.grant.client_uid)
 
     def get_scope(self) -> str:
         return self.grant.scope
@@ -216,6 +223,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         data = request.payload.data
         grant = CodeGrant(
             client_id=request.client.get_client_id(),
+            client_uid=request.client.client.uid,
             redirect_uri=request.payload.redirect_uri,
             scope=request.scope,
             user_id=end_user.user.id,
@@ -240,7 +248,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         if spent is None and (early is None or early.code != code):
             spent = _wait(self.request, server.state.spend_code(code))
         grant = _first_use(server, self.request, spent, "authorization code")
-        if grant is None or grant.client_id != client.get_client_id():
+        if grant is None or not issued_to(client, grant.client_id, grant.client_uid):
             return None
         return _CodeRecord(grant)
 
@@ -284,6 +292,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         claims = ClaimsRequest.from_json(grant.extra.get("claims"))
         return EndUser(user, grant.auth_time, grant.grant_id, grant.extra.get("sid"), claims)
 
+    def issue_token(self, user: EndUser, refresh_token: _RefreshRecord) -> dict[str, Any]:
+        """Tokens for the scope asked for (Authlib has refused one wider than the grant, RFC 6749 §6)
+        or else the grant's, less any scope the client may no longer have: the response's ``scope``
+        says what is granted now (§3.3)."""
+        requested = self.request.payload.scope or refresh_token.get_scope()
+        scope = self.request.client.get_allowed_scope(requested)
+        token: dict[str, Any] = self.generate_token(
+            user=user, scope=scope, include_refresh_token=self.INCLUDE_NEW_REFRESH_TOKEN
+        )
+        return token
+
     def revoke_old_credential(self, refresh_token: _RefreshRecord) -> None:
         # Spent atomically in authenticate_refresh_token; kept until expiry to detect reuse.
         return None
@@ -297,9 +316,16 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
-        scope = self.request.payload.scope
-        if self.request.client.get_allowed_scope(scope) is None or "openid" in (scope or "").split():
-            raise InvalidScopeError()
+        granted = self.request.client.get_allowed_scope(self.request.payload.scope).split()
+        # No user takes part: the scopes that stand for one (an ID token, a refresh token) are left
+        # out like any other scope this grant cannot give (RFC 6749 §3.3).
+        self.request.scope = " ".join(s for s in granted if s not in USER_SCOPES)
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """Authlib's response, with the granted scope instead of the requested one (RFC 6749 §3.3)."""
+        token: dict[str, Any] = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
@@ -330,14 +356,16 @@ class _IdTokens:
         code = request.authorization_code
         requested = end_user.claims.id_token
         user_claims = end_user.user.claims(token["scope"].split(), requested)
-        allowed = request.client.client.id_token_claims
-        if allowed is not None:
-            # The client's registration narrows what scopes put into the ID token (userinfo still serves
-            # them all); a claim asked for by name in the ``claims`` parameter stays.
+        if token.get("access_token"):
+            # OIDC Core §5.4: with an access token, the scopes' claims are for userinfo. The ID token
+            # keeps the few that logins read from it (kube-apiserver reads nothing else), narrowed by the
+            # client's registration; a claim asked for by name in the ``claims`` parameter stays.
+            allowed = request.client.client.id_token_claims
+            in_id_token = ID_TOKEN_CLAIMS if allowed is None else allowed & ID_TOKEN_CLAIMS
             user_claims = {
                 name: value
                 for name, value in user_claims.items()
-                if name == "sub" or name in allowed or name in requested
+                if name == "sub" or name in in_id_token or name in requested
             }
         return server.minter.id_token(
             client_id=request.client.get_client_id(),

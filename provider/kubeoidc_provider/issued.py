@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kubeoidc_provider.oauth_client import issued_to
 from kubeoidc_provider.state import RefreshGrant, State
 from kubeoidc_provider.tokens import AccessToken, InvalidToken, TokenMinter
 
@@ -32,6 +33,9 @@ class IssuedToken:
         return self.access.client_id
 
     def check_client(self, client: Any) -> bool:
+        if self.refresh is not None:
+            # A refresh token belongs to one OIDCClient, not to whoever holds its client ID now.
+            return issued_to(client, self.refresh.client_id, self.refresh.client_uid)
         return bool(self.get_client_id() == client.get_client_id())
 
     def get_scope(self) -> str:

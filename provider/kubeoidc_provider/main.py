@@ -9,24 +9,26 @@ import ssl
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.app import Background, build_provider, create_app
+from kubeoidc_provider.app import Background, build_provider, create_app, create_health_app
 from kubeoidc_provider.cluster_issuer import ClusterIssuer
 from kubeoidc_provider.identity.catalog import SourceCatalog
 from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.issuer_discovery import fetch_issuer
 from kubeoidc_provider.keys import KeySet, KeySetError
+from kubeoidc_provider.listeners import ByListener, listen
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.service_accounts import ServiceAccountDirectory
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.signing import SecretFollower, keys_from_secret
-from kubeoidc_provider.storage import open_storage
+from kubeoidc_provider.storage import Storage, open_storage
 from kubeoidc_provider.streams import FollowedSecret
 from kubeoidc_provider.tls import TLSFiles
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
 from kubeoidc_provider.watcher import RegistryWatcher, default_api_client, read_secret
-from kubeoidc_provider.workers import listening_socket, serve_forked
+from kubeoidc_provider.workers import serve_forked
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +47,21 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
             f"--workers {settings.workers} needs a state store the workers share: "
             "set the storage URL to sqlite:///PATH or redis://..., not memory://"
         )
-    try:
-        sock = listening_socket(settings.host, settings.port)
-    except OSError as error:
-        raise ConfigurationError(f"cannot listen on {settings.host}:{settings.port}: {error}") from error
-    status = serve_forked(settings.workers, sock, lambda inherited: _run_one(settings, log_level, inherited))
+    # Both ports bound here, before the fork: every worker serves the public and the health port.
+    sockets = bind(settings, health=True)
+    status = serve_forked(
+        settings.workers, sockets, lambda inherited: _run_one(settings, log_level, inherited)
+    )
     if status:
         raise SystemExit(status)
 
 
-def _run_one(settings: ProviderSettings, log_level: str, sock: socket.socket | None) -> None:
+def _run_one(settings: ProviderSettings, log_level: str, sockets: list[socket.socket] | None) -> None:
     try:
         api_client = default_api_client()
         keys = _initial_keys(settings, api_client)
         users = StaticUserDirectory.from_file(settings.users_file) if settings.users_file else None
-        storage = open_storage(settings.storage_url)
+        storage = open_state_storage(settings)
     except (KeySetError, UserDirectoryError, ValueError, OSError) as error:
         raise ConfigurationError(str(error)) from error
     if users is None:
@@ -101,7 +103,13 @@ def _run_one(settings: ProviderSettings, log_level: str, sock: socket.socket | N
         provider,
         background=(Background(watcher.start, watcher.stop), Background(cluster.start, cluster.stop)),
     )
-    serve(app, settings, log_level=log_level, sock=sock)
+    serve(app, settings, health_app=create_health_app(provider), log_level=log_level, sockets=sockets)
+
+
+def open_state_storage(settings: ProviderSettings) -> Storage:
+    """The state store ``storage_url`` names, with ``redis_password`` when one is set."""
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return open_storage(settings.storage_url, redis_password=password)
 
 
 def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
@@ -127,17 +135,63 @@ def _initial_keys(settings: ProviderSettings, api_client: Any) -> KeySet:
 
 
 def serve(
-    app: object, settings: ProviderSettings, *, log_level: str = "INFO", sock: socket.socket | None = None
+    app: ASGIApp,
+    settings: ProviderSettings,
+    *,
+    health_app: ASGIApp | None = None,
+    log_level: str = "INFO",
+    sockets: list[socket.socket] | None = None,
 ) -> None:
-    """Serve ``app`` with uvicorn on the settings' host and port, or on ``sock`` (a worker's)."""
+    """Serve ``app`` on ``host``:``port`` and, when given, ``health_app`` on ``host``:``health_port``;
+    on ``sockets`` when a worker inherited them bound (see :func:`bind`), else bound here."""
     tls = tls_files(settings)
     if tls is not None:
         tls.start()
+    bound: list[socket.socket] = []
     try:
-        uvicorn_server(app, settings, tls=tls, log_level=log_level).run(sockets=[sock] if sock else None)
+        server, bound = listening_server(
+            app, settings, health_app=health_app, tls=tls, log_level=log_level, sockets=sockets
+        )
+        server.run(sockets=bound)
     finally:
+        for sock in bound:
+            sock.close()
         if tls is not None:
             tls.stop()
+
+
+def bind(settings: ProviderSettings, *, health: bool) -> list[socket.socket]:
+    """The public port's socket and, with ``health``, the health port's: bound here, so a port in use
+    stops the start."""
+    ports = [settings.port] + ([settings.health_port] if health else [])
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            sockets.append(listen(settings.host, port))
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        raise ConfigurationError(f"cannot listen on {settings.host}:{port}: {error}") from error
+    return sockets
+
+
+def listening_server(
+    app: ASGIApp,
+    settings: ProviderSettings,
+    *,
+    health_app: ASGIApp | None = None,
+    tls: TLSFiles | None = None,
+    log_level: str = "INFO",
+    sockets: list[socket.socket] | None = None,
+) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The server and the sockets it is to run on (``server.run(sockets=...)``): the public port, and
+    the health port for ``health_app``; bound here (:func:`bind`) unless ``sockets`` are given (a
+    worker's, bound by the parent before the fork)."""
+    if sockets is None:
+        sockets = bind(settings, health=health_app is not None)
+    if health_app is not None:
+        app = ByListener(app, {sockets[1].getsockname()[1]: health_app})
+    return uvicorn_server(app, settings, tls=tls, log_level=log_level), sockets
 
 
 def tls_files(settings: ProviderSettings) -> TLSFiles | None:
@@ -151,18 +205,18 @@ def tls_files(settings: ProviderSettings) -> TLSFiles | None:
 
 
 def uvicorn_server(
-    app: object, settings: ProviderSettings, *, tls: TLSFiles | None = None, log_level: str = "INFO"
+    app: ASGIApp, settings: ProviderSettings, *, tls: TLSFiles | None = None, log_level: str = "INFO"
 ) -> uvicorn.Server:
     # No access log: request lines carry interaction ids and client parameters that need not be kept.
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http="httptools",
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # The app reads the forwarded headers itself (kubeoidc_provider.forwarded), counting the right hop.
+        proxy_headers=False,
         server_header=False,
         log_level=log_level.lower(),  # uvicorn's own loggers, which it configures apart from the root
         ssl_certfile=tls.cert_file if tls is not None else None,

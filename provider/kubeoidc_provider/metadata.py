@@ -12,6 +12,7 @@ from kubeoidc_contract import crd
 from kubeoidc_provider.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.oauth_client import AUTH_METHODS, SECRET_AUTH_METHODS
+from kubeoidc_provider.users import PROFILE_CLAIMS
 
 #: The one authentication context (``acr``): a password checked by the user directory.
 ACR = "urn:kubeoidc:acr:password"
@@ -31,7 +32,7 @@ PATHS = {
 }
 CLAIMS_SUPPORTED = (
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
-    "name", "preferred_username", "email", "email_verified", "groups",
+    "name", "preferred_username", *PROFILE_CLAIMS, "email", "email_verified", "groups",
     "acr", "amr", "sid", "phone_number", "phone_number_verified", "address",
 )  # fmt: skip
 
@@ -48,11 +49,14 @@ def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, 
         subject_types_supported=["public"],
         id_token_signing_alg_values_supported=signing_algorithms,
         token_endpoint_auth_methods_supported=list(AUTH_METHODS),
-        # For the JWT assertion method (kubernetes_service_account_jwt): what the assertion may be signed
-        # with (RFC 8414 §2 asks for it with any JWT method).
+        # For the JWT assertion methods (private_key_jwt, kubernetes_service_account_jwt): what the
+        # assertion may be signed with (RFC 8414 §2 asks for it with any JWT method). Asymmetric only:
+        # client_secret_jwt is refused on purpose (it needs the plain secret, which is never kept).
         token_endpoint_auth_signing_alg_values_supported=sorted(ASSERTION_ALGORITHMS),
         revocation_endpoint_auth_methods_supported=list(AUTH_METHODS),
+        revocation_endpoint_auth_signing_alg_values_supported=sorted(ASSERTION_ALGORITHMS),
         introspection_endpoint_auth_methods_supported=list(SECRET_AUTH_METHODS),
+        introspection_endpoint_auth_signing_alg_values_supported=sorted(ASSERTION_ALGORITHMS),
         code_challenge_methods_supported=["S256"],
         prompt_values_supported=["none", "login", "consent", "select_account"],
         claims_supported=list(CLAIMS_SUPPORTED),
@@ -64,7 +68,8 @@ def discovery_document(issuer: str, signing_algorithms: list[str]) -> dict[str, 
         request_parameter_supported=False,
         request_uri_parameter_supported=False,
         authorization_response_iss_parameter_supported=True,
-        frontchannel_logout_supported=False,
+        frontchannel_logout_supported=True,
+        frontchannel_logout_session_supported=True,
         backchannel_logout_supported=True,
         backchannel_logout_session_supported=True,
     )

@@ -48,9 +48,14 @@ class Pages:
             )
         }
 
-    def render(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    def render(
+        self, name: str, status_code: int = 200, *, policy: str | None = None, **context: Any
+    ) -> HTMLResponse:
+        """``policy``: a Content-Security-Policy of the page's own instead of the one every page has
+        (still with ``frame-ancestors 'none'``: see ``PAGE_HEADERS``)."""
         body = self._templates[name].render(**context)
-        return HTMLResponse(body, status_code=status_code, headers=PAGE_HEADERS)
+        headers = PAGE_HEADERS if policy is None else {**PAGE_HEADERS, "Content-Security-Policy": policy}
+        return HTMLResponse(body, status_code=status_code, headers=headers)
 
     def error(self, status_code: int, title: str, message: str, error: str | None = None) -> HTMLResponse:
         """An error shown to the user instead of a redirect (RFC 6749 §4.1.2.1: no trusted redirect URI)."""

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -59,6 +60,9 @@ class Client:
     #: Back-Channel Logout 1.0: where logout tokens are POSTed, and whether they must carry ``sid``.
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    #: Front-Channel Logout 1.0: the page framed by the signed-out page, and whether it needs iss and sid.
+    frontchannel_logout_uri: str | None = None
+    frontchannel_logout_session_required: bool = False
     #: Userinfo answered as a JWT signed with this algorithm (OIDC Core §5.3.2); None: plain JSON.
     userinfo_signed_response_alg: str | None = None
     #: SHA-256 digests of the accepted secrets; empty for a public client.
@@ -67,11 +71,26 @@ class Client:
     id_token_claims: frozenset[str] | None = None
     #: The resource servers its access tokens may be meant for (RFC 8707); empty: the issuer only.
     audiences: tuple[str, ...] = ()
+    #: A ``private_key_jwt`` client's public keys: inline (``spec.jwks``, as canonical JSON) or where it
+    #: publishes them (``spec.jwksURI``); and the one algorithm its assertions may use, if it names one.
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    token_endpoint_auth_signing_alg: str | None = None
     #: ``jwt`` (RFC 9068) or ``opaque`` (a reference token kept hashed in the state store).
     access_token_format: str = "jwt"
     #: The algorithms of its ID tokens and JWT access tokens; None: the key set's default one.
     id_token_signed_response_alg: str | None = None
     access_token_signed_response_alg: str | None = None
+
+    @property
+    def secretless(self) -> bool:
+        """Whether the client authenticates without a secret: a public one, one its ServiceAccounts'
+        tokens authenticate, or one that signs its assertions with its own key."""
+        return (
+            self.public
+            or bool(self.service_accounts)
+            or self.token_endpoint_auth_method == contract.PRIVATE_KEY_JWT_AUTH_METHOD
+        )
 
     @property
     def signing_algs(self) -> frozenset[str]:
@@ -198,9 +217,14 @@ def parse_oidcclient(
             service_accounts=_str_tuple(spec.get("serviceAccounts")),
             backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
             backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
+            frontchannel_logout_uri=_str_or_none(spec.get("frontchannelLogoutURI")),
+            frontchannel_logout_session_required=spec.get("frontchannelLogoutSessionRequired") is True,
             userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
             id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
             audiences=share(_str_tuple(spec.get("audiences"))),
+            jwks=_canonical_json(spec.get("jwks")),
+            jwks_uri=_str_or_none(spec.get("jwksURI")),
+            token_endpoint_auth_signing_alg=_str_or_none(spec.get("tokenEndpointAuthSigningAlg")),
             access_token_format=sys.intern(
                 _str_or_none(spec.get("accessTokenFormat")) or crd.default_access_token_format()
             ),
@@ -241,6 +265,13 @@ def _sha256(value: object) -> bytes | None:
     except ValueError:
         return None
     return digest if len(digest) == hashlib.sha256().digest_size else None
+
+
+def _canonical_json(value: object) -> str | None:
+    """A JSON object as one canonical string (hashable, and equal for equal objects), or None."""
+    if not isinstance(value, Mapping):
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _id_token_claims(value: object) -> frozenset[str] | None:

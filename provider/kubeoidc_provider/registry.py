@@ -18,8 +18,9 @@ nothing):
   OIDCClient's name and uid (a recreated OIDCClient of the same name does not inherit the old Secret);
 - the Secret's ``client_id`` equals the claimed client ID;
 - a confidential client's Secret holds a ``client_secret`` (only its SHA-256 is kept); a public client,
-  and one that its ServiceAccounts' tokens authenticate (``spec.serviceAccounts``), keep no secret at
-  all (a ``client_secret`` left in such a Secret is never accepted).
+  one that its ServiceAccounts' tokens authenticate (``spec.serviceAccounts``) and one that signs its
+  assertions with its own key (``private_key_jwt``) keep no secret at all (a ``client_secret`` left in
+  such a Secret is never accepted).
 
 During a rotation grace period the Secret also carries the previous secret's SHA-256 and its expiry
 (annotations from the contract); that hash is accepted until then. Without a grace period the previous
@@ -277,8 +278,9 @@ class ClientRegistry:
             return None
         if credentials.client_id != client_id:
             return None
-        if registration.client.public or registration.client.service_accounts:
-            # No secret to join: a public client has none, ServiceAccount tokens authenticate the other.
+        if registration.client.secretless:
+            # No secret to join: a public client has none, ServiceAccount tokens or its own keys
+            # authenticate the others.
             return registration.client
         if not credentials.secret_hashes:
             logger.warning(

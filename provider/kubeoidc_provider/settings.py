@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubeoidc_contract import split_object_ref
 from kubeoidc_contract.issuer import check_issuer, is_loopback_host
+from kubeoidc_provider.forwarded import TrustedProxies
 
 __all__ = ["ProviderSettings"]
 
@@ -30,12 +31,15 @@ class ProviderSettings(BaseSettings):
     host: str = "127.0.0.1"
     #: port: the port to listen on.
     port: int = Field(default=8080, ge=1, le=65535)
+    #: health_port: the port of ``/healthz``, ``/readyz`` and ``/metrics`` (on ``host`` too), apart from
+    #: ``port`` so that whatever routes the issuer to the public port (an Ingress) never exposes them.
+    health_port: int = Field(default=9090, ge=1, le=65535)
     #: workers: how many provider processes serve the port (each with its own registry watch; the
     #: state is shared through the store, so it must be ``sqlite:///`` or ``redis://``, not memory).
     workers: int = Field(default=1, ge=1, le=64)
     #: forwarded_allow_ips: the proxies (ingress controllers) whose X-Forwarded-For and -Proto headers are
-    #: believed, comma-separated; ``*`` trusts any, for a pod reachable only through its proxies. The
-    #: forwarded client address is what failed logins are counted against.
+    #: believed: comma-separated addresses and CIDRs (``*`` trusts any sender). The client address, which
+    #: failed logins are counted against, is the rightmost X-Forwarded-For entry that is not one of them.
     forwarded_allow_ips: str = "127.0.0.1"
     #: namespaces: where to watch OIDCClients and their Secrets; empty means every namespace.
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -51,6 +55,9 @@ class ProviderSettings(BaseSettings):
     users_file: Path | None = None
     #: storage_url: ``memory://``, ``sqlite:///path`` (one replica) or ``redis://`` (several replicas).
     storage_url: str = "sqlite:///kubeoidc-state.db"
+    #: redis_password: the password of the Redis ``storage_url`` names, when the URL carries none: a
+    #: Secret's key in the environment (the chart's bundled Redis), never written into a URL or a log.
+    redis_password: SecretStr | None = None
     #: access_token_ttl: lifetime of JWT access tokens, in seconds.
     access_token_ttl: int = Field(default=600, ge=30, le=86400)
     #: id_token_ttl: lifetime of ID tokens, in seconds.
@@ -81,6 +88,9 @@ class ProviderSettings(BaseSettings):
     #: its life. A pod reuses its projected token until the kubelet renews it; 1 makes every assertion
     #: single-use (RFC 7523 §3), for clients that present a fresh token each time.
     client_assertion_uses: int = Field(default=100, ge=1)
+    #: client_jwks_ca_file: a PEM bundle of certificate authorities trusted, beside the system's, for the
+    #: ``jwksURI`` of ``private_key_jwt`` clients (an internal CA); TLS is verified either way.
+    client_jwks_ca_file: Path | None = None
     #: device_code_ttl: how long a device authorization request (RFC 8628) waits for its user, in seconds.
     device_code_ttl: int = Field(default=600, ge=30, le=3600)
     #: device_poll_interval: the seconds a device waits between polls of the token endpoint (RFC 8628).
@@ -108,6 +118,12 @@ class ProviderSettings(BaseSettings):
         # Routes are the issuer plus a path: without the trailing slash, /token is not //token.
         return check_issuer(value).rstrip("/")
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        TrustedProxies(value)  # refuses a malformed entry now, not by trusting nobody silently
+        return value
+
     @field_validator("signing_keys_secret")
     @classmethod
     def _namespace_and_name(cls, value: str | None) -> str | None:
@@ -121,6 +137,14 @@ class ProviderSettings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> ProviderSettings:
+        if self.health_port == self.port:
+            raise ValueError(
+                f"health_port and port are both {self.port}: health and metrics need a port of their own"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_files_together(self) -> ProviderSettings:

@@ -72,6 +72,9 @@ class SessionClients:
 
     user_id: str
     client_ids: tuple[str, ...] = ()
+    #: The uid of the OIDCClient behind each client ID when the session signed in to it: a client ID
+    #: pinned again by another OIDCClient since then gets no logout token for this session.
+    client_uids: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,9 @@ class CodeGrant:
     sid: str | None = None
     #: The ``claims`` request parameter, as ``ClaimsRequest.to_json()``.
     claims: dict[str, list[str]] | None = None
+    #: The uid of the OIDCClient it was issued to: a client ID pinned again by another OIDCClient is
+    #: another client.
+    client_uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,9 @@ class RefreshGrant:
     expires_at: int
     issued_at: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The uid of the OIDCClient it was issued to (a grant from before uids were kept has ""): a client
+    #: ID pinned again by another OIDCClient never inherits the grant.
+    client_uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,19 +156,23 @@ class State:
     async def delete_session(self, session_id: str) -> None:
         await self.storage.delete("session", token_hash(session_id))
 
-    async def add_session_client(self, sid: str, user_id: str, client_id: str, ttl: int) -> None:
-        """Remember that the session ``sid`` signed in to ``client_id``."""
+    async def add_session_client(
+        self, sid: str, user_id: str, client_id: str, ttl: int, *, client_uid: str = ""
+    ) -> None:
+        """Remember that the session ``sid`` signed in to ``client_id`` (the OIDCClient ``client_uid``)."""
         current = await self.session_clients(sid)
-        known = current.client_ids if current is not None and current.user_id == user_id else ()
-        if client_id not in known:
-            value = SessionClients(user_id, (*known, client_id))
-            await self.storage.put(
-                "session_clients", sid, {"user_id": user_id, "client_ids": list(value.client_ids)}, ttl
-            )
+        same_user = current is not None and current.user_id == user_id
+        known = current.client_ids if current is not None and same_user else ()
+        uids = dict(current.client_uids) if current is not None and same_user else {}
+        if client_id not in known or uids.get(client_id, "") != client_uid:
+            uids[client_id] = client_uid
+            ids = known if client_id in known else (*known, client_id)
+            value = {"user_id": user_id, "client_ids": list(ids), "client_uids": uids}
+            await self.storage.put("session_clients", sid, value, ttl)
 
     async def session_clients(self, sid: str) -> SessionClients | None:
         value = await self.storage.get("session_clients", sid)
-        return SessionClients(value["user_id"], tuple(value["client_ids"])) if value is not None else None
+        return _session_clients(value) if value is not None else None
 
     async def file_session_expiry(self, sid: str, expires_at: int, bucket: int, ttl: int) -> None:
         """File the session ``sid`` under the expiry bucket of ``expires_at`` (``bucket`` seconds wide).
@@ -190,7 +203,7 @@ class State:
         consumed = await self.storage.consume("session_clients", sid)
         if consumed is None or not consumed.first:
             return None
-        return SessionClients(consumed.value["user_id"], tuple(consumed.value["client_ids"]))
+        return _session_clients(consumed.value)
 
     # Interactions -----------------------------------------------------------------------------------
     async def save_interaction(self, interaction: Interaction) -> str:
@@ -207,6 +220,13 @@ class State:
 
     async def delete_interaction(self, interaction_id: str) -> None:
         await self.storage.delete("interaction", interaction_id)
+
+    async def finish_interaction(self, interaction_id: str) -> bool:
+        """End a pending request, atomically: True for exactly one caller, the one that may issue its
+        outcome (a code, a device approval); False for every racing resume, here or on another replica."""
+        consumed = await self.storage.consume("interaction", interaction_id)
+        await self.storage.delete("interaction", interaction_id)
+        return consumed is not None and consumed.first
 
     # Authorization codes ----------------------------------------------------------------------------
     async def save_code(self, code: str, grant: CodeGrant, ttl: int) -> None:
@@ -306,17 +326,30 @@ class State:
         (counted until it expires: ``ttl`` seconds)."""
         return await self.storage.incr("assertion_uses", _pair(issuer, jti), max(ttl, 1))
 
-    # Login throttling -------------------------------------------------------------------------------
-    async def record_failed_login(self, key: str, window: int, limit: int) -> None:
-        """Count a failed login for ``key`` (a user or an address); at ``limit`` it is blocked a window."""
-        if await self.storage.incr("failed_logins", key, window) >= limit:
-            await self.storage.put("login_blocked", key, {}, window)
+    async def spend_assertion_id(self, client_id: str, jti: str, ttl: int) -> bool:
+        """Whether this is the first use of the client's assertion ``jti`` (remembered ``ttl`` seconds,
+        atomically across replicas: two requests racing with one assertion get one True)."""
+        return await self.storage.incr("assertion_jti", _pair(client_id, jti), max(ttl, 1)) == 1
 
-    async def is_login_blocked(self, key: str) -> bool:
-        return await self.storage.get("login_blocked", key) is not None
+    # Login throttling -------------------------------------------------------------------------------
+    # Counting and checking are one atomic increment: an attempt is counted as a failure before the
+    # password is checked, and taken back when it turns out not to be one. Racing attempts can never all
+    # see "not blocked yet": at most ``limit`` of them are checked in a window, on any number of replicas.
+    async def reserve_login_attempt(self, key: str, window: int, limit: int) -> bool:
+        """Count an attempt for ``key`` (a user or an address); False once it is past ``limit`` in the
+        current ``window`` seconds: refuse it without checking anything."""
+        return await self.storage.incr("failed_logins", key, window) <= limit
+
+    async def release_login_attempt(self, key: str) -> None:
+        """The reserved attempt did not fail (right password, or nothing could be checked)."""
+        await self.storage.uncount("failed_logins", key)
 
     async def clear_failed_logins(self, key: str) -> None:
         await self.storage.delete("failed_logins", key)
+
+
+def _session_clients(value: dict[str, Any]) -> SessionClients:
+    return SessionClients(value["user_id"], tuple(value["client_ids"]), dict(value.get("client_uids", {})))
 
 
 def _pair(user_id: str, client_id: str) -> str:

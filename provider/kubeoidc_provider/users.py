@@ -11,6 +11,10 @@ do; the chart mounts it from a Secret (``users.yaml``)::
         email: alice@example.com         # optional
         emailVerified: true              # optional, default false
         groups: [admins, developers]     # optional
+        givenName: Alice                 # optional (scope profile), as the other profile fields:
+        familyName: Liddell              #   middleName, nickname, profile, picture and website (URLs),
+        locale: en-GB                    #   gender, birthdate (YYYY-MM-DD, or YYYY), zoneinfo
+        updatedAt: 1767225600            #   (Europe/Paris), locale, updatedAt (seconds since 1970)
         phoneNumber: "+1 555 0100"       # optional (scope phone)
         phoneNumberVerified: true        # optional, default false
         address:                         # optional (scope address), OIDC Core §5.1.1 fields
@@ -33,6 +37,7 @@ of the directory's most common kind and cost, so timing does not tell which user
 
 from __future__ import annotations
 
+import datetime
 import re
 import secrets
 import threading
@@ -57,15 +62,31 @@ __all__ = [
 
 #: The OIDC ``sub`` is at most 255 ASCII characters (OIDC Core §2).
 _MAX_SUB_LENGTH: Final = 255
-_FIELDS: Final = (
-    "username", "id", "name", "email", "emailVerified", "groups", "phoneNumber", "phoneNumberVerified",
-    "address", "passwordHash",
+#: The profile claims beyond ``name`` and ``preferred_username`` (OIDC Core §5.1), in that order.
+PROFILE_CLAIMS: Final = (
+    "given_name", "family_name", "middle_name", "nickname", "profile", "picture", "website", "gender",
+    "birthdate", "zoneinfo", "locale", "updated_at",
 )  # fmt: skip
+#: Of those, the ones that hold a URL.
+URL_CLAIMS: Final = frozenset({"profile", "picture", "website"})
+#: The users file's field for each of them.
+PROFILE_FIELDS: Final = {
+    "givenName": "given_name", "familyName": "family_name", "middleName": "middle_name",
+    "nickname": "nickname", "profile": "profile", "picture": "picture", "website": "website",
+    "gender": "gender", "birthdate": "birthdate", "zoneinfo": "zoneinfo", "locale": "locale",
+    "updatedAt": "updated_at",
+}  # fmt: skip
+_FIELDS: Final = (
+    "username", "id", "name", "email", "emailVerified", "groups", *PROFILE_FIELDS, "phoneNumber",
+    "phoneNumberVerified", "address", "passwordHash",
+)  # fmt: skip
+#: ``birthdate`` (OIDC Core §5.1): YYYY-MM-DD, or YYYY alone, or 0000-MM-DD when the year is withheld.
+BIRTHDATE: Final = re.compile(r"\d{4}(-\d{2}-\d{2})?")
 #: The members of the ``address`` claim (OIDC Core §5.1.1).
 ADDRESS_FIELDS: Final = ("formatted", "street_address", "locality", "region", "postal_code", "country")
 #: Which claims each standard scope releases (OIDC Core §5.4; ``groups`` is ours).
 SCOPE_CLAIMS: Final[dict[str, tuple[str, ...]]] = {
-    "profile": ("name", "preferred_username"),
+    "profile": ("name", "preferred_username", *PROFILE_CLAIMS),
     "email": ("email", "email_verified"),
     "groups": ("groups",),
     "phone": ("phone_number", "phone_number_verified"),
@@ -95,12 +116,16 @@ class User:
     phone_number_verified: bool = False
     #: The ``address`` claim's members, as (name, value) pairs in ``ADDRESS_FIELDS`` order.
     address: tuple[tuple[str, str], ...] = ()
+    #: The other profile claims the source has, as (claim, value) pairs in ``PROFILE_CLAIMS`` order:
+    #: strings, but ``updated_at``, a number of seconds since 1970.
+    profile: tuple[tuple[str, str | int], ...] = ()
 
     def claims(self, scopes: Iterable[str], extra: Iterable[str] = ()) -> dict[str, Any]:
         """The user's claims for the granted scopes (OIDC Core §5.4), plus the claims named in
         ``extra`` (asked for one by one with the ``claims`` parameter, §5.5); ``sub`` always.
 
-        ``profile``: ``name`` (when set), ``preferred_username``; ``email``: ``email`` and
+        ``profile``: ``name`` (when set), ``preferred_username`` and the other profile claims the
+        user has (``given_name``, ``family_name``, ... ``updated_at``); ``email``: ``email`` and
         ``email_verified`` (when an email is set); ``groups``: ``groups`` (a list, maybe empty);
         ``phone``: ``phone_number`` and ``phone_number_verified``; ``address``: ``address`` (when set).
         A claim the user does not have is left out, never sent empty.
@@ -114,6 +139,7 @@ class User:
         claims: dict[str, Any] = {"sub": self.id, "preferred_username": self.username}
         if self.name is not None:
             claims["name"] = self.name
+        claims.update((name, value) for name, value in self.profile)
         if self.email is not None:
             claims["email"] = self.email
             claims["email_verified"] = self.email_verified
@@ -262,8 +288,36 @@ def _parse_user(entry: Any, index: int, source: str) -> tuple[User, str]:
         phone_number=_text(entry, "phoneNumber", where) if entry.get("phoneNumber") is not None else None,
         phone_number_verified=phone_verified,
         address=_address(entry.get("address"), where),
+        profile=_profile(entry, where),
     )
     return user, password_hash
+
+
+def _profile(entry: Mapping[str, Any], where: str) -> tuple[tuple[str, str | int], ...]:
+    """The profile fields the entry has, checked as OIDC Core §5.1 types them."""
+    found: dict[str, str | int] = {}
+    for field, claim in PROFILE_FIELDS.items():
+        value = entry.get(field)
+        if value is None:
+            continue
+        if claim == "updated_at":
+            if isinstance(value, datetime.datetime):  # YAML reads an unquoted timestamp as one
+                value = int(value.replace(tzinfo=value.tzinfo or datetime.UTC).timestamp())
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise UserDirectoryError(
+                    f"{where}: updatedAt must be a number of seconds since 1970 (or a timestamp)"
+                )
+            found[claim] = value
+            continue
+        if isinstance(value, datetime.date) and claim == "birthdate":  # unquoted 1990-05-17
+            value = value.isoformat()
+        text = _text({**entry, field: value}, field, where)
+        if claim == "birthdate" and not BIRTHDATE.fullmatch(text):
+            raise UserDirectoryError(f"{where}: birthdate must be YYYY-MM-DD, YYYY or 0000-MM-DD")
+        if claim in URL_CLAIMS and not text.startswith(("https://", "http://")):
+            raise UserDirectoryError(f"{where}: {field} must be an http(s) URL")
+        found[claim] = text
+    return tuple((claim, found[claim]) for claim in PROFILE_CLAIMS if claim in found)
 
 
 def _address(value: Any, where: str) -> tuple[tuple[str, str], ...]:

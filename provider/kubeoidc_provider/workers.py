@@ -1,11 +1,11 @@
 """Several provider processes on one port (``--workers N``): one pod that uses more than one core.
 
-The parent binds the listening socket, then forks the workers; each builds its own provider (registry
-watch, key set, state store connection) and serves the inherited socket with uvicorn, and the kernel
-hands each new connection to one of them. Everything a request leaves behind is in the state store
-(SQLite in WAL mode, which serialises writers across processes, or Redis), so a code issued by one
-worker is redeemed at another. Each worker watches the API on its own: the registry is a few MiB, and
-a shared one would put a lock or a copy on every request.
+The parent binds the listening sockets (the public port and the health port), then forks the workers;
+each builds its own provider (registry watch, key set, state store connection) and serves the inherited
+sockets with uvicorn, and the kernel hands each new connection to one of them. Everything a request
+leaves behind is in the state store (SQLite in WAL mode, which serialises writers across processes, or
+Redis), so a code issued by one worker is redeemed at another. Each worker watches the API on its own:
+the registry is a few MiB, and a shared one would put a lock or a copy on every request.
 
 The parent serves nothing: it passes SIGTERM and SIGINT on to every worker, and when one worker exits
 on its own it stops the others and exits with that worker's status, so the pod restarts as a whole
@@ -27,27 +27,20 @@ from types import FrameType
 logger = logging.getLogger(__name__)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound, listening TCP socket the forked workers inherit (``host`` may be an IPv6 address)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def serve_forked(workers: int, sock: socket.socket, serve_one: Callable[[socket.socket], None]) -> int:
-    """Fork ``workers`` processes that each call ``serve_one(sock)``; wait for them. Returns the exit
-    status for the parent: 0 after a requested stop, else the status of the worker that ended first."""
+def serve_forked(
+    workers: int, sockets: list[socket.socket], serve_one: Callable[[list[socket.socket]], None]
+) -> int:
+    """Fork ``workers`` processes that each call ``serve_one(sockets)`` (bound, e.g. by
+    ``main.bind``); wait for them. Returns the exit status for the parent: 0 after a requested stop,
+    else the status of the worker that ended first."""
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
-            _worker(sock, serve_one)
+            _worker(sockets, serve_one)
         children.append(pid)
-    sock.close()
+    for sock in sockets:
+        sock.close()
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -73,13 +66,13 @@ def serve_forked(workers: int, sock: socket.socket, serve_one: Callable[[socket.
     return status
 
 
-def _worker(sock: socket.socket, serve_one: Callable[[socket.socket], None]) -> None:
+def _worker(sockets: list[socket.socket], serve_one: Callable[[list[socket.socket]], None]) -> None:
     """The forked child: default signal handling (uvicorn installs its own), serve, and never return."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     code = 0
     try:
-        serve_one(sock)
+        serve_one(sockets)
     except BaseException as error:
         if not isinstance(error, SystemExit | KeyboardInterrupt):
             logger.exception("worker %d failed", os.getpid())

@@ -224,10 +224,11 @@ def test_both_roles_ride_out_an_api_server_outage_and_serve_a_client_created_aft
     before = ready_credentials(admin, namespace, "before-outage")
     eventually(lambda: served(release, before), "the provider to serve the client made before the outage")
 
+    readyz = running[1].health_url  # the provider's health port, apart from the issuer's
     plane.stop_apiserver()
     with Load(release.issuer, before[contract.CLIENT_ID_KEY], before[contract.CLIENT_SECRET_KEY]) as load:
         time.sleep(OUTAGE)
-        cut_off = httpx2.get(release.issuer + "/readyz", timeout=10)
+        cut_off = httpx2.get(readyz, timeout=10)
     plane.start_apiserver()
     back = time.monotonic()
 
@@ -253,10 +254,10 @@ def test_both_roles_ride_out_an_api_server_outage_and_serve_a_client_created_aft
     assert cut_off.status_code == 503
     assert "cut off from the Kubernetes API" in cut_off.text
     eventually(
-        lambda: httpx2.get(release.issuer + "/readyz", timeout=10).status_code == 200,
+        lambda: httpx2.get(readyz, timeout=10).status_code == 200,
         "the provider to be ready again",
     )
-    metrics = httpx2.get(release.issuer + "/metrics", timeout=10).text
+    metrics = httpx2.get(readyz.replace("/readyz", "/metrics"), timeout=10).text
     assert 'kubeoidc_registry_disconnected_seconds{stream="OIDCClient (all namespaces)"} 0.0' in metrics
     figures.record("outage_s", OUTAGE)
     figures.record("outage_requests_served", f"{load.statuses.get(200, 0)} of {load.total}")

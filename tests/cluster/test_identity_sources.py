@@ -149,6 +149,28 @@ def test_the_api_server_refuses_a_source_without_its_section(release: Release, a
     assert "type OIDC needs the oidc section" in str(refused.value.body)
 
 
+def test_the_api_server_fills_in_the_claim_attributes_and_refuses_one_that_is_no_attribute_name(
+    release: Release, admin: Admin
+) -> None:
+    user_search: dict[str, Any] = {"baseDN": "ou=people,dc=example,dc=com"}
+    ldap: dict[str, Any] = {"url": "ldaps://ldap.example.com", "userSearch": user_search}
+    create_source(admin, "claims-defaults", {"type": "LDAP", "ldap": ldap})
+    stored = source(admin, "claims-defaults")["spec"]["ldap"]["userSearch"]["claimAttributes"]
+    bad = {**ldap, "userSearch": {**user_search, "claimAttributes": {"locale": "(uid=*)"}}}
+
+    with pytest.raises(ApiException) as refused:
+        create_source(admin, "claims-bad", {"type": "LDAP", "ldap": bad})
+
+    assert (stored["familyName"], stored["phoneNumber"], stored["middleName"]) == (
+        "sn",
+        "telephoneNumber",
+        "",
+    )
+    assert stored["address"]["locality"] == "l"
+    assert refused.value.status == 422
+    assert "spec.ldap.userSearch.claimAttributes.locale" in str(refused.value.body)
+
+
 def test_the_provider_learns_an_ldap_source_from_the_cluster_and_its_people_sign_in_with_groups(
     checked_sources: dict[str, dict[str, Any]],
     provider: RoleProcess,

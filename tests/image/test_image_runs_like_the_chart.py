@@ -1,6 +1,6 @@
 """The image, built from this tree, runs the way the chart runs it: as uid and gid 65532, on a read-only
 root filesystem with every capability dropped and no privilege escalation, writing only where the chart
-mounts an emptyDir; `kubeoidc dev` in it serves OpenID Connect; SIGTERM ends it cleanly in time.
+mounts a writable volume; `kubeoidc dev` in it serves OpenID Connect; SIGTERM ends it cleanly in time.
 
 The engine's flags come from the rendered chart (chart_pod.py), so a change to the chart's security
 context or volumes changes what these tests run.
@@ -99,14 +99,15 @@ def start_dev(engine: Engine, image: str, pod: ChartPod) -> DevContainer:
     """`kubeoidc dev` on the repository's examples, in the provider pod's lockdown, its state on the
     chart's state volume; returns once /readyz answers 200."""
     (state,) = pod.writable_paths() - {"/tmp"}
-    port = free_port()
+    port, health_port = free_port(), free_port()
     flags = [*pod.run_flags(engine.is_podman), f"--volume={REPO / 'examples'}:{EXAMPLES}:ro"]
-    container = engine.run(image, flags, ["dev", EXAMPLES, "--state", state, "--port", str(port)])
+    command = ["dev", EXAMPLES, "--state", state, "--port", str(port), "--health-port", str(health_port)]
+    container = engine.run(image, flags, command)
     dev = DevContainer(engine, container, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         try:
-            if httpx2.get(f"{dev.issuer}/readyz", timeout=2).status_code == 200:
+            if httpx2.get(f"http://127.0.0.1:{health_port}/readyz", timeout=2).status_code == 200:
                 return dev
         except httpx2.TransportError:
             pass

@@ -135,7 +135,7 @@ def api_server(
 def deployment(
     engine: Engine, image: str, api_server: ApiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    port = free_port()
+    port, health_port = free_port(), free_port()
     issuer = f"http://127.0.0.1:{port}"
     chart = render({"issuer": issuer}, namespace=api_server.release_namespace)
     pods = {role: ChartPod.of(chart, role) for role in ("operator", "provider")}
@@ -166,10 +166,15 @@ def deployment(
             api_server,
             pods["provider"],
             "provider",
-            {"KUBEOIDC_PROVIDER_HOST": "127.0.0.1", "KUBEOIDC_PROVIDER_PORT": str(port)},
+            {
+                "KUBEOIDC_PROVIDER_HOST": "127.0.0.1",
+                "KUBEOIDC_PROVIDER_PORT": str(port),
+                "KUBEOIDC_PROVIDER_HEALTH_PORT": str(health_port),
+            },
             secret_folders={"users": users},
         )
-        eventually(f"the provider is ready:\n{deployment.all_logs()}", lambda: ready(issuer))
+        health = f"http://127.0.0.1:{health_port}"
+        eventually(f"the provider is ready:\n{deployment.all_logs()}", lambda: ready(health))
         api_server.ensure_namespace(CLIENT_NAMESPACE)
         api_server.before_creating_clients(TIMEOUT)
         yield deployment

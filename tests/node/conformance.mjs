@@ -73,7 +73,8 @@ async function drive(browser, cfg, navigate, { username = cfg.username, decision
       await page.fill('#password', cfg.password);
       await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/login')), page.click('button[type=submit]')]);
     } else if (here.pathname.endsWith('/consent')) {
-      seen.push({ page: 'consent' });
+      const scopes = await page.locator('ul.scopes li').evaluateAll((items) => items.map((item) => item.dataset.scope));
+      seen.push({ page: 'consent', scopes });
       await Promise.all([
         page.waitForURL((u) => !u.pathname.endsWith('/consent')),
         page.click(`button[value=${decision}]`),
@@ -213,6 +214,16 @@ async function basicPlan(cfg) {
       const userinfo = flow.tokens ? await client.fetchUserInfo(config, flow.tokens.access_token, flow.idToken.sub) : null;
       results[module] = { ...flow, userinfo };
     }
+    // Scopes the provider does not know, or the client may not have, are left out (OIDC Core §3.1.2.1,
+    // RFC 6749 §3.3): the token response's scope says what was granted.
+    results['op-scope-unknown-ignored'] = await codeFlow(browser, cfg, config, {
+      scope: 'openid email payments:write no-such-scope',
+    });
+    const narrowCfg = { ...cfg, redirectUri: cfg.clients.narrow.redirectUri };
+    const narrow = await configure(cfg, cfg.clients.narrow);
+    results['op-scope-not-the-clients-ignored'] = await codeFlow(browser, narrowCfg, narrow, {
+      scope: 'openid profile address phone',
+    });
     results['oidcc-ensure-request-without-nonce-succeeds-for-code-flow'] = await codeFlow(
       browser, cfg, config, {}, { noNonce: true },
     );
@@ -413,7 +424,7 @@ async function logoutPlan(cfg) {
       }))),
       sessionAliveAfter: await sessionAlive(browser, cfg, config),
     };
-    // An unregistered URI is not followed, but the hint is valid: the session ended. Sign in again.
+    // An unregistered URI is refused with an error page, the session kept; a fresh ID token for the next.
     idToken = await signIn();
     const [header, payload, signature] = idToken.split('.');
     const flipped = `${signature.slice(0, -4)}${signature.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`;
@@ -477,6 +488,40 @@ async function logoutPlan(cfg) {
       }))),
       expectedState: withQueryState,
       sessionAliveAfter: await sessionAlive(browser, cfg, config),
+    };
+
+    // OP-FrontChannel-RpInitLogout: one session signs in to two clients with front-channel logout
+    // pages; the provider's signed-out page loads both in frames (with iss and sid for the client that
+    // asked for them), then goes on to the post-logout redirect URI.
+    const frontACfg = { ...cfg, redirectUri: cfg.clients.frontA.redirectUri };
+    const frontA = await configure(cfg, cfg.clients.frontA);
+    const frontBCfg = { ...cfg, redirectUri: cfg.clients.frontB.redirectUri };
+    const frontB = await configure(cfg, cfg.clients.frontB);
+    const signedInA = await codeFlow(browser, frontACfg, frontA);
+    const signedInB = await codeFlow(browser, frontBCfg, frontB);
+    const callsBefore = browser.calls.length;
+    const problemsBefore = browser.problems.length;
+    const frontState = client.randomState();
+    const landing = new URL(cfg.frontPostLogoutRedirectUri);
+    const frontLogout = client.buildEndSessionUrl(frontA, {
+      id_token_hint: signedInA.tokens.id_token,
+      post_logout_redirect_uri: landing.href,
+      state: frontState,
+    });
+    const landed = browser.page.waitForURL((url) => url.origin === landing.origin && url.pathname === landing.pathname);
+    // The signed-out page moves on by itself once its frames have loaded: that navigation may overtake
+    // the first one's completion, which is no failure.
+    await browser.page.goto(frontLogout.href).catch(() => {});
+    await landed;
+    const frontHere = new URL(browser.page.url());
+    results['op-frontchannel-rpinitlogout'] = {
+      landed: `${frontHere.origin}${frontHere.pathname}`,
+      query: Object.fromEntries(frontHere.searchParams),
+      expectedState: frontState,
+      frames: browser.calls.slice(callsBefore).filter((url) => new URL(url).pathname !== landing.pathname),
+      sids: [signedInA.idToken.sid, signedInB.idToken.sid],
+      problems: browser.problems.slice(problemsBefore),
+      sessionAliveAfter: await sessionAlive(browser, frontACfg, frontA),
     };
 
     // Another user signing in on the same browser ends the first user's session.

@@ -8,6 +8,9 @@
 //                       logout. A public client (no `clientSecret`) does what a public client may.
 //   client-credentials  a machine client's token, introspected by the same client.
 //
+// A confidential client authenticates with `clientSecret`, or with `privateJwk` (a private JWK with `alg`
+// and `kid`) and `authMethod: 'private_key_jwt'`.
+//
 // The result is one JSON object on stdout; pytest asserts on it. A step that fails on purpose (an
 // error the provider must answer) is recorded as `{error, status, ...}` instead of throwing. No token,
 // code or secret is printed: only claims, flags and error codes.
@@ -23,9 +26,25 @@ async function readConfig() {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
+/** WebCrypto's parameters for a private JWK's algorithm (what `PrivateKeyJwt` signs with). */
+const SIGNING_ALGORITHMS = {
+  RS256: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+  PS256: { name: 'RSA-PSS', hash: 'SHA-256' },
+  ES256: { name: 'ECDSA', namedCurve: 'P-256' },
+};
+
+/** The client's private key (`privateJwk`, made by the test) as openid-client takes it: key and kid. */
+async function privateKey(jwk) {
+  const key = await crypto.subtle.importKey('jwk', jwk, SIGNING_ALGORITHMS[jwk.alg], false, ['sign']);
+  return { key, kid: jwk.kid };
+}
+
 const AUTH_METHODS = {
-  client_secret_basic: (secret) => client.ClientSecretBasic(secret),
-  client_secret_post: (secret) => client.ClientSecretPost(secret),
+  client_secret_basic: (cfg) => client.ClientSecretBasic(cfg.clientSecret),
+  client_secret_post: (cfg) => client.ClientSecretPost(cfg.clientSecret),
+  // An HMAC of the secret: the provider refuses it on purpose (it keeps no plain secret to check it).
+  client_secret_jwt: (cfg) => client.ClientSecretJwt(cfg.clientSecret ?? 'not-a-secret-the-provider-has'),
+  private_key_jwt: async (cfg) => client.PrivateKeyJwt(await privateKey(cfg.privateJwk)),
   none: () => client.None(),
 };
 
@@ -34,7 +53,7 @@ async function configure(cfg) {
   // openid-client's default for a bare secret is client_secret_post; the provider holds each client to
   // its registered method, so the method is always named.
   const method = cfg.authMethod ?? (cfg.clientSecret ? 'client_secret_basic' : 'none');
-  const auth = AUTH_METHODS[method](cfg.clientSecret);
+  const auth = await AUTH_METHODS[method](cfg);
   const metadata = { token_endpoint_auth_method: method };
   // The client's registered ID token algorithm (idTokenSignedResponseAlg): openid-client accepts only
   // that one, RS256 when none is named (OpenID Connect Dynamic Client Registration 2).
@@ -126,7 +145,7 @@ async function codeFlow(cfg) {
     };
     result.userinfoAfterRefresh = await client.fetchUserInfo(config, refreshed.access_token, claims.sub);
 
-    if (cfg.clientSecret) {
+    if (cfg.clientSecret || cfg.privateJwk) {
       // Introspection and revocation by the confidential client that holds the tokens.
       result.introspection = {
         access: await client.tokenIntrospection(config, refreshed.access_token),

@@ -1,6 +1,6 @@
 // An upstream OpenID Provider for the identity-source tests: panva's oidc-provider with its built-in
 // development login pages (any login name, any password), one confidential client for kubeoidc, and
-// accounts whose claims carry groups. Prints "ready" once it listens.
+// accounts whose claims carry groups and standard profile, phone and address claims. Prints "ready" once it listens.
 //
 // Usage: node upstream-op.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
 
@@ -26,6 +26,15 @@ async function findAccount(ctx, id) {
         email: `${id}@corp.example`,
         email_verified: true,
         groups: ['platform', 'developers'],
+        given_name: id,
+        family_name: 'Upstream',
+        locale: 'de-CH',
+        zoneinfo: 'Europe/Zurich',
+        picture: `https://people.corp.example/${id}.png`,
+        updated_at: 1767225600,
+        phone_number: '+41 44 668 18 00',
+        phone_number_verified: true,
+        address: { street_address: 'Bahnhofstrasse 1', locality: 'Zurich', postal_code: '8001', country: 'CH' },
       };
     },
   };
@@ -44,7 +53,9 @@ const provider = new Provider(issuer, {
   ],
   claims: {
     openid: ['sub'],
-    profile: ['name', 'preferred_username'],
+    profile: ['name', 'preferred_username', 'given_name', 'family_name', 'locale', 'zoneinfo', 'picture', 'updated_at'],
+    phone: ['phone_number', 'phone_number_verified'],
+    address: ['address'],
     email: ['email', 'email_verified'],
     groups: ['groups'],
   },

@@ -1,7 +1,7 @@
 """How the chart runs a container, turned into the container engine's ``run`` flags.
 
 The chart is rendered with its default values (helm-python-sdk, offline). Every field of the container's
-and the pod's security context becomes a flag, and each emptyDir volume a tmpfs mount of its size limit:
+and the pod's security context becomes a flag, and each emptyDir volume (and the state claim) a tmpfs mount:
 a field this module cannot express fails the tests, so the image tier always runs the image the way the
 chart in this tree does.
 """
@@ -76,7 +76,7 @@ class ChartPod:
         return int(value) if value is not None else None
 
     def writable_paths(self) -> set[str]:
-        """The container's mount paths that are not read-only (each an emptyDir)."""
+        """The container's mount paths that are not read-only (each an emptyDir or a claim)."""
         return {mount["mountPath"] for mount in self.container["volumeMounts"] if not mount.get("readOnly")}
 
     def env(self) -> dict[str, str]:
@@ -108,6 +108,12 @@ class ChartPod:
                 size = _tmpfs_size(volume["emptyDir"]["sizeLimit"])
                 # The kubelet makes an emptyDir world-writable (0777).
                 flags.append(f"--tmpfs={path}:rw,exec,nosuid,nodev,size={size},mode=0777")
+            elif "persistentVolumeClaim" in volume:
+                if mount.get("readOnly"):
+                    raise Unsupported(f"claim {mount['name']} mounted read-only")
+                # What outlives the pod is the cluster's business; to the container the claim is a
+                # writable folder (the kubelet gives it to the pod's fsGroup, as writable as this).
+                flags.append(f"--tmpfs={path}:rw,exec,nosuid,nodev,size=256m,mode=0777")
             elif "secret" in volume:
                 if not mount.get("readOnly"):
                     raise Unsupported(f"secret volume {mount['name']} mounted writable")

@@ -31,6 +31,8 @@ class DevProcess:
     process: subprocess.Popen[str]
     folder: Path
     issuer: str
+    #: Where ``/healthz``, ``/readyz`` and ``/metrics`` are: the health port, not the issuer's.
+    health: str
     lines: list[str] = field(default_factory=list)
     reader: threading.Thread = field(init=False)
 
@@ -94,14 +96,16 @@ def launch(
 ) -> DevProcess:
     """``kubeoidc dev`` on ``folder``, ready to serve (``env`` adds settings; ``tls``: HTTPS with the
     local CA it makes); stop it with ``stop``."""
-    port = free_port()
+    port, health_port = free_port(), free_port()
     command = [sys.executable, "-m", "kubeoidc.cli", "dev", str(folder)]
-    command += ["--state", str(state), "--port", str(port), *(["--tls"] if tls else [])]
+    command += ["--state", str(state), "--port", str(port), "--health-port", str(health_port)]
+    command += ["--tls"] if tls else []
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=cwd
     )
-    dev = DevProcess(process, folder, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
+    scheme = "https" if tls else "http"
+    dev = DevProcess(process, folder, f"{scheme}://127.0.0.1:{port}", f"{scheme}://127.0.0.1:{health_port}")
     dev.reader = threading.Thread(target=_collect, args=(process, dev.lines), daemon=True)
     dev.reader.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -113,7 +117,7 @@ def launch(
             if tls and ca.exists():
                 verify = ssl.create_default_context(cafile=str(ca))
             if (not tls or ca.exists()) and httpx2.get(
-                f"{dev.issuer}/readyz", timeout=1, verify=verify
+                f"{dev.health}/readyz", timeout=1, verify=verify
             ).status_code == 200:
                 return dev
         except httpx2.TransportError:

@@ -26,7 +26,10 @@ def free_port() -> int:
 def serve(provider: Provider, port: int) -> Iterator[str]:
     """Serve the provider's app on 127.0.0.1:port in a thread; yields the issuer."""
     app = make_app(provider)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # As the provider's own server: forwarded headers are the app's to read, not uvicorn's.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-provider", daemon=True)
     thread.start()

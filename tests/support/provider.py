@@ -40,6 +40,18 @@ users:
     email: alice@example.com
     emailVerified: true
     groups: [admins, developers]
+    givenName: Alice
+    familyName: Example
+    middleName: Pleasance
+    nickname: Al
+    profile: https://people.example.com/alice
+    picture: https://people.example.com/alice.png
+    website: https://alice.example.com
+    gender: female
+    birthdate: "1852-05-04"
+    zoneinfo: Europe/London
+    locale: en-GB
+    updatedAt: 1767225600
     phoneNumber: "+1 555 0100"
     phoneNumberVerified: true
     address:
@@ -56,6 +68,25 @@ users:
     groups: []
     passwordHash: "{hashed}"
 """
+
+
+#: The profile scope's claims of alice in ``users_yaml``, as userinfo serves them.
+ALICE_PROFILE = {
+    "name": "Alice Example",
+    "preferred_username": "alice",
+    "given_name": "Alice",
+    "family_name": "Example",
+    "middle_name": "Pleasance",
+    "nickname": "Al",
+    "profile": "https://people.example.com/alice",
+    "picture": "https://people.example.com/alice.png",
+    "website": "https://alice.example.com",
+    "gender": "female",
+    "birthdate": "1852-05-04",
+    "zoneinfo": "Europe/London",
+    "locale": "en-GB",
+    "updated_at": 1767225600,
+}
 
 
 def signing_jwks(alg: str = "RS256") -> dict[str, Any]:

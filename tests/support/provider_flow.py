@@ -1,4 +1,4 @@
-"""Driving the provider as a browser and a relying party do, through Starlette's TestClient.
+"""Driving the provider as a browser and a relying party do, through Starlette's TestClient or HTTP.
 
 ``Browser`` follows the provider's own redirects and fills in the login and consent forms the way a
 person would; ``RelyingParty`` builds authorization requests and calls the back-channel endpoints with
@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2 as httpx
-from starlette.testclient import TestClient
 
 from kubeoidc_contract import SERVICE_ACCOUNT_AUTH_METHOD
 from kubeoidc_provider.assertions import JWT_BEARER
@@ -69,9 +68,10 @@ class AuthRequest:
 
 
 class Browser:
-    """A browser with its cookie jar, pointed at the provider."""
+    """A browser with its cookie jar, pointed at the provider (in process, or served: any client whose
+    base URL is the issuer)."""
 
-    def __init__(self, http: TestClient, issuer: str) -> None:
+    def __init__(self, http: httpx.Client, issuer: str) -> None:
         self.http = http
         self.issuer = issuer
 
@@ -152,7 +152,7 @@ class Browser:
 class RelyingParty:
     """One registered client calling the provider's back-channel endpoints."""
 
-    def __init__(self, http: TestClient, client: RegisteredClient) -> None:
+    def __init__(self, http: httpx.Client, client: RegisteredClient) -> None:
         self.http = http
         self.client = client
         spec = client.objects[0]["spec"]

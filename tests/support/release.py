@@ -254,14 +254,17 @@ class Release:
         )
 
     def provider(self, port: int, users_yaml: str, **overrides: str) -> RoleProcess:
-        """The provider, configured as the chart configures it, listening on 127.0.0.1:``port``."""
+        """The provider, configured as the chart configures it, listening on 127.0.0.1:``port`` (and its
+        health port on a free one: ``health_url``)."""
         users = self.folder / "users.yaml"
         users.write_text(users_yaml)
         settings = deployment_env(self.objects, "provider")
+        health_port = free_port()
         settings.update(
             {
                 "KUBEOIDC_PROVIDER_HOST": "127.0.0.1",
                 "KUBEOIDC_PROVIDER_PORT": str(port),
+                "KUBEOIDC_PROVIDER_HEALTH_PORT": str(health_port),
                 "KUBEOIDC_PROVIDER_USERS_FILE": str(users),
                 "KUBEOIDC_PROVIDER_STORAGE_URL": f"sqlite:///{self.folder / 'provider-state.db'}",
             }
@@ -271,7 +274,7 @@ class Release:
             "provider",
             self._environment("provider", settings),
             self.folder / "provider.log",
-            f"http://127.0.0.1:{port}/readyz",
+            f"http://127.0.0.1:{health_port}/readyz",
         )
 
 

@@ -29,12 +29,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.keys import KeySet
+from kubeoidc_provider.listeners import listen
 from kubeoidc_provider.main import serve
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import open_storage
 from kubeoidc_provider.users import StaticUserDirectory
-from kubeoidc_provider.workers import listening_socket, serve_forked
+from kubeoidc_provider.workers import serve_forked
 from support.provider import signing_jwks, users_yaml
 
 READY = "ready"
@@ -113,13 +114,13 @@ def main(argv: list[str] | None = None) -> None:
         provider = build(config)
         serve(create_app(provider), provider.settings)
         return
-    sock = listening_socket("127.0.0.1", config["port"])
+    sockets = [listen("127.0.0.1", config["port"])]
 
-    def serve_one(inherited: socket.socket) -> None:
+    def serve_one(inherited: list[socket.socket]) -> None:
         provider = build(config)
-        serve(_WorkerHeader(create_app(provider)), provider.settings, sock=inherited)
+        serve(_WorkerHeader(create_app(provider)), provider.settings, sockets=inherited)
 
-    raise SystemExit(serve_forked(workers, sock, serve_one))
+    raise SystemExit(serve_forked(workers, sockets, serve_one))
 
 
 class _WorkerHeader:

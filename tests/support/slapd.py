@@ -158,7 +158,16 @@ access to * by dn.exact="{READER_DN}" read by self read by * none
             return result.stdout.strip()
 
         people = {
-            "ada": ("Ada Lovelace", "ada@example.com", ""),
+            # Every attribute the default claimAttributes read (c needs extensibleObject on a person).
+            "ada": (
+                "Ada Lovelace",
+                "ada@example.com",
+                "objectClass: extensibleObject\ngivenName: Ada\ndisplayName: Ada\n"
+                "labeledURI: https://ada.example.com The Analytical Engine\npreferredLanguage: en-GB\n"
+                "telephoneNumber: +44 20 7946 0018\npostalAddress: 12 St James's Square$London\n"
+                "street: 12 St James's Square\nl: London\nst: Greater London\npostalCode: SW1Y 4JH\n"
+                "c: GB\n",
+            ),
             "grace": ("Grace Hopper", "grace@example.com", ""),
             "mallory": ("Mallory Disabled", "mallory@example.com", "employeeType: disabled\n"),
         }

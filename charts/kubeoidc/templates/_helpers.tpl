@@ -138,6 +138,30 @@ the default carries the release namespace (absent only when rendering without on
 {{- printf "%s-redis" (include "kubeoidc.fullname" .) }}
 {{- end }}
 
+{{/* kubeoidc.redisPasswordSecret is the Secret holding the bundled Redis's password: the user's or the
+generated "<fullname>-redis". */}}
+{{- define "kubeoidc.redisPasswordSecret" -}}
+{{- default (include "kubeoidc.redisName" .) .Values.provider.storage.redis.bundled.auth.existingSecret.name }}
+{{- end }}
+
+{{/* kubeoidc.redisPasswordKey is that Secret's key holding the password. */}}
+{{- define "kubeoidc.redisPasswordKey" -}}
+{{- if .Values.provider.storage.redis.bundled.auth.existingSecret.name }}
+{{- .Values.provider.storage.redis.bundled.auth.existingSecret.key }}
+{{- else }}password{{ end }}
+{{- end }}
+
+{{/* kubeoidc.stateClaim names the PersistentVolumeClaim of the SQLite state: the user's or the chart's. */}}
+{{- define "kubeoidc.stateClaim" -}}
+{{- default (printf "%s-provider-state" (include "kubeoidc.fullname" .)) .Values.provider.storage.sqlite.persistence.existingClaim }}
+{{- end }}
+
+{{/* kubeoidc.forwardedAllowIps is every proxy the provider believes: forwardedAllowIps and the ingress
+controllers' CIDRs. */}}
+{{- define "kubeoidc.forwardedAllowIps" -}}
+{{- join "," (concat (list .Values.provider.forwardedAllowIps) .Values.ingress.controllerCIDRs) }}
+{{- end }}
+
 {{/*
 kubeoidc.storage checks the provider's storage settings, stopping rendering with a clear message when
 they cannot work, and returns the storage type.
@@ -147,7 +171,7 @@ they cannot work, and returns the storage type.
 {{- $redis := $storage.redis }}
 {{- if eq $storage.type "sqlite" }}
 {{- if gt (int .Values.provider.replicaCount) 1 }}
-{{- fail (printf "provider.replicaCount is %d, but provider.storage.type sqlite keeps the state in each pod: more than one provider needs provider.storage.type=redis (with provider.storage.redis.url, .existingSecret.name or .bundled.enabled)" (int .Values.provider.replicaCount)) }}
+{{- fail (printf "provider.replicaCount is %d, but provider.storage.type sqlite keeps the state in one file that one pod at a time may use: more than one provider needs provider.storage.type=redis (with provider.storage.redis.url, .existingSecret.name or .bundled.enabled)" (int .Values.provider.replicaCount)) }}
 {{- end }}
 {{- if $redis.bundled.enabled }}
 {{- fail "provider.storage.redis.bundled.enabled runs a Redis the provider uses only with provider.storage.type=redis: set that too, or disable the bundled Redis" }}

@@ -137,8 +137,10 @@ async def continue_authorization(
             return _error(provider, oauth_request, refusal)
         return await _interact(provider, "/consent", session, params, interaction, interaction_id, "consent")
 
-    if interaction_id is not None:
-        await provider.state.delete_interaction(interaction_id)
+    # Two resumes of one interaction may race (a double click, two replicas): only the one that ends
+    # it atomically issues a code.
+    if interaction_id is not None and not await provider.state.finish_interaction(interaction_id):
+        return expired_interaction(provider)
     sid = session.data.sid if session is not None else None
     issued_for = EndUser(end_user.user, end_user.auth_time, new_token(12), sid, checked.claims)
     response: Response = provider.server.create_authorization_response(
@@ -153,6 +155,7 @@ async def continue_authorization(
             end_user.user.id,
             grant.client.get_client_id(),
             provider.settings.session_ttl + EXPIRY_LOOKBACK,
+            client_uid=grant.client.client.uid,
         )
     provider.metrics.authorizations.labels("code").inc()
     return _with_issuer(provider, response, oauth_request)

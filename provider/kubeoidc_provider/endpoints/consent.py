@@ -16,11 +16,12 @@ from kubeoidc_provider.endpoints.authorize import deny, expired_interaction
 from kubeoidc_provider.endpoints.device import deny_device
 from kubeoidc_provider.endpoints.form import read_page_form
 from kubeoidc_provider.endpoints.interaction import InteractionView, load_interaction
+from kubeoidc_provider.oauth_client import granted_scope
 
 #: What each scope lets the client see, in the user's words.
 SCOPE_DESCRIPTIONS = {
     "openid": "Know who you are (your account identifier)",
-    "profile": "See your name and username",
+    "profile": "See your name, username and profile (picture, locale, birthdate...)",
     "email": "See your email address",
     "groups": "See the groups you belong to",
     "offline_access": "Stay signed in to the application when you are away",
@@ -51,7 +52,7 @@ async def consent_submit(request: Request) -> Response:
         if view.interaction.device_key is not None:
             return await deny_device(provider, view.session, view.interaction)
         return deny(provider, request, params.items())
-    scopes = frozenset(params.get("scope", "").split())
+    scopes = frozenset(granted_scope(params.get("scope"), view.client).split())
     granted = await provider.state.consented_scopes(view.session.data.user_id, view.client.uid)
     await provider.state.save_consent(view.session.data.user_id, view.client.uid, granted | scopes)
     await provider.state.update_interaction(
@@ -63,7 +64,8 @@ async def consent_submit(request: Request) -> Response:
 
 
 def _render(provider: Provider, view: InteractionView) -> Response:
-    scopes = view.interaction.params.get("scope", "").split()
+    # What the client will get, not what it asked for: scopes it may not have are left out.
+    scopes = granted_scope(view.interaction.params.get("scope"), view.client).split()
     return provider.pages.render(
         "consent.html",
         action=provider.url("/consent"),

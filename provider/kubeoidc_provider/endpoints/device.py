@@ -56,16 +56,17 @@ async def device_submit(request: Request) -> Response:
         return provider.pages.error(403, "The form has expired", "Reload the page and try again.")
     typed = str(form.get("user_code", ""))[:_MAX_TYPED]
     throttle = f"device:{request.client.host if request.client else 'unknown'}"
-    if await provider.state.is_login_blocked(throttle):
+    limit = provider.settings.login_attempts * ADDRESS_ALLOWANCE
+    # Counted before the code is looked up, taken back when it is right: one atomic step per guess.
+    if not await provider.state.reserve_login_attempt(throttle, provider.settings.login_window, limit):
         message = "Too many wrong codes. Wait a few minutes, then try again."
         return _render(provider, submitted, user_code=typed, error=message, status_code=429)
     found = await provider.server.devices.by_user_code(typed)
     client = provider.registry.get(found[1].client_id) if found is not None else None
     if found is None or client is None:
-        limit = provider.settings.login_attempts * ADDRESS_ALLOWANCE
-        await provider.state.record_failed_login(throttle, provider.settings.login_window, limit)
         message = "This code is not valid or has expired. Check it on your device and try again."
         return _render(provider, submitted, user_code=typed, error=message, status_code=400)
+    await provider.state.release_login_attempt(throttle)
     device_key, device_request = found
     session = session or await provider.sessions.start(Session(csrf_token=new_token(16)))
     params = {"client_id": client.client_id, "scope": device_request.scope}
@@ -100,7 +101,8 @@ async def continue_device(
         return RedirectResponse(provider.url(f"/login?interaction={interaction_id}"), status_code=303)
     if not interaction.consent_done:
         return RedirectResponse(provider.url(f"/consent?interaction={interaction_id}"), status_code=303)
-    await provider.state.delete_interaction(interaction_id)
+    if not await provider.state.finish_interaction(interaction_id):
+        return _expired(provider)
     if not await provider.server.devices.decide(
         interaction.device_key, user_id=user.id, auth_time=data.auth_time, approved=True
     ):

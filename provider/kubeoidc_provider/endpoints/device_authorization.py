@@ -8,7 +8,7 @@ alone) and must have the device grant in its ``spec.grantTypes``.
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749 import InvalidScopeError, OAuth2Error, UnauthorizedClientError
+from authlib.oauth2.rfc6749 import OAuth2Error, UnauthorizedClientError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -35,15 +35,18 @@ async def device_authorization(request: Request) -> Response:
             raise UnauthorizedClientError(
                 description="The client may not use the device grant: see its spec.grantTypes."
             )
+        # The scopes the client may have; others are left out (OAuthClient.get_allowed_scope).
         scope = client.get_allowed_scope(oauth_request.payload.scope)
-        if scope is None:
-            raise InvalidScopeError()
     except OAuth2Error as error:
         response: Response = server.handle_error_response(oauth_request, error)
         return response
     settings = provider.settings
     device_code, user_code = await server.devices.start(
-        client.get_client_id(), scope, settings.device_code_ttl, settings.device_poll_interval
+        client.get_client_id(),
+        scope,
+        settings.device_code_ttl,
+        settings.device_poll_interval,
+        client_uid=client.client.uid,
     )
     verification_uri = provider.url(VERIFICATION_PATH)
     return JSONResponse(

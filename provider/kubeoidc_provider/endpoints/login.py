@@ -55,7 +55,7 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
 
     by_user, by_address = _throttle_keys(username, request)
-    if await provider.state.is_login_blocked(by_user) or await provider.state.is_login_blocked(by_address):
+    if not await _reserve_attempt(provider, by_user, by_address):
         provider.metrics.logins.labels("throttled").inc()
         message = "Too many failed sign-in attempts. Wait a few minutes, then try again."
         return _render(provider, view, username=username, error=message, status_code=429)
@@ -65,22 +65,36 @@ async def login_submit(request: Request) -> Response:
             provider.directory.authenticate, username, password, view.client.identity_sources
         )
     except DirectoryUnavailable as down:
+        await provider.state.release_login_attempt(by_user)
+        await provider.state.release_login_attempt(by_address)
         provider.metrics.logins.labels("unavailable").inc()
         logger.warning("a password sign-in could not be checked: %s", down)
         message = "Your password cannot be checked right now. Try again in a few minutes."
         return _render(provider, view, username=username, error=message, status_code=503)
     if user is None:
+        # Already counted, by the reservation.
         provider.metrics.logins.labels("failed").inc()
-        window, limit = provider.settings.login_window, provider.settings.login_attempts
-        await provider.state.record_failed_login(by_user, window, limit)
-        # An address gets more room than one user: several people may share it behind a NAT.
-        await provider.state.record_failed_login(by_address, window, limit * ADDRESS_ALLOWANCE)
         error = "The username or password is incorrect."
         return _render(provider, view, username=username, error=error, status_code=401)
 
     provider.metrics.logins.labels("succeeded").inc()
     await provider.state.clear_failed_logins(by_user)
+    # Only failures count against an address: many people may sign in from behind one.
+    await provider.state.release_login_attempt(by_address)
     return await signed_in(provider, view, user)
+
+
+async def _reserve_attempt(provider: Provider, by_user: str, by_address: str) -> bool:
+    """Count this attempt against the user and the address; False when either is already at its limit
+    (the attempt is then refused unchecked, and never takes the other's room). An address gets more
+    room than one user: several people may share it."""
+    window, limit = provider.settings.login_window, provider.settings.login_attempts
+    if not await provider.state.reserve_login_attempt(by_user, window, limit):
+        return False
+    if not await provider.state.reserve_login_attempt(by_address, window, limit * ADDRESS_ALLOWANCE):
+        await provider.state.release_login_attempt(by_user)
+        return False
+    return True
 
 
 def _throttle_keys(username: str, request: Request) -> tuple[str, str]:

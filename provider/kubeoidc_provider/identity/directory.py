@@ -82,4 +82,5 @@ class Directory:
         value = await self.state.get_identity(subject)
         if value is None:
             return None
-        return User(**{**value, "groups": tuple(value.get("groups", ()))})
+        pairs = {field: tuple(map(tuple, value.get(field, ()))) for field in ("address", "profile")}
+        return User(**{**value, "groups": tuple(value.get("groups", ())), **pairs})

@@ -17,6 +17,7 @@ Safety:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import ssl
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from ldap3.utils.dn import parse_dn
 
 from kubeoidc_provider.identity.spec import LDAPDefinition
 from kubeoidc_provider.identity.subjects import source_subject
-from kubeoidc_provider.users import User
+from kubeoidc_provider.users import PROFILE_CLAIMS, URL_CLAIMS, User
 
 __all__ = ["LDAPSource", "LDAPUnavailable"]
 
@@ -121,6 +122,7 @@ class LDAPSource:
         d = self.definition
         search = f"(&{d.user_filter}({d.username_attribute}={escape_filter_chars(username)}))"
         attributes = [d.username_attribute, d.id_attribute, d.email_attribute, d.name_attribute, "memberOf"]
+        attributes += [attribute for _, attribute in (*d.claim_attributes, *d.address_attributes)]
         entries = self._search(service, d.user_base_dn, search, attributes, _USER_SIZE_LIMIT)
         if len(entries) != 1:
             if len(entries) > 1:
@@ -179,15 +181,53 @@ class LDAPSource:
             logger.warning("LDAP source %s: an entry has no %s; it cannot sign in", d.name, d.id_attribute)
             return None
         email = _first(entry.attributes.get(d.email_attribute))
+        mapped = {claim: entry.attributes.get(attribute) for claim, attribute in d.claim_attributes}
+        phone = _first(mapped.pop("phone_number", None))
+        address = tuple(
+            (member, value.replace("$", "\n") if member == "formatted" else value)
+            for member, attribute in d.address_attributes
+            if (value := _first(entry.attributes.get(attribute)))
+        )
         return User(
             id=source_subject(d.name, stable_id),
             username=_first(entry.attributes.get(d.username_attribute)) or typed,
             name=_first(entry.attributes.get(d.name_attribute)),
             email=email,
-            # The directory is the organisation's own record of the address.
+            # The directory is the organisation's own record of the address and the phone number.
             email_verified=email is not None,
             groups=groups,
+            phone_number=phone,
+            phone_number_verified=phone is not None,
+            address=address,
+            profile=tuple(
+                (claim, found)
+                for claim in PROFILE_CLAIMS
+                if claim in mapped and (found := _profile_value(claim, mapped[claim])) is not None
+            ),
         )
+
+
+def _profile_value(claim: str, value: Any) -> str | int | None:
+    """An attribute's value as the claim's type (OIDC Core §5.1), or None when it cannot be one."""
+    if claim == "updated_at":
+        return _seconds(value[0] if isinstance(value, list | tuple) and value else value)
+    text = _first(value)
+    if text is not None and claim in URL_CLAIMS:
+        text = text.split()[0]  # a labeledURI is "URI label"
+    return text
+
+
+def _seconds(value: Any) -> int | None:
+    """Seconds since 1970 of an LDAP GeneralizedTime (ldap3 gives a datetime when it knows the schema)."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    else:
+        text = str(value or "").replace(",", ".")
+        try:
+            moment = datetime.datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
+        except ValueError:
+            return None
+    return int(moment.replace(tzinfo=moment.tzinfo or datetime.UTC).timestamp())
 
 
 def _close(connection: Connection) -> None:

@@ -68,6 +68,10 @@ class LDAPDefinition:
     group_filter: str
     group_member_attribute: str
     group_name_attribute: str
+    #: (claim, attribute) for the profile claims and ``phone_number`` the entry's attributes hold.
+    claim_attributes: tuple[tuple[str, str], ...] = ()
+    #: (member of ``address``, attribute), in OIDC Core §5.1.1 order.
+    address_attributes: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
         return f"LDAPDefinition(name={self.name!r}, url={self.url!r}, bind_dn={self.bind_dn!r})"
@@ -145,7 +149,28 @@ def _ldap(name: str, display_name: str, ldap: Mapping[str, Any], secrets: Secret
         group_filter=str(groups.get("filter", "")),
         group_member_attribute=str(groups.get("memberAttribute", "")),
         group_name_attribute=str(groups.get("nameAttribute", "")),
+        claim_attributes=_mapped(users["claimAttributes"], LDAP_CLAIM_FIELDS),
+        address_attributes=_mapped(users["claimAttributes"]["address"], LDAP_ADDRESS_FIELDS),
     )
+
+
+#: ``claimAttributes``' fields and the claims they fill.
+LDAP_CLAIM_FIELDS = {
+    "givenName": "given_name", "familyName": "family_name", "middleName": "middle_name",
+    "nickname": "nickname", "profile": "profile", "picture": "picture", "website": "website",
+    "gender": "gender", "birthdate": "birthdate", "zoneinfo": "zoneinfo", "locale": "locale",
+    "updatedAt": "updated_at", "phoneNumber": "phone_number",
+}  # fmt: skip
+#: ``claimAttributes.address``' fields and the members of ``address`` they fill.
+LDAP_ADDRESS_FIELDS = {
+    "formatted": "formatted", "streetAddress": "street_address", "locality": "locality",
+    "region": "region", "postalCode": "postal_code", "country": "country",
+}  # fmt: skip
+
+
+def _mapped(fields: Mapping[str, Any], names: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(claim, attribute) for each field given an attribute; an empty one leaves its claim out."""
+    return tuple((claim, str(fields[field])) for field, claim in names.items() if fields.get(field))
 
 
 def _secret(ref: Mapping[str, Any], field: str, secrets: SecretLookup) -> str:

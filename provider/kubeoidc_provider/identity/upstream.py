@@ -27,7 +27,7 @@ from joserfc.jwk import KeySet
 
 from kubeoidc_provider.identity.spec import OIDCDefinition
 from kubeoidc_provider.identity.subjects import source_subject
-from kubeoidc_provider.users import User
+from kubeoidc_provider.users import ADDRESS_FIELDS, PROFILE_CLAIMS, User
 
 __all__ = ["PendingLogin", "UpstreamError", "UpstreamSource"]
 
@@ -254,6 +254,7 @@ class UpstreamSource:
             email=email,
             email_verified=email_verified,
             groups=groups,
+            **_standard_claims(claims),
         )
 
     def _client(self, token: dict[str, Any] | None = None) -> AsyncOAuth2Client:
@@ -283,6 +284,35 @@ class UpstreamSource:
 
     def _unavailable(self) -> str:
         return f"{self.definition.display_name} cannot be reached right now. Try again in a few minutes."
+
+
+def _standard_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The upstream's standard profile, phone and address claims (OIDC Core §5.1), passed through as
+    ``User`` fields; a value of the wrong type is left out."""
+    profile = tuple(
+        (claim, value) for claim in PROFILE_CLAIMS if (value := _typed(claim, claims.get(claim))) is not None
+    )
+    phone = _typed("phone_number", claims.get("phone_number"))
+    raw_address = claims.get("address")
+    address = tuple(
+        (member, value)
+        for member in ADDRESS_FIELDS
+        if isinstance(raw_address, Mapping) and (value := _typed(member, raw_address.get(member)))
+    )
+    return {
+        "profile": profile,
+        "phone_number": phone,
+        "phone_number_verified": phone is not None and claims.get("phone_number_verified") is True,
+        "address": address,
+    }
+
+
+def _typed(claim: str, value: Any) -> Any:
+    """``value`` if it has the type OIDC Core §5.1 gives ``claim`` (a number for ``updated_at``, a
+    string for the others), else None."""
+    if claim == "updated_at":
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if isinstance(value, str) and value else None
 
 
 def _reason(error: JoseError) -> str:

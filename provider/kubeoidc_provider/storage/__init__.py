@@ -17,6 +17,8 @@ Semantics every implementation honours (one contract test suite runs against all
 - ``incr`` counts in a fixed window that starts at the first ``incr`` of a key and lasts ``ttl``
   seconds; it returns the new count. Counters live apart from entries (an ``incr`` never touches
   the entry of the same kind and key, nor ``put`` the counter).
+- ``uncount`` takes one back from a live counter, atomically, keeping its window; a counter that is
+  absent, expired or at zero is left as it is (so it never starts a window nor goes below zero).
 - ``delete`` removes the entry and the counter of that kind and key (so it also resets a counter).
 - ``kind`` is a short non-empty name without ``:`` (``"code"``, ``"session"``); ``key`` any string.
 - ``ttl`` is a whole number of seconds, at least 1.
@@ -62,6 +64,9 @@ class Storage(Protocol):
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The entry's value, or ``None`` when absent or expired."""
 
+    async def uncount(self, kind: str, key: str) -> None:
+        """Take one back from a live, positive counter (its window unchanged); else do nothing."""
+
     async def delete(self, kind: str, key: str) -> None:
         """Remove the entry and the counter of this kind and key; removing nothing is not an error."""
 
@@ -104,8 +109,11 @@ def load_value(text: str | bytes) -> dict[str, Any]:
     return value
 
 
-def open_storage(url: str) -> Storage:
-    """Open the storage a URL names, by its scheme (see the module docstring for the forms)."""
+def open_storage(url: str, *, redis_password: str | None = None) -> Storage:
+    """Open the storage a URL names, by its scheme (see the module docstring for the forms).
+
+    ``redis_password``: Redis's password when the URL carries none, so that it can come from a Secret
+    on its own (an environment variable) instead of inside a URL."""
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -121,7 +129,7 @@ def open_storage(url: str) -> Storage:
     if scheme in ("redis", "rediss", "redis+sentinel", "rediss+sentinel"):
         from .redis import RedisStorage
 
-        return RedisStorage.from_url(url)
+        return RedisStorage.from_url(url, password=redis_password)
     raise ValueError(
         f"unknown storage URL scheme {scheme!r}: use memory://, sqlite:///path.db, redis://, rediss://, "
         "redis+sentinel:// or rediss+sentinel://"

@@ -95,6 +95,13 @@ class MemoryStorage:
             counter.count += 1
             return counter.count
 
+    async def uncount(self, kind: str, key: str) -> None:
+        check_kind(kind)
+        with self._lock:
+            counter = self._counters.get((kind, key))
+            if counter is not None and counter.expires_at > self._clock() and counter.count > 0:
+                counter.count -= 1
+
     async def close(self) -> None:
         with self._lock:
             self._entries.clear()

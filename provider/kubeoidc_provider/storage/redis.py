@@ -23,7 +23,8 @@ it the other requests. It connects on first use, on the loop that uses it.
 
 ``consume`` and ``incr`` are Lua scripts, which Redis runs atomically: ``consume`` reads the value
 and ``HINCRBY``s the use count in one step (never GET then DEL), and ``incr`` sets the window's
-expiry in the same step as the first ``INCR``.
+expiry in the same step as the first ``INCR``; ``uncount`` decrements only a live, positive counter
+(``DECR`` keeps its TTL).
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ if n == 1 or redis.call('TTL', KEYS[1]) == -1 then
 end
 return n
 """
+# KEYS[1]: the counter. An absent (or expired) counter is not created: it would live without a TTL.
+_UNCOUNT = """
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+"""
 
 
 class RedisStorage:
@@ -70,19 +77,24 @@ class RedisStorage:
         self.prefix = prefix
         self._consume = client.register_script(_CONSUME)
         self._incr = client.register_script(_INCR)
+        self._uncount = client.register_script(_UNCOUNT)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisStorage:
-        """Connect lazily (on the first command) to the Redis a URL names; see the module docstring."""
+    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, password: str | None = None) -> RedisStorage:
+        """Connect lazily (on the first command) to the Redis a URL names; see the module docstring.
+        ``password`` is used when the URL has none (a password in the URL wins)."""
         scheme = url.partition("://")[0].lower()
+        extra: dict[str, Any] = {"password": password} if password else {}
         if scheme in ("redis", "rediss"):
             try:
-                client = redis.asyncio.Redis.from_url(url)
+                # redis-py lets the URL's own password override this keyword.
+                client = redis.asyncio.Redis.from_url(url, **extra)
             except ValueError as e:
                 raise ValueError(f"invalid Redis storage URL {redact_url(url)!r}: {e}") from None
             return cls(client, prefix=prefix)
         if scheme in ("redis+sentinel", "rediss+sentinel"):
             sentinels, service, master_kwargs, sentinel_kwargs = sentinel_options(url)
+            master_kwargs = {**extra, **master_kwargs}
             sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **master_kwargs)
             master = sentinel.master_for(service)
             return cls(master, prefix=prefix, sentinel=sentinel)
@@ -124,6 +136,9 @@ class RedisStorage:
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         check_ttl(ttl)
         return int(await self._incr(keys=[self._counter(kind, key)], args=[ttl]))
+
+    async def uncount(self, kind: str, key: str) -> None:
+        await self._uncount(keys=[self._counter(kind, key)])
 
     async def close(self) -> None:
         await self._client.aclose()

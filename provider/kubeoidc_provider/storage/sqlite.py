@@ -18,6 +18,7 @@ How the guarantees are kept:
   the write lock first). Either way no other writer, in this process or another, can come between
   the increment and the read of the count: exactly one caller sees ``uses == 1``.
 - ``incr`` is one ``INSERT ... ON CONFLICT DO UPDATE`` that restarts an expired window in place.
+- ``uncount`` is one ``UPDATE`` that only touches a live, positive counter.
 - Expired rows are deleted every ``purge_interval`` seconds by whichever writer comes first.
 - Checkpoints (copying the WAL back into the database file: the only step that waits for the disk with
   ``synchronous=NORMAL``) run every ``checkpoint_interval`` seconds on a thread and connection of their
@@ -82,6 +83,10 @@ INSERT INTO kubeoidc_counters (kind, key, count, expires_at) VALUES (?, ?, 1, ?)
 ON CONFLICT (kind, key) DO UPDATE SET
     count = CASE WHEN expires_at <= ? THEN 1 ELSE count + 1 END,
     expires_at = CASE WHEN expires_at <= ? THEN excluded.expires_at ELSE expires_at END
+"""
+_UNCOUNT = """
+UPDATE kubeoidc_counters SET count = count - 1
+WHERE kind = ? AND key = ? AND expires_at > ? AND count > 0
 """
 
 
@@ -148,6 +153,9 @@ class SQLiteStorage:
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         return await self._off_loop(self._incr, kind, key, ttl)
+
+    async def uncount(self, kind: str, key: str) -> None:
+        await self._off_loop(self._uncount, kind, key)
 
     async def close(self) -> None:
         self._stop_checkpoints.set()
@@ -278,6 +286,11 @@ class SQLiteStorage:
             self._maybe_purge(now)
         count: int = rows[0][0]
         return count
+
+    def _uncount(self, kind: str, key: str) -> None:
+        check_kind(kind)
+        with self._lock:
+            self._db.execute(_UNCOUNT, (kind, key, self._clock()))
 
     def _close(self) -> None:
         with self._lock:

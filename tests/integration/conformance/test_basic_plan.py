@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from kubeoidc_contract import DEVICE_CODE_GRANT_TYPE, SERVICE_ACCOUNT_AUTH_METHOD
+from kubeoidc_contract import DEVICE_CODE_GRANT_TYPE, PRIVATE_KEY_JWT_AUTH_METHOD, SERVICE_ACCOUNT_AUTH_METHOD
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.metadata import CLAIMS_SUPPORTED
 from support.conformance import ALL_SCOPES, plan_config, register_client
 from support.device_approval import device_grant_succeeds
+from support.provider import ALICE_PROFILE
 
 pytestmark = [pytest.mark.node, pytest.mark.browser]
 
@@ -33,6 +34,7 @@ def plan(provider: Provider, run_plan: Any) -> dict[str, Any]:
         "post": register_client(provider, "post", tokenEndpointAuthMethod="client_secret_post"),
         "signedUserinfo": register_client(provider, "signed-userinfo", userinfoSignedResponseAlg="RS256"),
         "public": register_client(provider, "public", public=True),
+        "narrow": register_client(provider, "narrow", scopes=["openid", "profile"]),
         "machine": register_client(
             provider, "machine", grantTypes=["client_credentials"], scopes=["api:read"]
         ),
@@ -127,26 +129,71 @@ def test_oidcc_refresh_token(plan: dict[str, Any]) -> None:
     assert refreshed["idToken"]["sid"] == module["first"]["sid"]
 
 
-@pytest.mark.parametrize(
-    ("name", "claims"),
-    [
-        ("oidcc-scope-profile", {"name", "preferred_username"}),
-        ("oidcc-scope-email", {"email", "email_verified"}),
-        ("oidcc-scope-address", {"address"}),
-        ("oidcc-scope-phone", {"phone_number", "phone_number_verified"}),
-        (
-            "oidcc-scope-all",
-            {"name", "preferred_username", "email", "email_verified", "address", "phone_number"},
-        ),
-    ],
-)
-def test_oidcc_scope(plan: dict[str, Any], name: str, claims: set[str]) -> None:
+#: Alice's claims per scope, as userinfo must serve them (``support.provider.users_yaml``).
+EMAIL = {"email": "alice@example.com", "email_verified": True}
+ADDRESS = {
+    "address": {
+        "formatted": "1 Main Street, Springfield",
+        "street_address": "1 Main Street",
+        "locality": "Springfield",
+        "country": "US",
+    }
+}
+PHONE = {"phone_number": "+1 555 0100", "phone_number_verified": True}
+#: What an ID token beside an access token leaves to userinfo (OIDC Core §5.4).
+USERINFO_ONLY = {
+    "given_name",
+    "family_name",
+    "updated_at",
+    "address",
+    "phone_number",
+    "phone_number_verified",
+}
+
+
+def scope_module(plan: dict[str, Any], name: str, scope: str, claims: dict[str, Any]) -> None:
+    """The module signed in, was granted ``scope``, and userinfo served exactly ``claims`` (and ``sub``)."""
     module = plan[name]
     signed_in(module)
-    assert claims <= set(module["userinfo"]), module["userinfo"]
-    if name == "oidcc-scope-address":
-        assert module["userinfo"]["address"]["locality"] == "Springfield"
-        assert "email" not in module["userinfo"]
+    assert module["scope"] == scope
+    assert module["userinfo"] == {"sub": ALICE, **claims}
+    assert not USERINFO_ONLY & set(module["idToken"])
+
+
+def test_op_scope_profile(plan: dict[str, Any]) -> None:
+    scope_module(plan, "oidcc-scope-profile", "openid profile", ALICE_PROFILE)
+
+
+def test_oidcc_scope_email(plan: dict[str, Any]) -> None:
+    scope_module(plan, "oidcc-scope-email", "openid email", EMAIL)
+
+
+def test_op_scope_address(plan: dict[str, Any]) -> None:
+    scope_module(plan, "oidcc-scope-address", "openid address", ADDRESS)
+
+
+def test_op_scope_phone(plan: dict[str, Any]) -> None:
+    scope_module(plan, "oidcc-scope-phone", "openid phone", PHONE)
+
+
+def test_op_scope_all(plan: dict[str, Any]) -> None:
+    all_claims = {**ALICE_PROFILE, **EMAIL, **ADDRESS, **PHONE}
+    scope_module(plan, "oidcc-scope-all", "openid profile email address phone", all_claims)
+
+
+def test_unknown_scopes_are_ignored_and_the_granted_scope_is_reported(plan: dict[str, Any]) -> None:
+    module = plan["op-scope-unknown-ignored"]
+    claims = signed_in(module)
+    assert module["scope"] == "openid email"
+    assert claims["email"] == "alice@example.com"
+
+
+def test_scopes_the_client_may_not_have_are_left_out_and_not_consented_to(plan: dict[str, Any]) -> None:
+    module = plan["op-scope-not-the-clients-ignored"]
+    signed_in(module)
+    assert module["scope"] == "openid profile"
+    consent = next(page for page in module["seenPages"] if page["page"] == "consent")
+    assert consent["scopes"] == ["openid", "profile"]
 
 
 def test_oidcc_ensure_other_scope_order_succeeds(plan: dict[str, Any]) -> None:
@@ -375,7 +422,10 @@ def test_the_provider_refuses_nothing_discovery_says_it_supports(
     assert set(document["code_challenge_methods_supported"]) <= used("code_challenge_method")
     # A ServiceAccount token needs a cluster to sign it: that method succeeds in
     # tests/unit/provider/test_provider_service_account_clients.py and on a real API server (tests/cluster/).
-    offered_here = set(document["token_endpoint_auth_methods_supported"]) - {SERVICE_ACCOUNT_AUTH_METHOD}
+    # private_key_jwt needs a key the client holds: openid-client succeeds with it, in Chromium too, in
+    # tests/integration/relying_parties/test_op_clientauth_privatejwt.py.
+    played_elsewhere = {SERVICE_ACCOUNT_AUTH_METHOD, PRIVATE_KEY_JWT_AUTH_METHOD}
+    offered_here = set(document["token_endpoint_auth_methods_supported"]) - played_elsewhere
     assert offered_here <= {m["authMethod"] for m in succeeded}
     assert used("claims")  # claims_parameter_supported
     assert document["claims_parameter_supported"] is True

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.node, pytest.mark.browser]
 
 POST_LOGOUT = f"{CLIENT_ORIGIN}/basic/logged-out"
 POST_LOGOUT_WITH_QUERY = f"{POST_LOGOUT}?keep=1"
+FRONT_POST_LOGOUT = f"{CLIENT_ORIGIN}/front-a/logged-out"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,16 @@ def clients(provider: Provider, receiver: Receiver) -> dict[str, dict[str, Any]]
             backchannelLogoutSessionRequired=True,
         ),
         "hanging": register_client(provider, "hanging", backchannelLogoutURI=f"{receiver.url}/hang"),
+        "frontA": register_client(
+            provider,
+            "front-a",
+            postLogoutRedirectURIs=[FRONT_POST_LOGOUT],
+            frontchannelLogoutURI=f"{CLIENT_ORIGIN}/front-a/frontchannel",
+            frontchannelLogoutSessionRequired=True,
+        ),
+        "frontB": register_client(
+            provider, "front-b", frontchannelLogoutURI=f"{CLIENT_ORIGIN}/front-b/frontchannel?from=op"
+        ),
         "revoker": register_client(
             provider,
             "revoker",
@@ -73,6 +85,7 @@ def plan(provider: Provider, clients: dict[str, dict[str, Any]], run_plan: Any) 
         clients,
         postLogoutRedirectUri=POST_LOGOUT,
         postLogoutRedirectUriWithQuery=POST_LOGOUT_WITH_QUERY,
+        frontPostLogoutRedirectUri=FRONT_POST_LOGOUT,
         foreignIdToken=foreign,
         otherUsername="bob",
     )
@@ -119,10 +132,32 @@ def test_oidcc_rp_initiated_logout(plan: dict[str, Any]) -> None:
 
 
 def test_oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(plan: dict[str, Any]) -> None:
-    # RP-Initiated Logout §3: never redirected to an unregistered URI. The ID token hint is valid, so
-    # the logout itself is genuine: the session ends, on the provider's own page.
+    # RP-Initiated Logout §3, OP-RpInitLogout-Unregistered-post_logout_redirect_uri: never redirected
+    # to an unregistered URI; an error page says why, and nobody is signed out.
     module = plan["oidcc-rp-initiated-logout-bad-post-logout-redirect-uri"]
-    assert shown_page(module)["title"] == "Signed out"
+    page = shown_page(module)
+    assert page["title"] == "Sign-out request refused"
+    assert "is not registered for this client" in page["text"]
+    assert module["sessionAliveAfter"] is True
+
+
+def test_op_frontchannel_rpinitlogout(
+    provider: Provider, clients: dict[str, dict[str, Any]], plan: dict[str, Any]
+) -> None:
+    """Front-Channel Logout 1.0: Chromium loads the signed-out page, which frames each client's
+    front-channel logout URI (``iss`` and ``sid`` for the client that requires them), then goes on to the
+    post-logout redirect URI with ``state``; no CSP violation or script error on the way."""
+    module = plan["op-frontchannel-rpinitlogout"]
+    sid = module["sids"][0]
+    assert module["sids"] == [sid, sid]
+    frames = {urlsplit(url).path: dict(parse_qsl(urlsplit(url).query)) for url in module["frames"]}
+    assert frames == {
+        "/front-a/frontchannel": {"iss": provider.settings.issuer, "sid": sid},
+        "/front-b/frontchannel": {"from": "op"},
+    }
+    assert module["landed"] == FRONT_POST_LOGOUT
+    assert module["query"] == {"state": module["expectedState"]}
+    assert module["problems"] == []
     assert module["sessionAliveAfter"] is False
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+import yaml
 
+from kubeoidc_provider.assertions import JWT_BEARER
+from support.client_keys import ClientKey
 from support.devmode import StartDev
 from support.provider import pkce_pair
 
@@ -145,6 +148,55 @@ def test_dev_serves_discovery_and_prints_every_clients_credentials(
     assert client_credentials(dev.issuer, machine["client_id"], machine["client_secret"]).status_code == 200
 
 
+def test_dev_prints_the_health_port_and_serves_probes_there_only(
+    manifests: Path, start_dev: StartDev
+) -> None:
+    write_web_app(manifests)
+
+    dev = start_dev(manifests)
+
+    assert f"health:    {dev.health}/healthz, {dev.health}/readyz, {dev.health}/metrics" in dev.output()
+    assert httpx2.get(f"{dev.health}/readyz", timeout=10).text == "ok"
+    assert "kubeoidc_clients 1" in httpx2.get(f"{dev.health}/metrics", timeout=10).text
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert httpx2.get(f"{dev.issuer}{path}", timeout=10).status_code == 404
+
+
+def test_dev_serves_a_client_with_its_own_key_and_prints_that_it_has_no_secret(
+    manifests: Path, start_dev: StartDev
+) -> None:
+    key = ClientKey("ES256")
+    manifest = {
+        "apiVersion": "kubeoidc.io/v1alpha1",
+        "kind": "OIDCClient",
+        "metadata": {"name": "ledger"},
+        "spec": {
+            "grantTypes": ["client_credentials"],
+            "scopes": ["reports:read"],
+            "tokenEndpointAuthMethod": "private_key_jwt",
+            "jwks": {"keys": [key.public_jwk()]},
+        },
+    }
+    (manifests / "ledger.yaml").write_text(yaml.safe_dump(manifest))
+
+    dev = start_dev(manifests)
+    card = dev.card("ledger")
+    token = httpx2.post(
+        f"{dev.issuer}/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": card["client_id"],
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": key.assertion(card["client_id"], dev.issuer),
+        },
+        timeout=10,
+    )
+
+    assert "Ready=True" in card["header"]
+    assert "(none: authenticates with its own key, private_key_jwt; public keys: inline jwks)" in dev.output()
+    assert token.status_code == 200, token.text
+
+
 def test_the_printed_demo_user_signs_in_through_the_code_flow(manifests: Path, start_dev: StartDev) -> None:
     write_web_app(manifests)
     dev = start_dev(manifests)
@@ -162,6 +214,7 @@ def test_the_printed_demo_user_signs_in_through_the_code_flow(manifests: Path, s
         f"{dev.issuer}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
     )
     assert userinfo.json()["preferred_username"] == "demo"
+    assert userinfo.json()["given_name"] == "Demo"  # the profile scope's other claims
     assert "id_token" in tokens
     assert "refresh_token" in tokens
 

@@ -62,6 +62,57 @@ def test_an_ldap_user_signs_in_and_their_groups_reach_the_id_token_and_userinfo(
     assert READER_PASSWORD not in caplog.text
 
 
+def test_ldap_attributes_become_the_profile_phone_and_address_claims(
+    provider: Provider, browser: Browser, http: Any
+) -> None:
+    client = register(provider.registry, "claims-app", scopes=["openid", "profile", "phone", "address"])
+    rp = RelyingParty(http, client)
+    request = rp.auth_request(scope="openid profile phone address")
+
+    answer = browser.sign_in(request.params, username="ada", password=PASSWORDS["ada"])
+    tokens = rp.exchange(request, code_of(answer)).json()
+    info = rp.http.get("/userinfo", headers=bearer(tokens["access_token"])).json()
+
+    assert info["given_name"] == "Ada"
+    assert info["family_name"] == "Lovelace"
+    assert info["nickname"] == "Ada"
+    assert info["website"] == "https://ada.example.com"
+    assert info["locale"] == "en-GB"
+    assert isinstance(info["updated_at"], int)
+    assert info["updated_at"] > 1_700_000_000
+    assert info["phone_number"] == "+44 20 7946 0018"
+    assert info["phone_number_verified"] is True
+    assert info["address"] == {
+        "formatted": "12 St James's Square\nLondon",
+        "street_address": "12 St James's Square",
+        "locality": "London",
+        "region": "Greater London",
+        "postal_code": "SW1Y 4JH",
+        "country": "GB",
+    }
+    assert not {"given_name", "phone_number", "address"} & set(id_token_claims(tokens["id_token"]))
+
+
+def test_claim_attributes_can_be_mapped_elsewhere_or_left_out(
+    slapd: Slapd, sources: SourceCatalog, browser: Browser, rp: RelyingParty
+) -> None:
+    user_search = {
+        "baseDN": "ou=people,dc=example,dc=com",
+        "claimAttributes": {"givenName": "cn", "nickname": "", "address": {"formatted": ""}},
+    }
+    assert sources.apply("corp", slapd.spec(userSearch=user_search), slapd.secrets) is None
+    request = rp.auth_request(scope=SCOPE)
+
+    answer = browser.sign_in(request.params, username="ada", password=PASSWORDS["ada"])
+    tokens = rp.exchange(request, code_of(answer)).json()
+    info = rp.http.get("/userinfo", headers=bearer(tokens["access_token"])).json()
+
+    assert info["given_name"] == "Ada Lovelace"
+    assert info["family_name"] == "Lovelace"
+    assert "nickname" not in info
+    assert "address" not in info  # the address scope was not asked for
+
+
 def test_the_same_person_gets_the_same_subject_at_every_sign_in(browser: Browser, rp: RelyingParty) -> None:
     subjects = set()
     for _ in range(2):

@@ -84,7 +84,7 @@ def kubeoidc(upstream: str, kubeoidc_port: int) -> Iterator[Provider]:
                 "issuer": upstream_issuer,
                 "clientID": UPSTREAM_CLIENT_ID,
                 "clientSecretRef": {"name": "corp-sso"},
-                "scopes": ["openid", "profile", "email", "groups"],
+                "scopes": ["openid", "profile", "email", "groups", "phone", "address"],
             },
         }
         assert sources.apply(name, spec, lambda secret, key: secrets((secret, key))) is None
@@ -130,7 +130,7 @@ def signed_in(
         kubeoidc.registry,
         "dashboard",
         redirect_uris=[f"{CLIENT_ORIGIN}/callback"],
-        scopes=["openid", "profile", "email", "groups"],
+        scopes=["openid", "profile", "email", "groups", "phone", "address"],
     )
     return relying_party(
         "signin",
@@ -141,7 +141,7 @@ def signed_in(
             "clientId": app.client_id,
             "clientSecret": app.secret,
             "redirectUri": app.redirect_uri,
-            "scope": "openid profile email groups",
+            "scope": "openid profile email groups phone address",
             "upstreamIssuer": upstream,
             "source": "corp-sso",
             "upstreamLogin": "dana",
@@ -173,6 +173,28 @@ def test_a_person_signs_in_through_the_upstream_and_the_app_gets_their_mapped_cl
     # kubeoidc's own pages are held to a clean console.
     ours = [problem for problem in signed_in["browserProblems"] if kubeoidc.settings.issuer in problem]
     assert ours == []
+
+
+def test_the_upstreams_standard_profile_phone_and_address_claims_pass_through_to_userinfo(
+    signed_in: dict[str, Any],
+) -> None:
+    info = signed_in["userinfo"]
+    assert info["given_name"] == "dana"
+    assert info["family_name"] == "Upstream"
+    assert info["locale"] == "de-CH"
+    assert info["zoneinfo"] == "Europe/Zurich"
+    assert info["picture"] == "https://people.corp.example/dana.png"
+    assert info["updated_at"] == 1767225600
+    assert info["phone_number"] == "+41 44 668 18 00"
+    assert info["phone_number_verified"] is True
+    assert info["address"] == {
+        "street_address": "Bahnhofstrasse 1",
+        "locality": "Zurich",
+        "postal_code": "8001",
+        "country": "CH",
+    }
+    # Beside an access token, the ID token leaves them to userinfo (OIDC Core §5.4).
+    assert not {"given_name", "phone_number", "address"} & set(signed_in["idToken"])
 
 
 def test_a_replayed_upstream_callback_is_an_error_page(signed_in: dict[str, Any]) -> None:

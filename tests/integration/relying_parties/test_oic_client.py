@@ -9,7 +9,9 @@ is played by ``httpx2``, following each redirect by hand until the one to the cl
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -25,9 +27,11 @@ from oic.oic.message import (
     RegistrationResponse,
 )
 from oic.utils.authn.client import CLIENT_AUTHN_METHOD
+from oic.utils.keyio import KeyBundle
 
 from kubeoidc_provider.context import Provider
-from support.provider import PASSWORD
+from support.client_keys import ClientKey, register_key_client
+from support.provider import ALICE_PROFILE, PASSWORD
 
 SCOPES = ["openid", "profile", "email", "offline_access"]
 #: Every hop of the sign-in is a redirect the test follows itself; more than this is a loop.
@@ -189,8 +193,7 @@ def test_oic_completes_the_code_flow_with_pkce_and_verifies_the_id_token(
     assert isinstance(userinfo, OpenIDSchema), userinfo.to_dict()
     assert userinfo.to_dict() == {
         "sub": "7b0c2f6e-alice",
-        "name": "Alice Example",
-        "preferred_username": "alice",
+        **ALICE_PROFILE,
         "email": "alice@example.com",
         "email_verified": True,
     }
@@ -233,3 +236,51 @@ def test_oic_sees_access_denied_when_the_user_refuses_consent(
     # RFC 6749 §4.1.2.1: the refusal goes back to the client, with its state.
     assert response["error"] == "access_denied"
     assert response["state"] == "oic-state-2"
+
+
+@dataclass
+class _KeyApp:
+    client_id: str
+    redirect_uri: str
+
+
+def test_op_clientauth_privatejwt_oic_exchanges_the_code_with_an_assertion_signed_by_its_rsa_key(
+    provider: Provider, http: httpx2.Client
+) -> None:
+    key = ClientKey("RS256")
+    registered = register_key_client(
+        provider.registry,
+        "python-portal-key",
+        keys=[key],
+        scopes=SCOPES,
+        redirect_uris=["https://portal-key.example.test/oidc/callback"],
+        grant_types=["authorization_code", "refresh_token"],
+    )
+    oidcclient = copy.deepcopy(registered.objects[0])
+    oidcclient["spec"].update(displayName="Python Portal", description="A Flask application using pyoidc.")
+    provider.registry.upsert_oidcclient(oidcclient)
+    app = _KeyApp(registered.client_id, registered.redirect_uri)
+    client = Client(client_authn_method=CLIENT_AUTHN_METHOD)
+    client.provider_config(provider.settings.issuer)
+    client.store_registration_info(
+        RegistrationResponse(
+            client_id=app.client_id,
+            redirect_uris=[app.redirect_uri],
+            token_endpoint_auth_method="private_key_jwt",
+            token_endpoint_auth_signing_alg="RS256",
+        )
+    )
+    client.keyjar.add_kb("", KeyBundle(keys=[key.private_jwk()], keyusage="sig"))
+    assert "private_key_jwt" in client.provider_info["token_endpoint_auth_methods_supported"]
+
+    response, verifier, _ = sign_in(client, app, http)
+    # oic signs with its audience the token endpoint; lifetime: its default (600 s) is above the bound.
+    tokens = client.do_access_token_request(
+        state=response["state"],
+        request_args={"code": response["code"], "code_verifier": verifier, "redirect_uri": app.redirect_uri},
+        authn_method="private_key_jwt",
+        lifetime=60,
+    )
+
+    assert isinstance(tokens, AccessTokenResponse), tokens.to_dict()
+    assert tokens["id_token"]["aud"] == [app.client_id]

@@ -22,6 +22,7 @@ import pytest
 
 from kubeoidc_provider.endpoints.consent import SCOPE_DESCRIPTIONS
 from kubeoidc_provider.sessions import COOKIE_NAME
+from support.provider import ALICE_PROFILE
 
 pytestmark = pytest.mark.node
 
@@ -122,8 +123,7 @@ def test_openid_client_accepts_the_id_token_for_its_nonce_state_and_verifier(
 def test_userinfo_answers_with_the_granted_claims(web_flow: dict[str, Any]) -> None:
     expected = {
         "sub": ALICE_SUB,
-        "name": "Alice Example",
-        "preferred_username": "alice",
+        **ALICE_PROFILE,
         "email": "alice@example.com",
         "email_verified": True,
         "groups": ["admins", "developers"],

@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 import redis
 
+import kubeoidc_contract as contract
 from kubeoidc_provider.storage.redis import DEFAULT_PREFIX
+from support.client_keys import ClientKey, KeyClient
 from support.live import free_port
 from support.objects import client_objects
 from support.provider import users_yaml
@@ -88,6 +90,12 @@ def web_client() -> Client:
     )
 
 
+@pytest.fixture(scope="module")
+def key_client() -> KeyClient:
+    """A ``private_key_jwt`` client of both replicas, with its key."""
+    return KeyClient(f"ledger-{secrets.token_hex(4)}", ClientKey("ES256"))
+
+
 #: The thread that reads each running replica's output, by replica name.
 _readers: dict[str, threading.Thread] = {}
 
@@ -142,7 +150,11 @@ def _stop(replica: Replica) -> None:
 
 @pytest.fixture(scope="module")
 def replicas(
-    redis_url: str, issuer: str, web_client: Client, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str,
+    issuer: str,
+    web_client: Client,
+    key_client: KeyClient,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Replica, Replica]]:
     """Replicas A and B: same issuer, keys, users, clients and Redis; each its own port and process."""
     folder = tmp_path_factory.mktemp("replicas")
@@ -153,6 +165,17 @@ def replicas(
         redirect_uris=[web_client.redirect_uri],
         issuer=issuer,
     )
+    ledger = client_objects(
+        "ledger",
+        client_id=key_client.client_id,
+        secret=None,
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scopes=["ledger:read"],
+        auth_method=contract.PRIVATE_KEY_JWT_AUTH_METHOD,
+        issuer=issuer,
+    )
+    ledger[0]["spec"]["jwks"] = {"keys": [key_client.key.public_jwk()]}
     users = users_yaml()
     started: list[Replica] = []
     try:
@@ -163,7 +186,7 @@ def replicas(
                 issuer=issuer,
                 port=port,
                 storage_url=redis_url,
-                clients=[objects],
+                clients=[objects, ledger],
                 users=users,
                 settings={"login_attempts": LOGIN_ATTEMPTS},
             )

@@ -3,8 +3,13 @@ honours, and whatever one revokes, the other refuses."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx2
 import pytest
 
+from kubeoidc_provider.assertions import JWT_BEARER
+from support.client_keys import KeyClient
 from support.provider import PASSWORD
 from support.replicas_flow import (
     Browser,
@@ -109,3 +114,46 @@ def test_failed_logins_are_counted_across_replicas(
         throttled = browser.login(replica, page, password=PASSWORD)
         assert throttled.status_code == 429, throttled.text
         assert "Too many failed sign-in attempts" in throttled.text
+
+
+async def test_racing_resumes_over_both_replicas_mint_exactly_one_code(
+    replicas: tuple[Replica, Replica], browser: Browser, rp: RelyingParty
+) -> None:
+    a, b = replicas
+    page = browser.get(a, location(browser.authorize(a, rp.auth_request().params)))
+    to_consent = browser.get(b, location(browser.login(b, page)))
+    finished = browser.consent(a, browser.get(a, location(to_consent)))
+    resume = location(finished)
+    cookies = {name: value for name, value in browser.http.cookies.items() if value is not None}
+
+    # Both replicas at once, each asked several times: a double click behind a load balancer.
+    async with httpx2.AsyncClient(cookies=cookies, timeout=10) as racer:
+        answers = await asyncio.gather(*(racer.get(browser.url(replica, resume)) for replica in (a, b) * 4))
+
+    codes = [
+        response
+        for response in answers
+        if response.status_code in (302, 303) and "code=" in location(response)
+    ]
+    assert len(codes) == 1, [response.status_code for response in answers]
+    assert all(response.status_code in (302, 303, 400) for response in answers)
+
+
+def test_a_private_key_jwt_assertion_used_at_one_replica_is_refused_at_the_other(
+    replicas: tuple[Replica, Replica], issuer: str, key_client: KeyClient
+) -> None:
+    a, b = replicas
+    assertion = key_client.key.assertion(key_client.client_id, issuer)
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": key_client.client_id,
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion,
+    }
+
+    used = httpx2.post(f"{a.base_url}/token", data=form, timeout=10)
+    replayed = httpx2.post(f"{b.base_url}/token", data=form, timeout=10)
+
+    assert used.status_code == 200, used.text
+    assert replayed.status_code == 401, replayed.text
+    assert replayed.json()["error"] == "invalid_client"

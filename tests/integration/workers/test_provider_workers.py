@@ -91,7 +91,7 @@ def connection_to_another_worker(replica: Replica, worker: str) -> httpx2.Client
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         http = httpx2.Client(timeout=10.0)
-        if http.get(replica.base_url + "/healthz").headers[WORKER] != worker:
+        if http.get(replica.base_url + "/.well-known/openid-configuration").headers[WORKER] != worker:
             return http
         http.close()
     raise AssertionError(f"every connection in {DEADLINE}s went to worker {worker}")
@@ -129,7 +129,7 @@ def worker_pids(replica: Replica) -> set[int]:
     deadline = time.monotonic() + DEADLINE
     while len(seen) < 2 and time.monotonic() < deadline:
         with httpx2.Client(timeout=10.0) as http:
-            seen.add(int(http.get(replica.base_url + "/healthz").headers[WORKER]))
+            seen.add(int(http.get(replica.base_url + "/.well-known/openid-configuration").headers[WORKER]))
     assert len(seen) == 2, f"only worker(s) {seen} answered in {DEADLINE}s"
     return seen
 

@@ -14,6 +14,8 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+from kubeoidc_provider.forwarded import TrustedProxies
+from kubeoidc_provider.settings import ProviderSettings
 from support.chart_rendering import (
     CHART_DIR,
     ISSUER,
@@ -127,6 +129,7 @@ def test_default_render_holds_one_of_each_object_cluster_wide() -> None:
         "ClusterRoleBinding",
         "Deployment",
         "Deployment",
+        "PersistentVolumeClaim",  # the provider's SQLite state, kept across rollouts
         "Role",  # the provider's read of its signing keys
         "Role",  # the identity sources' rights, in the release namespace (operator)
         "Role",  # the identity sources' rights, in the release namespace (provider)
@@ -220,6 +223,7 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
         "KUBEOIDC_PROVIDER_HOST": "0.0.0.0",
         "KUBEOIDC_PROVIDER_PORT": "8080",
         "KUBEOIDC_PROVIDER_WORKERS": "1",
+        "KUBEOIDC_PROVIDER_HEALTH_PORT": "9090",
         "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "127.0.0.1",
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
         "KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER": "60",
@@ -233,11 +237,34 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
     assert volumes["users"]["secret"]["secretName"] == "kubeoidc-users"
     assert volumes["users"]["secret"]["items"] == [{"key": "users.yaml", "path": "users.yaml"}]
     assert mounts["state"] == "/var/lib/kubeoidc"
-    assert "emptyDir" in volumes["state"]
+    assert volumes["state"]["persistentVolumeClaim"] == {"claimName": "kubeoidc-provider-state"}
     assert mounts["tmp"] == "/tmp"
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_probes_and_metrics_use_the_health_port_which_no_service_or_ingress_routes(value_set: str) -> None:
+    objs = objects(value_set)
+    container = container_of(objs, "provider")
+
+    assert env_of(container)["KUBEOIDC_PROVIDER_HEALTH_PORT"] == "9090"
+    assert {"name": "health", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+    assert container["readinessProbe"]["httpGet"]["port"] == "health"
+    assert container["livenessProbe"]["httpGet"]["port"] == "health"
+    provider_services = [
+        service
+        for service in of_kind(objs, "Service")
+        if service["metadata"]["labels"]["app.kubernetes.io/component"] == "provider"
+    ]
+    assert [port["targetPort"] for service in provider_services for port in service["spec"]["ports"]] == [
+        "http"
+    ]
+    for ingress in of_kind(objs, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}
 
 
 def test_service_points_at_the_provider_pods() -> None:
@@ -281,7 +308,13 @@ def test_every_option_reaches_the_rendered_objects() -> None:
     assert operator_env["KUBEOIDC_OPERATOR_PEERING_LIFETIME"] == "30"
     assert budgets == {"platform-oidc-operator": "50%", "platform-oidc-provider": 2}
     assert provider["spec"]["replicas"] == 3
-    assert provider_env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"] == "10.0.0.0/8,192.168.0.0/16"
+    # The ingress controllers' CIDRs are believed too.
+    assert provider_env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"] == (
+        "10.0.0.0/8,192.168.0.0/16,10.42.0.0/16,fd00:42::/64"
+    )
+    assert provider_env["KUBEOIDC_PROVIDER_REDIS_PASSWORD"] == {
+        "valueFrom": {"secretKeyRef": {"name": "platform-oidc-redis-auth", "key": "redis-password"}}
+    }
     assert provider_env["KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER"] == "120"
     assert provider_env["KUBEOIDC_PROVIDER_WORKERS"] == "2"
     assert provider_env["KUBEOIDC_PROVIDER_STORAGE_URL"] == "redis://platform-oidc-redis:6379/0"
@@ -326,7 +359,12 @@ def test_existing_service_accounts_and_rbac_can_be_brought_by_the_user() -> None
 
     objs = objects_of(render(values))
 
-    assert sorted(obj["kind"] for obj in objs) == ["Deployment", "Deployment", "Service"]
+    assert sorted(obj["kind"] for obj in objs) == [
+        "Deployment",
+        "Deployment",
+        "PersistentVolumeClaim",
+        "Service",
+    ]
     assert deployment(objs, "operator")["spec"]["template"]["spec"]["serviceAccountName"] == "my-operator"
     assert deployment(objs, "provider")["spec"]["template"]["spec"]["serviceAccountName"] == "my-provider"
 
@@ -471,3 +509,22 @@ def test_default_install_believes_no_forwarded_header() -> None:
     env = env_of(container_of(objects("default"), "provider"))
 
     assert env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+
+
+def test_the_ingress_controllers_cidrs_are_the_proxies_believed_and_the_provider_accepts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = {"issuer": ISSUER, "ingress": {"controllerCIDRs": ["10.42.0.0/16", "fd00:42::/64"]}}
+    env = env_of(container_of(objects_of(render(values)), "provider"))
+
+    assert env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"] == "127.0.0.1,10.42.0.0/16,fd00:42::/64"
+    monkeypatch.setenv("KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS", env["KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS"])
+    trusted = TrustedProxies(ProviderSettings(issuer=ISSUER).forwarded_allow_ips)
+    assert "10.42.7.1" in trusted
+    assert "10.43.0.1" not in trusted
+
+
+@pytest.mark.parametrize("cidr", ["*", "10.0.0.0/8 ", "ingress.example.com"])
+def test_a_controller_cidr_that_is_not_an_address_is_refused(cidr: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match="controllerCIDRs"):
+        render({"issuer": ISSUER, "ingress": {"controllerCIDRs": [cidr]}})

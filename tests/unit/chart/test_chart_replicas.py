@@ -4,6 +4,7 @@ operators failing over through kopf's peering; and the settings that cannot work
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import helm_python as helm
@@ -44,15 +45,41 @@ def selector(component: str) -> dict[str, str]:
 # The provider's state.
 
 
-def test_one_provider_keeps_its_state_in_sqlite_on_an_empty_dir() -> None:
+def test_by_default_one_provider_keeps_its_sqlite_state_on_a_claim_that_outlives_rollouts() -> None:
     objs = objects("default")
     mounts = {m["name"]: m["mountPath"] for m in container_of(objs, "provider")["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(objs, "provider")["volumes"]}
+    (claim,) = of_kind(objs, "PersistentVolumeClaim")
 
     assert env_of(container_of(objs, "provider"))[REDIS_URL] == "sqlite:////var/lib/kubeoidc/state.db"
     assert mounts["state"] == "/var/lib/kubeoidc"
-    assert "emptyDir" in volumes["state"]
+    assert volumes["state"] == {
+        "name": "state",
+        "persistentVolumeClaim": {"claimName": "kubeoidc-provider-state"},
+    }
+    assert claim["metadata"]["name"] == "kubeoidc-provider-state"
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    # The old pod lets go of the file (and the claim) before the new one opens it.
+    assert deployment(objs, "provider")["spec"]["replicas"] == 1
+    assert deployment(objs, "provider")["spec"]["strategy"] == {"type": "Recreate"}
     assert of_kind(objs, "PodDisruptionBudget") == []
+
+
+def test_an_existing_claim_is_mounted_and_none_is_created() -> None:
+    persistence = {"existingClaim": "kept-state", "storageClassName": "fast"}
+    objs = rendered_objects(provider={"storage": {"sqlite": {"persistence": persistence}}})
+    volumes = {v["name"]: v for v in pod_spec(objs, "provider")["volumes"]}
+
+    assert volumes["state"]["persistentVolumeClaim"] == {"claimName": "kept-state"}
+    assert of_kind(objs, "PersistentVolumeClaim") == []
+
+
+def test_without_persistence_the_state_is_on_an_empty_dir_and_no_claim_is_made() -> None:
+    objs = rendered_objects(provider={"storage": {"sqlite": {"persistence": {"enabled": False}}}})
+    volumes = {v["name"]: v for v in pod_spec(objs, "provider")["volumes"]}
+
+    assert "emptyDir" in volumes["state"]
+    assert of_kind(objs, "PersistentVolumeClaim") == []
 
 
 def test_a_redis_url_is_passed_as_it_is_and_the_pod_gets_no_state_volume() -> None:
@@ -62,6 +89,8 @@ def test_a_redis_url_is_passed_as_it_is_and_the_pod_gets_no_state_volume() -> No
 
     assert env_of(container_of(objs, "provider"))[REDIS_URL] == url
     assert "state" not in volumes
+    assert of_kind(objs, "PersistentVolumeClaim") == []
+    assert "strategy" not in deployment(objs, "provider")["spec"]
     assert [obj for obj in objs if obj["metadata"]["labels"]["app.kubernetes.io/component"] == "redis"] == []
 
 
@@ -82,8 +111,8 @@ def test_the_bundled_redis_runs_in_memory_only_and_admits_only_the_providers() -
 
     assert env_of(container_of(objs, "provider"))[REDIS_URL] == "redis://kubeoidc-redis:6379/0"
     assert container["image"] == "redis:7.4-alpine"
-    assert container["command"] == ["redis-server"]
-    assert container["args"][:4] == ["--save", "", "--appendonly", "no"]
+    assert container["command"] == ["sh", "-c"]
+    assert "exec redis-server - --save '' --appendonly no" in container["args"][0]
     assert container["readinessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
     assert container["livenessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
     assert container["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
@@ -101,11 +130,48 @@ def test_the_bundled_redis_runs_in_memory_only_and_admits_only_the_providers() -
     ]
 
 
-def test_sqlite_with_several_providers_stops_the_render() -> None:
+@pytest.mark.parametrize("persistence", [True, False])
+def test_sqlite_with_several_providers_stops_the_render(persistence: bool) -> None:
+    values = {"replicaCount": 2, "storage": {"sqlite": {"persistence": {"enabled": persistence}}}}
     with pytest.raises(
-        helm.HelmRenderError, match=r"provider\.replicaCount is 2, but provider\.storage\.type sqlite"
+        helm.HelmRenderError,
+        match=r"replicaCount is 2, but provider\.storage\.type sqlite .* needs provider\.storage\.type=redis",
     ):
-        render(with_issuer(provider={"replicaCount": 2}))
+        render(with_issuer(provider=values))
+
+
+def bundled_redis(**auth: Any) -> list[dict[str, Any]]:
+    return rendered_objects(provider={"storage": redis(bundled={"enabled": True, "auth": auth})})
+
+
+def test_the_bundled_redis_requires_a_generated_password_that_the_provider_reads_from_its_secret() -> None:
+    objs = bundled_redis()
+    (secret,) = of_kind(objs, "Secret")
+    reference = {"valueFrom": {"secretKeyRef": {"name": "kubeoidc-redis", "key": "password"}}}
+    redis_env, provider_env = env_of(container_of(objs, "redis")), env_of(container_of(objs, "provider"))
+
+    assert secret["metadata"]["name"] == "kubeoidc-redis"
+    assert len(base64.b64decode(secret["data"]["password"])) == 40
+    # Redis is started with requirepass from the Secret (on its standard input, in no argument list);
+    # its probes authenticate with it too.
+    assert redis_env["REDIS_PASSWORD"] == reference
+    assert redis_env["REDISCLI_AUTH"] == reference
+    assert container_of(objs, "redis")["args"] == [
+        "printf 'requirepass \"%s\"\\n' \"$REDIS_PASSWORD\" | exec redis-server - --save '' --appendonly no"
+    ]
+    assert "--protected-mode" not in str(container_of(objs, "redis"))
+    assert provider_env["KUBEOIDC_PROVIDER_REDIS_PASSWORD"] == reference
+    assert "@" not in provider_env[REDIS_URL]
+    assert of_kind(objs, "ConfigMap") == []
+
+
+def test_the_bundled_redis_password_may_come_from_an_existing_secret() -> None:
+    objs = bundled_redis(existingSecret={"name": "my-redis-auth", "key": "secret"})
+    reference = {"valueFrom": {"secretKeyRef": {"name": "my-redis-auth", "key": "secret"}}}
+
+    assert of_kind(objs, "Secret") == []
+    assert env_of(container_of(objs, "redis"))["REDIS_PASSWORD"] == reference
+    assert env_of(container_of(objs, "provider"))["KUBEOIDC_PROVIDER_REDIS_PASSWORD"] == reference
 
 
 @pytest.mark.parametrize(

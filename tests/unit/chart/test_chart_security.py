@@ -48,7 +48,7 @@ def test_every_pod_runs_as_the_image_user_with_the_default_seccomp_profile(value
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
-def test_every_writable_path_is_an_empty_dir(value_set: str) -> None:
+def test_every_writable_path_is_an_empty_dir_or_the_state_claim(value_set: str) -> None:
     for pod in pods(value_set):
         volumes = {volume["name"]: volume for volume in pod["volumes"]}
         for container in pod["containers"]:
@@ -56,6 +56,8 @@ def test_every_writable_path_is_an_empty_dir(value_set: str) -> None:
                 volume = volumes[mount["name"]]
                 if mount.get("readOnly"):
                     assert "secret" in volume
+                elif "persistentVolumeClaim" in volume:
+                    assert mount["mountPath"] == "/var/lib/kubeoidc", "only the provider's state persists"
                 else:
                     assert "emptyDir" in volume, mount["mountPath"]
 

@@ -14,6 +14,7 @@ from kubeoidc_operator import run as operator_run
 from kubeoidc_operator.settings import OperatorSettings
 from kubeoidc_provider import main as provider_main
 from kubeoidc_provider.settings import ProviderSettings
+from support.live import free_port
 
 
 @pytest.fixture
@@ -135,5 +136,10 @@ def test_the_operator_keeps_its_log_level_after_kopf_configures_logging(
 def test_the_provider_hands_its_log_level_to_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: seen.update(vars(self.config)))
-    provider_main.serve(object(), ProviderSettings(issuer="https://x.example.com"), log_level="DEBUG")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    settings = ProviderSettings(issuer="https://x.example.com", host="127.0.0.1", port=free_port())
+    provider_main.serve(app, settings, log_level="DEBUG")
     assert seen["log_level"] == "debug"

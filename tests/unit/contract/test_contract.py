@@ -48,6 +48,7 @@ def test_the_crd_lists_read_as_the_crd_writes_them() -> None:
         "client_secret_post",
         "none",
         contract.SERVICE_ACCOUNT_AUTH_METHOD,
+        contract.PRIVATE_KEY_JWT_AUTH_METHOD,
     )
     assert crd.default_grant_types() == frozenset({"authorization_code"})
     assert crd.default_auth_method() == "client_secret_basic"

@@ -55,12 +55,36 @@ ACCOUNTS_NEED_SA_METHOD = (
     "a client with serviceAccounts authenticates with their tokens and has no secret: set "
     "tokenEndpointAuthMethod to kubernetes_service_account_jwt"
 )
+KEYS_NEED_ONE_SOURCE = (
+    "tokenEndpointAuthMethod private_key_jwt needs the client's public keys in exactly one of jwks "
+    "(inline) and jwksURI"
+)
+KEYS_NEED_KEY_METHOD = (
+    "jwks and jwksURI hold the keys of a client that signs its own assertions: set "
+    "tokenEndpointAuthMethod to private_key_jwt"
+)
+SIGNING_ALG_NEEDS_KEY_METHOD = (
+    "tokenEndpointAuthSigningAlg applies to tokenEndpointAuthMethod private_key_jwt only"
+)
+JWKS_URI_FRAGMENT = "jwksURI must not have a fragment (the part after '#')"
+JWKS_URI_SCHEME = "jwksURI must be an absolute https URL, or http on localhost, 127.0.0.1 or [::1]"
+KEYS_NEED_KIDS = "when jwks holds several keys, each needs a kid (an assertion names the key that signed it)"
+DISTINCT_KIDS = "jwks keys must have distinct kids"
+SYMMETRIC_KEY = (
+    "a jwks key must be an asymmetric public key (kty RSA, EC or OKP): a symmetric key (oct) is a shared "
+    "secret, which this provider never holds"
+)
+PRIVATE_KEY = "a jwks key must hold the public key only: remove its private members (d, p, q, dp, dq, qi)"
 CLIENT_ID_IMMUTABLE = "clientID is immutable once set"
 CLIENT_ID_KEPT = "clientID cannot be removed once set"
 URL = "url must be an absolute http or https URL, such as https://app.example.com"
 BACKCHANNEL_FRAGMENT = "backchannelLogoutURI must not have a fragment (the part after '#')"
 BACKCHANNEL_SCHEME = (
     "backchannelLogoutURI must be an absolute https URL, or http on localhost, 127.0.0.1 or [::1]"
+)
+FRONTCHANNEL_FRAGMENT = "frontchannelLogoutURI must not have a fragment (the part after '#')"
+FRONTCHANNEL_SCHEME = (
+    "frontchannelLogoutURI must be an absolute https URL, or http on localhost, 127.0.0.1 or [::1]"
 )
 NAME_LENGTH = (
     "metadata.name must be at most 63 characters: it becomes the value of the kubeoidc.io/client label "
@@ -75,6 +99,28 @@ TEMPLATE_ANNOTATIONS = (
 )
 STANDARD_KEY = "client_id, client_secret and issuer are always written: choose another key name"
 DIFFERENT_KEYS = "secretTemplate.keys must name different keys"
+
+
+#: A client's public EC key (P-256), as ``spec.jwks`` holds it.
+PUBLIC_EC_KEY = {
+    "kty": "EC",
+    "kid": "2024-05",
+    "crv": "P-256",
+    "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+}
+
+
+def key_client(**spec: Any) -> dict[str, Any]:
+    """A ``private_key_jwt`` machine client with an inline key, with ``spec`` fields replaced."""
+    body: dict[str, Any] = {
+        "redirectURIs": None,
+        "grantTypes": ["client_credentials"],
+        "tokenEndpointAuthMethod": contract.PRIVATE_KEY_JWT_AUTH_METHOD,
+        "jwks": {"keys": [PUBLIC_EC_KEY]},
+    }
+    body.update(spec)
+    return body
 
 
 def client(name: str = "grafana", **spec: Any) -> dict[str, Any]:
@@ -210,6 +256,21 @@ BAD_SPECS = [
         id="backchannel-logout-uri-http-on-a-public-host",
     ),
     pytest.param(
+        {"frontchannelLogoutURI": "https://app.example.com/logout#now"},
+        Violation("spec.frontchannelLogoutURI", FRONTCHANNEL_FRAGMENT),
+        id="frontchannel-logout-uri-with-fragment",
+    ),
+    pytest.param(
+        {"frontchannelLogoutURI": "http://app.example.com/logout"},
+        Violation("spec.frontchannelLogoutURI", FRONTCHANNEL_SCHEME),
+        id="frontchannel-logout-uri-http-on-a-public-host",
+    ),
+    pytest.param(
+        {"frontchannelLogoutURI": "/logout"},
+        Violation("spec.frontchannelLogoutURI", FRONTCHANNEL_SCHEME),
+        id="frontchannel-logout-uri-relative",
+    ),
+    pytest.param(
         {"redirectURIs": None},
         Violation("spec.redirectURIs", CODE_NEEDS_REDIRECT),
         id="code-flow-without-redirect-uris",
@@ -251,6 +312,84 @@ BAD_SPECS = [
             "should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'",
         ),
         id="service-account-name-that-kubernetes-refuses",
+    ),
+    pytest.param(
+        key_client(jwks=None),
+        Violation("spec.jwks", KEYS_NEED_ONE_SOURCE),
+        id="private-key-jwt-without-keys",
+    ),
+    pytest.param(
+        key_client(jwksURI="https://billing.example.com/jwks.json"),
+        Violation("spec.jwks", KEYS_NEED_ONE_SOURCE),
+        id="private-key-jwt-with-both-jwks-and-jwks-uri",
+    ),
+    pytest.param(
+        {"jwksURI": "https://billing.example.com/jwks.json"},
+        Violation("spec.tokenEndpointAuthMethod", KEYS_NEED_KEY_METHOD),
+        id="jwks-uri-with-the-default-secret-method",
+    ),
+    pytest.param(
+        {"jwks": {"keys": [PUBLIC_EC_KEY]}},
+        Violation("spec.tokenEndpointAuthMethod", KEYS_NEED_KEY_METHOD),
+        id="jwks-with-the-default-secret-method",
+    ),
+    pytest.param(
+        {"tokenEndpointAuthSigningAlg": "ES256"},
+        Violation("spec.tokenEndpointAuthSigningAlg", SIGNING_ALG_NEEDS_KEY_METHOD),
+        id="signing-alg-with-the-default-secret-method",
+    ),
+    pytest.param(
+        key_client(tokenEndpointAuthSigningAlg="HS256"),
+        Violation(
+            "spec.tokenEndpointAuthSigningAlg",
+            'Unsupported value: "HS256": supported values: "RS256", "RS384", "RS512", "PS256", "PS384", '
+            '"PS512", "ES256", "ES384", "ES512", "EdDSA"',
+        ),
+        id="signing-alg-symmetric",
+    ),
+    pytest.param(
+        key_client(jwks=None, jwksURI="http://billing.example.com/jwks.json"),
+        Violation("spec.jwksURI", JWKS_URI_SCHEME),
+        id="jwks-uri-http-on-a-public-host",
+    ),
+    pytest.param(
+        key_client(jwks=None, jwksURI="https://billing.example.com/jwks.json#keys"),
+        Violation("spec.jwksURI", JWKS_URI_FRAGMENT),
+        id="jwks-uri-with-fragment",
+    ),
+    pytest.param(
+        key_client(jwks={"keys": [{**PUBLIC_EC_KEY, "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}]}),
+        Violation("spec.jwks.keys[0]", PRIVATE_KEY),
+        id="jwks-with-a-private-key",
+    ),
+    pytest.param(
+        key_client(jwks={"keys": [{"kty": "oct", "kid": "shared", "k": "c2VjcmV0"}]}),
+        Violation("spec.jwks.keys[0]", SYMMETRIC_KEY),
+        id="jwks-with-a-symmetric-key",
+    ),
+    pytest.param(
+        key_client(jwks={"keys": [PUBLIC_EC_KEY, {k: v for k, v in PUBLIC_EC_KEY.items() if k != "kid"}]}),
+        Violation("spec.jwks.keys", KEYS_NEED_KIDS),
+        id="jwks-with-several-keys-one-without-kid",
+    ),
+    pytest.param(
+        key_client(jwks={"keys": [PUBLIC_EC_KEY, PUBLIC_EC_KEY]}),
+        Violation("spec.jwks.keys", DISTINCT_KIDS),
+        id="jwks-with-a-kid-twice",
+    ),
+    pytest.param(
+        key_client(jwks={"keys": [{**PUBLIC_EC_KEY, "kid": str(n)} for n in range(9)]}),
+        Violation("spec.jwks.keys", "Too many: 9: must have at most 8 items"),
+        id="jwks-with-more-than-8-keys",
+    ),
+    pytest.param(
+        {"tokenEndpointAuthMethod": "client_secret_jwt"},
+        Violation(
+            "spec.tokenEndpointAuthMethod",
+            'Unsupported value: "client_secret_jwt": supported values: "client_secret_basic", '
+            '"client_secret_post", "none", "kubernetes_service_account_jwt", "private_key_jwt"',
+        ),
+        id="client-secret-jwt-refused-on-purpose",
     ),
     pytest.param(
         {"public": True, "tokenEndpointAuthMethod": "client_secret_post"},
@@ -403,8 +542,13 @@ def test_every_rule_of_the_crd_is_exercised_here() -> None:
         DIFFERENT_KEYS,
         BACKCHANNEL_FRAGMENT,
         BACKCHANNEL_SCHEME,
+        FRONTCHANNEL_FRAGMENT,
+        FRONTCHANNEL_SCHEME,
     }
     exercised |= {SA_METHOD_NEEDS_ACCOUNTS, ACCOUNTS_NEED_SA_METHOD}
+    exercised |= {KEYS_NEED_ONE_SOURCE, KEYS_NEED_KEY_METHOD, SIGNING_ALG_NEEDS_KEY_METHOD}
+    exercised |= {JWKS_URI_FRAGMENT, JWKS_URI_SCHEME, KEYS_NEED_KIDS, DISTINCT_KIDS, SYMMETRIC_KEY}
+    exercised |= {PRIVATE_KEY}
     messages = {rule["message"] for rule in all_rules(openapi_schema())}
     assert messages == exercised
 
@@ -464,6 +608,20 @@ def test_a_client_that_its_service_accounts_authenticate_is_accepted_without_red
     )
 
     assert validate_oidcclient(manifest) == []
+
+
+def test_a_client_with_its_own_public_keys_inline_is_accepted_without_redirect_uris() -> None:
+    rsa_key = {"kty": "RSA", "kid": "rsa-1", "alg": "PS256", "use": "sig", "n": "q" * 342, "e": "AQAB"}
+    spec = key_client(jwks={"keys": [PUBLIC_EC_KEY, rsa_key]}, tokenEndpointAuthSigningAlg="ES256")
+
+    assert validate_oidcclient(client(**spec)) == []
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://billing.example.com/.well-known/jwks.json", "http://127.0.0.1:8400/jwks"]
+)
+def test_a_client_whose_keys_are_behind_a_jwks_uri_is_accepted(uri: str) -> None:
+    assert validate_oidcclient(client(**key_client(jwks=None, jwksURI=uri))) == []
 
 
 def test_custom_scopes_are_accepted() -> None:

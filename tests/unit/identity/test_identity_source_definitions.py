@@ -51,6 +51,23 @@ def test_an_ldap_spec_gets_the_crds_defaults() -> None:
     assert (definition.username_attribute, definition.id_attribute) == ("uid", "entryUUID")
     assert definition.timeout == 5
     assert definition.group_base_dn is None
+    assert dict(definition.claim_attributes) == {
+        "given_name": "givenName",
+        "family_name": "sn",
+        "nickname": "displayName",
+        "website": "labeledURI",
+        "locale": "preferredLanguage",
+        "updated_at": "modifyTimestamp",
+        "phone_number": "telephoneNumber",
+    }
+    assert definition.address_attributes == (
+        ("formatted", "postalAddress"),
+        ("street_address", "street"),
+        ("locality", "l"),
+        ("region", "st"),
+        ("postal_code", "postalCode"),
+        ("country", "c"),
+    )
 
 
 @pytest.mark.parametrize(

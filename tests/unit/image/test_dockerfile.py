@@ -143,7 +143,7 @@ def test_entrypoint_is_the_cli_and_the_default_role_is_the_provider() -> None:
 
     assert [json.loads(args) for args in args_of(final, "ENTRYPOINT")] == [["kubeoidc"]]
     assert [json.loads(args) for args in args_of(final, "CMD")] == [["provider"]]
-    assert set(" ".join(args_of(final, "EXPOSE")).split()) == {"8080", "8081"}
+    assert set(" ".join(args_of(final, "EXPOSE")).split()) == {"8080", "9090", "8081"}
 
 
 def test_dependencies_install_hash_checked_from_the_lock_before_the_sources_are_copied() -> None:

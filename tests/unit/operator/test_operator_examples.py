@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeoidc_contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY, ISSUER_KEY, KIND
+from kubeoidc_contract import CLIENT_ID_KEY, CLIENT_SECRET_KEY, ISSUER_KEY, KIND, PRIVATE_KEY_JWT_AUTH_METHOD
 from kubeoidc_operator import reconcile, rotation
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
@@ -43,8 +43,9 @@ def test_example_becomes_ready_with_its_secret(document: dict[str, Any]) -> None
     data = plan.secret["data"]
     assert plan.secret["metadata"]["name"] == spec.get("secretName", f"{document['metadata']['name']}-oidc")
     assert {CLIENT_ID_KEY, ISSUER_KEY} <= set(data)
-    # A public client has no secret, nor has one that its ServiceAccounts' tokens authenticate.
-    secretless = spec.get("public", False) or bool(spec.get("serviceAccounts"))
+    # A public client has no secret, nor has one that its ServiceAccounts' tokens or its own key authenticate.
+    own_key = spec.get("tokenEndpointAuthMethod") == PRIVATE_KEY_JWT_AUTH_METHOD
+    secretless = spec.get("public", False) or bool(spec.get("serviceAccounts")) or own_key
     assert (CLIENT_SECRET_KEY in data) is (not secretless)
     for extra in spec.get("secretTemplate", {}).get("keys", {}).values():
         assert extra in data

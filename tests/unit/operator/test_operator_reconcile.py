@@ -19,8 +19,10 @@ from kubeoidc_contract import (
     MANAGED_BY_LABEL,
     PREVIOUS_SECRET_EXPIRES_ANNOTATION,
     PREVIOUS_SECRET_HASH_ANNOTATION,
+    PRIVATE_KEY_JWT_AUTH_METHOD,
     ROTATE_ANNOTATION,
     SERVICE_ACCOUNT_AUTH_METHOD,
+    STATUS_CREDENTIALS,
 )
 from kubeoidc_contract.durations import parse_duration
 from kubeoidc_operator import ownership, reconcile, rotation
@@ -336,6 +338,44 @@ def test_rotation_request_on_a_service_account_client_is_recorded_and_skipped(cl
     c.annotate(**{ROTATE_ANNOTATION: "x"})
     plan = c.reconcile()
     assert reasons(plan) == ["RotationSkipped"]
+    assert CLIENT_SECRET_KEY not in c.data()
+    assert not c.reconcile().writes
+
+
+OWN_KEY_SPEC = {
+    "grantTypes": ["client_credentials"],
+    "tokenEndpointAuthMethod": PRIVATE_KEY_JWT_AUTH_METHOD,
+    "jwksURI": "https://billing.example.com/jwks.json",
+}
+
+
+def test_a_client_with_its_own_keys_gets_client_id_and_issuer_only_and_publishes_no_hash(
+    cluster: Factory,
+) -> None:
+    c = cluster(spec={**OWN_KEY_SPEC, "secretTemplate": {"keys": {"clientSecret": "S"}}})
+    c.reconcile()
+    assert set(c.data()) == {CLIENT_ID_KEY, ISSUER_KEY}
+    assert c.credentials.secrets == 0
+    assert c.client["status"][STATUS_CREDENTIALS] == {"clientID": c.data()[CLIENT_ID_KEY]}
+    assert "signs its assertions with its own key" in c.condition("Ready")["message"]
+
+
+def test_a_client_moved_to_its_own_keys_loses_its_secret_and_keeps_its_id(cluster: Factory) -> None:
+    c = cluster()
+    c.reconcile()
+    client_id = c.data()[CLIENT_ID_KEY]
+    c.edit_spec(**OWN_KEY_SPEC)
+    c.reconcile()
+    assert c.data() == {CLIENT_ID_KEY: client_id, ISSUER_KEY: "https://login.example.com"}
+
+
+def test_rotation_request_on_a_client_with_its_own_keys_is_recorded_and_skipped(cluster: Factory) -> None:
+    c = cluster(spec=OWN_KEY_SPEC)
+    c.reconcile()
+    c.annotate(**{ROTATE_ANNOTATION: "x"})
+    plan = c.reconcile()
+    assert reasons(plan) == ["RotationSkipped"]
+    assert "A client authenticated by its own keys has no secret to rotate" in plan.events[0].message
     assert CLIENT_SECRET_KEY not in c.data()
     assert not c.reconcile().writes
 
@@ -680,6 +720,34 @@ def test_template_changes_are_applied_and_old_entries_removed(cluster: Factory) 
         ({"secretTemplate": {"keys": {"clientID": ".."}}}, "not a valid Secret key"),
         ({"secretTemplate": {"keys": {"issuer": "..data"}}}, "not a valid Secret key"),
         ({"public": "yes"}, "spec.public"),
+        # Front-Channel Logout 1.0 §2: the logout page belongs to the application's origin.
+        (
+            {
+                "redirectURIs": ["https://app.example.com/cb"],
+                "frontchannelLogoutURI": "https://evil.example/x",
+            },
+            "spec.frontchannelLogoutURI must have the scheme, host and port of one of spec.redirectURIs",
+        ),
+        (
+            {
+                "redirectURIs": ["https://app.example.com/cb"],
+                "frontchannelLogoutURI": "https://app.example.com:8443/",
+            },
+            "spec.frontchannelLogoutURI",
+        ),
+        # A client's keys, for objects no CRD checked (the dev mode, an API server without the CRD's rules).
+        ({"tokenEndpointAuthMethod": PRIVATE_KEY_JWT_AUTH_METHOD}, "exactly one of jwks and jwksURI"),
+        ({"jwksURI": "https://app.example.com/jwks"}, "spec.jwksURI needs tokenEndpointAuthMethod"),
+        ({**OWN_KEY_SPEC, "jwks": {"keys": [{"kty": "EC"}]}}, "exactly one of jwks and jwksURI"),
+        (
+            {**OWN_KEY_SPEC, "jwksURI": None, "jwks": {"keys": [{"kty": "RSA", "e": "AQAB", "d": "AQ"}]}},
+            "spec.jwks.keys[0] holds private members (d)",
+        ),
+        (
+            {**OWN_KEY_SPEC, "jwksURI": None, "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}},
+            "spec.jwks.keys[0] is not an RSA, EC or OKP public key",
+        ),
+        ({**OWN_KEY_SPEC, "jwksURI": None, "jwks": {"keys": []}}, "spec.jwks.keys must be a non-empty list"),
     ],
 )
 def test_invalid_spec_is_reported_without_writing(
@@ -694,6 +762,18 @@ def test_invalid_spec_is_reported_without_writing(
     assert fragment in ready["message"]
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", "InvalidSpec")]
     assert not c.reconcile().writes
+
+
+def test_a_frontchannel_logout_uri_on_a_redirect_uris_origin_is_valid(cluster: Factory) -> None:
+    spec = {
+        "redirectURIs": ["https://app.example.com/cb"],
+        "frontchannelLogoutURI": "https://APP.example.com:443/logout?frontchannel=1",
+    }
+    c = cluster(spec=spec)
+
+    c.reconcile()
+
+    assert c.condition("Ready")["status"] == "True"
 
 
 def test_invalid_spec_after_creation_leaves_the_secret_alone(cluster: Factory) -> None:

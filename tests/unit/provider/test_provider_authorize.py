@@ -154,12 +154,28 @@ def test_a_client_without_the_code_grant_goes_back_with_unauthorized_client(
     assert params["error_description"] == "The client is not authorized to use 'response_type=code'"
 
 
-def test_a_scope_the_client_may_not_ask_for_goes_back_with_invalid_scope(
+def test_a_scope_the_client_may_not_have_is_left_out_and_the_token_response_says_what_was_granted(
     browser: Browser, web_rp: RelyingParty
 ) -> None:
-    request = web_rp.auth_request(scope="openid admin")
+    request = web_rp.auth_request(scope="openid admin email no-such-scope")
+    code = code_of(browser.sign_in(request.params))
 
-    assert_redirected_error(browser.authorize(request.params), web_rp, "invalid_scope")
+    tokens = web_rp.exchange(request, code).json()
+
+    assert tokens["scope"] == "openid email"
+    assert "id_token" in tokens
+
+
+def test_a_request_granted_no_openid_scope_is_plain_oauth_without_an_id_token(
+    browser: Browser, web_rp: RelyingParty
+) -> None:
+    request = web_rp.auth_request(scope="admin email")
+    code = code_of(browser.sign_in(request.params))
+
+    tokens = web_rp.exchange(request, code).json()
+
+    assert tokens["scope"] == "email"
+    assert "id_token" not in tokens
 
 
 def test_a_public_client_without_pkce_goes_back_with_invalid_request(
@@ -204,11 +220,11 @@ def test_a_malformed_code_challenge_is_refused(browser: Browser, spa_rp: Relying
 
 
 def test_an_error_without_state_comes_back_without_state(browser: Browser, web_rp: RelyingParty) -> None:
-    request = web_rp.auth_request(scope="openid admin", state=None)
+    request = web_rp.auth_request(scope="openid", state=None, prompt="none")
 
     params = redirect_params(browser.authorize(request.params))
 
-    assert params["error"] == "invalid_scope"
+    assert params["error"] == "login_required"
     assert "state" not in params
     assert params["iss"] == ISSUER
 
@@ -387,6 +403,19 @@ def test_the_consent_page_shows_the_client_and_each_scope_asked_for(
     for scope in ("openid", "email", "groups"):
         assert f'data-scope="{scope}"' in page.text
     assert 'data-scope="profile"' not in page.text
+
+
+def test_the_consent_page_shows_only_the_scopes_that_will_be_granted(
+    browser: Browser, web_rp: RelyingParty
+) -> None:
+    response = browser.authorize(web_rp.auth_request(scope="openid admin email").params)
+    login_page = browser.get(location(response))
+    resume = browser.get(location(browser.login(login_page)))
+
+    page = browser.get(location(resume))
+
+    assert 'data-scope="email"' in page.text
+    assert "admin" not in page.text
 
 
 def test_consent_is_remembered_for_the_same_scopes(browser: Browser, web_rp: RelyingParty) -> None:

@@ -192,3 +192,23 @@ def test_visiting_the_device_page_stores_no_session_and_its_form_needs_the_csrf_
     )
     assert response.status_code == 303
     assert browser.session_cookie is not None
+
+
+def test_a_device_code_is_worthless_to_another_oidcclient_pinning_the_same_client_id(
+    device: Device, cli: RegisteredClient, provider: Provider, http: TestClient
+) -> None:
+    code = device.start()["device_code"]
+    provider.registry.delete_oidcclient(cli.objects[0])
+    register(
+        provider.registry,
+        "cli",
+        public=True,
+        client_id=cli.client_id,
+        namespace="elsewhere",
+        redirect_uris=[],
+        grant_types=[DEVICE_CODE_GRANT_TYPE, "refresh_token"],
+    )
+
+    status, body = Device(http, cli.client_id).poll(code)
+
+    assert (status, body["error"]) == (400, "invalid_grant")

@@ -60,13 +60,16 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
         "client_secret_post",
         "kubernetes_service_account_jwt",
         "none",
+        "private_key_jwt",
     ]
     assert sorted(document["introspection_endpoint_auth_methods_supported"]) == [
         "client_secret_basic",
         "client_secret_post",
         "kubernetes_service_account_jwt",
+        "private_key_jwt",
     ]
-    # The ServiceAccount token method is a JWT assertion: signed asymmetrically, never with "none".
+    # The JWT assertion methods (ServiceAccount tokens, private_key_jwt) sign asymmetrically, never with
+    # "none"; client_secret_jwt (HMAC of a secret the provider does not keep) is not offered.
     assert {"RS256", "ES256"} <= set(document["token_endpoint_auth_signing_alg_values_supported"])
     assert not {"none", "HS256"} & set(document["token_endpoint_auth_signing_alg_values_supported"])
     assert document["id_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
@@ -78,7 +81,14 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
     assert document["claims_parameter_supported"] is True
     assert document["backchannel_logout_supported"] is True
     assert document["backchannel_logout_session_supported"] is True
+    assert document["frontchannel_logout_supported"] is True
+    assert document["frontchannel_logout_session_supported"] is True
+    # Session Management is refused on purpose (see docs/conformance.md): never advertised.
+    assert "check_session_iframe" not in document
     assert document["authorization_response_iss_parameter_supported"] is True
+    assert {"given_name", "family_name", "updated_at", "address", "phone_number"} <= set(
+        document["claims_supported"]
+    )
 
 
 def test_discovery_names_the_default_signing_algorithm_of_the_key_set_first(

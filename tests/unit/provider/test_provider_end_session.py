@@ -96,6 +96,12 @@ def test_an_expired_id_token_is_still_a_valid_hint(
     assert location(response) == LOGOUT_URI
 
 
+UNREGISTERED = (
+    "The 'post_logout_redirect_uri' is not registered for this client: it must be one of its "
+    "postLogoutRedirectURIs, exactly."
+)
+
+
 @pytest.mark.parametrize(
     "uri",
     [
@@ -105,17 +111,70 @@ def test_an_expired_id_token_is_still_a_valid_hint(
         "https://web-app.example.com/callback",
     ],
 )
-def test_an_unregistered_post_logout_uri_signs_out_without_a_redirect(
+def test_op_rpinitlogout_unregistered_post_logout_redirect_uri(
+    browser: Browser, web_rp: RelyingParty, id_token: str, uri: str
+) -> None:
+    """OP-RpInitLogout-Unregistered-post_logout_redirect_uri: an error page that says so; nobody is
+    signed out and nothing is redirected."""
+    response = browser.http.get(
+        "/logout",
+        params={"id_token_hint": id_token, "post_logout_redirect_uri": uri, "state": "s"},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert UNREGISTERED in page_text(response)
+    assert "set-cookie" not in response.headers
+    assert_signed_in(browser, web_rp)
+
+
+@pytest.mark.parametrize(
+    "uri", ["signed-out", "/signed-out", LOGOUT_URI + "#top", "https://web-app.example.com/a b", "https:"]
+)
+def test_a_malformed_post_logout_redirect_uri_is_an_error_page_and_signs_nobody_out(
     browser: Browser, web_rp: RelyingParty, id_token: str, uri: str
 ) -> None:
     response = browser.http.get(
         "/logout", params={"id_token_hint": id_token, "post_logout_redirect_uri": uri}, follow_redirects=False
     )
 
-    assert response.status_code == 200
-    assert "location" not in response.headers
-    assert "You are signed out" in page_text(response)
-    assert_signed_out(browser, web_rp)
+    assert response.status_code == 400
+    assert "The 'post_logout_redirect_uri' is not an absolute URI." in page_text(response)
+    assert_signed_in(browser, web_rp)
+
+
+def test_a_post_logout_redirect_uri_naming_no_client_is_an_error_page(
+    browser: Browser, web_rp: RelyingParty, id_token: str
+) -> None:
+    response = browser.http.get("/logout", params={"post_logout_redirect_uri": LOGOUT_URI})
+
+    assert response.status_code == 400
+    assert "send the 'client_id' or an 'id_token_hint'" in page_text(response)
+    assert_signed_in(browser, web_rp)
+
+
+def test_an_unknown_client_id_is_an_error_page(browser: Browser, web_rp: RelyingParty, id_token: str) -> None:
+    response = browser.http.get("/logout", params={"client_id": "nobody-at-all"})
+
+    assert response.status_code == 400
+    assert "The 'client_id' is not a client of this provider." in page_text(response)
+    assert_signed_in(browser, web_rp)
+
+
+def test_a_hint_issued_to_no_client_of_this_provider_is_an_error_page(
+    browser: Browser, web_rp: RelyingParty, provider: Provider, id_token: str
+) -> None:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": "7b0c2f6e-alice", "iat": now, "exp": now + 60}
+    for audience in ("someone-else", ["someone-else", "another"]):
+        hint = provider.keys.sign({**claims, "aud": audience})
+
+        response = browser.http.get("/logout", params={"id_token_hint": hint})
+
+        assert response.status_code == 400
+        assert "The 'id_token_hint' was not issued to a client of this provider." in page_text(response)
+    assert_signed_in(browser, web_rp)
 
 
 def test_a_valid_hint_without_a_uri_shows_the_signed_out_page(
@@ -132,11 +191,58 @@ def test_a_valid_hint_without_a_uri_shows_the_signed_out_page(
 def test_without_a_hint_the_user_confirms_first(
     browser: Browser, web_rp: RelyingParty, id_token: str
 ) -> None:
-    page = browser.get(f"/logout?post_logout_redirect_uri={LOGOUT_URI}")
+    page = browser.get(f"/logout?client_id={web_rp.client_id}&post_logout_redirect_uri={LOGOUT_URI}")
 
     assert page.status_code == 200
     assert "Sign out?" in page_text(page)
+    assert "Web App" in page_text(page)  # the client that asks
     assert hidden(page.text, "csrf_token")
+    assert hidden(page.text, "post_logout_redirect_uri") == LOGOUT_URI
+    assert_signed_in(browser, web_rp)
+
+
+def test_confirming_another_users_hint_signs_out_and_goes_back_with_the_state(
+    browser: Browser, web_rp: RelyingParty, id_token: str
+) -> None:
+    with browser.elsewhere() as other:
+        bobs_hint = sign_in_for_tokens(other, web_rp, username="bob")["id_token"]
+    page = browser.get(f"/logout?id_token_hint={bobs_hint}&post_logout_redirect_uri={LOGOUT_URI}&state=bye")
+
+    response = browser.http.post(
+        "/logout",
+        data={
+            "csrf_token": hidden(page.text, "csrf_token"),
+            "confirm": "yes",
+            "id_token_hint": hidden(page.text, "id_token_hint"),
+            "post_logout_redirect_uri": hidden(page.text, "post_logout_redirect_uri"),
+            "state": hidden(page.text, "state"),
+        },
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    assert redirect_target(response) == LOGOUT_URI
+    assert redirect_params(response) == {"state": "bye"}
+    assert_signed_out(browser, web_rp)
+
+
+def test_a_confirmation_carrying_an_unregistered_uri_is_refused_and_signs_nobody_out(
+    browser: Browser, web_rp: RelyingParty, id_token: str
+) -> None:
+    page = browser.get("/logout")
+
+    response = browser.http.post(
+        "/logout",
+        data={
+            "csrf_token": hidden(page.text, "csrf_token"),
+            "confirm": "yes",
+            "client_id": web_rp.client_id,
+            "post_logout_redirect_uri": "https://evil.example.com/",
+        },
+    )
+
+    assert response.status_code == 400
+    assert UNREGISTERED in page_text(response)
     assert_signed_in(browser, web_rp)
 
 
@@ -240,6 +346,8 @@ def test_a_client_id_that_is_not_the_hints_audience_is_refused(
 
     assert response.status_code == 400
     assert "location" not in response.headers
+    assert "'client_id' does not match 'aud' claim" in page_text(response)
+    assert_signed_in(browser, web_rp)
 
 
 @pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
@@ -276,3 +384,24 @@ def test_another_users_hint_asks_before_signing_out(
     assert "Sign out?" in page_text(page)
     assert "location" not in page.headers
     assert_signed_in(browser, web_rp)
+
+
+def test_logout_hint_and_ui_locales_are_accepted_beside_the_hint_client_id_and_state(
+    browser: Browser, web_rp: RelyingParty, id_token: str
+) -> None:
+    response = browser.http.get(
+        "/logout",
+        params={
+            "id_token_hint": id_token,
+            "client_id": web_rp.client_id,
+            "logout_hint": "alice",
+            "ui_locales": "fr-CA fr en",
+            "post_logout_redirect_uri": LOGOUT_URI,
+            "state": "bye",
+        },
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    assert redirect_params(response) == {"state": "bye"}
+    assert_signed_out(browser, web_rp)

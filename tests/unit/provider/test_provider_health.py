@@ -1,15 +1,30 @@
-"""``/healthz``, ``/readyz`` and ``/metrics``: what a kubelet and a Prometheus scraper see."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` on the health port: what a kubelet and a Prometheus scraper
+see; and that the public port does not serve them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx2 as httpx
+import pytest
 from starlette.testclient import TestClient
 
+from kubeoidc_provider.app import create_app, create_health_app
 from kubeoidc_provider.context import Provider
+from kubeoidc_provider.main import listening_server
 from kubeoidc_provider.registry import ClientRegistry
+from support.live import free_port
 from support.provider_flow import Browser, RelyingParty, sign_in_for_tokens
+
+
+@pytest.fixture
+def probes(provider: Provider) -> Iterator[TestClient]:
+    """The health port's app (``main.serve`` puts it on a port of its own)."""
+    with TestClient(create_health_app(provider)) as client:
+        yield client
 
 
 def metric(text: str, name: str) -> float:
@@ -20,26 +35,26 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"no sample {name} in the exposition")
 
 
-def test_healthz_answers_ok(http: TestClient) -> None:
-    response = http.get("/healthz")
+def test_healthz_answers_ok(probes: TestClient) -> None:
+    response = probes.get("/healthz")
 
     assert response.status_code == 200
     assert response.text == "ok"
 
 
-def test_readyz_answers_ok_once_the_registry_is_loaded(http: TestClient) -> None:
-    assert http.get("/readyz").status_code == 200
+def test_readyz_answers_ok_once_the_registry_is_loaded(probes: TestClient) -> None:
+    assert probes.get("/readyz").status_code == 200
 
 
 def test_readyz_answers_503_until_the_registry_is_loaded(
     make_provider: Callable[..., Provider], serve: Callable[..., Any]
 ) -> None:
     registry = ClientRegistry()
-    with serve(make_provider(registry=registry)) as http:
-        before = http.get("/readyz")
-        alive = http.get("/healthz")
+    with TestClient(create_health_app(make_provider(registry=registry))) as probes:
+        before = probes.get("/readyz")
+        alive = probes.get("/healthz")
         registry.mark_ready()
-        after = http.get("/readyz")
+        after = probes.get("/readyz")
 
     assert before.status_code == 503
     assert before.text == "the client registry is still loading"
@@ -48,14 +63,14 @@ def test_readyz_answers_503_until_the_registry_is_loaded(
 
 
 def test_metrics_count_token_requests_by_grant_type_and_outcome(
-    http: TestClient, browser: Browser, web_rp: RelyingParty, m2m_rp: RelyingParty
+    probes: TestClient, browser: Browser, web_rp: RelyingParty, m2m_rp: RelyingParty
 ) -> None:
     sign_in_for_tokens(browser, web_rp)
     m2m_rp.token({"grant_type": "client_credentials"})
     m2m_rp.token({"grant_type": "client_credentials"}, secret="wrong")
     m2m_rp.token({"grant_type": "password"})
 
-    response = http.get("/metrics")
+    response = probes.get("/metrics")
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -75,13 +90,13 @@ def test_metrics_count_token_requests_by_grant_type_and_outcome(
 
 
 def test_metrics_count_authorizations_and_logins(
-    http: TestClient, browser: Browser, web_rp: RelyingParty
+    probes: TestClient, browser: Browser, web_rp: RelyingParty
 ) -> None:
     page = browser.get(browser.authorize(web_rp.auth_request().params).headers["location"])
     browser.login(page, "alice", "wrong")
     browser.finish(browser.login(page))
 
-    text = http.get("/metrics").text
+    text = probes.get("/metrics").text
 
     assert metric(text, 'kubeoidc_authorizations_total{outcome="login"}') == 1
     assert metric(text, 'kubeoidc_authorizations_total{outcome="consent"}') == 1
@@ -91,9 +106,9 @@ def test_metrics_count_authorizations_and_logins(
 
 
 def test_metrics_show_how_many_clients_are_served(
-    http: TestClient, web_rp: RelyingParty, spa_rp: RelyingParty, m2m_rp: RelyingParty
+    probes: TestClient, web_rp: RelyingParty, spa_rp: RelyingParty, m2m_rp: RelyingParty
 ) -> None:
-    assert metric(http.get("/metrics").text, "kubeoidc_clients") == 3
+    assert metric(probes.get("/metrics").text, "kubeoidc_clients") == 3
 
 
 def test_the_stylesheet_is_served_and_cacheable(http: TestClient) -> None:
@@ -105,18 +120,18 @@ def test_the_stylesheet_is_served_and_cacheable(http: TestClient) -> None:
 
 
 def test_readyz_answers_503_once_the_registry_is_cut_off_from_the_api_longer_than_allowed(
-    provider: Provider, http: TestClient
+    provider: Provider, probes: TestClient
 ) -> None:
     now = [1000.0]
     provider.feed.clock = lambda: now[0]
     provider.feed.connected("Secret (all namespaces)")
     provider.feed.failed("Secret (all namespaces)")
     now[0] += provider.settings.registry_stale_after - 1
-    within = http.get("/readyz")
+    within = probes.get("/readyz")
     now[0] += 2
-    past = http.get("/readyz")
+    past = probes.get("/readyz")
     provider.feed.connected("Secret (all namespaces)")
-    back = http.get("/readyz")
+    back = probes.get("/readyz")
 
     assert within.status_code == 200
     assert past.status_code == 503
@@ -125,7 +140,7 @@ def test_readyz_answers_503_once_the_registry_is_cut_off_from_the_api_longer_tha
 
 
 def test_metrics_count_the_registry_feeds_failures_reconnects_and_how_long_it_is_cut_off(
-    provider: Provider, http: TestClient
+    provider: Provider, probes: TestClient
 ) -> None:
     now = [1000.0]
     provider.feed.clock = lambda: now[0]
@@ -138,9 +153,45 @@ def test_metrics_count_the_registry_feeds_failures_reconnects_and_how_long_it_is
     provider.feed.failed(stream)
     now[0] += 7
 
-    text = http.get("/metrics").text
+    text = probes.get("/metrics").text
 
     assert metric(text, f'kubeoidc_registry_watch_failures_total{{stream="{stream}"}}') == 3
     assert metric(text, f'kubeoidc_registry_watch_reconnects_total{{stream="{stream}"}}') == 1
     assert metric(text, f'kubeoidc_registry_watch_relists_total{{stream="{stream}"}}') == 1
     assert metric(text, f'kubeoidc_registry_disconnected_seconds{{stream="{stream}"}}') == 7
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_the_public_port_does_not_serve_health_or_metrics(http: TestClient, path: str) -> None:
+    assert http.get(path).status_code == 404
+
+
+def test_a_served_provider_answers_probes_on_the_health_port_only(
+    make_provider: Callable[..., Provider],
+) -> None:
+    port, health_port = free_port(), free_port()
+    provider = make_provider(issuer=f"http://127.0.0.1:{port}", port=port, health_port=health_port)
+    server, sockets = listening_server(
+        create_app(provider), provider.settings, health_app=create_health_app(provider), log_level="WARNING"
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "the provider stopped"
+            assert time.monotonic() < deadline, "the provider did not start"
+            time.sleep(0.01)
+        public, health = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{health_port}"
+
+        assert httpx.get(f"{health}/readyz").text == "ok"
+        assert "kubeoidc_clients" in httpx.get(f"{health}/metrics").text
+        assert httpx.get(f"{public}/readyz").status_code == 404
+        assert httpx.get(f"{public}/metrics").status_code == 404
+        assert httpx.get(f"{public}/.well-known/openid-configuration").status_code == 200
+        assert httpx.get(f"{health}/.well-known/openid-configuration").status_code == 404
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        for sock in sockets:
+            sock.close()

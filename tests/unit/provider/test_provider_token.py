@@ -337,11 +337,32 @@ def test_a_grant_type_the_provider_does_not_have_is_unsupported_grant_type(
     assert_error(m2m_rp.token({"grant_type": grant_type}), "unsupported_grant_type")
 
 
-@pytest.mark.parametrize("scope", ["admin", "openid", "invoices:read invoices:write", "invoices:read openid"])
-def test_client_credentials_for_a_scope_the_client_does_not_have_is_invalid_scope(
+@pytest.mark.parametrize(
+    ("scope", "granted"),
+    [
+        ("invoices:read invoices:write", "invoices:read"),
+        ("invoices:read openid", "invoices:read"),
+        ("offline_access invoices:read admin", "invoices:read"),
+    ],
+)
+def test_client_credentials_grant_only_the_clients_own_scopes_and_say_which(
+    m2m_rp: RelyingParty, scope: str, granted: str
+) -> None:
+    tokens = m2m_rp.token({"grant_type": "client_credentials", "scope": scope}).json()
+
+    assert tokens["scope"] == granted
+    assert "id_token" not in tokens
+    assert "refresh_token" not in tokens
+
+
+@pytest.mark.parametrize("scope", ["admin", "openid"])
+def test_client_credentials_for_no_scope_the_client_may_have_gets_a_token_without_scope(
     m2m_rp: RelyingParty, scope: str
 ) -> None:
-    assert_error(m2m_rp.token({"grant_type": "client_credentials", "scope": scope}), "invalid_scope")
+    tokens = m2m_rp.token({"grant_type": "client_credentials", "scope": scope}).json()
+
+    assert "scope" not in tokens
+    assert "id_token" not in tokens
 
 
 def test_client_credentials_without_a_scope_gets_a_token_without_scope(m2m_rp: RelyingParty) -> None:
@@ -414,6 +435,33 @@ def test_the_id_token_carries_the_claims_of_the_granted_scopes(
 
     assert present <= set(claims)
     assert not absent & set(claims)
+
+
+@pytest.mark.parametrize("scope", ["openid profile", "openid address", "openid phone"])
+def test_beside_an_access_token_the_id_token_leaves_the_other_scope_claims_to_userinfo(
+    provider: Provider, browser: Browser, web_rp: RelyingParty, scope: str
+) -> None:
+    web_rp.client.objects[0]["spec"]["scopes"].extend(["address", "phone"])
+    provider.registry.upsert_oidcclient(web_rp.client.objects[0])
+    tokens = sign_in_for_tokens(browser, web_rp, scope=scope)
+
+    claims = provider.keys.verify(tokens["id_token"])
+
+    assert tokens["scope"] == scope
+    assert not {"given_name", "updated_at", "address", "phone_number", "phone_number_verified"} & set(claims)
+
+
+def test_a_claims_request_puts_a_profile_claim_in_the_id_token(
+    provider: Provider, browser: Browser, web_rp: RelyingParty
+) -> None:
+    claims_request = json.dumps({"id_token": {"given_name": None, "locale": {"essential": True}}})
+    tokens = sign_in_for_tokens(browser, web_rp, scope="openid", claims=claims_request)
+
+    claims = provider.keys.verify(tokens["id_token"])
+
+    assert claims["given_name"] == "Alice"
+    assert claims["locale"] == "en-GB"
+    assert "family_name" not in claims
 
 
 def test_the_id_token_claims_are_the_users(

@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.keys import KeySet, generate_jwks
-from support.provider import ISSUER, register
+from kubeoidc_provider.users import PROFILE_CLAIMS
+from support.provider import ALICE_PROFILE, ISSUER, register
 from support.provider_flow import Browser, RelyingParty, bearer, sign_in_for_tokens
 
 ALICE = "7b0c2f6e-alice"
@@ -42,8 +43,7 @@ def test_get_with_a_bearer_header_answers_the_users_claims(http: TestClient, tok
     assert response.headers["cache-control"] == "no-store"
     assert response.json() == {
         "sub": ALICE,
-        "name": "Alice Example",
-        "preferred_username": "alice",
+        **ALICE_PROFILE,
         "email": "alice@example.com",
         "email_verified": True,
         "groups": ["admins", "developers"],
@@ -74,7 +74,7 @@ def test_a_token_in_the_query_string_is_not_accepted(http: TestClient, tokens: d
     ("scope", "claims"),
     [
         ("openid", {"sub"}),
-        ("openid profile", {"sub", "name", "preferred_username"}),
+        ("openid profile", {"sub", "name", "preferred_username", *PROFILE_CLAIMS}),
         ("openid email", {"sub", "email", "email_verified"}),
         ("openid groups", {"sub", "groups"}),
     ],

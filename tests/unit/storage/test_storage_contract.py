@@ -226,6 +226,43 @@ async def test_delete_removes_the_entry_and_the_counter_of_one_kind_and_key_only
     assert await backend.storage.incr("attempts", "bob", ttl=60) == 2
 
 
+async def test_uncount_takes_one_back_and_keeps_the_window(backend: Backend) -> None:
+    for _ in range(3):
+        await backend.storage.incr("attempts", "alice", ttl=1)
+    await backend.storage.uncount("attempts", "alice")
+    assert await backend.storage.incr("attempts", "alice", ttl=1) == 3
+    backend.elapse(1.1)
+    assert await backend.storage.incr("attempts", "alice", ttl=1) == 1
+
+
+async def test_uncount_never_starts_a_counter_nor_goes_below_zero(backend: Backend) -> None:
+    await backend.storage.uncount("attempts", "nobody")
+    assert await backend.storage.incr("attempts", "nobody", ttl=60) == 1
+    await backend.storage.uncount("attempts", "nobody")
+    await backend.storage.uncount("attempts", "nobody")
+    assert await backend.storage.incr("attempts", "nobody", ttl=60) == 1
+
+
+async def test_uncount_of_an_expired_counter_leaves_it_expired(backend: Backend) -> None:
+    await backend.storage.incr("attempts", "alice", ttl=1)
+    backend.elapse(1.1)
+    await backend.storage.uncount("attempts", "alice")
+    assert await backend.storage.incr("attempts", "alice", ttl=60) == 1
+
+
+async def test_concurrent_incr_and_uncount_lose_no_step(backend: Backend) -> None:
+    for _ in range(50):
+        await backend.storage.incr("attempts", "k", ttl=60)
+
+    async def back_and_forth() -> None:
+        await backend.storage.uncount("attempts", "k")
+        await backend.storage.incr("attempts", "k", ttl=60)
+        await backend.storage.uncount("attempts", "k")
+
+    await race(20, back_and_forth)
+    assert await backend.storage.incr("attempts", "k", ttl=60) == 31
+
+
 async def test_concurrent_incr_counts_every_call(backend: Backend) -> None:
     async def ten() -> list[int]:
         return [await backend.storage.incr("attempts", "k", ttl=60) for _ in range(10)]

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis.exceptions
 from redis.asyncio.sentinel import SentinelManagedSSLConnection
 
+from kubeoidc_provider.main import open_state_storage
+from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import Consumed, open_storage
 from kubeoidc_provider.storage.redis import RedisStorage, sentinel_options
 from support.certificates import CertificateAuthority
@@ -247,3 +250,40 @@ async def test_sentinel_url_finds_the_master_through_the_sentinel(
         check=True,
     )
     assert found.stdout.strip() == '{"v":1}'
+
+
+@pytest.mark.redis
+async def test_a_redis_with_a_password_refuses_the_provider_without_it_and_serves_it_with_it(
+    redis_server_binary: str,
+    servers: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port, password = free_port(), "a-bundled-redis-password"
+    servers.append(
+        start(
+            [redis_server_binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password,
+             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+            tmp_path,
+            ["redis-cli", "-p", str(port), "--no-auth-warning", "-a", password, "ping"],
+        )
+    )  # fmt: skip
+    # As the chart configures the provider: the URL names the host, the password comes on its own.
+    monkeypatch.setenv("KUBEOIDC_PROVIDER_STORAGE_URL", f"redis://127.0.0.1:{port}/0")
+
+    without = open_state_storage(ProviderSettings(issuer="https://login.example.com"))
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError, match="authenticated"):
+            await without.put("code", "k", {"v": 1}, ttl=30)
+    finally:
+        await without.close()
+
+    monkeypatch.setenv("KUBEOIDC_PROVIDER_REDIS_PASSWORD", password)
+    settings = ProviderSettings(issuer="https://login.example.com")
+    assert password not in repr(settings)
+    served = open_state_storage(settings)
+    try:
+        await served.put("code", "k", {"v": 1}, ttl=30)
+        assert await served.consume("code", "k") == Consumed({"v": 1}, first=True)
+    finally:
+        await served.close()

@@ -303,6 +303,11 @@ def test_a_malformed_file_is_refused_clearly(text: str, message: str) -> None:
         ({"groups": "admins"}, "groups must be a list of non-empty strings"),
         ({"groups": ["admins", 7]}, "groups must be a list of non-empty strings"),
         ({"email": ""}, "email must be a non-empty string"),
+        ({"givenName": 7}, "givenName must be a non-empty string"),
+        ({"birthdate": "May 4th"}, "birthdate must be YYYY-MM-DD, YYYY or 0000-MM-DD"),
+        ({"picture": "alice.png"}, "picture must be an http\\(s\\) URL"),
+        ({"updatedAt": "yesterday"}, "updatedAt must be a number of seconds since 1970"),
+        ({"updatedAt": True}, "updatedAt must be a number of seconds since 1970"),
     ],
 )
 def test_a_bad_user_entry_is_refused_naming_the_user_and_field(fields: dict[str, Any], message: str) -> None:
@@ -325,3 +330,41 @@ def test_a_duplicate_id_is_refused() -> None:
 def test_the_constructor_checks_hashes_too() -> None:
     with pytest.raises(UserDirectoryError, match="user 'bob': passwordHash is in no known format"):
         StaticUserDirectory([(BOB, "plaintext")])
+
+
+def test_the_standard_profile_fields_are_read_and_released_with_the_profile_scope() -> None:
+    text = user_yaml(
+        name="Carol Example", givenName="Carol", familyName="Example", middleName="Ann", nickname="Caz",
+        profile="https://people.example.com/carol", picture="https://people.example.com/carol.png",
+        website="https://carol.example.com", gender="other", birthdate="0000-05-04",
+        zoneinfo="Europe/Paris", locale="fr-FR", updatedAt=1767225600,
+    )  # fmt: skip
+    carol = next(iter(StaticUserDirectory.from_yaml(text)))
+
+    assert carol.claims(["openid", "profile"]) == {
+        "sub": "c1",
+        "preferred_username": "carol",
+        "name": "Carol Example",
+        "given_name": "Carol",
+        "family_name": "Example",
+        "middle_name": "Ann",
+        "nickname": "Caz",
+        "profile": "https://people.example.com/carol",
+        "picture": "https://people.example.com/carol.png",
+        "website": "https://carol.example.com",
+        "gender": "other",
+        "birthdate": "0000-05-04",
+        "zoneinfo": "Europe/Paris",
+        "locale": "fr-FR",
+        "updated_at": 1767225600,
+    }
+    assert "given_name" not in carol.claims(["openid", "email"])
+    assert carol.claims(["openid"], extra=["locale"]) == {"sub": "c1", "locale": "fr-FR"}
+
+
+def test_unquoted_yaml_dates_are_read_as_the_claims_types() -> None:
+    text = user_yaml() + "    birthdate: 1990-05-17\n    updatedAt: 2026-01-01T00:00:00Z\n"
+    carol = next(iter(StaticUserDirectory.from_yaml(text)))
+
+    assert carol.claims(["profile"])["birthdate"] == "1990-05-17"
+    assert carol.claims(["profile"])["updated_at"] == 1767225600
