@@ -308,6 +308,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         return None
 
 
+def client_credentials_scope(client: Any, requested: str | None) -> str:
+    """The scope a client credentials request is granted: what the client may have of what it asks,
+    without the scopes that stand for a user (an ID token, a refresh token), left out like any other
+    scope this grant cannot give (RFC 6749 §3.3)."""
+    granted = client.get_allowed_scope(requested).split()
+    return " ".join(s for s in granted if s not in USER_SCOPES)
+
+
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     """RFC 6749 §4.4: tokens for the client itself, limited to the client's own scopes."""
 
@@ -316,10 +324,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
-        granted = self.request.client.get_allowed_scope(self.request.payload.scope).split()
-        # No user takes part: the scopes that stand for one (an ID token, a refresh token) are left
-        # out like any other scope this grant cannot give (RFC 6749 §3.3).
-        self.request.scope = " ".join(s for s in granted if s not in USER_SCOPES)
+        self.request.scope = client_credentials_scope(self.request.client, self.request.payload.scope)
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """Authlib's response, with the granted scope instead of the requested one (RFC 6749 §3.3)."""

@@ -4,11 +4,11 @@ A machine client asking for a token is most of a token endpoint's load, and Auth
 (grant lookup, hooks, client authentication by every registered method) costs more than an ES256
 signature. The common, well-formed request is answered here: HTTP Basic credentials of a confidential
 client registered with ``client_secret_basic`` and the ``client_credentials`` grant, a body of exactly
-``grant_type`` and a ``scope`` that the client may have (and no ``openid``). The token is the one
-Authlib's path would issue (``ProviderServer.token_body``), in the same response.
+``grant_type`` and ``scope``. The token is the one Authlib's path would issue (``ProviderServer.token_body``)
+for the scopes it would grant (``grants.client_credentials_scope``), in the same response.
 
-Anything else (another method, a ``resource``, a wrong secret, a scope refused) is handed to Authlib,
-so every refusal keeps its exact RFC 6749 §5.2 error: this path only ever answers 200.
+Anything else (another method, a ``resource``, a wrong secret) is handed to Authlib, so every refusal
+keeps its exact RFC 6749 §5.2 error: this path only ever answers 200.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from authlib.consts import default_json_headers
 from starlette.responses import Response
 
 from kubeoidc_provider.authorization_server import ProviderServer, basic_credentials
+from kubeoidc_provider.grants import client_credentials_scope
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.oauth_client import OAuthClient
 from kubeoidc_provider.oauth_request import ProviderRequest
@@ -54,20 +55,17 @@ def basic_client(registry: ClientRegistry, request: ProviderRequest) -> Client |
 def direct_client(registry: ClientRegistry, request: ProviderRequest) -> Client | None:
     """The client a plain client_credentials request comes from, if this path may answer it; else None."""
     form = request.form
-    scope = form.get("scope")
-    if form.keys() != {"grant_type", "scope"} or form["grant_type"] != GRANT_TYPE or not scope:
-        return None
-    if "openid" in scope.split():
+    if form.keys() != {"grant_type", "scope"} or form["grant_type"] != GRANT_TYPE or not form["scope"]:
         return None
     client = basic_client(registry, request)
-    if client is None or GRANT_TYPE not in client.grant_types or not set(scope.split()) <= set(client.scopes):
+    if client is None or GRANT_TYPE not in client.grant_types:
         return None
     return client
 
 
 def answer(server: ProviderServer, client: Client, request: ProviderRequest) -> Response:
     """The token response for a request :func:`direct_client` accepted (on any thread: it may sign)."""
-    body = server.token_body(
-        OAuthClient(client), None, request.form["scope"], include_refresh_token=False, request=request
-    )
+    oauth_client = OAuthClient(client)
+    scope = client_credentials_scope(oauth_client, request.form["scope"])
+    body = server.token_body(oauth_client, None, scope, include_refresh_token=False, request=request)
     return Response(dump_json(body), status_code=200, headers=_HEADERS)

@@ -118,7 +118,7 @@ class SQLiteStorage:
         # isolation_level=None: autocommit, each statement its own transaction unless we BEGIN.
         self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         try:
-            self._setup()
+            self._setup(busy_timeout)
         except BaseException:
             self._db.close()
             raise
@@ -190,10 +190,10 @@ class SQLiteStorage:
             raise ValueError("SQLite storage URL takes no query options")
         return cls(path, **kwargs)
 
-    def _setup(self) -> None:
+    def _setup(self, busy_timeout: float) -> None:
         db = self._db
         if self.path != ":memory:":
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._wal_mode(busy_timeout)
             if str(mode).lower() != "wal":
                 logger.warning("SQLite storage: WAL mode refused (journal mode is %s)", mode)
             # Checkpoints run on their own thread (_checkpoint_forever), never inside a request's commit.
@@ -210,6 +210,19 @@ class SQLiteStorage:
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _wal_mode(self, busy_timeout: float) -> Any:
+        """Switch the file to WAL mode. Processes opening a new file together (``--workers``) each ask;
+        the switch fails at once while another holds the file (it does not wait on the busy timeout),
+        so it is asked again until the busy timeout."""
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                return self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

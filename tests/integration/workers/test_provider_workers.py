@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from kubeoidc_provider.main import ConfigurationError, run
+from kubeoidc_provider.settings import ProviderSettings
 from support.live import free_port
 from support.objects import client_objects
 from support.replica import READY, write_config
@@ -71,8 +73,11 @@ def two_workers(web_client: Client, tmp_path_factory: pytest.TempPathFactory) ->
     replica = Replica("workers", issuer, process)
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.strip() == READY, f"the workers did not start: {line}{process.stdout.read()}"
+        printed: list[str] = []
+        # uvicorn's lines come first; ready, once the port accepts; nothing more (EOF) if it stopped.
+        while (line := process.stdout.readline()) and line.strip() != READY:
+            printed.append(line)
+        assert line.strip() == READY, "the workers did not start:\n" + "".join(printed)
         yield replica
     finally:
         if process.poll() is None:
@@ -167,3 +172,10 @@ def test_a_worker_that_dies_takes_the_provider_down_so_the_pod_restarts(two_work
 
     assert two_workers.process.wait(timeout=DEADLINE) != 0
     assert wait_until(lambda: gone(other))
+
+
+def test_workers_without_a_shared_state_store_are_refused_before_anything_starts() -> None:
+    settings = ProviderSettings(issuer="http://127.0.0.1:8080", workers=2, storage_url="memory://")
+
+    with pytest.raises(ConfigurationError, match="needs a state store the workers share"):
+        run(settings)
