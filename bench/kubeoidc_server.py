@@ -1,21 +1,26 @@
 """Launches the kubeoidc provider for the benchmark, built the way the tests build it, without a cluster.
 
 The parts are the production ones (``build_provider``, ``create_app``, and ``main.serve``: uvicorn with
-uvloop and httptools, no access log): a static client registry fed with an OIDCClient and its Secret as
-the operator writes them, one user, SQLite state in a temporary directory and a freshly generated RS256
-key. ``--extra-clients N`` feeds N more clients into the registry before serving, to measure the
-process's memory with a large registry (the objects are built and fed one at a time, as a watch
-delivers them, so only what the registry keeps stays in memory).
+uvloop and httptools, no access log; with ``--workers N``, forked workers on one socket as ``kubeoidc
+provider --workers N`` runs them): a static client registry fed with OIDCClients and their Secrets as
+the operator writes them, one user, SQLite state in a temporary directory and freshly generated keys,
+one per algorithm (RS256 the default, as ``kubeoidc keys generate`` makes them). ``--clients`` names
+the configurations to register, one client each (``ID-name``, the same secret): the access token format
+and algorithm and the ID token algorithm. ``--extra-clients N`` feeds N more clients into the registry
+before serving, to measure the process's memory with a large registry (the objects are built and fed
+one at a time, as a watch delivers them, so only what the registry keeps stays in memory).
 
 Usage: python bench/kubeoidc_server.py --port P --client-id ID --client-secret S --redirect-uri URI
-       --state-dir DIR [--extra-clients N]
+       --state-dir DIR [--clients JSON] [--workers N] [--extra-clients N]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import secrets
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +29,16 @@ from typing import Any
 # The client objects and the user are the tests' own (tests/support), so both describe one provider.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from kubeoidc_contract.jwks import SIGNING_ALGS
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.keys import KeySet, generate_jwks
+from kubeoidc_provider.listeners import listen
 from kubeoidc_provider.main import serve
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import open_storage
 from kubeoidc_provider.users import StaticUserDirectory
+from kubeoidc_provider.workers import serve_forked
 from support.objects import client_objects
 from support.provider import users_yaml
 
@@ -76,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redirect-uri", required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--extra-clients", type=int, default=0)
+    parser.add_argument(
+        "--clients",
+        default="[]",
+        help='JSON list of {"name", "format", "accessAlg", "idAlg"}; none: one client, the defaults',
+    )
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
     issuer = f"http://127.0.0.1:{args.port}"
@@ -88,33 +102,49 @@ def main(argv: list[str] | None = None) -> None:
         # The harness mints thousands of codes before a run: give them time (the cost per code is the same).
         code_ttl=600,
     )
-    registry = ClientRegistry()
-    bench_client = bench_client_objects(
-        "bench",
-        client_id=args.client_id,
-        secret=args.client_secret,
-        redirect_uri=args.redirect_uri,
-        issuer=issuer,
-    )
-    registry.upsert_oidcclient(bench_client[0])
-    registry.upsert_secret(bench_client[1])
-    for oidcclient, secret_obj in extra_clients(args.extra_clients, issuer):
-        registry.upsert_oidcclient(oidcclient)
-        registry.upsert_secret(secret_obj)
-    registry.mark_ready()
-    if registry.get(args.client_id) is None:
-        sys.exit("the benchmark client was not registered")
-    gc.collect()
+    configs = json.loads(args.clients)
+    jwks = generate_jwks("RS256", also=SIGNING_ALGS)
 
-    provider = build_provider(
-        settings,
-        registry=registry,
-        users=StaticUserDirectory.from_yaml(users_yaml()),
-        keys=KeySet.from_jwks(generate_jwks("RS256")),
-        storage=open_storage(settings.storage_url),
-    )
-    print(f"clients {len(registry)}", flush=True)
-    serve(create_app(provider), settings)
+    def serve_one(sockets: list[socket.socket] | None) -> None:
+        registry = ClientRegistry()
+        for config in configs or [None]:
+            client_id = f"{args.client_id}-{config['name']}" if config else args.client_id
+            oidcclient, secret_obj = bench_client_objects(
+                f"bench-{config['name']}" if config else "bench",
+                client_id=client_id,
+                secret=args.client_secret,
+                redirect_uri=args.redirect_uri,
+                issuer=issuer,
+            )
+            if config:
+                oidcclient["spec"].update(
+                    accessTokenFormat=config["format"],
+                    accessTokenSignedResponseAlg=config["accessAlg"],
+                    idTokenSignedResponseAlg=config["idAlg"],
+                )
+            registry.upsert_oidcclient(oidcclient)
+            registry.upsert_secret(secret_obj)
+        for oidcclient, secret_obj in extra_clients(args.extra_clients, issuer):
+            registry.upsert_oidcclient(oidcclient)
+            registry.upsert_secret(secret_obj)
+        registry.mark_ready()
+        gc.collect()
+        provider = build_provider(
+            settings,
+            registry=registry,
+            users=StaticUserDirectory.from_yaml(users_yaml()),
+            keys=KeySet.from_jwks(jwks),
+            storage=open_storage(settings.storage_url),
+        )
+        if len(registry) != len(configs or [None]) + args.extra_clients:
+            sys.exit("a benchmark client was not registered")
+        print(f"clients {len(registry)}", flush=True)
+        serve(create_app(provider), settings, sockets=sockets)
+
+    if args.workers == 1:
+        serve_one(None)
+    else:
+        sys.exit(serve_forked(args.workers, [listen("127.0.0.1", args.port)], serve_one))
 
 
 if __name__ == "__main__":

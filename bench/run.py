@@ -4,9 +4,14 @@ Three servers, each its own process with one worker, started here:
 
 - ``ceiling``: a bare Starlette app on uvicorn (uvloop + httptools) returning a small JSON body
   (``ceiling.py``): what one Python worker can serve at best;
-- ``peer``: panva's oidc-provider on Node (``node/peer.mjs``), one confidential client, RS256, JWT access
-  tokens for client_credentials through a resource indicator;
-- ``kubeoidc``: the provider (``kubeoidc_server.py``), the same client, SQLite state, an RS256 key.
+- ``peer``: panva's oidc-provider on Node (``node/peer.mjs``), one confidential client per configuration
+  (``CLIENTS``: access token format and algorithm, ID token algorithm), one key per algorithm, JWT or
+  opaque access tokens for client_credentials through a resource indicator;
+- ``kubeoidc``: the provider (``kubeoidc_server.py``), the same clients, SQLite state, the same
+  algorithms.
+
+The targets named ``..._workers2`` run on a second pair started with two processes each (``kubeoidc
+provider --workers 2``; node's cluster module for the peer), against the same ceiling.
 
 Each target is measured on each server in turn (peer, kubeoidc, ceiling, then again: A B C A B C...),
 after a warm-up, with one wrk thread; the table gives the medians over the rounds of requests/s (2xx
@@ -58,31 +63,116 @@ USERNAME = "alice"
 PASSWORD = "correct horse battery staple"  # kubeoidc_server.py's user
 
 SERVERS = ("peer", "kubeoidc", "ceiling")
-#: Targets, in the order they run; userinfo and introspection use a token from a code exchange.
-TARGETS = (
-    "discovery",
-    "jwks",
-    "token_client_credentials",
-    "token_code_exchange",
-    "userinfo",
-    "introspection",
-)
-LABELS = {
-    "discovery": "discovery",
-    "jwks": "JWKS",
-    "token_client_credentials": "token (client_credentials)",
-    "token_code_exchange": "token (code exchange)",
-    "userinfo": "userinfo",
-    "introspection": "introspection",
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """One registered client's token choices, the same on both servers (its ID: ``CLIENT_ID-name``)."""
+
+    name: str
+    #: ``jwt`` or ``opaque``: the access tokens of client_credentials (a code exchange's access token is
+    #: opaque on the peer whatever this says, without a resource indicator; see ``TARGETS``).
+    format: str
+    access_alg: str
+    id_alg: str
+
+    @property
+    def client_id(self) -> str:
+        return f"{CLIENT_ID}-{self.name}"
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "format": self.format, "accessAlg": self.access_alg, "idAlg": self.id_alg}
+
+
+CLIENTS = {
+    config.name: config
+    for config in (
+        ClientConfig("jwt-rs256", "jwt", "RS256", "RS256"),
+        ClientConfig("jwt-es256", "jwt", "ES256", "ES256"),
+        ClientConfig("jwt-eddsa", "jwt", "EdDSA", "EdDSA"),
+        ClientConfig("opaque-rs256", "opaque", "RS256", "RS256"),
+        ClientConfig("opaque-es256", "opaque", "ES256", "ES256"),
+    )
 }
-#: Issue 5 §2: the least kubeoidc/peer and kubeoidc/ceiling ratio each target must reach.
-GOALS: dict[str, tuple[float | None, float | None]] = {
-    "discovery": (1.5, 0.8),
-    "jwks": (1.5, 0.8),
-    "token_client_credentials": (1.5, None),
-    "token_code_exchange": (1.2, None),
-    "userinfo": (1.2, None),
-    "introspection": (None, None),
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is requested (``kind``), by which client, on servers of how many processes."""
+
+    label: str
+    kind: str
+    client: str
+    #: Both servers' configuration, as the table states it.
+    configuration: str
+    workers: int = 1
+    #: The least kubeoidc/peer and kubeoidc/ceiling ratios (issue 16's targets).
+    goals: tuple[float | None, float | None] = (None, None)
+
+
+_OPAQUE_USER = "ID token RS256, opaque access token (stored hashed by kubeoidc, in a Map by the peer)"
+#: Targets, in the order they run; userinfo and introspection use an access token from a code exchange.
+TARGETS: dict[str, Target] = {
+    "discovery": Target("discovery", "discovery", "jwt-rs256", "-", goals=(1.5, 1.0)),
+    "jwks": Target("JWKS", "jwks", "jwt-rs256", "3 keys: RS256, ES256, EdDSA", goals=(1.5, 1.0)),
+    "token_client_credentials": Target(
+        "token (client_credentials)",
+        "client_credentials",
+        "jwt-rs256",
+        "JWT access token, RS256",
+        goals=(1.5, None),
+    ),
+    "token_client_credentials_es256": Target(
+        "token (client_credentials, ES256)",
+        "client_credentials",
+        "jwt-es256",
+        "JWT access token, ES256",
+        goals=(1.5, None),
+    ),
+    "token_client_credentials_eddsa": Target(
+        "token (client_credentials, EdDSA)",
+        "client_credentials",
+        "jwt-eddsa",
+        "JWT access token, EdDSA",
+        goals=(1.5, None),
+    ),
+    "token_client_credentials_opaque": Target(
+        "token (client_credentials, opaque)",
+        "client_credentials",
+        "opaque-rs256",
+        "opaque access token",
+        goals=(1.5, None),
+    ),
+    "token_code_exchange": Target(
+        "token (code exchange)", "code_exchange", "opaque-rs256", _OPAQUE_USER, goals=(1.5, None)
+    ),
+    "token_code_exchange_es256": Target(
+        "token (code exchange, ES256)",
+        "code_exchange",
+        "opaque-es256",
+        "ID token ES256, opaque access token",
+        goals=(1.5, None),
+    ),
+    "userinfo": Target("userinfo", "userinfo", "opaque-rs256", "opaque access token", goals=(1.2, None)),
+    "introspection": Target(
+        "introspection", "introspection", "opaque-rs256", "opaque access token", goals=(1.5, None)
+    ),
+    "token_client_credentials_workers2": Target(
+        "token (client_credentials, 2 processes)",
+        "client_credentials",
+        "jwt-rs256",
+        "JWT access token, RS256; 2 processes each",
+        workers=2,
+        goals=(1.5, None),
+    ),
+    "token_client_credentials_es256_workers2": Target(
+        "token (client_credentials, ES256, 2 processes)",
+        "client_credentials",
+        "jwt-es256",
+        "JWT access token, ES256; 2 processes each",
+        workers=2,
+        goals=(1.5, None),
+    ),
 }
 RSS_GOAL_MIB = 64.0
 #: The operator's goal: this many OIDCClients Ready within that many seconds of the first create.
@@ -115,12 +205,23 @@ def free_port() -> int:
         return port
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (a server's forked workers), from ``/proc/<pid>/task/*/children``."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += process_tree(int(child))
+    return found
+
+
 def rss_mib(pid: int) -> float:
-    """The process's resident set (VmRSS), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    """The resident set (VmRSS) of the process and its workers, in MiB."""
+    total = 0
+    for member in process_tree(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 @dataclass
@@ -133,6 +234,7 @@ class Server:
     ready_path: str
     log: Path
     cwd: Path | None = None
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -146,7 +248,10 @@ class Server:
 
     def start(self, timeout: float = 60) -> None:
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(self.argv, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
+            env = {**os.environ, **self.env} if self.env else None
+            self.process = subprocess.Popen(
+                self.argv, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -178,7 +283,16 @@ class Server:
             self.stop()
 
 
-def kubeoidc_server(workdir: Path, secret: str, extra_clients: int = 0, name: str = "kubeoidc") -> Server:
+def kubeoidc_server(
+    workdir: Path,
+    secret: str,
+    extra_clients: int = 0,
+    name: str = "kubeoidc",
+    *,
+    workers: int = 1,
+    clients: tuple[ClientConfig, ...] = (),
+) -> Server:
+    """The provider; with ``clients``, one client per configuration (else one with the defaults)."""
     port = free_port()
     state = workdir / f"{name}-state"
     state.mkdir()
@@ -191,17 +305,28 @@ def kubeoidc_server(workdir: Path, secret: str, extra_clients: int = 0, name: st
         f"--redirect-uri={REDIRECT_URI}",
         f"--state-dir={state}",
         f"--extra-clients={extra_clients}",
+        f"--workers={workers}",
+        f"--clients={json.dumps([config.as_json() for config in clients])}",
     ]
     return Server(name, argv, port, "/.well-known/openid-configuration", workdir / f"{name}.log")
 
 
-def peer_server(workdir: Path, secret: str) -> Server:
+def peer_server(workdir: Path, secret: str, *, workers: int = 1, name: str = "peer") -> Server:
     port = free_port()
     node = BENCH / "node"
     if not (node / "node_modules" / "oidc-provider").is_dir():
         raise RuntimeError("the peer is not installed: run `npm ci` in bench/node")
-    argv = ["node", "peer.mjs", str(port), CLIENT_ID, secret, REDIRECT_URI]
-    return Server("peer", argv, port, "/.well-known/openid-configuration", workdir / "peer.log", cwd=node)
+    clients = json.dumps([config.as_json() for config in CLIENTS.values()])
+    argv = ["node", "peer.mjs", str(port), CLIENT_ID, secret, REDIRECT_URI, clients]
+    return Server(
+        name,
+        argv,
+        port,
+        "/.well-known/openid-configuration",
+        workdir / f"{name}.log",
+        cwd=node,
+        env={"WORKERS": str(workers)},
+    )
 
 
 def ceiling_server(workdir: Path) -> Server:
@@ -216,10 +341,11 @@ def ceiling_server(workdir: Path) -> Server:
 class RelyingParty:
     """What a confidential client does against one provider, found through its discovery document."""
 
-    def __init__(self, base: str, secret: str) -> None:
+    def __init__(self, base: str, secret: str, client_id: str = CLIENT_ID) -> None:
         self.base = base
         self.secret = secret
-        self.basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()
+        self.client_id = client_id
+        self.basic = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         self.discovery_path = "/.well-known/openid-configuration"
         document = httpx2.get(base + self.discovery_path, timeout=10).json()
         self.paths = {
@@ -237,7 +363,7 @@ class RelyingParty:
         self.authorize_query = urlencode(
             {
                 "response_type": "code",
-                "client_id": CLIENT_ID,
+                "client_id": client_id,
                 "redirect_uri": REDIRECT_URI,
                 "scope": USER_SCOPE,
                 "state": "bench-state",
@@ -439,9 +565,13 @@ def lua_script(request: Request, codes_file: Path | None) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (``/proc/<pid>/stat`` fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its workers, all their threads (``/proc/<pid>/stat``
+    fields 14 and 15)."""
+    total = 0
+    for member in process_tree(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(base: str, script: str, seconds: float, connections: int, workdir: Path, pid: int) -> Run:
@@ -491,28 +621,51 @@ def _json_has(*keys: str) -> Callable[[int, bytes], bool]:
     return check
 
 
-def _jwt_access_token(status: int, body: bytes) -> bool:
-    return status == 200 and json.loads(body)["access_token"].count(".") == 2
+def _access_token_of(config: ClientConfig) -> Callable[[int, bytes], bool]:
+    """A 200 whose access token has the configuration's form (and, for a JWT, its algorithm)."""
+
+    def check(status: int, body: bytes) -> bool:
+        if status != 200:
+            return False
+        token = json.loads(body)["access_token"]
+        if config.format == "opaque":
+            return "." not in token
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        return token.count(".") == 2 and header.get("alg") == config.access_alg
+
+    return check
+
+
+def _id_token_alg(alg: str) -> Callable[[int, bytes], bool]:
+    def check(status: int, body: bytes) -> bool:
+        if status != 200:
+            return False
+        document = json.loads(body)
+        header = json.loads(base64.urlsafe_b64decode(document["id_token"].split(".")[0] + "=="))
+        return bool(document.get("access_token")) and header.get("alg") == alg
+
+    return check
 
 
 def requests_for(party: RelyingParty, target: str, token: str | None) -> Request:
     paths = party.paths
     basic = {"Authorization": party.basic, "Content-Type": FORM}
-    if target == "discovery":
+    kind, config = TARGETS[target].kind, CLIENTS[TARGETS[target].client]
+    if kind == "discovery":
         return Request("GET", party.discovery_path, check=_json_has("issuer", "jwks_uri"))
-    if target == "jwks":
+    if kind == "jwks":
         return Request("GET", paths["jwks_uri"], check=_json_has("keys"))
-    if target == "token_client_credentials":
+    if kind == "client_credentials":
         body = urlencode({"grant_type": "client_credentials", "scope": API_SCOPE})
-        return Request("POST", paths["token_endpoint"], basic, body, _jwt_access_token)
-    if target == "token_code_exchange":
+        return Request("POST", paths["token_endpoint"], basic, body, _access_token_of(config))
+    if kind == "code_exchange":
         body = party.exchange_form("{code}")
-        return Request("POST", paths["token_endpoint"], basic, body, _json_has("access_token", "id_token"))
+        return Request("POST", paths["token_endpoint"], basic, body, _id_token_alg(config.id_alg))
     assert token is not None
-    if target == "userinfo":
+    if kind == "userinfo":
         bearer = {"Authorization": f"Bearer {token}"}
         return Request("GET", paths["userinfo_endpoint"], bearer, check=_json_has("sub", "email"))
-    if target == "introspection":
+    if kind == "introspection":
         body = urlencode({"token": token})
         return Request("POST", paths["introspection_endpoint"], basic, body, _json_has("active", "sub"))
     raise ValueError(target)
@@ -590,33 +743,43 @@ class Bench:
         self.rows: dict[tuple[str, str], Row] = {}
         self.code_rates: dict[str, float] = {}
 
-    def measure(self, servers: dict[str, Server], parties: dict[str, RelyingParty]) -> None:
-        tokens: dict[str, str] = {}
+    def measure(self, servers: dict[str, Server], secret: str) -> None:
+        """Measure this bench's targets on ``servers`` (a peer, a kubeoidc, a ceiling), each target
+        through a relying party of its own client on each server."""
+        parties: dict[tuple[str, str], RelyingParty] = {}
+        tokens: dict[tuple[str, str], str] = {}
         for target in self.targets:
-            if target in ("userinfo", "introspection") and not tokens:
-                tokens = {name: party.access_token() for name, party in parties.items()}
-            requests = {
-                name: requests_for(party, target, tokens.get(name)) for name, party in parties.items()
-            }
+            client_id = CLIENTS[TARGETS[target].client].client_id
+            kind = TARGETS[target].kind
+            requests: dict[str, Request] = {}
+            for name in ("peer", "kubeoidc"):
+                party = parties.get((name, client_id))
+                if party is None:
+                    party = parties[name, client_id] = RelyingParty(servers[name].base, secret, client_id)
+                if kind in ("userinfo", "introspection") and (name, client_id) not in tokens:
+                    tokens[name, client_id] = party.access_token()
+                requests[name] = requests_for(party, target, tokens.get((name, client_id)))
             requests["ceiling"] = CEILING_REQUEST
             for name, request in requests.items():
                 self.rows[target, name] = Row(target, name)
-                if target == "token_code_exchange" and name != "ceiling":
-                    body = request.body.replace("{code}", parties[name].mint_codes(1)[0])
+                if kind == "code_exchange" and name != "ceiling":
+                    body = request.body.replace("{code}", parties[name, client_id].mint_codes(1)[0])
                 else:
                     body = request.body
                 check_once(servers[name].base, request, body)
-            self.log(f"{LABELS[target]}: warm-up")
+            party_of = {name: parties[name, client_id] for name in ("peer", "kubeoidc")}
+            label = TARGETS[target].label
+            self.log(f"{label}: warm-up")
             for name in SERVERS:
-                self._run(target, name, servers[name], requests[name], self.mode.warmup, parties.get(name))
+                self._run(target, name, servers[name], requests[name], self.mode.warmup, party_of.get(name))
             for round_number in range(self.mode.rounds):
                 for name in SERVERS:
                     run = self._run(
-                        target, name, servers[name], requests[name], self.mode.duration, parties.get(name)
+                        target, name, servers[name], requests[name], self.mode.duration, party_of.get(name)
                     )
                     self.rows[target, name].runs.append(run)
                     self.log(
-                        f"{LABELS[target]} round {round_number + 1} {name}: {run.rate:.0f} req/s, "
+                        f"{label} round {round_number + 1} {name}: {run.rate:.0f} req/s, "
                         f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, errors {run.errors}"
                     )
             for name in SERVERS:
@@ -631,11 +794,11 @@ class Bench:
         seconds: float,
         party: RelyingParty | None,
     ) -> Run:
-        if target != "token_code_exchange" or party is None:
+        if TARGETS[target].kind != "code_exchange" or party is None:
             script = lua_script(request, None)
             return run_wrk(server.base, script, seconds, self.mode.connections, self.workdir, server.pid)
         # Enough codes for the run at the last rate seen, with room; run again with more if they ran out.
-        rate = self.code_rates.get(name, 1000.0)
+        rate = self.code_rates.get(f"{target} {name}", 1000.0)
         count = math.ceil(rate * seconds * 1.5) + 50
         for _ in range(4):
             codes_file = self.workdir / f"codes-{name}.txt"
@@ -646,11 +809,11 @@ class Bench:
             run = run_wrk(server.base, script, seconds, self.mode.connections, self.workdir, server.pid)
             codes_file.unlink()
             if run.requests <= count:
-                self.code_rates[name] = max(run.rate, 1.0)
+                self.code_rates[f"{target} {name}"] = max(run.rate, 1.0)
                 return run
             self.log(f"  codes ran out on {name} ({run.requests} requests > {count} codes): again with more")
-            self.code_rates[name] = max(rate, run.requests / seconds)
-            count = math.ceil(self.code_rates[name] * seconds * 2) + 50
+            rate = self.code_rates[f"{target} {name}"] = max(rate, run.requests / seconds)
+            count = math.ceil(rate * seconds * 2) + 50
         raise RuntimeError(f"could not mint enough codes for {name}")
 
 
@@ -712,7 +875,7 @@ def _ratio(value: float | None) -> str:
 
 
 def verdict(target: str, versus_peer: float, versus_ceiling: float) -> str:
-    peer_goal, ceiling_goal = GOALS[target]
+    peer_goal, ceiling_goal = TARGETS[target].goals
     goals = []
     if peer_goal is not None:
         goals.append((f">= {peer_goal}x peer", versus_peer >= peer_goal))
@@ -725,11 +888,11 @@ def verdict(target: str, versus_peer: float, versus_ceiling: float) -> str:
 
 def table(rows: dict[tuple[str, str], Row]) -> str:
     header = (
-        "| target | server | req/s | spread | p50 ms | p99 ms | cores | CPU us/req | RSS MiB | errors "
-        "| kubeoidc/peer | kubeoidc/ceiling | goal |"
+        "| target | configuration (both) | server | req/s | spread | p50 ms | p99 ms | cores | CPU us/req "
+        "| RSS MiB | errors | kubeoidc/peer | kubeoidc/ceiling | goal |"
     )
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
-    for target in TARGETS:
+    for target, about in TARGETS.items():
         if (target, "kubeoidc") not in rows:
             continue
         kubeoidc = rows[target, "kubeoidc"].rate
@@ -739,7 +902,8 @@ def table(rows: dict[tuple[str, str], Row]) -> str:
             row = rows[target, name]
             mine = name == "kubeoidc"
             lines.append(
-                f"| {LABELS[target]} | {name} | {row.rate:.0f} | {row.spread:.0%} | {row.p50_ms:.2f} "
+                f"| {about.label} | {about.configuration if mine else ''} | {name} | {row.rate:.0f} "
+                f"| {row.spread:.0%} | {row.p50_ms:.2f} "
                 f"| {row.p99_ms:.2f} | {row.cores:.2f} | {row.cpu_us_per_request:.0f} | {row.rss_mib:.1f} "
                 f"| {row.errors} "
                 f"| {_ratio(versus_peer if mine else None)} | {_ratio(versus_ceiling if mine else None)} "
@@ -803,7 +967,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     mode = Mode(**{**asdict(mode), **overrides})
-    targets = tuple(args.targets.split(",")) if args.targets else TARGETS
+    targets = tuple(args.targets.split(",")) if args.targets else tuple(TARGETS)
     unknown = set(targets) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
@@ -826,18 +990,27 @@ def main(argv: list[str] | None = None) -> int:
     secret = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="kubeoidc-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        servers = {
-            "peer": peer_server(workdir, secret),
-            "kubeoidc": kubeoidc_server(workdir, secret),
-            "ceiling": ceiling_server(workdir),
-        }
-        for server in servers.values():
-            stack.enter_context(server.running())
-        parties = {name: RelyingParty(servers[name].base, secret) for name in ("peer", "kubeoidc")}
-        for party in parties.values():
-            party.sign_in()
+        clients = tuple(CLIENTS.values())
+        ceiling = stack.enter_context(ceiling_server(workdir).running())
         bench = Bench(mode, targets, workdir, log)
-        bench.measure(servers, parties)
+        for workers in sorted({TARGETS[target].workers for target in targets}):
+            # One pair of servers per process count, each measured on its own (the other pair stopped).
+            names = ("peer", "kubeoidc") if workers == 1 else (f"peer-{workers}w", f"kubeoidc-{workers}w")
+            with ExitStack() as pair:
+                servers = {
+                    "peer": pair.enter_context(
+                        peer_server(workdir, secret, workers=workers, name=names[0]).running()
+                    ),
+                    "kubeoidc": pair.enter_context(
+                        kubeoidc_server(
+                            workdir, secret, name=names[1], workers=workers, clients=clients
+                        ).running()
+                    ),
+                    "ceiling": ceiling,
+                }
+                bench.targets = tuple(target for target in targets if TARGETS[target].workers == workers)
+                bench.measure(servers, secret)
+        bench.targets = targets
         stack.close()
         print()
         print(table(bench.rows))

@@ -96,8 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_cluster_config(commands, after)
     keys = commands.add_parser("keys", parents=[after], help="signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
-    generate = key_commands.add_parser("generate", help="print a new private JWKS for the provider's Secret")
-    generate.add_argument("--alg", default=DEFAULT_SIGNING_ALG, choices=SIGNING_ALGS)
+    generate = key_commands.add_parser(
+        "generate",
+        help="print a new private JWKS for the provider's Secret: one key per algorithm "
+        f"({', '.join(SIGNING_ALGS)}), --alg's the default",
+    )
+    generate.add_argument(
+        "--alg", default=DEFAULT_SIGNING_ALG, choices=SIGNING_ALGS, help="the default algorithm"
+    )
+    generate.add_argument(
+        "--only", action="store_true", help="one key, for --alg only (clients naming another are not served)"
+    )
     commands.add_parser(
         "hash-password", parents=[after], help="read a password on stdin, print its argon2id hash"
     )
@@ -256,7 +265,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "keys":
         from kubeoidc_provider.keys import generate_jwks
 
-        print(json.dumps(generate_jwks(args.alg), indent=2))
+        also = () if args.only else SIGNING_ALGS
+        print(json.dumps(generate_jwks(args.alg, also=also), indent=2))
         return 0
     if args.command == "hash-password":
         from kubeoidc_provider.users import hash_password

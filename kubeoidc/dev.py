@@ -30,13 +30,14 @@ from kubeoidc.dev_sources import DevSources
 from kubeoidc.local_cluster import DEFAULT_NAMESPACE, Key, LocalCluster
 from kubeoidc.local_tls import ensure_local_tls
 from kubeoidc.manifest import InvalidOIDCClient, checked_oidcclient, load_manifests
+from kubeoidc_contract.jwks import SIGNING_ALGS, SIGNING_KIDS
 from kubeoidc_operator.controller import Reconciler
 from kubeoidc_operator.objects import decode_data
 from kubeoidc_operator.settings import OperatorSettings
 from kubeoidc_operator.status import Event
 from kubeoidc_provider.app import Background, build_provider, create_app, create_health_app
 from kubeoidc_provider.identity.catalog import SourceCatalog
-from kubeoidc_provider.keys import KeySet, generate_jwks
+from kubeoidc_provider.keys import KeySet, KeySetError, generate_jwks
 from kubeoidc_provider.main import serve
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
@@ -237,12 +238,31 @@ class ManifestFolder:
             yield document, None
 
 
+def _add_missing_algorithms(keys_file: Path) -> None:
+    """A key for each algorithm a state folder made before it had one for every algorithm lacks: the
+    folder's key set then signs with every algorithm a manifest may name; its keys stay as they are."""
+    try:
+        document = json.loads(keys_file.read_text())
+        keys = KeySet.from_jwks(document)
+    except (ValueError, KeySetError):
+        return  # left as it is: loading it later says what is wrong with it
+    missing = [alg for alg in SIGNING_ALGS if not keys.can_sign(alg)]
+    if not missing:
+        return
+    added = generate_jwks(missing[0], also=tuple(missing))["keys"]
+    document["keys"] = [*document["keys"], *added]
+    document[SIGNING_KIDS] = {**document.get(SIGNING_KIDS, {}), **{key["alg"]: key["kid"] for key in added}}
+    _write_private(keys_file, json.dumps(document, indent=2))
+
+
 def prepare_state(state_dir: Path) -> tuple[dict[str, Any], str]:
     """The state folder's signing keys and demo user, made on first use; returns the JWKS and password."""
     state_dir.mkdir(parents=True, exist_ok=True)
     keys_file = state_dir / "jwks.json"
     if not keys_file.exists():
-        _write_private(keys_file, json.dumps(generate_jwks("RS256"), indent=2))
+        _write_private(keys_file, json.dumps(generate_jwks("RS256", also=SIGNING_ALGS), indent=2))
+    else:
+        _add_missing_algorithms(keys_file)
     password_file = state_dir / "demo-password"
     if not password_file.exists():
         _write_private(password_file, secrets.token_urlsafe(12))

@@ -123,6 +123,17 @@ def default_grace_period() -> str:
 
 
 @functools.cache
+def access_token_formats() -> tuple[str, ...]:
+    """``spec.accessTokenFormat``'s enumeration: ``jwt`` (RFC 9068) and ``opaque`` (a reference token)."""
+    return tuple(_spec_field("accessTokenFormat")["enum"])
+
+
+@functools.cache
+def default_access_token_format() -> str:
+    return str(_spec_field("accessTokenFormat")["default"])
+
+
+@functools.cache
 def spec_pattern(*path: str) -> re.Pattern[str]:
     """The compiled ``pattern`` of a spec field, e.g. ``spec_pattern("clientID")``."""
     return re.compile(_spec_field(*path)["pattern"])

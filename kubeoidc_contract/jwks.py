@@ -5,7 +5,8 @@ hand) is a JSON Web Key Set (RFC 7517) with one member of our own::
 
     {"signing_kid": "k2", "keys": [{"kty": "RSA", "kid": "k2", ...}, {"kty": "EC", "kid": "k1", ...}]}
 
-``signing_kid`` names the key that signs (else the first key signs); every key is published for
+``signing_kid`` names the default signing key (else the first key); ``signing_kids`` the key that signs
+for each other algorithm (else the first key of that algorithm); every key is published for
 verification. joserfc is imported only when a key is made, so reading these names stays light.
 """
 
@@ -15,6 +16,9 @@ from typing import Any, Final
 
 #: The JWKS member naming the key that signs.
 SIGNING_KID: Final = "signing_kid"
+#: The JWKS member naming the key that signs for each algorithm (``{"ES256": "k1"}``); the key
+#: ``signing_kid`` names signs for its own algorithm and is the default.
+SIGNING_KIDS: Final = "signing_kids"
 #: The algorithms a signing key may have; RS256 is what every relying party supports (the default).
 SIGNING_ALGS: Final = ("RS256", "ES256", "EdDSA")
 DEFAULT_SIGNING_ALG: Final = "RS256"

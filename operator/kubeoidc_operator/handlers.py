@@ -24,6 +24,7 @@ from typing import Any, cast
 import kopf
 
 from kubeoidc_contract import GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
+from kubeoidc_contract.jwks import SIGNING_ALGS
 
 from .controller import CLIENT, SECRET, Reconciler, resync_forever
 from .errors import Conflict, Unavailable
@@ -121,6 +122,8 @@ def register(
             namespace, name = settings.signing_keys_ref
             policy = KeyPolicy(
                 alg=settings.key_alg,
+                # A key for every algorithm a client may name, each rotating on the same schedule.
+                also=SIGNING_ALGS,
                 rotation_period=settings.key_rotation_period,
                 publish_ahead=settings.key_publish_ahead,
                 retire_after=settings.key_retire_after,

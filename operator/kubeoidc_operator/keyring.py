@@ -12,6 +12,10 @@ A key lives through four stages, recorded in the Secret's ``schedule.json`` (the
 
 So a rotation never breaks a token in flight: the next key is published ``publish_ahead`` before the
 current one's period ends, and promoted only once it has been published that long.
+
+Each algorithm has a lane of its own, with the same schedule: the policy's ``alg`` (the default, named
+by ``signing_kid``) and each of ``also`` (named in ``signing_kids``), so a client may ask for any of
+them and each rotates on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from kubeoidc_contract import MANAGED_BY_LABEL, MANAGER, SIGNING_KEYS_KEY, SIGNING_KEYS_LABEL
-from kubeoidc_contract.jwks import SIGNING_KID
+from kubeoidc_contract.jwks import SIGNING_KID, SIGNING_KIDS
 
 SCHEDULE_KEY: Final = "schedule.json"
 
@@ -39,6 +43,8 @@ class KeyPolicy:
     """How keys rotate. ``retire_after`` must outlast every token a key signs (ID tokens: an hour)."""
 
     alg: str = "RS256"
+    #: Further algorithms, each with a signing key of its own on the same schedule.
+    also: tuple[str, ...] = ()
     rotation_period: datetime.timedelta = datetime.timedelta(days=30)
     publish_ahead: datetime.timedelta = datetime.timedelta(days=1)
     retire_after: datetime.timedelta = datetime.timedelta(days=1)
@@ -65,6 +71,8 @@ class _Stage:
 class _Ring:
     keys: list[dict[str, Any]] = field(default_factory=list)
     signing_kid: str | None = None
+    #: The signing key of each further algorithm (the policy's ``also``).
+    signing_kids: dict[str, str] = field(default_factory=dict)
     schedule: dict[str, _Stage] = field(default_factory=dict)
 
 
@@ -103,40 +111,88 @@ def plan_keyring(
 def _advance(ring: _Ring, policy: KeyPolicy, now: datetime.datetime, make_key: KeyMaker) -> list[str]:
     changes: list[str] = []
     stamp = _format(now)
+    signing = {ring.signing_kid, *ring.signing_kids.values()}
     for key in ring.keys:  # Keys added by hand: published from now on.
         kid = key["kid"]
         if kid not in ring.schedule:
-            ring.schedule[kid] = _Stage(created=stamp, activated=stamp if kid == ring.signing_kid else None)
-    if ring.signing_kid is None or ring.signing_kid not in ring.schedule:
-        key = make_key(policy.alg)
-        ring.keys.append(key)
-        ring.signing_kid = key["kid"]
-        ring.schedule[key["kid"]] = _Stage(created=stamp, activated=stamp)
-        changes.append(f"created signing key {key['kid']}")
-    active = ring.schedule[ring.signing_kid]
-    due = _parse(active.activated or active.created) + policy.rotation_period
-    pending = [
-        kid for kid, stage in ring.schedule.items() if stage.activated is None and stage.retired is None
-    ]
-    if not pending and now >= due - policy.publish_ahead:
-        key = make_key(policy.alg)
-        ring.keys.append(key)
-        ring.schedule[key["kid"]] = _Stage(created=stamp)
-        pending = [key["kid"]]
-        changes.append(f"published next key {key['kid']}")
-    ready = [kid for kid in pending if now >= _parse(ring.schedule[kid].created) + policy.publish_ahead]
-    if ready and now >= due:
-        retiring, promoted = ring.signing_kid, ready[0]
-        ring.schedule[retiring].retired = stamp
-        ring.schedule[promoted].activated = stamp
-        ring.signing_kid = promoted
-        changes.append(f"promoted {promoted} to signing, retired {retiring}")
+            ring.schedule[kid] = _Stage(created=stamp, activated=stamp if kid in signing else None)
+    # The default lane takes every key of no other lane (keys added by hand may not say their alg).
+    others = [alg for alg in dict.fromkeys(policy.also) if alg != policy.alg]
+    lane_of = {
+        key["kid"]: (alg if alg in others else policy.alg) for key in ring.keys for alg in [_alg_of(key)]
+    }
+    ring.signing_kid = _advance_lane(
+        ring, policy.alg, ring.signing_kid, lane_of, policy, now, make_key, changes
+    )
+    for alg in others:
+        kid = _advance_lane(ring, alg, ring.signing_kids.get(alg), lane_of, policy, now, make_key, changes)
+        ring.signing_kids[alg] = kid
     for kid, stage in list(ring.schedule.items()):
         if stage.retired is not None and now >= _parse(stage.retired) + policy.retire_after:
             ring.keys = [key for key in ring.keys if key["kid"] != kid]
             del ring.schedule[kid]
             changes.append(f"removed retired key {kid}")
     return changes
+
+
+def _advance_lane(
+    ring: _Ring,
+    alg: str,
+    signing_kid: str | None,
+    lane_of: dict[str, str],
+    policy: KeyPolicy,
+    now: datetime.datetime,
+    make_key: KeyMaker,
+    changes: list[str],
+) -> str:
+    """One algorithm's schedule: make, publish and promote its keys; the kid that signs for it now."""
+    stamp = _format(now)
+    if signing_kid is None or signing_kid not in ring.schedule:
+        key = make_key(alg)
+        ring.keys.append(key)
+        lane_of[key["kid"]] = alg
+        signing_kid = key["kid"]
+        ring.schedule[signing_kid] = _Stage(created=stamp, activated=stamp)
+        changes.append(
+            f"created {alg} signing key {signing_kid}"
+            if policy.also
+            else f"created signing key {signing_kid}"
+        )
+    active = ring.schedule[signing_kid]
+    due = _parse(active.activated or active.created) + policy.rotation_period
+    pending = [
+        kid
+        for kid, stage in ring.schedule.items()
+        if stage.activated is None and stage.retired is None and lane_of.get(kid) == alg
+    ]
+    if not pending and now >= due - policy.publish_ahead:
+        key = make_key(alg)
+        ring.keys.append(key)
+        lane_of[key["kid"]] = alg
+        ring.schedule[key["kid"]] = _Stage(created=stamp)
+        pending = [key["kid"]]
+        changes.append(f"published next key {key['kid']}")
+    ready = [kid for kid in pending if now >= _parse(ring.schedule[kid].created) + policy.publish_ahead]
+    if ready and now >= due:
+        retiring, promoted = signing_kid, ready[0]
+        ring.schedule[retiring].retired = stamp
+        ring.schedule[promoted].activated = stamp
+        signing_kid = promoted
+        changes.append(f"promoted {promoted} to signing, retired {retiring}")
+    return signing_kid
+
+
+#: The algorithm each key type signs with (a key's ``alg`` member, when present, says it first).
+_ALGS_BY_TYPE: Final[dict[tuple[object, object], str]] = {
+    ("RSA", None): "RS256",
+    ("EC", "P-256"): "ES256",
+    ("OKP", "Ed25519"): "EdDSA",
+}
+
+
+def _alg_of(key: Mapping[str, Any]) -> str | None:
+    alg = key.get("alg")
+    return alg if isinstance(alg, str) else _ALGS_BY_TYPE.get((key.get("kty"), key.get("crv")))
 
 
 def _read(secret: Mapping[str, Any]) -> _Ring:
@@ -150,12 +206,18 @@ def _read(secret: Mapping[str, Any]) -> _Ring:
         raise ValueError(f"{SIGNING_KEYS_KEY} has no list of keys with a kid each")
     kids = {key["kid"] for key in keys}
     signing = document.get(SIGNING_KID) or (keys[0]["kid"] if keys else None)
+    lanes = document.get(SIGNING_KIDS) or {}
+    if not isinstance(lanes, dict):
+        raise ValueError(f"{SIGNING_KIDS} is not a JSON object")
     stages = {
         kid: _Stage(**{k: v for k, v in stage.items() if k in ("created", "activated", "retired")})
         for kid, stage in schedule.items()
         if kid in kids and isinstance(stage, dict) and isinstance(stage.get("created"), str)
     }
-    return _Ring(keys=keys, signing_kid=signing if signing in kids else None, schedule=stages)
+    others = {alg: kid for alg, kid in lanes.items() if kid in kids and kid != signing}
+    return _Ring(
+        keys=keys, signing_kid=signing if signing in kids else None, signing_kids=others, schedule=stages
+    )
 
 
 def _decode(data: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -169,7 +231,9 @@ def _decode(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 
 def _document(ring: _Ring) -> tuple[str, str]:
-    jwks = {"keys": ring.keys, SIGNING_KID: ring.signing_kid}
+    jwks: dict[str, Any] = {"keys": ring.keys, SIGNING_KID: ring.signing_kid}
+    if ring.signing_kids:
+        jwks[SIGNING_KIDS] = ring.signing_kids
     schedule = {
         kid: {k: v for k, v in vars(stage).items() if v is not None} for kid, stage in ring.schedule.items()
     }

@@ -98,7 +98,7 @@ def build_provider(
     metrics.observe_feed(feed)
     sources = sources or SourceCatalog(settings.issuer + contract.UPSTREAM_CALLBACK_PATH)
     directory = Directory(users, sources, state, ttl=settings.refresh_token_ttl)
-    signing = SigningKeys(settings.issuer, keys)
+    signing = SigningKeys(settings.issuer, keys, on_replace=registry.set_signing_algs)
     minter = TokenMinter(
         issuer=settings.issuer,
         signing=signing,

@@ -155,10 +155,26 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        client_id = client.get_client_id()
         request: ProviderRequest | None = getattr(self._answering, "request", None)
+        return self.token_body(
+            client, user, scope, include_refresh_token=include_refresh_token, request=request
+        )
+
+    def token_body(
+        self,
+        client: OAuthClient,
+        user: EndUser | None,
+        scope: str | None,
+        *,
+        include_refresh_token: bool,
+        request: ProviderRequest | None,
+    ) -> dict[str, Any]:
+        """The token response's body (RFC 6749 §5.1) for ``client``, and ``user`` if any; an opaque access
+        token is left on ``request`` for the token endpoint to store."""
+        client_id = client.get_client_id()
         resources = request.payload.datalist.get("resource", []) if request is not None else []
-        access_token = self.minter.access_token(
+        registration = client.client
+        issued = self.minter.access_token(
             client_id=client_id,
             subject=user.user.id if user else client_subject(client_id),
             scope=scope or "",
@@ -166,9 +182,14 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             auth_time=user.auth_time if user else None,
             userinfo_claims=user.claims.userinfo if user else (),
             audience=_audience(client, resources),
+            alg=registration.access_token_signed_response_alg,
+            token_format=registration.access_token_format,
         )
+        if request is not None and issued.stored_claims is not None:
+            # Stored by the token endpoint once Authlib returns, before the response leaves.
+            request.issued_access_token = issued
         token: dict[str, Any] = {
-            "access_token": access_token,
+            "access_token": issued.value,
             "token_type": "Bearer",
             "expires_in": self.settings.access_token_ttl,
         }
@@ -245,7 +266,7 @@ def _authenticate_basic(query_client: Any, request: ProviderRequest) -> OAuthCli
     return client
 
 
-def _basic_client_id(request: ProviderRequest) -> str | None:
+def basic_client_id(request: ProviderRequest) -> str | None:
     """The client ID of the request's HTTP Basic credentials, or None without (readable) ones."""
     try:
         client_id, _ = extract_basic_authorization(request.headers)
@@ -254,11 +275,21 @@ def _basic_client_id(request: ProviderRequest) -> str | None:
     return client_id if isinstance(client_id, str) else None
 
 
+def basic_credentials(request: ProviderRequest) -> tuple[str, str] | None:
+    """The request's HTTP Basic client ID and secret, read as Authlib's ``client_secret_basic`` reads
+    them; None without both."""
+    try:
+        client_id, secret = extract_basic_authorization(request.headers)
+    except ValueError:
+        return None
+    return (client_id, secret) if client_id and secret else None
+
+
 def _refuse_two_methods(request: ProviderRequest) -> None:
     """``invalid_request`` for Basic credentials beside credentials in the body, or beside a body
     ``client_id`` naming another client (RFC 6749 §2.3: one method per request). A body ``client_id``
     equal to the Basic one is tolerated: relying parties (pyoidc) add it to code exchanges."""
-    basic_id = _basic_client_id(request)
+    basic_id = basic_client_id(request)
     if basic_id is None:
         return
     form = request.form

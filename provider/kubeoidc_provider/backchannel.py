@@ -137,7 +137,8 @@ class BackchannelLogout:
         }
         if sid:
             claims["sid"] = sid
-        return self.signing.keys.sign(claims, typ=LOGOUT_TOKEN_TYP)
+        # Signed as the client's ID tokens are: the relying party checks both the same way.
+        return self.signing.keys.sign(claims, typ=LOGOUT_TOKEN_TYP, alg=client.id_token_signed_response_alg)
 
     def _send(self, client_id: str, user_id: str, sid: str | None, client_uid: str = "") -> None:
         client = self.registry.get(client_id)

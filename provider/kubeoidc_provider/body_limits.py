@@ -52,7 +52,9 @@ class BodyLimits:
             if complete:
                 return await receive()  # the body is in: a wait for the disconnect is not bounded
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
+                # A timer, not wait_for's extra task per receive: most bodies are there already.
+                async with asyncio.timeout(self.read_timeout):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(408, "The request body did not arrive in time.", _CLOSE) from None
             if message["type"] == "http.request":

@@ -153,6 +153,48 @@ def _first_use(
     return grant
 
 
+def _find_user(grant: Any, subject: str) -> User | None:
+    """The user a grant was for: a static user at once, a source's person from the state store."""
+    directory = _server(grant).directory
+    known, user = directory.find_static(subject)
+    return user if known else _wait(grant.request, directory.find(subject))
+
+
+@dataclass(frozen=True, slots=True)
+class EarlySpend:
+    """A code the token endpoint spent on the event loop before Authlib ran, and the outcome."""
+
+    code: str
+    spent: tuple[CodeGrant, Spent] | None
+
+
+async def spend_code_early(state: State, registry_client: Any, request: ProviderRequest) -> None:
+    """Spend the code of an exchange on the loop, so the grant need not wait for the state store.
+
+    Only for a request the grant would spend the code for anyway: a client authenticated here as
+    Authlib authenticates it (HTTP Basic and the right secret, ``registry_client`` being the client the
+    credentials name, else None) and allowed the grant, with a code. Anything else is left to the grant.
+    """
+    code = request.form.get("code")
+    if registry_client is None or not code or "authorization_code" not in registry_client.grant_types:
+        return
+    request.early_spend = EarlySpend(code, await state.spend_code(code))
+
+
+def answers_without_waiting(directory: Directory, request: ProviderRequest) -> bool:
+    """Whether the code exchange's grant will not wait on the state store: its code spent early for the
+    first time, a static user, and no refresh token to store."""
+    early: EarlySpend | None = request.early_spend
+    if early is None or early.spent is None or not early.spent[1].first:
+        return False
+    client = request.client_registration
+    return (
+        client is not None
+        and "refresh_token" not in client.grant_types
+        and directory.find_static(early.spent[0].user_id)[0]
+    )
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     """RFC 6749 §4.1, storing codes by hash and spending them atomically."""
 
@@ -200,9 +242,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         server = _server(self)
         # Spent before the client and PKCE checks, on purpose: a code presented by the wrong client or
         # with the wrong verifier has leaked, so it is burnt, and a later use counts as a replay.
-        grant = _first_use(
-            server, self.request, _wait(self.request, server.state.spend_code(code)), "authorization code"
-        )
+        # Usually spent already, on the loop, by spend_code_early (after the same client authentication).
+        early: EarlySpend | None = self.request.early_spend
+        spent = early.spent if early is not None and early.code == code else None
+        if spent is None and (early is None or early.code != code):
+            spent = _wait(self.request, server.state.spend_code(code))
+        grant = _first_use(server, self.request, spent, "authorization code")
         if grant is None or not issued_to(client, grant.client_id, grant.client_uid):
             return None
         return _CodeRecord(grant)
@@ -214,7 +259,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     def authenticate_user(self, authorization_code: _CodeRecord) -> EndUser | None:
         grant = authorization_code.grant
-        user = _wait(self.request, _server(self).directory.find(grant.user_id))
+        user = _find_user(self, grant.user_id)
         claims = ClaimsRequest.from_json(grant.claims)
         return EndUser(user, grant.auth_time, grant.grant_id, grant.sid, claims) if user else None
 
@@ -241,7 +286,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_user(self, refresh_token: _RefreshRecord) -> EndUser | None:
         grant = refresh_token.grant
-        user = _wait(self.request, _server(self).directory.find(grant.user_id))
+        user = _find_user(self, grant.user_id)
         if user is None:
             return None
         claims = ClaimsRequest.from_json(grant.extra.get("claims"))
@@ -263,6 +308,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         return None
 
 
+def client_credentials_scope(client: Any, requested: str | None) -> str:
+    """The scope a client credentials request is granted: what the client may have of what it asks,
+    without the scopes that stand for a user (an ID token, a refresh token), left out like any other
+    scope this grant cannot give (RFC 6749 §3.3)."""
+    granted = client.get_allowed_scope(requested).split()
+    return " ".join(s for s in granted if s not in USER_SCOPES)
+
+
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     """RFC 6749 §4.4: tokens for the client itself, limited to the client's own scopes."""
 
@@ -271,10 +324,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
-        granted = self.request.client.get_allowed_scope(self.request.payload.scope).split()
-        # No user takes part: the scopes that stand for one (an ID token, a refresh token) are left
-        # out like any other scope this grant cannot give (RFC 6749 §3.3).
-        self.request.scope = " ".join(s for s in granted if s not in USER_SCOPES)
+        self.request.scope = client_credentials_scope(self.request.client, self.request.payload.scope)
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """Authlib's response, with the granted scope instead of the requested one (RFC 6749 §3.3)."""
@@ -329,6 +379,7 @@ class _IdTokens:
             nonce=code.get_nonce() if code is not None else None,
             access_token=token.get("access_token"),
             session=(end_user.sid, AUTHENTICATION_CONTEXT, AUTHENTICATION_METHODS),
+            alg=request.client.client.id_token_signed_response_alg,
         )
 
 

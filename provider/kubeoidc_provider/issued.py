@@ -61,10 +61,17 @@ class IssuedToken:
 async def find_issued_token(
     state: State, minter: TokenMinter, raw: str, hint: str | None
 ) -> IssuedToken | None:
-    """The token if it is ours and still live (not spent, revoked or expired); the hint orders the search."""
-    lookups = (
-        ("access_token", "refresh_token") if hint == "access_token" else ("refresh_token", "access_token")
-    )
+    """The token if it is ours and still live (not spent, revoked or expired); the hint orders the search.
+
+    Without a hint, an access token is looked for first: resource servers introspect access tokens, and
+    a JWT (it has dots; refresh tokens never do) is never looked for among the refresh tokens at all.
+    """
+    if "." in raw:
+        lookups: tuple[str, ...] = ("access_token",)
+    elif hint == "refresh_token":
+        lookups = ("refresh_token", "access_token")
+    else:
+        lookups = ("access_token", "refresh_token")
     for kind in lookups:
         if kind == "refresh_token":
             grant = await state.find_refresh_token(raw)

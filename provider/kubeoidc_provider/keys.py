@@ -3,14 +3,18 @@
 The key set comes from a private JSON Web Key Set (RFC 7517), the document the chart mounts from a
 Secret (``jwks.json``) and ``kubeoidc keys generate`` prints::
 
-    {"signing_kid": "k2",            # optional: the key that signs; else the first key
+    {"signing_kid": "k2",            # optional: the default signing key; else the first key
+     "signing_kids": {"ES256": "k1"}, # optional: the key that signs for each other algorithm
      "keys": [{"kty": "RSA", "kid": "k2", "n": ..., "e": ..., "d": ..., "p": ..., ...},
               {"kty": "EC", "kid": "k1", "crv": "P-256", ...}]}
 
-Every key is published in the JWKS, and any of them verifies; one signs. That is how keys rotate
-without breaking tokens in flight: publish the next key first (caches of relying parties pick it up),
-then name it in ``signing_kid``, and keep the retired key published while tokens it signed live. A
-published-only key may come without its private part.
+Every key is published in the JWKS, and any of them verifies; one key per algorithm signs. The
+default signing key (``signing_kid``) signs for every client that names no algorithm, and its
+algorithm is the set's default. For each other algorithm, the key ``signing_kids`` names signs, or
+else the first key of that algorithm with a private part. That is how keys rotate without breaking
+tokens in flight: publish the next key first (caches of relying parties pick it up), then name it in
+``signing_kid`` (or ``signing_kids``), and keep the retired key published while tokens it signed
+live. A published-only key may come without its private part.
 
 Algorithms, one per key type: RS256 (RSA, at least 2048 bits; the default), ES256 (EC P-256), EdDSA
 (OKP Ed25519). A key's ``alg`` member may be left out (it follows from the key type) but must match if
@@ -37,7 +41,7 @@ from joserfc import jwk
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact, serialize_compact, validate_compact
 
-from kubeoidc_contract.jwks import RSA_BITS, SIGNING_ALGS, SIGNING_KID, generate_key
+from kubeoidc_contract.jwks import RSA_BITS, SIGNING_ALGS, SIGNING_KID, SIGNING_KIDS, generate_key
 
 __all__ = [
     "InvalidTokenError",
@@ -111,17 +115,26 @@ class _SigningKey:
 class KeySet:
     """Signing and published keys, parsed once. Build with :meth:`from_jwks` or :meth:`load`."""
 
-    def __init__(self, keys: list[_SigningKey], signing_kid: str) -> None:
+    def __init__(self, keys: list[_SigningKey], signing_kid: str, signing_kids: Mapping[str, str]) -> None:
         self._keys = {key.kid: key for key in keys}
         self._signer = self._keys[signing_kid]
-        assert self._signer.private is not None
-        self._signing_key: jwk.Key = self._signer.private
-        self._registry = _REGISTRIES[self._signer.alg]
-        self._half_hash = _HALF_HASH[self._signer.alg]
+        #: The key that signs for each algorithm the set can sign with, the default one first.
+        self._signers = {self._signer.alg: self._signer}
+        for alg in SIGNING_ALGS:
+            kid = signing_kids.get(alg)
+            signer = (
+                self._keys[kid]
+                if kid is not None
+                else next((k for k in keys if k.alg == alg and k.private is not None), None)
+            )
+            if signer is not None:
+                self._signers.setdefault(alg, signer)
         #: The kids, in the document's order.
         self.kids: tuple[str, ...] = tuple(key.kid for key in keys)
-        #: The algorithms of the published keys, the signing one first (for discovery documents).
+        #: The algorithms of the published keys, the signing one first.
         self.algs: tuple[str, ...] = tuple(dict.fromkeys([self._signer.alg, *(key.alg for key in keys)]))
+        #: The algorithms this set signs with, the default first (for discovery documents).
+        self.signing_algs: tuple[str, ...] = tuple(self._signers)
         #: The public JWKS, serialised once: public members, ``kid``, ``use`` and ``alg`` only.
         self.public_jwks_bytes: bytes = json.dumps(
             {"keys": [key.public_jwk for key in keys]}, separators=(",", ":")
@@ -134,8 +147,17 @@ class KeySet:
 
     @property
     def signing_alg(self) -> str:
-        """The algorithm of the key that signs: ``RS256``, ``ES256`` or ``EdDSA``."""
+        """The default algorithm (the default signing key's): ``RS256``, ``ES256`` or ``EdDSA``."""
         return self._signer.alg
+
+    @property
+    def signing_kids(self) -> dict[str, str]:
+        """The ``kid`` of the key that signs for each algorithm."""
+        return {alg: key.kid for alg, key in self._signers.items()}
+
+    def can_sign(self, alg: str | None) -> bool:
+        """Whether a key of the set signs with ``alg`` (None: the default algorithm, always)."""
+        return alg is None or alg in self._signers
 
     @property
     def public_jwks(self) -> dict[str, Any]:
@@ -168,7 +190,7 @@ class KeySet:
             raise KeySetError(
                 f"the signing key {signing_kid!r} has no private part: it can be published, not sign"
             )
-        return cls(keys, signing_kid)
+        return cls(keys, signing_kid, _signing_kids(doc.get(SIGNING_KIDS, {}), keys, signing_kid))
 
     @classmethod
     def load(cls, path: str | Path) -> KeySet:
@@ -184,11 +206,16 @@ class KeySet:
         except KeySetError as e:
             raise KeySetError(f"the signing keys file {str(path)!r}: {e}") from None
 
-    def sign(self, claims: Mapping[str, Any], *, typ: str = "JWT") -> str:
-        """A compact JWS of ``claims`` by the signing key; header ``alg``, ``kid`` and ``typ``."""
-        header = {"alg": self._signer.alg, "kid": self._signer.kid, "typ": typ}
+    def sign(self, claims: Mapping[str, Any], *, typ: str = "JWT", alg: str | None = None) -> str:
+        """A compact JWS of ``claims`` by the key that signs for ``alg`` (None: the default key); header
+        ``alg``, ``kid`` and ``typ``. :class:`KeySetError` when no key of the set signs with ``alg``."""
+        signer = self._signer if alg is None else self._signers.get(alg)
+        if signer is None:
+            raise KeySetError(f"no signing key for {alg}: the key set signs with {', '.join(self._signers)}")
+        assert signer.private is not None
+        header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
         payload = json.dumps(dict(claims), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return serialize_compact(header, payload.encode(), self._signing_key, registry=self._registry)
+        return serialize_compact(header, payload.encode(), signer.private, registry=_REGISTRIES[signer.alg])
 
     def verify(
         self, token: str, *, typ: str | None = None, now: float | None = None, leeway: float = 0
@@ -240,24 +267,55 @@ class KeySet:
             check_times(claims, now, leeway)
         return header, claims
 
-    def hash_half(self, value: str) -> str:
+    def hash_half(self, value: str, alg: str | None = None) -> str:
         """``at_hash`` / ``c_hash`` of a token or code (OIDC Core §3.1.3.6, §3.3.2.11).
 
         The left half of the hash of the ASCII value, base64url without padding; the hash is the one of
-        the signing algorithm: SHA-256 for RS256 and ES256, SHA-512 for EdDSA (Ed25519), as OpenID
-        Connect implementations do.
+        the algorithm of the token that carries it (``alg``; None: the default one): SHA-256 for RS256
+        and ES256, SHA-512 for EdDSA (Ed25519), as OpenID Connect implementations do.
         """
-        digest = self._half_hash(value.encode("ascii")).digest()
+        digest = _HALF_HASH[alg or self._signer.alg](value.encode("ascii")).digest()
         return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
 
 
-def generate_jwks(alg: str = "RS256", kid: str | None = None) -> dict[str, Any]:
-    """A new private JWKS with one key for ``alg`` (RSA 2048 bits for RS256).
+def generate_jwks(
+    alg: str = "RS256", kid: str | None = None, *, also: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A new private JWKS with one key for ``alg`` (RSA 2048 bits for RS256), the default signing key,
+    and one more key for each algorithm of ``also`` (each signing for its algorithm).
 
-    ``kid`` defaults to the key's RFC 7638 thumbprint. The result is what :meth:`KeySet.from_jwks`
-    reads; to rotate, add a new key to an existing document, publish, then set ``signing_kid``.
+    ``kid`` (of the ``alg`` key) defaults to the key's RFC 7638 thumbprint. The result is what
+    :meth:`KeySet.from_jwks` reads; to rotate, add a new key to an existing document, publish, then
+    name it in ``signing_kid`` (or ``signing_kids``).
     """
-    return {"keys": [generate_key(alg, kid)]}
+    keys = [generate_key(alg, kid), *(generate_key(other) for other in also if other != alg)]
+    if len(keys) == 1:
+        return {"keys": keys}
+    return {SIGNING_KID: keys[0]["kid"], SIGNING_KIDS: {key["alg"]: key["kid"] for key in keys}, "keys": keys}
+
+
+def _signing_kids(value: Any, keys: list[_SigningKey], signing_kid: str) -> dict[str, str]:
+    """``signing_kids`` checked: each names a key of its algorithm with a private part, and the default
+    algorithm's entry (if any) names the default key."""
+    if not isinstance(value, Mapping):
+        raise KeySetError(f"{SIGNING_KIDS} must map algorithms to kids")
+    by_kid = {key.kid: key for key in keys}
+    default_alg = by_kid[signing_kid].alg
+    for alg, kid in value.items():
+        key = by_kid.get(kid) if isinstance(kid, str) else None
+        if alg not in SIGNING_ALGS:
+            raise KeySetError(f"{SIGNING_KIDS}: unknown algorithm {alg!r}: use {', '.join(SIGNING_ALGS)}")
+        if key is None:
+            raise KeySetError(f"{SIGNING_KIDS}: {alg} names {kid!r}, none of the keys")
+        if key.alg != alg:
+            raise KeySetError(f"{SIGNING_KIDS}: {alg} names {kid!r}, a key for {key.alg}")
+        if key.private is None:
+            raise KeySetError(f"{SIGNING_KIDS}: {alg} names {kid!r}, which has no private part")
+        if alg == default_alg and kid != signing_kid:
+            raise KeySetError(
+                f"{SIGNING_KIDS}: {alg} names {kid!r}, but signing_kid {signing_kid!r} signs {alg}"
+            )
+    return dict(value)
 
 
 def _parse_key(entry: Any, index: int) -> _SigningKey:

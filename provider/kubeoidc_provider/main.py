@@ -28,6 +28,7 @@ from kubeoidc_provider.streams import FollowedSecret
 from kubeoidc_provider.tls import TLSFiles
 from kubeoidc_provider.users import StaticUserDirectory, UserDirectoryError
 from kubeoidc_provider.watcher import RegistryWatcher, default_api, read_secret
+from kubeoidc_provider.workers import serve_forked
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,25 @@ class ConfigurationError(Exception):
 
 
 def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
+    """Serve until stopped: in this process, or in ``settings.workers`` forked ones sharing the port."""
+    if settings.workers == 1:
+        _run_one(settings, log_level, None)
+        return
+    if settings.storage_url.startswith("memory:"):
+        raise ConfigurationError(
+            f"--workers {settings.workers} needs a state store the workers share: "
+            "set the storage URL to sqlite:///PATH or redis://..., not memory://"
+        )
+    # Both ports bound here, before the fork: every worker serves the public and the health port.
+    sockets = bind(settings, health=True)
+    status = serve_forked(
+        settings.workers, sockets, lambda inherited: _run_one(settings, log_level, inherited)
+    )
+    if status:
+        raise SystemExit(status)
+
+
+def _run_one(settings: ProviderSettings, log_level: str, sockets: list[socket.socket] | None) -> None:
     try:
         api = default_api()
         keys = _initial_keys(settings, api)
@@ -83,7 +103,7 @@ def run(settings: ProviderSettings, *, log_level: str = "INFO") -> None:
         provider,
         background=(Background(watcher.start, watcher.stop), Background(cluster.start, cluster.stop)),
     )
-    serve(app, settings, health_app=create_health_app(provider), log_level=log_level)
+    serve(app, settings, health_app=create_health_app(provider), log_level=log_level, sockets=sockets)
 
 
 def open_state_storage(settings: ProviderSettings) -> Storage:
@@ -115,21 +135,44 @@ def _initial_keys(settings: ProviderSettings, api: KubeApi) -> KeySet:
 
 
 def serve(
-    app: ASGIApp, settings: ProviderSettings, *, health_app: ASGIApp | None = None, log_level: str = "INFO"
+    app: ASGIApp,
+    settings: ProviderSettings,
+    *,
+    health_app: ASGIApp | None = None,
+    log_level: str = "INFO",
+    sockets: list[socket.socket] | None = None,
 ) -> None:
-    """Serve ``app`` on ``host``:``port`` and, when given, ``health_app`` on ``host``:``health_port``."""
+    """Serve ``app`` on ``host``:``port`` and, when given, ``health_app`` on ``host``:``health_port``;
+    on ``sockets`` when a worker inherited them bound (see :func:`bind`), else bound here."""
     tls = tls_files(settings)
     if tls is not None:
         tls.start()
-    sockets: list[socket.socket] = []
+    bound: list[socket.socket] = []
     try:
-        server, sockets = listening_server(app, settings, health_app=health_app, tls=tls, log_level=log_level)
-        server.run(sockets=sockets)
+        server, bound = listening_server(
+            app, settings, health_app=health_app, tls=tls, log_level=log_level, sockets=sockets
+        )
+        server.run(sockets=bound)
     finally:
-        for sock in sockets:
+        for sock in bound:
             sock.close()
         if tls is not None:
             tls.stop()
+
+
+def bind(settings: ProviderSettings, *, health: bool) -> list[socket.socket]:
+    """The public port's socket and, with ``health``, the health port's: bound here, so a port in use
+    stops the start."""
+    ports = [settings.port] + ([settings.health_port] if health else [])
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            sockets.append(listen(settings.host, port))
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        raise ConfigurationError(f"cannot listen on {settings.host}:{port}: {error}") from error
+    return sockets
 
 
 def listening_server(
@@ -139,18 +182,13 @@ def listening_server(
     health_app: ASGIApp | None = None,
     tls: TLSFiles | None = None,
     log_level: str = "INFO",
+    sockets: list[socket.socket] | None = None,
 ) -> tuple[uvicorn.Server, list[socket.socket]]:
     """The server and the sockets it is to run on (``server.run(sockets=...)``): the public port, and
-    the health port for ``health_app``. Both are bound here, so a port in use stops the start."""
-    ports = [settings.port] + ([settings.health_port] if health_app else [])
-    sockets: list[socket.socket] = []
-    try:
-        for port in ports:
-            sockets.append(listen(settings.host, port))
-    except OSError as error:
-        for sock in sockets:
-            sock.close()
-        raise ConfigurationError(f"cannot listen on {settings.host}:{port}: {error}") from error
+    the health port for ``health_app``; bound here (:func:`bind`) unless ``sockets`` are given (a
+    worker's, bound by the parent before the fork)."""
+    if sockets is None:
+        sockets = bind(settings, health=health_app is not None)
     if health_app is not None:
         app = ByListener(app, {sockets[1].getsockname()[1]: health_app})
     return uvicorn_server(app, settings, tls=tls, log_level=log_level), sockets

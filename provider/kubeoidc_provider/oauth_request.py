@@ -54,6 +54,13 @@ class ProviderRequest(OAuth2Request):  # type: ignore[misc]
         #: An authorization code the grant issued, and what it stands for: the endpoint stores it
         #: (a coroutine) before the redirect that carries it leaves.
         self.issued_code: tuple[str, Any] | None = None
+        #: An opaque access token the grant issued (``tokens.IssuedAccessToken``): the token endpoint
+        #: stores its claims before the response that carries it leaves.
+        self.issued_access_token: Any = None
+        #: A code spent on the loop before Authlib ran (``grants.EarlySpend``), and the registration of
+        #: the client that authenticated for it.
+        self.early_spend: Any = None
+        self.client_registration: Any = None
         #: The client a verified client assertion authenticated, or why the assertion was refused
         #: (``client_assertions``: checked before Authlib runs).
         self.asserted_client_id: str | None = None

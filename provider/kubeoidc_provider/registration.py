@@ -76,6 +76,11 @@ class Client:
     jwks: str | None = None
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    #: ``jwt`` (RFC 9068) or ``opaque`` (a reference token kept hashed in the state store).
+    access_token_format: str = "jwt"
+    #: The algorithms of its ID tokens and JWT access tokens; None: the key set's default one.
+    id_token_signed_response_alg: str | None = None
+    access_token_signed_response_alg: str | None = None
 
     @property
     def secretless(self) -> bool:
@@ -86,6 +91,16 @@ class Client:
             or bool(self.service_accounts)
             or self.token_endpoint_auth_method == contract.PRIVATE_KEY_JWT_AUTH_METHOD
         )
+
+    @property
+    def signing_algs(self) -> frozenset[str]:
+        """The algorithms the client named for what the provider signs for it."""
+        named = (
+            self.id_token_signed_response_alg,
+            self.access_token_signed_response_alg if self.access_token_format == "jwt" else None,
+            self.userinfo_signed_response_alg,
+        )
+        return frozenset(alg for alg in named if alg is not None)
 
     def check_secret(self, secret: str, now: float) -> bool:
         """Whether ``secret`` is one of the client's valid secrets at ``now`` (epoch seconds).
@@ -210,6 +225,11 @@ def parse_oidcclient(
             jwks=_canonical_json(spec.get("jwks")),
             jwks_uri=_str_or_none(spec.get("jwksURI")),
             token_endpoint_auth_signing_alg=_str_or_none(spec.get("tokenEndpointAuthSigningAlg")),
+            access_token_format=sys.intern(
+                _str_or_none(spec.get("accessTokenFormat")) or crd.default_access_token_format()
+            ),
+            id_token_signed_response_alg=_str_or_none(spec.get("idTokenSignedResponseAlg")),
+            access_token_signed_response_alg=_str_or_none(spec.get("accessTokenSignedResponseAlg")),
         )
     published = _published_credentials(name, uid, _mapping(status.get(contract.STATUS_CREDENTIALS)))
     return Registration(uid, namespace, name, client_id, secret_name, client, published)

@@ -74,6 +74,9 @@ class ClientRegistry:
         self._credentials: dict[_ObjectKey, Credentials] = {}  # by Secret (namespace, name)
         # Identical small values (scopes, grant types) shared across clients.
         self._shared: dict[object, object] = {}
+        #: The algorithms the provider can sign with (``KeySet.signing_algs``); None: not checked. A
+        #: client naming another one is not served (build_provider sets it from the key set).
+        self.signing_algs: frozenset[str] | None = None
 
     # -- the request path -------------------------------------------------------------------------
 
@@ -218,6 +221,19 @@ class ClientRegistry:
             else:
                 self._clients[client_id] = client
 
+    def set_signing_algs(self, algs: Iterable[str]) -> None:
+        """Serve only clients whose named algorithms are among ``algs`` (what the key set signs with),
+        now and at each later change: called again when the signing keys change."""
+        with self._lock:
+            self.signing_algs = frozenset(algs)
+            self._recompute(list(self._claims))
+
+    def _unsignable(self, client: Client) -> frozenset[str]:
+        """The algorithms the client names that the provider cannot sign with."""
+        if self.signing_algs is None:
+            return frozenset()
+        return client.signing_algs - self.signing_algs
+
     def _compute(self, client_id: str) -> Client | None:
         """The join rule: the client to serve under this ID, or None."""
         claimants = self._claims.get(client_id)
@@ -239,6 +255,17 @@ class ClientRegistry:
             return None
         registration = self._registrations[claimants[0]]
         if registration.client is None or registration.secret_name is None:
+            return None
+        unsignable = self._unsignable(registration.client)
+        if unsignable:
+            logger.warning(
+                "OIDCClient %s/%s is not served: it asks for %s, and the provider has no signing key "
+                "for it (the key set signs with %s)",
+                registration.namespace,
+                registration.name,
+                ", ".join(sorted(unsignable)),
+                ", ".join(sorted(self.signing_algs or ())),
+            )
             return None
         # What the operator published in status is authoritative; a Secret fed in (the dev mode, an
         # operator that does not publish yet) counts only without it.

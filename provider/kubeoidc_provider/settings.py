@@ -34,6 +34,9 @@ class ProviderSettings(BaseSettings):
     #: health_port: the port of ``/healthz``, ``/readyz`` and ``/metrics`` (on ``host`` too), apart from
     #: ``port`` so that whatever routes the issuer to the public port (an Ingress) never exposes them.
     health_port: int = Field(default=9090, ge=1, le=65535)
+    #: workers: how many provider processes serve the port (each with its own registry watch; the
+    #: state is shared through the store, so it must be ``sqlite:///`` or ``redis://``, not memory).
+    workers: int = Field(default=1, ge=1, le=64)
     #: forwarded_allow_ips: the proxies (ingress controllers) whose X-Forwarded-For and -Proto headers are
     #: believed: comma-separated addresses and CIDRs (``*`` trusts any sender). The client address, which
     #: failed logins are counted against, is the rightmost X-Forwarded-For entry that is not one of them.

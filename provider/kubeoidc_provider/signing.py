@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kubeoidc_contract as contract
@@ -24,9 +24,15 @@ logger = logging.getLogger(__name__)
 class SigningKeys:
     """The current key set, and the discovery document that advertises its algorithms."""
 
-    def __init__(self, issuer: str, keys: KeySet) -> None:
+    def __init__(
+        self, issuer: str, keys: KeySet, on_replace: Callable[[tuple[str, ...]], None] | None = None
+    ) -> None:
         self._issuer = issuer
-        self._current = (keys, discovery_bytes(issuer, list(keys.algs)))
+        self._current = (keys, discovery_bytes(issuer, list(keys.signing_algs)))
+        #: Told the algorithms of each new key set (the registry serves only clients it can sign for).
+        self._on_replace = on_replace
+        if on_replace is not None:
+            on_replace(keys.signing_algs)
 
     @property
     def keys(self) -> KeySet:
@@ -39,9 +45,14 @@ class SigningKeys:
     def replace(self, keys: KeySet) -> None:
         """Start signing with ``keys`` (its signing key) and publishing all of its keys."""
         previous = self._current[0]
-        if keys.public_jwks_bytes == previous.public_jwks_bytes and keys.signing_kid == previous.signing_kid:
+        if (
+            keys.public_jwks_bytes == previous.public_jwks_bytes
+            and keys.signing_kids == previous.signing_kids
+        ):
             return
-        self._current = (keys, discovery_bytes(self._issuer, list(keys.algs)))
+        self._current = (keys, discovery_bytes(self._issuer, list(keys.signing_algs)))
+        if self._on_replace is not None and keys.signing_algs != previous.signing_algs:
+            self._on_replace(keys.signing_algs)
         logger.info(
             "signing keys replaced: signing with %s, publishing %s", keys.signing_kid, ", ".join(keys.kids)
         )

@@ -267,6 +267,18 @@ class State:
     async def delete_refresh_token(self, token: str) -> None:
         await self.storage.delete("refresh_token", token_hash(token))
 
+    # Opaque access tokens ---------------------------------------------------------------------------
+    async def save_access_token(self, token: str, claims: dict[str, Any], ttl: int) -> None:
+        """An opaque access token's claims, under the token's SHA-256 (the token itself is never kept)."""
+        await self.storage.put("access_token", token_hash(token), claims, max(ttl, 1))
+
+    async def find_access_token(self, token: str) -> dict[str, Any] | None:
+        return await self.storage.get("access_token", token_hash(token))
+
+    async def delete_access_token(self, token: str) -> None:
+        """Revoke an opaque access token: it is found no more."""
+        await self.storage.delete("access_token", token_hash(token))
+
     # Revocation -------------------------------------------------------------------------------------
     async def revoke_grant(self, grant_id: str, ttl: int) -> None:
         """Revoke everything issued under one authorization: its refresh tokens and access tokens."""

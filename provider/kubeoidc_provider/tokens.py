@@ -1,16 +1,20 @@
-"""Minting and checking the signed tokens: ID tokens (OIDC Core §2) and JWT access tokens (RFC 9068).
+"""Minting and checking tokens: ID tokens (OIDC Core §2) and access tokens, JWT (RFC 9068) or opaque.
 
-Refresh tokens are opaque and live in the state store; everything here is a JWT signed by the key set,
-so a resource server can check it offline against the JWKS.
+Refresh tokens are opaque and live in the state store. ID tokens are JWTs signed by the key set with the
+client's algorithm. An access token is, per client (``accessTokenFormat``), either a JWT a resource
+server can check offline against the JWKS, or an opaque reference: a random value whose claims the state
+store keeps under its SHA-256 (never the token itself), found again at userinfo, introspection and
+revocation. Both carry the same claims, so every check after the look-up is the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kubeoidc_provider.keys import InvalidTokenError, KeySet, check_times
 from kubeoidc_provider.signing import SigningKeys
@@ -30,8 +34,24 @@ def client_subject(client_id: str) -> str:
 
 
 ACCESS_TOKEN_TYP = "at+jwt"
+_A = TypeVar("_A")
 #: The access token's private claim naming the claims a ``claims`` request asked of userinfo.
 USERINFO_CLAIMS = "userinfo_claims"
+
+
+#: ``spec.accessTokenFormat`` of a client whose access tokens are references into the state store.
+OPAQUE = "opaque"
+#: Between the grant id and the random part of an opaque token (a JWS never holds it, a grant id never
+#: does): the token names its grant, so its revocation is looked up beside the token, not after it.
+_GRANT_SEPARATOR = "~"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccessToken:
+    """A new access token; for an opaque one, the claims the state store must keep before it is used."""
+
+    value: str
+    stored_claims: dict[str, Any] | None = None
 
 
 class InvalidToken(Exception):
@@ -96,9 +116,13 @@ class TokenMinter:
         auth_time: int | None,
         userinfo_claims: tuple[str, ...] = (),
         audience: tuple[str, ...] = (),
-    ) -> str:
-        """An RFC 9068 access token. The ``jti`` carries the grant id, so revoking a grant revokes it.
-        ``aud`` is ``audience`` (one string for one), or the issuer when it is empty."""
+        alg: str | None = None,
+        token_format: str = "jwt",
+    ) -> IssuedAccessToken:
+        """An access token: an RFC 9068 JWT signed with ``alg`` (None: the default algorithm), or for
+        ``token_format`` ``opaque`` a random value and the claims to store for it (nothing signed).
+        The ``jti`` carries the grant id, so revoking a grant revokes it. ``aud`` is ``audience`` (one
+        string for one), or the issuer when it is empty."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -116,7 +140,10 @@ class TokenMinter:
         if userinfo_claims:
             # The names the ``claims`` parameter asked of userinfo (OIDC Core §5.5), for that endpoint.
             claims[USERINFO_CLAIMS] = list(userinfo_claims)
-        return self.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
+        if token_format == OPAQUE:
+            value = f"{grant_id}{_GRANT_SEPARATOR}{new_token()}" if grant_id else new_token()
+            return IssuedAccessToken(value, claims)
+        return IssuedAccessToken(self.keys.sign(claims, typ=ACCESS_TOKEN_TYP, alg=alg))
 
     def id_token(
         self,
@@ -127,11 +154,12 @@ class TokenMinter:
         nonce: str | None,
         access_token: str | None,
         session: tuple[str | None, str, tuple[str, ...]] | None = None,
+        alg: str | None = None,
     ) -> str:
         """An ID token (OIDC Core §2, §3.1.3.6 for ``at_hash``) carrying the granted scopes' claims.
 
         ``session``: the browser session's ``sid`` (Back-Channel Logout 1.0 §2.4), the ``acr`` and the
-        ``amr`` of the login behind the token.
+        ``amr`` of the login behind the token. ``alg``: the client's algorithm (None: the default).
         """
         now = int(time.time())
         claims: dict[str, Any] = dict(user_claims)
@@ -141,30 +169,53 @@ class TokenMinter:
         if nonce:
             claims["nonce"] = nonce
         if access_token:
-            claims["at_hash"] = self.keys.hash_half(access_token)
+            claims["at_hash"] = self.keys.hash_half(access_token, alg)
         if session is not None:
             sid, acr, amr = session
             claims.update(acr=acr, amr=list(amr))
             if sid:
                 claims["sid"] = sid
-        return self.keys.sign(claims, typ="JWT")
+        return self.keys.sign(claims, typ="JWT", alg=alg)
 
     async def check_access_token(self, token: str) -> AccessToken:
         """Verify signature, type, issuer, lifetime and revocation of an access token."""
+        if "." in token:
+            claims = self._checked(self._signed_claims, token)
+            jti = str(claims.get("jti", ""))
+            grant_id, _, _ = jti.rpartition(".")
+            # A JWT cannot be taken back: its jti is listed as revoked until it would have expired.
+            revoked = await _any(self.state.is_access_token_revoked(jti), self._grant_revoked(grant_id))
+        else:
+            # A revoked opaque token is deleted from the store, so it is found no more; the grant it
+            # names is looked up at the same time (a stored token always belongs to that grant: the
+            # grant id is part of the value whose hash is the key).
+            grant_id, _, _ = token.rpartition(_GRANT_SEPARATOR)
+            stored, revoked = await asyncio.gather(
+                self.state.find_access_token(token), self._grant_revoked(grant_id)
+            )
+            claims = self._checked(_found, stored)
+        if revoked:
+            raise InvalidToken("the access token was revoked")
+        return AccessToken(claims)
+
+    def _checked(self, read: Callable[[_A], dict[str, Any]], source: _A) -> dict[str, Any]:
+        """The claims ``read`` finds, if they are this issuer's and live now; else InvalidToken."""
         try:
-            claims = self._signed_claims(token)
+            claims = read(source)
             check_times(claims, time.time())
         except InvalidTokenError as error:
             raise InvalidToken(f"the access token is not valid: {error}") from error
         if claims.get("iss") != self.issuer:
             raise InvalidToken("the token is not an access token of this issuer")
-        jti = str(claims.get("jti", ""))
-        grant_id, _, _ = jti.rpartition(".")
-        if await self.state.is_access_token_revoked(jti) or (
-            grant_id and await self.state.is_grant_revoked(grant_id)
-        ):
-            raise InvalidToken("the access token was revoked")
-        return AccessToken(claims)
+        return claims
+
+    async def _grant_revoked(self, grant_id: str) -> bool:
+        return bool(grant_id) and await self.state.is_grant_revoked(grant_id)
+
+    async def save_opaque(self, token: IssuedAccessToken) -> None:
+        """Keep an opaque token's claims (under its hash) until it expires; a JWT needs nothing."""
+        if token.stored_claims is not None:
+            await self.state.save_access_token(token.value, token.stored_claims, self.access_token_ttl)
 
     def _signed_claims(self, token: str) -> dict[str, Any]:
         """The claims of a token whose signature and type are ours, remembered for the next time.
@@ -184,6 +235,18 @@ class TokenMinter:
             if len(self._verified) > VERIFIED_TOKENS:
                 self._verified.popitem(last=False)
         return claims
+
+
+def _found(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The claims kept for an opaque access token (a compact JWS always has dots; these never do)."""
+    if stored is None:
+        raise InvalidTokenError("unknown or expired access token")
+    return stored
+
+
+async def _any(*checks: Coroutine[Any, Any, bool]) -> bool:
+    """Whether any of the checks is true; they run at the same time."""
+    return any(await asyncio.gather(*checks))
 
 
 def scope_list(scope: str | None) -> list[str]:

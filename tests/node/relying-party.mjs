@@ -55,6 +55,9 @@ async function configure(cfg) {
   const method = cfg.authMethod ?? (cfg.clientSecret ? 'client_secret_basic' : 'none');
   const auth = await AUTH_METHODS[method](cfg);
   const metadata = { token_endpoint_auth_method: method };
+  // The client's registered ID token algorithm (idTokenSignedResponseAlg): openid-client accepts only
+  // that one, RS256 when none is named (OpenID Connect Dynamic Client Registration 2).
+  if (cfg.idTokenAlg) metadata.id_token_signed_response_alg = cfg.idTokenAlg;
   // The test provider listens on plain http on loopback: openid-client refuses that unless told.
   // Non-repudiation checks make openid-client verify every ID token's signature against the JWKS too
   // (by default it trusts TLS for tokens from the token endpoint, OIDC Core §3.1.3.7 step 6).
@@ -128,6 +131,7 @@ async function codeFlow(cfg) {
       scope: tokens.scope,
       hasRefreshToken: Boolean(tokens.refresh_token),
       accessTokenHeader: jwtParts(tokens.access_token).header,
+      idTokenHeader: jwtParts(tokens.id_token).header,
       idToken: claims,
     };
     result.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);

@@ -30,8 +30,10 @@ def client_objects(
     identity_sources: list[str] | None = None,
     service_accounts: list[str] | None = None,
     id_token_claims: list[str] | None = None,
+    spec_fields: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An OIDCClient with its status, and the Secret the operator would own for it."""
+    """An OIDCClient with its status, and the Secret the operator would own for it; ``spec_fields``
+    adds other spec fields as they are (``{"accessTokenFormat": "opaque"}``)."""
     uid = uid or str(uuid.uuid4())
     secret_name = f"{name}-oidc"
     oidcclient: dict[str, Any] = {
@@ -59,6 +61,7 @@ def client_objects(
         oidcclient["spec"]["serviceAccounts"] = service_accounts
     if id_token_claims is not None:
         oidcclient["spec"]["idTokenClaims"] = id_token_claims
+    oidcclient["spec"].update(spec_fields or {})
     data = {contract.CLIENT_ID_KEY: b64(client_id), contract.ISSUER_KEY: b64(issuer)}
     if secret is not None:
         data[contract.CLIENT_SECRET_KEY] = b64(secret)

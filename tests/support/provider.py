@@ -12,6 +12,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from starlette.types import ASGIApp
 
+from kubeoidc_contract.jwks import SIGNING_ALGS
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.identity.catalog import SourceCatalog
@@ -89,9 +90,10 @@ ALICE_PROFILE = {
 
 
 def signing_jwks(alg: str = "RS256") -> dict[str, Any]:
-    """One key set per algorithm per test session: generating RSA keys is slow."""
+    """One key set per default algorithm per test session (generating RSA keys is slow): its default
+    key signs with ``alg``, and one key more for each other algorithm, as ``kubeoidc keys generate``."""
     if alg not in _KEYS:
-        _KEYS[alg] = generate_jwks(alg)
+        _KEYS[alg] = generate_jwks(alg, also=SIGNING_ALGS)
     return _KEYS[alg]
 
 

@@ -6,11 +6,16 @@ users YAML, the OIDCClient and Secret objects to register, and any further provi
 provider is built as :mod:`support.provider` builds it, but on the given storage, and served by the
 provider's own :func:`kubeoidc_provider.main.serve` on ``127.0.0.1:port``. The process prints ``ready``
 once the port accepts connections, and stops on SIGTERM.
+
+With ``"workers": N`` in the settings, the replica is N forked worker processes on the one port, as
+``kubeoidc provider --workers N`` runs them; each answer then names the worker that gave it in the
+header ``x-test-worker`` (its process id), so a test can tell the workers apart.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -19,14 +24,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.keys import KeySet
+from kubeoidc_provider.listeners import listen
 from kubeoidc_provider.main import serve
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import open_storage
 from kubeoidc_provider.users import StaticUserDirectory
+from kubeoidc_provider.workers import serve_forked
 from support.provider import signing_jwks, users_yaml
 
 READY = "ready"
@@ -97,11 +106,37 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1:
         raise SystemExit("usage: python -m support.replica CONFIG.json")
     config = json.loads(Path(args[0]).read_text())
-    provider = build(config)
+    workers = int(config.get("settings", {}).get("workers", 1))
     threading.Thread(
-        target=_announce_when_listening, args=(provider.settings.port,), name="announce", daemon=True
+        target=_announce_when_listening, args=(config["port"],), name="announce", daemon=True
     ).start()
-    serve(create_app(provider), provider.settings)
+    if workers == 1:
+        provider = build(config)
+        serve(create_app(provider), provider.settings)
+        return
+    sockets = [listen("127.0.0.1", config["port"])]
+
+    def serve_one(inherited: list[socket.socket]) -> None:
+        provider = build(config)
+        serve(_WorkerHeader(create_app(provider)), provider.settings, sockets=inherited)
+
+    raise SystemExit(serve_forked(workers, sockets, serve_one))
+
+
+class _WorkerHeader:
+    """Adds ``x-test-worker: <pid>`` to every response of the wrapped app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (b"x-test-worker", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ async def _revoke(provider: Provider, request: ProviderRequest) -> None:
         provider.backchannel.grant_revoked(
             grant.client_id, grant.user_id, sid if isinstance(sid, str) else None
         )
+    elif token.access is not None and "." not in token.raw:
+        await state.delete_access_token(token.raw)  # an opaque token: its stored claims go
     elif token.access is not None:
         remaining = token.get_expires_at() - int(time.time())
         await state.revoke_access_token(str(token.access.claims["jti"]), remaining)

@@ -48,19 +48,11 @@ async def userinfo(request: Request) -> Response:
     alg = client.userinfo_signed_response_alg if client is not None else None
     if alg is None:
         return Response(dump_json(claims), media_type="application/json", headers=_NO_STORE)
-    if alg != provider.keys.signing_alg:
-        # The CRD lets a client name any algorithm the provider could sign with; only the key set's
-        # signing key signs, so a mismatch is the deployment's configuration error: logged for the
-        # operator, and answered as server_error rather than with claims the client would not accept.
-        logger.error(
-            "client %s asks for %s-signed userinfo; the signing key is %s",
-            client and client.client_id,
-            alg,
-            provider.keys.signing_alg,
-        )
-        body = {"error": "server_error", "error_description": f"This provider cannot sign with {alg}."}
-        return Response(dump_json(body), status_code=500, media_type="application/json", headers=_NO_STORE)
-    signed = provider.keys.sign({**claims, "iss": provider.settings.issuer, "aud": token.client_id})
+    if not provider.keys.can_sign(alg):
+        # The registry serves no client naming an algorithm the key set cannot sign with (it says so in
+        # its log); this is the moment a key set without it replaced the one that had it.
+        return _challenge(401, "invalid_token", "The token's client is no longer registered.")
+    signed = provider.keys.sign({**claims, "iss": provider.settings.issuer, "aud": token.client_id}, alg=alg)
     return Response(signed, media_type="application/jwt", headers=_NO_STORE)
 
 

@@ -65,6 +65,13 @@ class Directory:
         if source_of(user.id) is not None:
             await self.state.save_identity(user.id, dataclasses.asdict(user), self.ttl)
 
+    def find_static(self, subject: str) -> tuple[bool, User | None]:
+        """``(True, user or None)`` for a subject :meth:`find` answers without the state store (a
+        static user's); ``(False, None)`` for one it must look up (a person from an identity source)."""
+        if source_of(subject) is None:
+            return True, self.users.get(subject)
+        return False, None
+
     async def find(self, subject: str) -> User | None:
         """The user with this subject, or ``None`` when there is none (any more)."""
         source = source_of(subject)

@@ -20,6 +20,10 @@ How the guarantees are kept:
 - ``incr`` is one ``INSERT ... ON CONFLICT DO UPDATE`` that restarts an expired window in place.
 - ``uncount`` is one ``UPDATE`` that only touches a live, positive counter.
 - Expired rows are deleted every ``purge_interval`` seconds by whichever writer comes first.
+- Checkpoints (copying the WAL back into the database file: the only step that waits for the disk with
+  ``synchronous=NORMAL``) run every ``checkpoint_interval`` seconds on a thread and connection of their
+  own, in PASSIVE mode (never waiting for readers or writers), instead of in whichever commit crosses
+  SQLite's automatic threshold: a request's write never waits for an ``fsync``.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class SQLiteStorage:
         purge_interval: float = 60.0,
         busy_timeout: float = 10.0,
         use_returning: bool | None = None,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         path = str(path)
         if path != ":memory:" and not Path(path).parent.is_dir():
@@ -113,12 +118,22 @@ class SQLiteStorage:
         # isolation_level=None: autocommit, each statement its own transaction unless we BEGIN.
         self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         try:
-            self._setup()
+            self._setup(busy_timeout)
         except BaseException:
             self._db.close()
             raise
         self._next_purge = clock() + purge_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeoidc-sqlite")
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if path != ":memory:":
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_forever,
+                args=(busy_timeout, checkpoint_interval),
+                name="kubeoidc-sqlite-checkpoint",
+                daemon=True,
+            )
+            self._checkpointer.start()
 
     async def _off_loop(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run ``call`` on the storage's own thread and wait for it without blocking the event loop."""
@@ -143,8 +158,23 @@ class SQLiteStorage:
         await self._off_loop(self._uncount, kind, key)
 
     async def close(self) -> None:
+        self._stop_checkpoints.set()
         await self._off_loop(self._close)
         self._thread.shutdown(wait=False)
+        if self._checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
+
+    def _checkpoint_forever(self, busy_timeout: float, interval: float) -> None:
+        """Copy the WAL into the database every ``interval`` seconds, until the storage closes."""
+        db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop_checkpoints.wait(interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # busy or locked: the next round copies what is left
+                    logger.debug("SQLite storage: checkpoint postponed: %s", error)
+        finally:
+            db.close()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStorage:
@@ -160,12 +190,14 @@ class SQLiteStorage:
             raise ValueError("SQLite storage URL takes no query options")
         return cls(path, **kwargs)
 
-    def _setup(self) -> None:
+    def _setup(self, busy_timeout: float) -> None:
         db = self._db
         if self.path != ":memory:":
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._wal_mode(busy_timeout)
             if str(mode).lower() != "wal":
                 logger.warning("SQLite storage: WAL mode refused (journal mode is %s)", mode)
+            # Checkpoints run on their own thread (_checkpoint_forever), never inside a request's commit.
+            db.execute("PRAGMA wal_autocheckpoint = 0")
         db.execute("PRAGMA synchronous = NORMAL")
         with self._transaction():
             (version,) = db.execute("PRAGMA user_version").fetchone()
@@ -178,6 +210,19 @@ class SQLiteStorage:
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _wal_mode(self, busy_timeout: float) -> Any:
+        """Switch the file to WAL mode. Processes opening a new file together (``--workers``) each ask;
+        the switch fails at once while another holds the file (it does not wait on the busy timeout),
+        so it is asked again until the busy timeout."""
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                return self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -18,9 +18,15 @@ TARGETS = [
     "discovery",
     "JWKS",
     "token (client_credentials)",
+    "token (client_credentials, ES256)",
+    "token (client_credentials, EdDSA)",
+    "token (client_credentials, opaque)",
     "token (code exchange)",
+    "token (code exchange, ES256)",
     "userinfo",
     "introspection",
+    "token (client_credentials, 2 processes)",
+    "token (client_credentials, ES256, 2 processes)",
 ]
 SERVERS = ["peer", "kubeoidc", "ceiling"]
 

@@ -429,8 +429,13 @@ def test_the_provider_refuses_nothing_discovery_says_it_supports(
     assert offered_here <= {m["authMethod"] for m in succeeded}
     assert used("claims")  # claims_parameter_supported
     assert document["claims_parameter_supported"] is True
+    # The plan signs userinfo with the default algorithm; the others each sign userinfo, ID tokens and
+    # access tokens in tests/unit/provider/test_provider_token_choices.py, ID tokens also for
+    # openid-client (tests/integration/relying_parties/test_openid_client.py).
     assert document["userinfo_signing_alg_values_supported"] == [
-        plan["oidcc-userinfo-rs256"]["value"]["header"]["alg"]
+        plan["oidcc-userinfo-rs256"]["value"]["header"]["alg"],
+        "ES256",
+        "EdDSA",
     ]
     grants = {"authorization_code"} | (
         {"refresh_token"} if plan["oidcc-refresh-token"]["refreshed"]["ok"] else set()

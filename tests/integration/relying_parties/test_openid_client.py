@@ -341,3 +341,33 @@ def test_client_secret_post_client_must_use_its_registered_method(
     assert wrong["ok"] is False
     assert wrong["error"] == "invalid_client"
     assert wrong["status"] in (400, 401)
+
+
+# -- ID tokens signed with ES256 and EdDSA ---------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_openid_client_verifies_an_id_token_signed_with_the_algorithm_the_client_registered(
+    register_app: Callable[..., Any], relying_party: Callable[..., dict[str, Any]], chromium: str, alg: str
+) -> None:
+    app = register_app(
+        f"ec-wiki-{alg.lower()}",
+        display_name="EC Wiki",
+        description="Registered for another ID token algorithm.",
+        scopes=WEB_SCOPES,
+        redirect_uri=f"https://ec-wiki-{alg.lower()}.example.test/callback",
+        spec_fields={"idTokenSignedResponseAlg": alg, "accessTokenSignedResponseAlg": alg},
+    )
+
+    result = relying_party("code-flow", app.rp_config(idTokenAlg=alg))
+
+    token = result["token"]
+    # openid-client checked the signature against the JWKS and accepted only the registered algorithm.
+    assert token["idTokenHeader"]["alg"] == alg
+    assert token["idTokenHeader"]["kid"] == app.provider.keys.signing_kids[alg]
+    assert token["accessTokenHeader"] == {"alg": alg, "kid": token["idTokenHeader"]["kid"], "typ": "at+jwt"}
+    assert token["idToken"]["sub"] == ALICE_SUB
+    assert token["idToken"]["aud"] == app.client_id
+    assert result["refresh"]["idToken"]["sub"] == ALICE_SUB
+    assert result["userinfo"]["sub"] == ALICE_SUB

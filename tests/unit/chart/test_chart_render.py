@@ -222,6 +222,7 @@ def test_provider_listens_on_all_interfaces_and_follows_the_managed_signing_keys
         "KUBEOIDC_PROVIDER_ISSUER": ISSUER,
         "KUBEOIDC_PROVIDER_HOST": "0.0.0.0",
         "KUBEOIDC_PROVIDER_PORT": "8080",
+        "KUBEOIDC_PROVIDER_WORKERS": "1",
         "KUBEOIDC_PROVIDER_HEALTH_PORT": "9090",
         "KUBEOIDC_PROVIDER_FORWARDED_ALLOW_IPS": "127.0.0.1",
         "KUBEOIDC_PROVIDER_NAMESPACES": "",
@@ -315,6 +316,7 @@ def test_every_option_reaches_the_rendered_objects() -> None:
         "valueFrom": {"secretKeyRef": {"name": "platform-oidc-redis-auth", "key": "redis-password"}}
     }
     assert provider_env["KUBEOIDC_PROVIDER_REGISTRY_STALE_AFTER"] == "120"
+    assert provider_env["KUBEOIDC_PROVIDER_WORKERS"] == "2"
     assert provider_env["KUBEOIDC_PROVIDER_STORAGE_URL"] == "redis://platform-oidc-redis:6379/0"
     assert redis["resources"] == values["provider"]["storage"]["redis"]["bundled"]["resources"]
     assert operator_env["KUBEOIDC_OPERATOR_SIGNING_KEYS_SECRET"] == "auth/oidc-signing-keys"
@@ -384,6 +386,7 @@ def test_ingress_without_hosts_stops_rendering() -> None:
         ({"provider": {"replicaCount": -1}}, "/provider/replicaCount"),
         ({"provider": {"forwardedAllowIps": ""}}, "/provider/forwardedAllowIps"),
         ({"provider": {"registryStaleAfter": -1}}, "/provider/registryStaleAfter"),
+        ({"provider": {"workers": 0}}, "/provider/workers"),
         ({"provider": {"storage": {"type": "postgres"}}}, "/provider/storage/type"),
         ({"provider": {"storage": {"redis": {"url": "http://redis:6379"}}}}, "/provider/storage/redis/url"),
         ({"provider": {"storage": {"redis": {"bundled": {"image": {"tag": "latest"}}}}}}, "/tag"),

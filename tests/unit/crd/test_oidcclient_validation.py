@@ -498,6 +498,29 @@ BAD_SPECS = [
         Violation("spec.redirectUris", "unknown field"),
         id="misspelt-field",
     ),
+    pytest.param(
+        {"accessTokenFormat": "reference"},
+        Violation(
+            "spec.accessTokenFormat", 'Unsupported value: "reference": supported values: "jwt", "opaque"'
+        ),
+        id="access-token-format-unknown",
+    ),
+    pytest.param(
+        {"idTokenSignedResponseAlg": "HS256"},
+        Violation(
+            "spec.idTokenSignedResponseAlg",
+            'Unsupported value: "HS256": supported values: "RS256", "ES256", "EdDSA"',
+        ),
+        id="id-token-alg-symmetric",
+    ),
+    pytest.param(
+        {"accessTokenSignedResponseAlg": "none"},
+        Violation(
+            "spec.accessTokenSignedResponseAlg",
+            'Unsupported value: "none": supported values: "RS256", "ES256", "EdDSA"',
+        ),
+        id="access-token-alg-none",
+    ),
 ]
 
 
@@ -650,6 +673,7 @@ def test_defaults_are_applied_without_touching_the_input() -> None:
         "tokenEndpointAuthMethod": "client_secret_basic",
         "scopes": ["openid", "profile", "email"],
         "secretRotation": {"gracePeriod": "0s"},
+        "accessTokenFormat": "jwt",
     }
 
 

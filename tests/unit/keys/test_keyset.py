@@ -509,3 +509,69 @@ def test_load_names_the_file_it_cannot_use(tmp_path: Path) -> None:
     (tmp_path / "empty.json").write_text('{"keys": []}')
     with pytest.raises(KeySetError, match=r"empty\.json': the JWKS has no keys"):
         KeySet.load(tmp_path / "empty.json")
+
+
+# --- one signing key per algorithm -----------------------------------------------------------------
+
+
+def test_a_set_with_a_key_per_algorithm_signs_each_with_its_own_key() -> None:
+    doc = generate_jwks("RS256", also=SIGNING_ALGS)
+    keyset = KeySet.from_jwks(doc)
+
+    assert keyset.signing_algs == ("RS256", "ES256", "EdDSA")
+    for alg in SIGNING_ALGS:
+        header, claims = keyset.verify_with_header(keyset.sign({"sub": "alice"}, alg=alg))
+        assert header["alg"] == alg
+        assert header["kid"] == doc["signing_kids"][alg]
+        assert claims == {"sub": "alice"}
+    assert keyset.verify_with_header(keyset.sign({"sub": "a"}))[0]["alg"] == "RS256"
+
+
+def test_a_key_set_without_signing_kids_signs_each_algorithm_with_its_first_private_key(
+    jwks_by_alg: dict[str, dict[str, Any]],
+) -> None:
+    doc = {"keys": [*jwks_by_alg["ES256"]["keys"], *jwks_by_alg["RS256"]["keys"]]}
+    keyset = KeySet.from_jwks(doc)
+
+    assert keyset.signing_alg == "ES256"
+    assert keyset.signing_kids == {"ES256": "es256-key", "RS256": "rs256-key"}
+    assert not keyset.can_sign("EdDSA")
+    with pytest.raises(KeySetError, match="no signing key for EdDSA"):
+        keyset.sign({"sub": "a"}, alg="EdDSA")
+
+
+def test_signing_kids_chooses_among_keys_of_one_algorithm_for_rotation() -> None:
+    current, following = generate_jwks("ES256")["keys"][0], generate_jwks("ES256")["keys"][0]
+    rsa_key = generate_jwks("RS256")["keys"][0]
+    doc = {"signing_kid": rsa_key["kid"], "signing_kids": {"ES256": following["kid"]}}
+    keyset = KeySet.from_jwks({**doc, "keys": [rsa_key, current, following]})
+
+    header, _ = keyset.verify_with_header(keyset.sign({"sub": "a"}, alg="ES256"))
+    assert header["kid"] == following["kid"]
+
+
+@pytest.mark.parametrize(
+    ("signing_kids", "message"),
+    [
+        ({"ES256": "nobody"}, "ES256 names 'nobody', none of the keys"),
+        ({"ES256": "rs256-key"}, "ES256 names 'rs256-key', a key for RS256"),
+        ({"HS256": "rs256-key"}, "unknown algorithm 'HS256'"),
+        ({"RS256": "rs256-other"}, "signing_kid 'rs256-key' signs RS256"),
+        (["ES256"], "must map algorithms to kids"),
+    ],
+)
+def test_bad_signing_kids_are_refused_clearly(
+    jwks_by_alg: dict[str, dict[str, Any]], signing_kids: Any, message: str
+) -> None:
+    other = {**generate_jwks("RS256")["keys"][0], "kid": "rs256-other"}
+    keys = [*jwks_by_alg["RS256"]["keys"], *jwks_by_alg["ES256"]["keys"], other]
+    with pytest.raises(KeySetError, match=message):
+        KeySet.from_jwks({"signing_kid": "rs256-key", "signing_kids": signing_kids, "keys": keys})
+
+
+def test_hash_half_follows_the_algorithm_of_the_token_that_carries_it() -> None:
+    keyset = KeySet.from_jwks(generate_jwks("RS256", also=SIGNING_ALGS))
+    sha512 = hashlib.sha512(b"value").digest()
+
+    assert keyset.hash_half("value", "EdDSA") == base64.urlsafe_b64encode(sha512[:32]).rstrip(b"=").decode()
+    assert keyset.hash_half("value", "ES256") == keyset.hash_half("value")

@@ -171,3 +171,69 @@ def test_the_keeper_writes_the_secret_and_a_standby_replica_writes_nothing(tmp_p
     assert secret is not None
     assert kids(secret) == ["k1"]
     assert keeper.tick().action == "none"
+
+
+# --- one lane per algorithm --------------------------------------------------------------------------
+
+ALL_ALGS = KeyPolicy(
+    alg="RS256",
+    also=("ES256", "EdDSA"),
+    rotation_period=datetime.timedelta(days=30),
+    publish_ahead=DAY,
+    retire_after=datetime.timedelta(days=2),
+)
+
+
+def plan_all(current: dict[str, Any] | None, now: datetime.datetime, make_key: FakeKeys) -> KeyringPlan:
+    return plan_keyring(
+        current, namespace="kubeoidc", name="signing-keys", policy=ALL_ALGS, now=now, make_key=make_key
+    )
+
+
+def test_each_algorithm_gets_a_signing_key_of_its_own() -> None:
+    result = plan_all(None, T0, FakeKeys())
+
+    assert result.secret is not None
+    document = jwks(result.secret)
+    assert [(key["kid"], key["alg"]) for key in document["keys"]] == [
+        ("k1", "RS256"),
+        ("k2", "ES256"),
+        ("k3", "EdDSA"),
+    ]
+    assert document["signing_kid"] == "k1"
+    assert document["signing_kids"] == {"ES256": "k2", "EdDSA": "k3"}
+
+
+def test_every_algorithm_rotates_on_the_schedule_and_the_default_stays_named_by_signing_kid() -> None:
+    make_key = FakeKeys()
+    secret: dict[str, Any] | None = None
+    for hour in range(31 * 24 + 1):
+        result = plan_all(secret, T0 + datetime.timedelta(hours=hour), make_key)
+        secret = result.secret or secret
+    assert secret is not None
+
+    document = jwks(secret)
+    algs = {key["kid"]: key["alg"] for key in document["keys"]}
+    # Each lane published its next key a day ahead and promoted it at 30 days; the old ones stay
+    # published (retire_after: 2 days).
+    assert sorted(algs.values()) == ["ES256", "ES256", "EdDSA", "EdDSA", "RS256", "RS256"]
+    assert algs[document["signing_kid"]] == "RS256"
+    assert document["signing_kid"] != "k1"
+    assert {alg: algs[kid] for alg, kid in document["signing_kids"].items()} == {
+        "ES256": "ES256",
+        "EdDSA": "EdDSA",
+    }
+    assert set(document["signing_kids"].values()).isdisjoint({"k2", "k3"})
+
+
+def test_a_secret_of_one_algorithm_gets_the_others_added_and_keeps_its_signing_key() -> None:
+    before = plan(None, T0, FakeKeys()).secret
+    assert before is not None
+
+    result = plan_all(before, T0 + DAY, FakeKeys())
+
+    assert result.secret is not None
+    document = jwks(result.secret)
+    assert document["signing_kid"] == "k1"
+    assert set(document["signing_kids"]) == {"ES256", "EdDSA"}
+    assert len(document["keys"]) == 3

@@ -72,7 +72,7 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
     # "none"; client_secret_jwt (HMAC of a secret the provider does not keep) is not offered.
     assert {"RS256", "ES256"} <= set(document["token_endpoint_auth_signing_alg_values_supported"])
     assert not {"none", "HS256"} & set(document["token_endpoint_auth_signing_alg_values_supported"])
-    assert document["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert document["id_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
     assert document["subject_types_supported"] == ["public"]
     assert sorted(document["prompt_values_supported"]) == ["consent", "login", "none", "select_account"]
     assert {"openid", "profile", "email", "groups", "offline_access"} <= set(document["scopes_supported"])
@@ -91,13 +91,13 @@ def test_discovery_states_only_what_the_provider_supports(http: TestClient) -> N
     )
 
 
-def test_discovery_names_the_signing_algorithm_of_the_key_set(
+def test_discovery_names_the_default_signing_algorithm_of_the_key_set_first(
     make_provider: Callable[..., Provider], serve: Callable[..., Any]
 ) -> None:
     with serve(make_provider(alg="ES256")) as http:
         document = http.get("/.well-known/openid-configuration").json()
 
-    assert document["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert document["id_token_signing_alg_values_supported"] == ["ES256", "RS256", "EdDSA"]
 
 
 def test_discovery_is_json_that_caches_may_keep_for_a_while(http: TestClient) -> None:
@@ -134,16 +134,19 @@ def test_jwks_publishes_only_the_public_members_of_each_key(http: TestClient) ->
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/jwk-set+json"
     assert response.headers["cache-control"] == "public, max-age=300"
-    (key,) = response.json()["keys"]
-    assert set(key) == {"kty", "n", "e", "kid", "use", "alg"}
-    assert not PRIVATE_MEMBERS & set(key)
-    assert key["use"] == "sig"
-    assert key["alg"] == "RS256"
+    rsa, ec, okp = response.json()["keys"]
+    assert set(rsa) == {"kty", "n", "e", "kid", "use", "alg"}
+    assert set(ec) == {"kty", "crv", "x", "y", "kid", "use", "alg"}
+    assert set(okp) == {"kty", "crv", "x", "kid", "use", "alg"}
+    for key in (rsa, ec, okp):
+        assert not PRIVATE_MEMBERS & set(key)
+        assert key["use"] == "sig"
+    assert [key["alg"] for key in (rsa, ec, okp)] == ["RS256", "ES256", "EdDSA"]
 
 
 def test_jwks_holds_the_signing_key(http: TestClient) -> None:
-    (published,) = http.get("/jwks").json()["keys"]
-    (private,) = signing_jwks("RS256")["keys"]
+    published = http.get("/jwks").json()["keys"][0]
+    private = signing_jwks("RS256")["keys"][0]
 
     assert published["kid"] == private["kid"]
     assert (published["n"], published["e"]) == (private["n"], private["e"])
@@ -154,7 +157,7 @@ def test_jwks_publishes_ec_and_okp_keys_without_their_private_part(
     make_provider: Callable[..., Provider], serve: Callable[..., Any], alg: str, members: set[str]
 ) -> None:
     with serve(make_provider(alg=alg)) as http:
-        (key,) = http.get("/jwks").json()["keys"]
+        (key,) = [key for key in http.get("/jwks").json()["keys"] if key["alg"] == alg]
 
     assert set(key) == {"kty", "kid", "use", "alg"} | members
     assert key["alg"] == alg
