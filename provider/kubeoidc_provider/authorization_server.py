@@ -176,6 +176,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         registration = client.client
         issued = self.minter.access_token(
             client_id=client_id,
+            client_uid=registration.uid,
             subject=user.user.id if user else client_subject(client_id),
             scope=scope or "",
             grant_id=user.grant_id if user else None,

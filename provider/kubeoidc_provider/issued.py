@@ -36,7 +36,11 @@ class IssuedToken:
         if self.refresh is not None:
             # A refresh token belongs to one OIDCClient, not to whoever holds its client ID now.
             return issued_to(client, self.refresh.client_id, self.refresh.client_uid)
-        return bool(self.get_client_id() == client.get_client_id())
+        assert self.access is not None
+        uid = self.access.client_uid
+        if uid is None:  # minted before access tokens named their OIDCClient; lives minutes at most
+            return bool(self.access.client_id == client.get_client_id())
+        return issued_to(client, self.access.client_id, uid)
 
     def get_scope(self) -> str:
         if self.refresh is not None:

@@ -45,6 +45,10 @@ OPAQUE = "opaque"
 #: does): the token names its grant, so its revocation is looked up beside the token, not after it.
 _GRANT_SEPARATOR = "~"
 
+#: The uid of the OIDCClient an access token was issued to: a client ID freed and pinned again by another
+#: OIDCClient must not inherit the tokens still alive (the uid is an opaque identifier, nothing secret).
+CLIENT_UID_CLAIM = "client_uid"
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedAccessToken:
@@ -71,6 +75,12 @@ class AccessToken:
     @property
     def client_id(self) -> str:
         return str(self.claims["client_id"])
+
+    @property
+    def client_uid(self) -> str | None:
+        """The OIDCClient the token was issued to (None for a token minted before tokens named it)."""
+        uid = self.claims.get(CLIENT_UID_CLAIM)
+        return str(uid) if uid is not None else None
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -110,6 +120,7 @@ class TokenMinter:
         self,
         *,
         client_id: str,
+        client_uid: str,
         subject: str,
         scope: str,
         grant_id: str | None,
@@ -129,6 +140,7 @@ class TokenMinter:
             "sub": subject,
             "aud": (audience[0] if len(audience) == 1 else list(audience)) if audience else self.issuer,
             "client_id": client_id,
+            CLIENT_UID_CLAIM: client_uid,
             "iat": now,
             "exp": now + self.access_token_ttl,
             "jti": f"{grant_id}.{new_token(12)}" if grant_id else new_token(12),

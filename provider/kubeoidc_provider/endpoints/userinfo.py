@@ -35,8 +35,10 @@ async def userinfo(request: Request) -> Response:
         token = await provider.minter.check_access_token(presented)
     except InvalidToken as error:
         return _challenge(401, "invalid_token", str(error))
-    if provider.registry.get(token.client_id) is None:
-        # The client was deleted (or is no longer served): what it was given ends with it.
+    client = provider.registry.get(token.client_id)
+    if client is None or token.client_uid not in (None, client.uid):
+        # The client was deleted (or is no longer served, or its ID now belongs to another OIDCClient):
+        # what it was given ends with it.
         return _challenge(401, "invalid_token", "The token's client is no longer registered.")
     if "openid" not in token.scopes or not token.has_user:
         return _challenge(403, "insufficient_scope", "The access token lacks the 'openid' scope.")
@@ -44,8 +46,7 @@ async def userinfo(request: Request) -> Response:
     if user is None:
         return _challenge(401, "invalid_token", "The token's user no longer exists.")
     claims = user.claims(token.scopes, token.userinfo_claims)
-    client = provider.registry.get(token.client_id)
-    alg = client.userinfo_signed_response_alg if client is not None else None
+    alg = client.userinfo_signed_response_alg
     if alg is None:
         return Response(dump_json(claims), media_type="application/json", headers=_NO_STORE)
     if not provider.keys.can_sign(alg):

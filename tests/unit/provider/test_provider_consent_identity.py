@@ -1,5 +1,6 @@
-"""Consents, codes, refresh tokens and device codes belong to the OIDCClient they were given to, not to
-its client ID: a pinned ID freed and pinned again by another OIDCClient (another tenant) inherits none."""
+"""Consents, codes, access and refresh tokens and device codes belong to the OIDCClient they were given
+to, not to its client ID: a pinned ID freed and pinned again by another OIDCClient (another tenant)
+inherits none."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from support.provider import ISSUER, RegisteredClient, register, signing_jwks
 from support.provider_flow import (
     Browser,
     RelyingParty,
+    bearer,
     redirect_params,
     sign_in_for_code,
     sign_in_for_tokens,
@@ -80,6 +82,29 @@ def test_a_client_id_pinned_again_by_another_oidcclient_cannot_redeem_the_old_co
 
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_grant"
+
+
+def test_a_client_id_pinned_again_by_another_oidcclient_gets_nothing_from_the_old_access_token(
+    browser: Browser, provider: Provider
+) -> None:
+    first = register(provider.registry, "app", client_id="legacy-42", redirect_uris=URIS, namespace="team-a")
+    access_token = sign_in_for_tokens(browser, RelyingParty(browser.http, first))["access_token"]
+    second = RelyingParty(browser.http, pinned_again(provider, first))
+
+    userinfo = browser.http.get("/userinfo", headers=bearer(access_token))
+
+    assert userinfo.status_code == 401
+    assert 'error="invalid_token"' in userinfo.headers["WWW-Authenticate"]
+    assert second.introspect(access_token).json() == {"active": False}
+
+
+def test_the_same_oidcclient_keeps_its_access_token(browser: Browser, provider: Provider) -> None:
+    client = register(provider.registry, "app", client_id="legacy-42", redirect_uris=URIS, namespace="team-a")
+    rp = RelyingParty(browser.http, client)
+    access_token = sign_in_for_tokens(browser, rp)["access_token"]
+
+    assert browser.http.get("/userinfo", headers=bearer(access_token)).status_code == 200
+    assert rp.introspect(access_token).json()["active"] is True
 
 
 def test_the_same_oidcclient_keeps_its_refresh_token(browser: Browser, provider: Provider) -> None:
