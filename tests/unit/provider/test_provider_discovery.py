@@ -185,6 +185,7 @@ def test_during_a_key_rotation_both_keys_are_published_and_old_tokens_stay_valid
         "scopes": ["a"],
         "client_id": "billing",
         "secret": "s" * 32,
+        "uid": "5f0c2a4e-9d1b-4c3a-8e7f-1a2b3c4d5e6f",  # the same OIDCClient, served by both providers
     }
     before = make_provider(keys=KeySet.from_jwks({"keys": [old]}))
     with serve(before) as http:
