@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubeoidc.cluster_config import DEFAULT_PREFIX, USERNAME_CLAIMS
-from kubeoidc.login import DEFAULT_PORTS, DEFAULT_SCOPES, GRANTS, REFRESH_BEFORE
 from kubeoidc_contract.jwks import DEFAULT_SIGNING_ALG, SIGNING_ALGS
 
 if TYPE_CHECKING:
@@ -103,8 +101,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="serve https from a local CA made in the state folder (kube-apiserver needs https)",
     )
-    _add_login(commands, after)
-    _add_cluster_config(commands, after)
+    _add_login(commands, after, full=command == "login")
+    _add_cluster_config(commands, after, full=command == "cluster-config")
     keys = commands.add_parser("keys", parents=[after], help="signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = key_commands.add_parser(
@@ -124,12 +122,18 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_login(commands: Any, after: argparse.ArgumentParser) -> None:
+def _add_login(commands: Any, after: argparse.ArgumentParser, *, full: bool) -> None:
+    """The ``login`` subcommand; its flags only when it runs (``full``): their defaults come from
+    ``kubeoidc.login``, whose imports (an HTTP server, a browser opener) other commands need not load."""
     login = commands.add_parser(
         "login",
         parents=[after],
         help="kubectl exec credential plugin: sign in, print an ExecCredential with an ID token",
     )
+    if not full:
+        return
+    from kubeoidc.login import DEFAULT_PORTS, DEFAULT_SCOPES, GRANTS, REFRESH_BEFORE
+
     login.add_argument("--issuer", required=True, help="the provider's issuer URL (https)")
     login.add_argument("--client-id", required=True, help="the cluster login client's ID")
     login.add_argument("--client-secret", help="for a confidential client (a public one needs none)")
@@ -161,12 +165,17 @@ def _add_login(commands: Any, after: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_cluster_config(commands: Any, after: argparse.ArgumentParser) -> None:
+def _add_cluster_config(commands: Any, after: argparse.ArgumentParser, *, full: bool) -> None:
+    """The ``cluster-config`` subcommand; its flags only when it runs (``full``), as for ``login``."""
     config = commands.add_parser(
         "cluster-config",
         parents=[after],
         help="print kube-apiserver's AuthenticationConfiguration and the kubeconfig user for kubeoidc login",
     )
+    if not full:
+        return
+    from kubeoidc.cluster_config import DEFAULT_PREFIX, USERNAME_CLAIMS
+
     config.add_argument("--issuer", required=True, help="the provider's issuer URL (https)")
     config.add_argument("--client-id", required=True, help="the cluster login client's ID (the audience)")
     config.add_argument("--certificate-authority", type=Path, help="PEM CA of the issuer's certificate")
@@ -313,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from kubeoidc.login import LoginOptions, default_cache_dir
+    from kubeoidc.login import DEFAULT_PORTS, LoginOptions, default_cache_dir
     from kubeoidc.login import main as login_main
 
     return login_main(
