@@ -177,7 +177,11 @@ class Settings:
     @classmethod
     def fields(cls) -> list[Field]:
         return [
-            Field(name, spec.default is _MISSING and spec.default_factory is None, spec.default)
+            Field(
+                name,
+                required=spec.default is _MISSING and spec.default_factory is None,
+                default=None if spec.default is _MISSING else spec.default,  # a factory's: empty
+            )
             for name, (_, spec) in cls._specs.items()
         ]
 
@@ -252,8 +256,13 @@ def _check_bounds(value: Any, spec: _Spec) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
     if spec.ge is not None and value < spec.ge:
-        raise ValueError(f"must be at least {spec.ge:g}, not {value:g}")
+        raise ValueError(f"must be at least {_shown(spec.ge)}, not {_shown(value)}")
     if spec.le is not None and value > spec.le:
-        raise ValueError(f"must be at most {spec.le:g}, not {value:g}")
+        raise ValueError(f"must be at most {_shown(spec.le)}, not {_shown(value)}")
     if spec.gt is not None and value <= spec.gt:
-        raise ValueError(f"must be more than {spec.gt:g}, not {value:g}")
+        raise ValueError(f"must be more than {_shown(spec.gt)}, not {_shown(value)}")
+
+
+def _shown(number: float) -> str:
+    """A bound or value as written: 2592000 and 0.5, not 2.592e+06 or 0.0 for 0."""
+    return str(int(number)) if float(number).is_integer() else str(number)

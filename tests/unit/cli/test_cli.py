@@ -144,3 +144,15 @@ def test_the_provider_hands_its_log_level_to_uvicorn(monkeypatch: pytest.MonkeyP
     settings = ProviderSettings(issuer="https://x.example.com", host="127.0.0.1", port=free_port())
     provider_main.serve(app, settings, log_level="DEBUG")
     assert seen["log_level"] == "debug"
+
+
+def test_the_provider_help_names_each_variable_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["provider", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help lines
+
+    assert "KUBEOIDC_PROVIDER_ISSUER (required)" in shown
+    assert "KUBEOIDC_PROVIDER_PORT (default: 8080)" in shown
+    assert "KUBEOIDC_PROVIDER_NAMESPACES (default: none)" in shown
+    assert "KUBEOIDC_PROVIDER_REDIS_PASSWORD (default: none)" in shown
+    assert "KUBEOIDC_PROVIDER_REQUIRE_PKCE (default: True)" in shown

@@ -124,3 +124,10 @@ sys.exit(main(sys.argv[1:]))
 
     assert result.returncode == 0, result.stderr
     assert "LOADED \n" in result.stdout, result.stdout
+
+
+def test_bounds_are_shown_as_written() -> None:
+    assert problems_of(issuer=ISSUER, refresh_token_ttl=5, body_read_timeout="0.0") == [
+        f"{PREFIX}REFRESH_TOKEN_TTL: must be at least 60, not 5",
+        f"{PREFIX}BODY_READ_TIMEOUT: must be more than 0, not 0",
+    ]
