@@ -1,6 +1,6 @@
 """A small settings base: typed fields read from keyword arguments or ``<PREFIX><NAME>`` variables.
 
-The provider's settings used pydantic-settings, which with pydantic costs the provider about 18 MiB of
+The provider's settings used pydantic-settings, which with pydantic cost the provider about 10 MiB of
 its memory for a few dozen fields. Here a subclass declares annotated fields (``setting(...)`` for a
 default and bounds); construction takes keyword arguments, reads the environment for the rest, converts
 strings (flags and variables are strings) to the field's type, checks bounds and the subclass's rules,
