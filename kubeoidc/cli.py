@@ -1,8 +1,10 @@
 """The ``kubeoidc`` command: one entry point for the operator, the provider, the dev mode and tools.
 
-Each subcommand imports only its own side, so ``kubeoidc provider`` never loads kopf. ``operator`` and
-``provider`` take a flag for every setting (``--issuer``, ``--storage-url``, ...); a flag wins over its
-environment variable (``KUBEOIDC_OPERATOR_*``, ``KUBEOIDC_PROVIDER_*``), which keeps working alone.
+Each subcommand imports only its own side, so ``kubeoidc provider`` never loads kopf, nor pydantic
+(only the operator's settings use it: the settings flags are built for the subcommand run alone).
+``operator`` and ``provider`` take a flag for every setting (``--issuer``, ``--storage-url``, ...); a flag
+wins over its environment variable (``KUBEOIDC_OPERATOR_*``, ``KUBEOIDC_PROVIDER_*``), which keeps working
+alone.
 """
 
 from __future__ import annotations
@@ -13,26 +15,22 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticUndefined
-
-from kubeoidc.cluster_config import DEFAULT_PREFIX, USERNAME_CLAIMS
-from kubeoidc.login import DEFAULT_PORTS, DEFAULT_SCOPES, GRANTS, REFRESH_BEFORE
 from kubeoidc_contract.jwks import DEFAULT_SIGNING_ALG, SIGNING_ALGS
 
+if TYPE_CHECKING:
+    from kubeoidc_provider.settings import SettingsError
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-#: The settings of each service: the class (imported only when its subcommand runs) and the env prefix.
-_SETTINGS = {
-    "operator": ("kubeoidc_operator.settings", "OperatorSettings", "KUBEOIDC_OPERATOR_"),
-    "provider": ("kubeoidc_provider.settings", "ProviderSettings", "KUBEOIDC_PROVIDER_"),
-}
+#: The environment prefix of each service's settings.
+_SETTINGS = {"operator": "KUBEOIDC_OPERATOR_", "provider": "KUBEOIDC_PROVIDER_"}
 _FLAG_PREFIX = "setting_"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(_command_of(argv))
     args = parser.parse_args(argv)
     if args.command == "operator":
         # kopf installs its own handler (per-object context in every line) when it starts; a second
@@ -43,15 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().setLevel(args.log_level)  # also when logging had a handler already
     try:
         return _run(args)
-    except ValidationError as error:
-        prefix = _SETTINGS[args.command][2]
-        print(f"kubeoidc {args.command}: invalid settings:\n{_describe(error, prefix)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: the first word that is not ``--log-level`` or its value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s settings flags are added, so only its settings class is imported
+    (``kubeoidc provider`` must not load the operator's, which need pydantic)."""
     parser = argparse.ArgumentParser(prog="kubeoidc", description=__doc__.splitlines()[0])
     log_level: dict[str, Any] = {"type": str.upper, "choices": LOG_LEVELS, "help": "default: INFO"}
     parser.add_argument("--log-level", default="INFO", **log_level)
@@ -65,13 +72,15 @@ def _parser() -> argparse.ArgumentParser:
         parents=[after],
         help="reconcile OIDCClients into Secrets (settings: flags or KUBEOIDC_OPERATOR_*)",
     )
-    _add_settings_flags(operator, "operator")
+    if command == "operator":
+        _add_settings_flags(operator, _operator_fields(), "operator")
     provider = commands.add_parser(
         "provider",
         parents=[after],
         help="serve OpenID Connect for the clients (settings: flags or KUBEOIDC_PROVIDER_*)",
     )
-    _add_settings_flags(provider, "provider")
+    if command == "provider":
+        _add_settings_flags(provider, _provider_fields(), "provider")
     dev = commands.add_parser(
         "dev", parents=[after], help="run everything locally from a folder of OIDCClient manifests"
     )
@@ -92,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve https from a local CA made in the state folder (kube-apiserver needs https)",
     )
-    _add_login(commands, after)
-    _add_cluster_config(commands, after)
+    _add_login(commands, after, full=command == "login")
+    _add_cluster_config(commands, after, full=command == "cluster-config")
     keys = commands.add_parser("keys", parents=[after], help="signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = key_commands.add_parser(
@@ -113,12 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_login(commands: Any, after: argparse.ArgumentParser) -> None:
+def _add_login(commands: Any, after: argparse.ArgumentParser, *, full: bool) -> None:
+    """The ``login`` subcommand; its flags only when it runs (``full``): their defaults come from
+    ``kubeoidc.login``, whose imports (an HTTP server, a browser opener) other commands need not load."""
     login = commands.add_parser(
         "login",
         parents=[after],
         help="kubectl exec credential plugin: sign in, print an ExecCredential with an ID token",
     )
+    if not full:
+        return
+    from kubeoidc.login import DEFAULT_PORTS, DEFAULT_SCOPES, GRANTS, REFRESH_BEFORE
+
     login.add_argument("--issuer", required=True, help="the provider's issuer URL (https)")
     login.add_argument("--client-id", required=True, help="the cluster login client's ID")
     login.add_argument("--client-secret", help="for a confidential client (a public one needs none)")
@@ -150,12 +165,17 @@ def _add_login(commands: Any, after: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_cluster_config(commands: Any, after: argparse.ArgumentParser) -> None:
+def _add_cluster_config(commands: Any, after: argparse.ArgumentParser, *, full: bool) -> None:
+    """The ``cluster-config`` subcommand; its flags only when it runs (``full``), as for ``login``."""
     config = commands.add_parser(
         "cluster-config",
         parents=[after],
         help="print kube-apiserver's AuthenticationConfiguration and the kubeconfig user for kubeoidc login",
     )
+    if not full:
+        return
+    from kubeoidc.cluster_config import DEFAULT_PREFIX, USERNAME_CLAIMS
+
     config.add_argument("--issuer", required=True, help="the provider's issuer URL (https)")
     config.add_argument("--client-id", required=True, help="the cluster login client's ID (the audience)")
     config.add_argument("--certificate-authority", type=Path, help="PEM CA of the issuer's certificate")
@@ -170,26 +190,41 @@ def _add_cluster_config(commands: Any, after: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings_class(command: str) -> type[BaseModel]:
-    import importlib
-
-    module, name, _ = _SETTINGS[command]
-    settings_class: type[BaseModel] = getattr(importlib.import_module(module), name)
-    return settings_class
+#: A setting as the flags show it: its name and the help's "(required)" / "(default: ...)".
+SettingFlag = tuple[str, str]
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser, command: str) -> None:
+def _default_text(required: bool, default: Any) -> str:
+    if required:
+        return "required"
+    return f"default: {default}" if default not in (None, "", ()) else "default: none"
+
+
+def _operator_fields() -> list[SettingFlag]:
+    from pydantic_core import PydanticUndefined
+
+    from kubeoidc_operator.settings import OperatorSettings
+
+    return [
+        (
+            name,
+            _default_text(field.is_required(), None if field.default is PydanticUndefined else field.default),
+        )
+        for name, field in OperatorSettings.model_fields.items()
+    ]
+
+
+def _provider_fields() -> list[SettingFlag]:
+    from kubeoidc_provider.settings import ProviderSettings
+
+    return [(field.name, _default_text(field.required, field.default)) for field in ProviderSettings.fields()]
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, fields: list[SettingFlag], command: str) -> None:
     """``--<field>`` for every field of the service's settings, each named after its variable."""
-    settings_class = _settings_class(command)
-    prefix = _SETTINGS[command][2]
+    prefix = _SETTINGS[command]
     group = parser.add_argument_group("settings", f"each wins over its environment variable {prefix}<NAME>")
-    for name, field in settings_class.model_fields.items():
-        if field.is_required():
-            default = "required"
-        elif field.default is not PydanticUndefined:
-            default = f"default: {field.default}" if field.default not in (None, "", ()) else "default: none"
-        else:
-            default = "default: none"
+    for name, default in fields:
         group.add_argument(
             f"--{name.replace('_', '-')}",
             dest=f"{_FLAG_PREFIX}{name}",
@@ -199,7 +234,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given as flags, as keyword arguments: pydantic-settings ranks those over variables."""
+    """The settings given as flags, as keyword arguments: the settings rank those over variables."""
     return {
         key.removeprefix(_FLAG_PREFIX): value
         for key, value in vars(args).items()
@@ -223,9 +258,15 @@ def _run(args: argparse.Namespace) -> int:
         from kubeoidc_provider.main import ConfigurationError
         from kubeoidc_provider.main import run as run_provider
         from kubeoidc_provider.settings import ProviderSettings
+        from kubeoidc_provider.settings import SettingsError as InvalidSettings
 
         try:
-            run_provider(ProviderSettings(**settings_overrides(args)), log_level=args.log_level)
+            provider_settings = ProviderSettings(**settings_overrides(args))
+        except InvalidSettings as error:
+            print(f"kubeoidc provider: invalid settings:\n{_describe(error)}", file=sys.stderr)
+            return 2
+        try:
+            run_provider(provider_settings, log_level=args.log_level)
         except ConfigurationError as error:
             print(f"kubeoidc provider: {error}", file=sys.stderr)
             return 2
@@ -281,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from kubeoidc.login import LoginOptions, default_cache_dir
+    from kubeoidc.login import DEFAULT_PORTS, LoginOptions, default_cache_dir
     from kubeoidc.login import main as login_main
 
     return login_main(
@@ -300,13 +341,15 @@ def _login(args: argparse.Namespace) -> int:
     )
 
 
-def _describe(error: ValidationError, prefix: str) -> str:
+def _describe(error: SettingsError) -> str:
     """One line per problem, naming the flag and the environment variable to fix."""
     lines = []
-    for problem in error.errors():
-        field = "_".join(str(part) for part in problem["loc"])
-        message = "is required" if problem["type"] == "missing" else problem["msg"]
-        lines.append(f"  --{field.replace('_', '-')} / {prefix}{field.upper()}: {message}")
+    for problem in error.problems:
+        if problem.field is None:  # a rule across fields: its message names them
+            lines.append(f"  {problem.message}")
+        else:
+            flag = problem.field.replace("_", "-")
+            lines.append(f"  --{flag} / {error.prefix}{problem.field.upper()}: {problem.message}")
     return "\n".join(lines)
 
 

@@ -128,6 +128,8 @@ class JwksServer:
     cache_control: str | None = "max-age=3600"
     #: Answer 503 instead of the key set (the client's server is down).
     failing: bool = False
+    #: Answer ``/jwks.json`` with a redirect to ``/moved.json``, which serves the key set.
+    redirecting: bool = False
     fetches: int = 0
 
     def publish(self, *keys: ClientKey) -> None:
@@ -144,7 +146,7 @@ class JwksServer:
 @contextmanager
 def jwks_server(folder: Path) -> Iterator[JwksServer]:
     """An HTTPS server on a free loopback port, its certificate from a CA of the test's own, that
-    answers ``GET /jwks.json`` with the published key set."""
+    answers ``GET /jwks.json`` with the published key set (or a redirect to ``/moved.json``, which has it)."""
     authority = CertificateAuthority("kubeoidc test client keys")
     cert_file, key_file, ca_file = folder / "jwks.crt", folder / "jwks.key", folder / "jwks-ca.crt"
     authority.write_server_files(cert_file, key_file)
@@ -153,12 +155,18 @@ def jwks_server(folder: Path) -> Iterator[JwksServer]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path != "/jwks.json":
+            if self.path not in ("/jwks.json", "/moved.json"):
                 self.send_error(404)
                 return
             state.fetches += 1
             if state.failing:
                 self.send_error(503)
+                return
+            if state.redirecting and self.path == "/jwks.json":
+                self.send_response(302)
+                self.send_header("Location", "/moved.json")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             body = json.dumps({"keys": state.keys}).encode()
             self.send_response(200)

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
-from pydantic import ValidationError
 
 from kubeoidc_provider.forwarded import TrustedProxies
-from kubeoidc_provider.settings import ProviderSettings
+from kubeoidc_provider.settings import ProviderSettings, SettingsError
 from support.live import live_provider
 from support.provider import ISSUER, PASSWORD, register
 from support.provider_flow import Browser, RelyingParty, location
@@ -43,7 +42,7 @@ def test_the_client_is_the_rightmost_untrusted_hop(
 
 @pytest.mark.parametrize("entry", ["10.0.0.0/33", "ingress.example.com", "10.0.0.1/8/8"])
 def test_a_trusted_proxy_that_is_not_an_address_or_cidr_is_refused_at_start(entry: str) -> None:
-    with pytest.raises(ValidationError, match="not an IP address or CIDR"):
+    with pytest.raises(SettingsError, match="not an IP address or CIDR"):
         ProviderSettings(issuer=ISSUER, forwarded_allow_ips=f"127.0.0.1,{entry}")
 
 

@@ -24,7 +24,7 @@ from kubeoidc_provider.context import Provider
 from kubeoidc_provider.keys import KeySet
 from kubeoidc_provider.private_key_jwt import MAX_LIFETIME
 from kubeoidc_provider.registry import ClientRegistry
-from kubeoidc_provider.remote_jwks import cache_lifetime
+from kubeoidc_provider.remote_jwks import MAX_DOCUMENT, cache_lifetime
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import Storage, open_storage
 from kubeoidc_provider.storage.memory import MemoryStorage
@@ -431,6 +431,35 @@ def test_a_published_key_set_holding_a_private_key_is_refused_whole(
     response = client_credentials(http, client.client_id, ec_key.assertion(client.client_id, ISSUER))
 
     assert_invalid_client(response, UNTRUSTED_KEY)
+
+
+def test_a_key_set_larger_than_the_limit_is_refused_whole(
+    remote_http: tuple[Provider, TestClient], key_server: JwksServer, ec_key: ClientKey
+) -> None:
+    provider, http = remote_http
+    # A valid set, but with a second key whose ID alone is over the limit.
+    key_server.keys = [ec_key.public_jwk(), {**ClientKey("ES256").public_jwk(), "kid": "k" * MAX_DOCUMENT}]
+    client = register_key_client(provider.registry, "ledger", jwks_uri=key_server.url)
+    key_server.wait_for_fetches(1)
+
+    response = client_credentials(http, client.client_id, ec_key.assertion(client.client_id, ISSUER))
+
+    assert_invalid_client(response, UNTRUSTED_KEY)
+
+
+def test_a_redirect_from_the_jwks_uri_is_not_followed(
+    remote_http: tuple[Provider, TestClient], key_server: JwksServer, ec_key: ClientKey
+) -> None:
+    provider, http = remote_http
+    key_server.publish(ec_key)
+    key_server.redirecting = True  # the keys are published, but only a redirect points at them
+    client = register_key_client(provider.registry, "ledger", jwks_uri=key_server.url)
+    key_server.wait_for_fetches(1)
+
+    response = client_credentials(http, client.client_id, ec_key.assertion(client.client_id, ISSUER))
+
+    assert_invalid_client(response, UNTRUSTED_KEY)
+    assert key_server.fetches == 2  # the background fetch and the early one for the kid: no third
 
 
 def test_a_jwks_uri_whose_certificate_is_not_trusted_gives_no_keys(
