@@ -45,6 +45,7 @@ from kubeoidc_provider.endpoints import (
     upstream_login,
     userinfo,
 )
+from kubeoidc_provider.endpoints.client_credentials_lane import ClientCredentialsLane
 from kubeoidc_provider.endpoints.published import PublishedDocuments
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.forwarded import ForwardedHeaders, TrustedProxies
@@ -213,7 +214,8 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
-    limited = BodyLimits(PublishedDocuments(app, provider), read_timeout=provider.settings.body_read_timeout)
+    lanes = ClientCredentialsLane(PublishedDocuments(app, provider), provider)
+    limited = BodyLimits(lanes, read_timeout=provider.settings.body_read_timeout)
     return ForwardedHeaders(limited, TrustedProxies(provider.settings.forwarded_allow_ips))
 
 

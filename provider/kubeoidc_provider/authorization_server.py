@@ -44,7 +44,7 @@ from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.registry import ClientRegistry
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.state import RefreshGrant, State, new_token, wait_on
-from kubeoidc_provider.tokens import TokenMinter, client_subject
+from kubeoidc_provider.tokens import IssuedAccessToken, TokenMinter, client_subject
 from kubeoidc_provider.users import UserDirectory
 
 
@@ -171,8 +171,22 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """The token response's body (RFC 6749 §5.1) for ``client``, and ``user`` if any; an opaque access
         token is left on ``request`` for the token endpoint to store."""
-        client_id = client.get_client_id()
         resources = request.payload.datalist.get("resource", []) if request is not None else []
+        token, issued = self.issue_token(client, user, scope, resources=resources)
+        if request is not None and issued.stored_claims is not None:
+            # Stored by the token endpoint once Authlib returns, before the response leaves.
+            request.issued_access_token = issued
+        if include_refresh_token and user is not None:
+            token["refresh_token"] = new_token()
+        return token
+
+    def issue_token(
+        self, client: OAuthClient, user: EndUser | None, scope: str | None, *, resources: Sequence[str] = ()
+    ) -> tuple[dict[str, Any], IssuedAccessToken]:
+        """An access token for ``client`` (and ``user``, if any) with the granted ``scope`` and the
+        requested ``resources``: the token response's body without a refresh token, and the token
+        (an opaque one's claims must be stored before the body leaves). Any thread: it may sign."""
+        client_id = client.get_client_id()
         registration = client.client
         issued = self.minter.access_token(
             client_id=client_id,
@@ -186,9 +200,6 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             alg=registration.access_token_signed_response_alg,
             token_format=registration.access_token_format,
         )
-        if request is not None and issued.stored_claims is not None:
-            # Stored by the token endpoint once Authlib returns, before the response leaves.
-            request.issued_access_token = issued
         token: dict[str, Any] = {
             "access_token": issued.value,
             "token_type": "Bearer",
@@ -196,9 +207,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         }
         if scope:
             token["scope"] = scope
-        if include_refresh_token and user is not None:
-            token["refresh_token"] = new_token()
-        return token
+        return token, issued
 
     def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:
         refresh_token = token.get("refresh_token")
@@ -239,7 +248,7 @@ class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
     error = "invalid_target"
 
 
-def _audience(client: OAuthClient, resources: list[str]) -> tuple[str, ...]:
+def _audience(client: OAuthClient, resources: Sequence[str]) -> tuple[str, ...]:
     """The requested resources, each registered in the client's ``audiences``; without a request, all
     of them (empty: the issuer)."""
     if not resources:
@@ -274,16 +283,6 @@ def basic_client_id(request: ProviderRequest) -> str | None:
     except ValueError:
         return None
     return client_id if isinstance(client_id, str) else None
-
-
-def basic_credentials(request: ProviderRequest) -> tuple[str, str] | None:
-    """The request's HTTP Basic client ID and secret, read as Authlib's ``client_secret_basic`` reads
-    them; None without both."""
-    try:
-        client_id, secret = extract_basic_authorization(request.headers)
-    except ValueError:
-        return None
-    return (client_id, secret) if client_id and secret else None
 
 
 def _refuse_two_methods(request: ProviderRequest) -> None:

@@ -5,8 +5,9 @@ with a ``Content-Length`` true or not) is counted as it arrives and refused once
 nothing larger is ever buffered; a body that stops arriving for ``read_timeout`` seconds is refused (a
 client declaring more than it sends cannot hold the connection). The refusals are raised as
 ``HTTPException`` inside the app, which answers 413 or 408 (never 500) and closes the connection, the
-rest of the body unread. (The back-channel endpoints also refuse a declared ``Content-Length`` over the
-limit before reading, with an OAuth error: ``endpoints.form``.)
+rest of the body unread; a refusal raised ahead of the app's routing (an ASGI lane reading the body
+itself) is answered here the same way. (The back-channel endpoints also refuse a declared
+``Content-Length`` over the limit before reading, with an OAuth error: ``endpoints.form``.)
 
 A client that goes away in the middle of its body is not an error of ours: the app answers nobody and
 logs one line at DEBUG, not a traceback (see ``client_went_away``).
@@ -19,7 +20,7 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -56,15 +57,25 @@ class BodyLimits:
                 async with asyncio.timeout(self.read_timeout):
                     message = await receive()
             except TimeoutError:
-                raise HTTPException(408, "The request body did not arrive in time.", _CLOSE) from None
+                raise BodyRefused(408, "The request body did not arrive in time.", _CLOSE) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
                 if received > self.max_body:
-                    raise HTTPException(413, "The request body is too large.", _CLOSE)
+                    raise BodyRefused(413, "The request body is too large.", _CLOSE)
             return message
 
-        await self.app(scope, bounded_receive, send)
+        try:
+            await self.app(scope, bounded_receive, send)
+        except BodyRefused as refusal:
+            # Raised ahead of Starlette (whose handler answers every refusal raised inside it), so
+            # before anything was sent: the answer Starlette's handler would give.
+            response = PlainTextResponse(refusal.detail, refusal.status_code, refusal.headers)
+            await response(scope, receive, send)
+
+
+class BodyRefused(HTTPException):
+    """A body over the size limit, or too slow: 413 or 408, and the connection closed."""
 
 
 async def client_went_away(request: Request, exc: Exception) -> Response:

@@ -21,6 +21,9 @@ __all__ = ["ForwardedHeaders", "TrustedProxies"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SCHEMES = frozenset({"http", "https"})
+#: How many hosts' answers are remembered: the proxies in front of the provider are few; a flood of
+#: other addresses only empties the memo now and then.
+_MEMO_SIZE = 1024
 
 
 class TrustedProxies:
@@ -30,12 +33,23 @@ class TrustedProxies:
         entries = [entry.strip() for entry in spec.split(",") if entry.strip()]
         self.everyone = "*" in entries
         self.networks: tuple[_Network, ...] = tuple(parse_network(entry) for entry in entries if entry != "*")
+        # Every request asks about its connection's peer, nearly always the same few proxies: parsing
+        # the address each time would cost more than the rest of this middleware.
+        self._memo: dict[str, bool] = {}
 
     def __contains__(self, host: object) -> bool:
         if self.everyone:
             return True
         if not isinstance(host, str):
             return False
+        trusted = self._memo.get(host)
+        if trusted is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            trusted = self._memo[host] = self._trusts(host)
+        return trusted
+
+    def _trusts(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:

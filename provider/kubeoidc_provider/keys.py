@@ -39,9 +39,10 @@ from typing import Any, Final
 
 from joserfc import jwk
 from joserfc.errors import JoseError
-from joserfc.jws import JWSRegistry, extract_compact, serialize_compact, validate_compact
+from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 
 from kubeoidc_contract.jwks import RSA_BITS, SIGNING_ALGS, SIGNING_KID, SIGNING_KIDS, generate_key
+from kubeoidc_provider.compact_jws import CompactSigner
 
 __all__ = [
     "InvalidTokenError",
@@ -60,6 +61,8 @@ _PUBLIC_MEMBERS: Final = {
     "EC": ("kty", "crv", "x", "y"),
     "OKP": ("kty", "crv", "x"),
 }
+#: Claims as compact UTF-8 JSON; NaN and infinities are no JSON (RFC 8259 §6) and are refused.
+_claims_encoder: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _HEADER_MEMBERS: Final = frozenset({"alg", "kid", "typ"})
 _KEY_CLASSES: Final[dict[str, type[jwk.RSAKey] | type[jwk.ECKey] | type[jwk.OKPKey]]] = {
     "RSA": jwk.RSAKey,
@@ -98,9 +101,10 @@ class TokenExpiredError(InvalidTokenError):
 
 
 class _SigningKey:
-    """One parsed key of the set: its id, algorithm, joserfc key for verifying and, maybe, for signing."""
+    """One parsed key of the set: its id, algorithm, joserfc key for verifying and, with its private
+    part, the signer."""
 
-    __slots__ = ("alg", "kid", "private", "public", "public_jwk")
+    __slots__ = ("alg", "kid", "private", "public", "public_jwk", "signer")
 
     def __init__(
         self, kid: str, alg: str, public: jwk.Key, private: jwk.Key | None, public_jwk: dict[str, Any]
@@ -110,6 +114,7 @@ class _SigningKey:
         self.public = public
         self.private = private
         self.public_jwk = public_jwk
+        self.signer = CompactSigner(alg, kid, private.private_key) if private is not None else None
 
 
 class KeySet:
@@ -212,10 +217,9 @@ class KeySet:
         signer = self._signer if alg is None else self._signers.get(alg)
         if signer is None:
             raise KeySetError(f"no signing key for {alg}: the key set signs with {', '.join(self._signers)}")
-        assert signer.private is not None
-        header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
-        payload = json.dumps(dict(claims), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return serialize_compact(header, payload.encode(), signer.private, registry=_REGISTRIES[signer.alg])
+        assert signer.signer is not None
+        payload = _claims_encoder.encode(claims).encode()
+        return signer.signer.sign(payload, typ)
 
     def verify(
         self, token: str, *, typ: str | None = None, now: float | None = None, leeway: float = 0

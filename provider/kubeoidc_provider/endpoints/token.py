@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kubeoidc_contract import crd
+from kubeoidc_provider.basic_clients import basic_client
 from kubeoidc_provider.context import Provider, provider_of
-from kubeoidc_provider.endpoints.direct_client_credentials import answer, basic_client, direct_client
+from kubeoidc_provider.endpoints.client_credentials_lane import CHEAP_ALGS, signs_cheaply
 from kubeoidc_provider.endpoints.form import read_oauth_request
 from kubeoidc_provider.grants import answers_without_waiting, spend_code_early
 from kubeoidc_provider.oauth_request import ProviderRequest
 from kubeoidc_provider.registration import Client
-from kubeoidc_provider.tokens import OPAQUE
 
 #: The grant types counted by name in the metrics (any other is "unknown", so labels stay bounded).
 _GRANT_TYPES = frozenset(crd.grant_types())
@@ -37,17 +37,6 @@ async def token(request: Request) -> Response:
     if not grant_type:
         missing = InvalidRequestError("Missing 'grant_type' parameter.")
         response = provider.server.handle_error_response(oauth_request, missing)
-    elif (direct := direct_client(provider.registry, oauth_request)) is not None:
-        # The common client_credentials request, without Authlib. A cheap signature (ES256, EdDSA: tens
-        # of microseconds) or none (an opaque token) on the loop, where a hop to a worker thread and
-        # back would cost more; an RSA signature on a worker, where it runs beside the loop.
-        if _cheap_to_sign(provider, direct):
-            response = answer(provider.server, direct, oauth_request)
-        else:
-            loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(
-                provider.workers, answer, provider.server, direct, oauth_request
-            )
     elif grant_type == "authorization_code" and await _spent_early(provider, oauth_request):
         # The code is spent and the user static: Authlib's grant has nothing to wait for. With cheap
         # signatures it answers on the loop; an RSA signature goes to a worker thread.
@@ -68,14 +57,10 @@ async def token(request: Request) -> Response:
     return response
 
 
-#: Algorithms whose signature costs less than a hop to a worker thread and back.
-_CHEAP_ALGS = frozenset({"ES256", "EdDSA"})
-
-
 async def _spent_early(provider: Provider, request: ProviderRequest) -> bool:
     """Spend an exchange's code on the loop when the grant would (see ``grants.spend_code_early``);
     whether the grant then runs without waiting on the state store."""
-    client = basic_client(provider.registry, request)
+    client = basic_client(provider.registry, request.headers.get("Authorization"), request.form)
     request.client_registration = client
     await spend_code_early(provider.state, client, request)
     return answers_without_waiting(provider.directory, request)
@@ -96,13 +81,7 @@ def _cheap_exchange(provider: Provider, request: ProviderRequest) -> bool:
     client: Client = request.client_registration
     default = provider.keys.signing_alg
     id_alg = client.id_token_signed_response_alg or default
-    return id_alg in _CHEAP_ALGS and _cheap_to_sign(provider, client)
-
-
-def _cheap_to_sign(provider: Provider, client: Client) -> bool:
-    """Whether the client's access token is opaque or signed with a cheap algorithm."""
-    alg = client.access_token_signed_response_alg or provider.keys.signing_alg
-    return client.access_token_format == OPAQUE or alg in _CHEAP_ALGS
+    return id_alg in CHEAP_ALGS and signs_cheaply(provider, client)
 
 
 def _outcome(response: Response) -> str:
