@@ -46,6 +46,7 @@ from kubeoidc_provider.endpoints import (
     userinfo,
 )
 from kubeoidc_provider.endpoints.client_credentials_lane import ClientCredentialsLane
+from kubeoidc_provider.endpoints.introspection_lane import IntrospectionLane
 from kubeoidc_provider.endpoints.published import PublishedDocuments
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.forwarded import ForwardedHeaders, TrustedProxies
@@ -214,7 +215,7 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
-    lanes = ClientCredentialsLane(PublishedDocuments(app, provider), provider)
+    lanes = IntrospectionLane(ClientCredentialsLane(PublishedDocuments(app, provider), provider), provider)
     limited = BodyLimits(lanes, read_timeout=provider.settings.body_read_timeout)
     return ForwardedHeaders(limited, TrustedProxies(provider.settings.forwarded_allow_ips))
 

@@ -22,21 +22,26 @@ class Introspection(PresentedTokenEndpoint, IntrospectionEndpoint):  # type: ign
         return token.check_client(client)
 
     def introspect_token(self, token: IssuedToken) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "active": True,
-            "client_id": token.get_client_id(),
-            "token_type": "Bearer" if token.access is not None else "refresh_token",
-            "exp": token.get_expires_at(),
-            "iss": self.server.settings.issuer,
-        }
-        if scope := token.get_scope():
-            payload["scope"] = scope
-        if token.access is not None:
-            claims = token.access.claims
-            payload.update(sub=claims["sub"], iat=claims["iat"], aud=claims["aud"], jti=claims["jti"])
-        elif token.refresh is not None:
-            payload.update(sub=token.refresh.user_id, iat=token.refresh.issued_at)
-        return payload
+        return introspection_payload(token, self.server.settings.issuer)
+
+
+def introspection_payload(token: IssuedToken, issuer: str) -> dict[str, Any]:
+    """What an active token's introspection says (RFC 7662 §2.2)."""
+    payload: dict[str, Any] = {
+        "active": True,
+        "client_id": token.get_client_id(),
+        "token_type": "Bearer" if token.access is not None else "refresh_token",
+        "exp": token.get_expires_at(),
+        "iss": issuer,
+    }
+    if scope := token.get_scope():
+        payload["scope"] = scope
+    if token.access is not None:
+        claims = token.access.claims
+        payload.update(sub=claims["sub"], iat=claims["iat"], aud=claims["aud"], jti=claims["jti"])
+    elif token.refresh is not None:
+        payload.update(sub=token.refresh.user_id, iat=token.refresh.issued_at)
+    return payload
 
 
 introspect = presented_token_endpoint(Introspection.ENDPOINT_NAME, "/introspect")

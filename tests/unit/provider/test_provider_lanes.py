@@ -1,11 +1,13 @@
-"""The client_credentials lane: a plain request is answered ahead of routing and Authlib, with the
-response Authlib's path gives; every other request reaches the app with its body intact, and a body
-refused for its size or pace gets 413 or 408 from the lane's position too (never a 500)."""
+"""The lanes (client_credentials, introspection): a plain request is answered ahead of routing and
+Authlib, with the response Authlib's path gives; every other request reaches the app with its body
+intact, and a body refused for its size or pace gets 413 or 408 from the lane's position too (never a
+500)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -15,8 +17,9 @@ from starlette.types import Message, Receive, Scope, Send
 from kubeoidc_provider.body_limits import BodyLimits
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.endpoints.client_credentials_lane import ClientCredentialsLane
+from kubeoidc_provider.endpoints.introspection_lane import IntrospectionLane
 from support.provider import RegisteredClient, register
-from support.provider_flow import RelyingParty
+from support.provider_flow import Browser, RelyingParty, sign_in_for_tokens
 
 PLAIN = b"grant_type=client_credentials&scope=invoices%3Aread"
 
@@ -211,3 +214,65 @@ def test_tokens_issued_by_the_lane_are_counted(provider: Provider, http: TestCli
         assert rp.token({"grant_type": "client_credentials", "scope": "invoices:read"}).status_code == 200
 
     assert issued() == before + 3
+
+
+# --- introspection --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+@pytest.mark.parametrize("token_format", ["jwt", "opaque"])
+def test_an_introspection_of_a_live_token_is_answered_by_the_lane_as_authlibs_path_answers(
+    provider: Provider, http: TestClient, browser: Browser, kind: str, token_format: str
+) -> None:
+    client = register(provider.registry, "web-app", spec_fields={"accessTokenFormat": token_format})
+    rp = RelyingParty(http, client)
+    token = sign_in_for_tokens(browser, rp)[kind]
+    app = App()
+    lane = IntrospectionLane(app, provider)
+
+    status, _, body = asyncio.run(
+        call(lane, form_headers(basic(client)), [f"token={token}".encode()], path="/introspect")
+    )
+    through_authlib = rp.introspect(token, client_id=client.client_id)
+
+    assert status == 200
+    assert app.calls == []
+    assert json.loads(body) == through_authlib.json()
+    assert json.loads(body)["active"] is True
+
+
+@pytest.mark.parametrize("case", ["revoked", "another-clients", "unknown", "unsupported-hint", "no-token"])
+def test_an_introspection_the_lane_does_not_answer_reaches_authlib(
+    provider: Provider, http: TestClient, browser: Browser, case: str
+) -> None:
+    client = register(provider.registry, "web-app")
+    other = register(provider.registry, "other-app")
+    rp = RelyingParty(http, client)
+    token = sign_in_for_tokens(browser, rp)["access_token"]
+    asker = other if case == "another-clients" else client
+    if case == "revoked":
+        assert rp.post("/revoke", {"token": token}).status_code == 200
+    body = {
+        "unknown": b"token=abc",
+        "unsupported-hint": f"token={token}&token_type_hint=id_token".encode(),
+        "no-token": b"token_type_hint=access_token",
+    }.get(case, f"token={token}".encode())
+    app = App()
+
+    status, _, _ = asyncio.run(
+        call(IntrospectionLane(app, provider), form_headers(basic(asker)), [body], path="/introspect")
+    )
+    through_authlib = http.post(
+        "/introspect",
+        content=body,
+        auth=(asker.client_id, asker.secret or ""),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert status == 299
+    assert app.calls == [body]
+    expected = {
+        "unsupported-hint": {"error": "unsupported_token_type"},
+        "no-token": {"error": "invalid_request"},
+    }
+    assert expected.get(case, {"active": False}).items() <= through_authlib.json().items()
