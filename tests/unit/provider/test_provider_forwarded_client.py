@@ -40,6 +40,20 @@ def test_the_client_is_the_rightmost_untrusted_hop(
     assert TrustedProxies(trusted).client_of(forwarded_for) == client
 
 
+def test_remembered_answers_stay_right_however_many_addresses_come() -> None:
+    trusted = TrustedProxies(INGRESS)
+    # More distinct peers than the memo holds: it empties and fills again, answers unchanged.
+    peers = [f"10.{n // 256}.{n % 256}.1" for n in range(1500)] + [
+        f"198.51.{n // 256}.{n % 256}" for n in range(1500)
+    ]
+
+    for _ in range(2):
+        assert [peer in trusted for peer in peers] == [peer.startswith("10.") for peer in peers]
+    assert "127.0.0.1" in trusted
+    assert "not-an-address" not in trusted
+    assert "not-an-address" not in trusted
+
+
 @pytest.mark.parametrize("entry", ["10.0.0.0/33", "ingress.example.com", "10.0.0.1/8/8"])
 def test_a_trusted_proxy_that_is_not_an_address_or_cidr_is_refused_at_start(entry: str) -> None:
     with pytest.raises(SettingsError, match="not an IP address or CIDR"):
