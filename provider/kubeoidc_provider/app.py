@@ -48,6 +48,7 @@ from kubeoidc_provider.endpoints import (
 from kubeoidc_provider.endpoints.client_credentials_lane import ClientCredentialsLane
 from kubeoidc_provider.endpoints.introspection_lane import IntrospectionLane
 from kubeoidc_provider.endpoints.published import PublishedDocuments
+from kubeoidc_provider.endpoints.userinfo_lane import UserinfoLane
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.forwarded import ForwardedHeaders, TrustedProxies
 from kubeoidc_provider.identity.catalog import SourceCatalog
@@ -215,7 +216,9 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
-    lanes = IntrospectionLane(ClientCredentialsLane(PublishedDocuments(app, provider), provider), provider)
+    lanes: ASGIApp = PublishedDocuments(app, provider)
+    for lane in (ClientCredentialsLane, IntrospectionLane, UserinfoLane):
+        lanes = lane(lanes, provider)
     limited = BodyLimits(lanes, read_timeout=provider.settings.body_read_timeout)
     return ForwardedHeaders(limited, TrustedProxies(provider.settings.forwarded_allow_ips))
 

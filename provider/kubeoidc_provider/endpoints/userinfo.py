@@ -16,7 +16,7 @@ from authlib.oauth2.base import invalid_error_characters
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kubeoidc_provider.context import provider_of
+from kubeoidc_provider.context import Provider, provider_of
 from kubeoidc_provider.endpoints.form import FormError, read_form
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.tokens import InvalidToken
@@ -27,8 +27,11 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 async def userinfo(request: Request) -> Response:
-    provider = provider_of(request)
-    presented = await _bearer_token(request)
+    return await answer(provider_of(request), await _bearer_token(request))
+
+
+async def answer(provider: Provider, presented: str | None) -> Response:
+    """The answer to a userinfo request that presented ``presented`` (None: no token)."""
     if presented is None:
         return _challenge(401, None, None)
     try:
@@ -57,11 +60,16 @@ async def userinfo(request: Request) -> Response:
     return Response(signed, media_type="application/jwt", headers=_NO_STORE)
 
 
+def bearer_of(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), or None."""
+    scheme, _, value = authorization.partition(" ")
+    return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+
 async def _bearer_token(request: Request) -> str | None:
     """RFC 6750 §2.1 header, or §2.2 form body on POST; never the query string (§2.3 is insecure)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    if (token := bearer_of(request.headers.get("authorization", ""))) is not None:
+        return token
     if request.method == "POST":
         try:
             form = dict(await read_form(request))

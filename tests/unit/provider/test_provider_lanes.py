@@ -1,4 +1,4 @@
-"""The lanes (client_credentials, introspection): a plain request is answered ahead of routing and
+"""The lanes (client_credentials, introspection, userinfo): a plain request is answered ahead of routing and
 Authlib, with the response Authlib's path gives; every other request reaches the app with its body
 intact, and a body refused for its size or pace gets 413 or 408 from the lane's position too (never a
 500)."""
@@ -18,6 +18,7 @@ from kubeoidc_provider.body_limits import BodyLimits
 from kubeoidc_provider.context import Provider
 from kubeoidc_provider.endpoints.client_credentials_lane import ClientCredentialsLane
 from kubeoidc_provider.endpoints.introspection_lane import IntrospectionLane
+from kubeoidc_provider.endpoints.userinfo_lane import UserinfoLane
 from support.provider import RegisteredClient, register
 from support.provider_flow import Browser, RelyingParty, sign_in_for_tokens
 
@@ -63,13 +64,14 @@ async def call(
     chunks: list[bytes],
     *,
     path: str = "/token",
+    method: str = "POST",
     stall: bool = False,
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     """One request through ``app``: the body in ``chunks`` (the last one then never comes, with
     ``stall``); the status, headers and body of the answer."""
     scope: Scope = {
         "type": "http",
-        "method": "POST",
+        "method": method,
         "path": path,
         "headers": headers,
         "query_string": b"",
@@ -276,3 +278,46 @@ def test_an_introspection_the_lane_does_not_answer_reaches_authlib(
         "no-token": {"error": "invalid_request"},
     }
     assert expected.get(case, {"active": False}).items() <= through_authlib.json().items()
+
+
+# --- userinfo -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["valid", "invalid", "none", "not-bearer"])
+@pytest.mark.parametrize("origin", [{}, {"Origin": "https://spa.example.com"}])
+def test_userinfo_by_get_is_answered_by_the_lane_as_the_router_answers_a_post(
+    provider: Provider, http: TestClient, browser: Browser, case: str, origin: dict[str, str]
+) -> None:
+    client = register(provider.registry, "web-app")
+    token = sign_in_for_tokens(browser, RelyingParty(http, client))["access_token"]
+    authorization = {
+        "valid": {"Authorization": f"Bearer {token}"},
+        "invalid": {"Authorization": f"Bearer {token[:-4]}AAAA"},
+        "none": {},
+        "not-bearer": {"Authorization": "Basic YTpi"},
+    }[case]
+    app = App()
+    scope_headers = [(k.lower().encode(), v.encode()) for k, v in {**authorization, **origin}.items()]
+
+    lane_status, _, _ = asyncio.run(
+        call(UserinfoLane(app, provider), scope_headers, [], path="/userinfo", method="GET")
+    )
+    by_get = http.get("/userinfo", headers={**authorization, **origin})
+    # A POST goes through the router (and the same answer function) with the same header.
+    by_post = http.post("/userinfo", headers={**authorization, **origin})
+
+    assert app.calls == []
+    assert lane_status == by_get.status_code == by_post.status_code == (200 if case == "valid" else 401)
+    assert by_get.content == by_post.content
+    assert dict(by_get.headers) == dict(by_post.headers)
+
+
+def test_userinfo_by_post_and_head_go_through_the_router(provider: Provider) -> None:
+    app = App()
+
+    for method in ("POST", "HEAD"):
+        status, _, _ = asyncio.run(
+            call(UserinfoLane(app, provider), [], [b""], path="/userinfo", method=method)
+        )
+        assert status == 299
+    assert len(app.calls) == 2
