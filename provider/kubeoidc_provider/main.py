@@ -214,6 +214,9 @@ def uvicorn_server(
         port=settings.port,
         loop="uvloop",
         http="httptools",
+        # The provider serves no WebSocket: without this, uvicorn loads the websockets package (about
+        # 0.7 MiB of memory) and hands it every Upgrade request.
+        ws="none",
         access_log=False,
         # The app reads the forwarded headers itself (kubeoidc_provider.forwarded), counting the right hop.
         proxy_headers=False,

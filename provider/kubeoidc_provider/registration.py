@@ -33,21 +33,19 @@ KubeObject = Mapping[str, Any]
 #: One accepted secret: its SHA-256 digest and the moment (epoch seconds) it stops being accepted.
 SecretHash = tuple[bytes, float | None]
 
+#: The size of one secret's digest in ``Client.digests`` (SHA-256).
+DIGEST_SIZE = hashlib.sha256().digest_size
 
-@dataclass(frozen=True, slots=True)
-class Client:
-    """One registered client, as the endpoints see it. Immutable: a change replaces the whole entry."""
+#: The expiries of a client's only secret, the current one: one tuple for every such client.
+CURRENT_SECRET_ONLY: tuple[float | None, ...] = (None,)
 
-    client_id: str
-    namespace: str
-    name: str
-    uid: str
-    display_name: str
-    description: str
-    url: str
-    #: The canonical list; a redirect URI is accepted only when equal to one of these.
-    redirect_uris: tuple[str, ...]
-    post_logout_redirect_uris: tuple[str, ...]
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class ClientProfile:
+    """What a registration says beyond the client's identity, its URIs and its secret: equal for most
+    clients of a cluster, so the registry keeps one instance for all that are equal (``Client.profile``).
+    """
+
     grant_types: frozenset[str]
     public: bool
     token_endpoint_auth_method: str
@@ -55,7 +53,7 @@ class Client:
     #: The identity sources people may sign in with (``local``: the password form), the first the
     #: default; empty: every source.
     identity_sources: tuple[str, ...] = ()
-    #: ServiceAccounts (names, in ``namespace``) whose tokens authenticate the client instead of a secret.
+    #: ServiceAccounts (names, in the client's namespace) whose tokens authenticate it instead of a secret.
     service_accounts: tuple[str, ...] = ()
     #: Back-Channel Logout 1.0: where logout tokens are POSTed, and whether they must carry ``sid``.
     backchannel_logout_uri: str | None = None
@@ -65,8 +63,6 @@ class Client:
     frontchannel_logout_session_required: bool = False
     #: Userinfo answered as a JWT signed with this algorithm (OIDC Core §5.3.2); None: plain JSON.
     userinfo_signed_response_alg: str | None = None
-    #: SHA-256 digests of the accepted secrets; empty for a public client.
-    secret_hashes: tuple[SecretHash, ...] = field(default=(), repr=False)
     #: The user claims the ID token may carry (``spec.idTokenClaims``); None: every granted one.
     id_token_claims: frozenset[str] | None = None
     #: The resource servers its access tokens may be meant for (RFC 8707); empty: the issuer only.
@@ -81,6 +77,138 @@ class Client:
     #: The algorithms of its ID tokens and JWT access tokens; None: the key set's default one.
     id_token_signed_response_alg: str | None = None
     access_token_signed_response_alg: str | None = None
+
+    def key(self) -> tuple[object, ...]:
+        """The values that make two profiles equal (a key that does not keep the profile alive)."""
+        return tuple(getattr(self, name) for name in self.__slots__ if name != "__weakref__")
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """One registered client, as the endpoints see it. Immutable: a change replaces the whole entry.
+
+    Kept small, since a provider holds thousands: what most clients share is one ``ClientProfile``
+    (read through the properties below), the secrets' digests are one ``bytes``, and the texts only the
+    login, consent and logout pages show are packed into one string.
+    """
+
+    client_id: str
+    namespace: str
+    name: str
+    uid: str
+    #: The canonical list; a redirect URI is accepted only when equal to one of these.
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    profile: ClientProfile
+    #: SHA-256 digests of the accepted secrets, ``DIGEST_SIZE`` bytes each; empty for a public client.
+    digests: bytes = field(default=b"", repr=False)
+    #: When each of those stops being accepted (epoch seconds; None: never), in the same order.
+    expiries: tuple[float | None, ...] = field(default=(), repr=False)
+    #: Display name, description and URL, packed (see ``_pack_about``).
+    about: str = field(default="", repr=False)
+
+    # -- the profile's values, read as the client's own -------------------------------------------
+
+    @property
+    def grant_types(self) -> frozenset[str]:
+        return self.profile.grant_types
+
+    @property
+    def public(self) -> bool:
+        return self.profile.public
+
+    @property
+    def token_endpoint_auth_method(self) -> str:
+        return self.profile.token_endpoint_auth_method
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return self.profile.scopes
+
+    @property
+    def identity_sources(self) -> tuple[str, ...]:
+        return self.profile.identity_sources
+
+    @property
+    def service_accounts(self) -> tuple[str, ...]:
+        return self.profile.service_accounts
+
+    @property
+    def backchannel_logout_uri(self) -> str | None:
+        return self.profile.backchannel_logout_uri
+
+    @property
+    def backchannel_logout_session_required(self) -> bool:
+        return self.profile.backchannel_logout_session_required
+
+    @property
+    def frontchannel_logout_uri(self) -> str | None:
+        return self.profile.frontchannel_logout_uri
+
+    @property
+    def frontchannel_logout_session_required(self) -> bool:
+        return self.profile.frontchannel_logout_session_required
+
+    @property
+    def userinfo_signed_response_alg(self) -> str | None:
+        return self.profile.userinfo_signed_response_alg
+
+    @property
+    def id_token_claims(self) -> frozenset[str] | None:
+        return self.profile.id_token_claims
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return self.profile.audiences
+
+    @property
+    def jwks(self) -> str | None:
+        return self.profile.jwks
+
+    @property
+    def jwks_uri(self) -> str | None:
+        return self.profile.jwks_uri
+
+    @property
+    def token_endpoint_auth_signing_alg(self) -> str | None:
+        return self.profile.token_endpoint_auth_signing_alg
+
+    @property
+    def access_token_format(self) -> str:
+        return self.profile.access_token_format
+
+    @property
+    def id_token_signed_response_alg(self) -> str | None:
+        return self.profile.id_token_signed_response_alg
+
+    @property
+    def access_token_signed_response_alg(self) -> str | None:
+        return self.profile.access_token_signed_response_alg
+
+    # -- what the pages show ----------------------------------------------------------------------
+
+    @property
+    def display_name(self) -> str:
+        """``spec.displayName``, else the OIDCClient's name."""
+        return _unpack_about(self.about)[0] or self.name
+
+    @property
+    def description(self) -> str:
+        return _unpack_about(self.about)[1]
+
+    @property
+    def url(self) -> str:
+        return _unpack_about(self.about)[2]
+
+    # -- derived ----------------------------------------------------------------------------------
+
+    @property
+    def secret_hashes(self) -> tuple[SecretHash, ...]:
+        """Each accepted secret's digest with its expiry."""
+        return tuple(
+            (self.digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE], expires)
+            for i, expires in enumerate(self.expiries)
+        )
 
     @property
     def secretless(self) -> bool:
@@ -110,8 +238,8 @@ class Client:
         """
         candidate = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
         accepted = False
-        for digest, expires_at in self.secret_hashes:
-            matches = hmac.compare_digest(candidate, digest)
+        for i, expires_at in enumerate(self.expiries):
+            matches = hmac.compare_digest(candidate, self.digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE])
             valid = expires_at is None or now < expires_at
             accepted |= matches & valid
         return accepted
@@ -132,9 +260,27 @@ class Client:
         return redirect_uri in self.post_logout_redirect_uris
 
 
-@dataclass(frozen=True, slots=True)
+def _pack_about(display_name: str, description: str, url: str) -> str:
+    """The three texts as one string, each length-prefixed so that any text can be split back: one
+    string object per client instead of three (only the pages read them)."""
+    if not (display_name or description or url):
+        return ""
+    return f"{len(display_name)}:{len(description)}:{display_name}{description}{url}"
+
+
+def _unpack_about(about: str) -> tuple[str, str, str]:
+    if not about:
+        return "", "", ""
+    first, _, rest = about.partition(":")
+    second, _, text = rest.partition(":")
+    end_display, end_description = int(first), int(first) + int(second)
+    return text[:end_display], text[end_display:end_description], text[end_description:]
+
+
+@dataclass(slots=True)
 class Registration:
-    """What the registry keeps of an OIDCClient: its identity, its status, and the client it describes."""
+    """What the registry keeps of an OIDCClient: its identity, its status, and the client it describes.
+    Only the registry's feed reads it, under its lock; it replaces ``client`` by the served one."""
 
     uid: str
     namespace: str
@@ -148,12 +294,25 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """What the registry keeps of an eligible Secret: its controller and the hashes, never the secret."""
+    """What the registry keeps of an eligible Secret: its controller and the digests, never the secret."""
 
     owner_name: str
     owner_uid: str
     client_id: str
-    secret_hashes: tuple[SecretHash, ...]
+    #: As ``Client.digests`` and ``Client.expiries``.
+    digests: bytes
+    expiries: tuple[float | None, ...]
+
+
+def _credentials(owner_name: str, owner_uid: str, client_id: str, hashes: list[SecretHash]) -> Credentials:
+    expiries = tuple(expires for _, expires in hashes)
+    return Credentials(
+        owner_name,
+        owner_uid,
+        client_id,
+        b"".join(digest for digest, _ in hashes),
+        CURRENT_SECRET_ONLY if expiries == CURRENT_SECRET_ONLY else expiries,
+    )
 
 
 #: The loopback IP literals of RFC 8252 §7.3 (``localhost`` is not one: §8.3).
@@ -176,9 +335,10 @@ def _loopback_without_port(uri: str) -> tuple[str, str, str, str] | None:
 
 
 def parse_oidcclient(
-    obj: KubeObject, share: Callable[[Any], Any] = lambda value: value
+    obj: KubeObject, share: Callable[[ClientProfile], ClientProfile] = lambda profile: profile
 ) -> Registration | None:
-    """What an OIDCClient registers (None without a uid); ``share`` interns equal small values."""
+    """What an OIDCClient registers (None without a uid); ``share`` returns the one instance of a profile
+    equal to the one given."""
     meta = metadata(obj)
     namespace, name = namespace_name(obj)
     uid = meta.get("uid")
@@ -192,54 +352,65 @@ def parse_oidcclient(
     client = None
     if client_id is not None:
         spec = _mapping(obj.get("spec"))
-        public = spec.get("public") is True
-        grant_types = spec.get("grantTypes")
-        grant_types = frozenset(_str_tuple(grant_types)) if isinstance(grant_types, list) else None
-        scopes = spec.get("scopes")
-        method = _str_or_none(spec.get("tokenEndpointAuthMethod"))
         client = Client(
             client_id=client_id,
             namespace=namespace,
             name=name,
             uid=uid,
-            display_name=_str_or_none(spec.get("displayName")) or name,
-            description=_str_or_none(spec.get("description")) or "",
-            url=_str_or_none(spec.get("url")) or "",
             redirect_uris=_str_tuple(spec.get("redirectURIs")),
             post_logout_redirect_uris=_str_tuple(spec.get("postLogoutRedirectURIs")),
-            grant_types=share(grant_types or crd.default_grant_types()),
-            public=public,
-            token_endpoint_auth_method=sys.intern(
-                method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method())
+            profile=share(_profile(spec)),
+            about=_pack_about(
+                _str_or_none(spec.get("displayName")) or "",
+                _str_or_none(spec.get("description")) or "",
+                _str_or_none(spec.get("url")) or "",
             ),
-            scopes=share(_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes()),
-            identity_sources=_str_tuple(spec.get("identitySources")),
-            service_accounts=_str_tuple(spec.get("serviceAccounts")),
-            backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
-            backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
-            frontchannel_logout_uri=_str_or_none(spec.get("frontchannelLogoutURI")),
-            frontchannel_logout_session_required=spec.get("frontchannelLogoutSessionRequired") is True,
-            userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
-            id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
-            audiences=share(_str_tuple(spec.get("audiences"))),
-            jwks=_canonical_json(spec.get("jwks")),
-            jwks_uri=_str_or_none(spec.get("jwksURI")),
-            token_endpoint_auth_signing_alg=_str_or_none(spec.get("tokenEndpointAuthSigningAlg")),
-            access_token_format=sys.intern(
-                _str_or_none(spec.get("accessTokenFormat")) or crd.default_access_token_format()
-            ),
-            id_token_signed_response_alg=_str_or_none(spec.get("idTokenSignedResponseAlg")),
-            access_token_signed_response_alg=_str_or_none(spec.get("accessTokenSignedResponseAlg")),
         )
-    published = _published_credentials(name, uid, _mapping(status.get(contract.STATUS_CREDENTIALS)))
+    published = _published_credentials(
+        name, uid, client_id, _mapping(status.get(contract.STATUS_CREDENTIALS))
+    )
     return Registration(uid, namespace, name, client_id, secret_name, client, published)
 
 
-def _published_credentials(name: str, uid: str, published: Mapping[str, Any]) -> Credentials | None:
+def _profile(spec: Mapping[str, Any]) -> ClientProfile:
+    public = spec.get("public") is True
+    grant_types = spec.get("grantTypes")
+    scopes = spec.get("scopes")
+    method = _str_or_none(spec.get("tokenEndpointAuthMethod"))
+    return ClientProfile(
+        grant_types=frozenset(_str_tuple(grant_types))
+        if isinstance(grant_types, list)
+        else crd.default_grant_types(),
+        public=public,
+        token_endpoint_auth_method=method or (PUBLIC_AUTH_METHOD if public else crd.default_auth_method()),
+        scopes=_str_tuple(scopes) if isinstance(scopes, list) else crd.default_scopes(),
+        identity_sources=_str_tuple(spec.get("identitySources")),
+        service_accounts=_str_tuple(spec.get("serviceAccounts")),
+        backchannel_logout_uri=_str_or_none(spec.get("backchannelLogoutURI")),
+        backchannel_logout_session_required=spec.get("backchannelLogoutSessionRequired") is True,
+        frontchannel_logout_uri=_str_or_none(spec.get("frontchannelLogoutURI")),
+        frontchannel_logout_session_required=spec.get("frontchannelLogoutSessionRequired") is True,
+        userinfo_signed_response_alg=_str_or_none(spec.get("userinfoSignedResponseAlg")),
+        id_token_claims=_id_token_claims(spec.get("idTokenClaims")),
+        audiences=_str_tuple(spec.get("audiences")),
+        jwks=_canonical_json(spec.get("jwks")),
+        jwks_uri=_str_or_none(spec.get("jwksURI")),
+        token_endpoint_auth_signing_alg=_str_or_none(spec.get("tokenEndpointAuthSigningAlg")),
+        access_token_format=_str_or_none(spec.get("accessTokenFormat")) or crd.default_access_token_format(),
+        id_token_signed_response_alg=_str_or_none(spec.get("idTokenSignedResponseAlg")),
+        access_token_signed_response_alg=_str_or_none(spec.get("accessTokenSignedResponseAlg")),
+    )
+
+
+def _published_credentials(
+    name: str, uid: str, status_client_id: str | None, published: Mapping[str, Any]
+) -> Credentials | None:
     """The credentials the operator published in status (the provider reads no Secret), or None."""
     client_id = _str_or_none(published.get(contract.CREDENTIALS_CLIENT_ID))
     if client_id is None:
         return None
+    if client_id == status_client_id:
+        client_id = status_client_id  # one string for both
     hashes: list[SecretHash] = []
     digest = _sha256(published.get(contract.CREDENTIALS_SECRET_HASH))
     if digest is not None:
@@ -254,7 +425,7 @@ def _published_credentials(name: str, uid: str, published: Mapping[str, Any]) ->
         )
         if previous is not None:
             hashes.append(previous)
-    return Credentials(name, uid, client_id, tuple(hashes))
+    return _credentials(name, uid, client_id, hashes)
 
 
 def _sha256(value: object) -> bytes | None:
@@ -264,7 +435,7 @@ def _sha256(value: object) -> bytes | None:
         digest = bytes.fromhex(value)
     except ValueError:
         return None
-    return digest if len(digest) == hashlib.sha256().digest_size else None
+    return digest if len(digest) == DIGEST_SIZE else None
 
 
 def _canonical_json(value: object) -> str | None:
@@ -301,7 +472,7 @@ def parse_secret(obj: KubeObject) -> Credentials | None:
     previous = _previous_hash(_mapping(meta.get("annotations")))
     if previous is not None:
         hashes.append(previous)
-    return Credentials(owner[0], owner[1], client_id, tuple(hashes))
+    return _credentials(owner[0], owner[1], client_id, hashes)
 
 
 def metadata(obj: KubeObject) -> Mapping[str, Any]:
@@ -362,7 +533,7 @@ def _previous_hash(annotations: Mapping[str, Any]) -> SecretHash | None:
         moment = datetime.fromisoformat(expires)
     except ValueError:
         return None
-    if len(digest) != hashlib.sha256().digest_size:
+    if len(digest) != DIGEST_SIZE:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

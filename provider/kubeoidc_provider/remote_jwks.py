@@ -72,7 +72,7 @@ class RemoteKeySets:
         scan_interval: float = 1.0,
     ) -> None:
         self._registry = registry
-        self._ssl = ssl_context or ssl.create_default_context()
+        self._ssl = ssl_context  # None: the system's CAs, loaded at the first fetch
         self._timeout = fetch_timeout
         self._default_max_age = default_max_age
         self._max_age_bounds = (min_max_age, max_max_age)
@@ -96,7 +96,7 @@ class RemoteKeySets:
         return known.keys
 
     async def refresh(self, uri: str) -> bool:
-        if self._http is None:
+        if self._task is None:
             return False
         known = self._sets.setdefault(uri, _KeySet())
         if known.fetching is None:
@@ -116,11 +116,6 @@ class RemoteKeySets:
     def start(self) -> None:
         """Start the background task (on the running event loop)."""
         self._wake = asyncio.Event()
-        # httpx2, which the provider loads anyway (aiohttp would cost it about 9 MiB more); its timeout
-        # bounds each read, the total is bounded in _get.
-        self._http = httpx2.AsyncClient(
-            verify=self._ssl, timeout=self._timeout, follow_redirects=False, trust_env=False
-        )
         self._task = asyncio.get_running_loop().create_task(self._run(), name="kubeoidc-client-jwks")
 
     async def stop(self) -> None:
@@ -202,9 +197,8 @@ class RemoteKeySets:
 
     async def _download(self, uri: str) -> tuple[bytes, str]:
         """The body (at most ``MAX_DOCUMENT`` bytes, else an error) and the ``Cache-Control`` header."""
-        assert self._http is not None
         headers = {"Accept": "application/jwk-set+json, application/json"}
-        async with self._http.stream("GET", uri, headers=headers) as response:
+        async with self._client().stream("GET", uri, headers=headers) as response:
             if response.status_code != 200:
                 raise ValueError(f"HTTP status {response.status_code}")
             body = bytearray()
@@ -213,6 +207,20 @@ class RemoteKeySets:
                 if len(body) > MAX_DOCUMENT:
                     raise ValueError(f"the key set is larger than {MAX_DOCUMENT} bytes")
             return bytes(body), response.headers.get("Cache-Control", "")
+
+    def _client(self) -> httpx2.AsyncClient:
+        """The HTTP client, made at the first fetch: a provider whose clients publish no key set never
+        loads the system's CAs nor httpx2's transport (about 3 MiB)."""
+        if self._http is None:
+            # httpx2, which the provider loads anyway (aiohttp would cost it about 9 MiB more); its
+            # timeout bounds each read, the total is bounded in _get.
+            self._http = httpx2.AsyncClient(
+                verify=self._ssl or ssl.create_default_context(),
+                timeout=self._timeout,
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._http
 
 
 def cache_lifetime(cache_control: str, *, default: float, bounds: tuple[float, float]) -> float:

@@ -2,9 +2,10 @@
 
 This module and the issuer discovery are the provider's only users of its Kubernetes client
 (:mod:`.kube_api`, a small one of our own: the ``kubernetes`` package would cost the provider's memory
-more than its whole client registry). Each kind (and each namespace,
-when the provider is limited to some) runs in its own daemon thread: list (paged), hand the result
-to ``ClientRegistry.replace_all``, then watch from the list's resourceVersion and feed every event.
+more than its whole client registry). Each kind (and each namespace, when the provider is limited to
+some) runs in its own daemon thread: list (paged, keeping of each object only what the stream keeps:
+the registry's small record of an OIDCClient, made as its page comes), hand the result to the registry,
+then watch from the list's resourceVersion and feed every event.
 A watch that ends (its server-side timeout, a quiet connection's read timeout) or loses its connection
 resumes from the last resourceVersion seen; a 410 Gone re-lists at once, and an error answer of the API
 re-lists too. Failed attempts wait by one policy for list and watch (:mod:`.backoff`: jittered, capped
@@ -196,15 +197,17 @@ class RegistryWatcher:
     def _list(self, stream: Stream) -> str | None:
         """List every object (page by page), replace the registry's view, return the resourceVersion."""
         assert self._api is not None
-        items: list[KubeObject] = []
+        items: list[Any] = []  # as stream.keep returns them
         page_token: str | None = None
         while True:
             params: dict[str, str | int] = {**stream.params, "limit": self._page_size}
             if page_token:
                 params["continue"] = page_token
             document = self._api.get_json(stream.path, params)
-            items.extend(obj for obj in document.get("items") or () if stream.accepts(obj))
+            listed = [obj for obj in document.get("items") or () if stream.accepts(obj)]
+            items.extend(map(stream.keep, listed) if stream.keep is not None else listed)
             metadata = document.get("metadata") or {}
+            del document, listed  # this page's objects go before the next page comes
             page_token = metadata.get("continue")
             if not page_token:
                 break
