@@ -171,6 +171,7 @@ async def profile(args: argparse.Namespace) -> None:
                 nonce="n",
                 code_challenge=challenge,
                 code_challenge_method="S256",
+                client_uid=registry.get(CLIENT_ID).uid,
             )
             await provider.state.save_code(code, grant, 600)
             return code
