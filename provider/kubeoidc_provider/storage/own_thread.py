@@ -16,7 +16,8 @@ What a caller can rely on:
   runs to its end, and its result is dropped;
 - an exception reaches the future of the call that raised it, and no other;
 - :meth:`OwnThread.close` runs every call submitted before it, then its own last call (closing files),
-  then the thread ends; a call submitted after it is refused at once, never left waiting;
+  then the thread ends; a call submitted after it is refused at once, never left waiting; a runner
+  dropped without it is collected, and its thread ends too;
 - the thread does not survive ``os.fork()``: in the child, a runner the parent created refuses every
   call with a message that says so, instead of queueing calls that nothing would ever run (the provider's
   ``--workers`` processes each open their own storage after the fork).
@@ -64,8 +65,11 @@ class OwnThread:
         # Makes "not closed yet, so queue it" one step, so no call can land behind the stop mark.
         self._gate = threading.Lock()
         self._refusal: str | None = None
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        # The thread knows the queue only, so a runner dropped without close can be collected: then the
+        # stop mark ends the thread.
+        self._thread = threading.Thread(target=_serve, args=(self._queue,), name=name, daemon=True)
         self._thread.start()
+        weakref.finalize(self, self._queue.put, _STOP)
         _alive.add(self)
 
     def submit(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
@@ -94,45 +98,48 @@ class OwnThread:
         finally:
             await loop.run_in_executor(None, self._thread.join)
 
-    def _serve(self) -> None:
-        """The thread: take what is queued (waiting for the first call only), run it, hand it back."""
-        take = self._queue.get
-        while True:
-            batch = [take()]
-            try:
-                while len(batch) < MAX_BATCH:
-                    batch.append(take(block=False))
-            except queue.Empty:
-                pass
-            if not self._run(batch):
-                return
-
-    def _run(self, batch: list[_Call | object]) -> bool:
-        """Run a batch and wake each waiting loop once; ``False`` once the stop mark was in it."""
-        finished: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        going_on = True
-        for item in batch:
-            if item is _STOP:
-                going_on = False  # nothing is queued after it (see close)
-                continue
-            call, args, loop, future = cast(_Call, item)
-            if future.cancelled():
-                continue
-            try:
-                outcome: _Outcome = (future, True, call(*args))
-            except BaseException as error:  # the caller's to handle, not this thread's: it must go on
-                outcome = (future, False, error)
-            finished.setdefault(loop, []).append(outcome)
-        for loop, outcomes in finished.items():
-            # RuntimeError: that loop is closed, so nobody waits for these any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, outcomes)
-        return going_on
-
     def _orphan(self) -> None:
         """In a forked child: the thread is gone, so refuse calls (a fresh lock: the old one may be held)."""
         self._gate = threading.Lock()
         self._refusal = f"{self._owner} was opened before a fork, in the parent: open it where it is used"
+
+
+def _serve(calls: queue.SimpleQueue[_Call | object]) -> None:
+    """The thread: take what is queued (waiting for the first call only), run it, hand it back."""
+    take = calls.get
+    while True:
+        batch = [take()]
+        try:
+            while len(batch) < MAX_BATCH:
+                batch.append(take(block=False))
+        except queue.Empty:
+            pass
+        if not _run(batch):
+            return
+        del batch  # while the thread waits, it holds nothing of the calls (nor of whom they belong to)
+
+
+def _run(batch: list[_Call | object]) -> bool:
+    """Run a batch and wake each waiting loop once; ``False`` once the stop mark was in it."""
+    finished: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    going_on = True
+    for item in batch:
+        if item is _STOP:
+            going_on = False  # nothing is queued after it (see close)
+            continue
+        call, args, loop, future = cast(_Call, item)
+        if future.cancelled():
+            continue
+        try:
+            outcome: _Outcome = (future, True, call(*args))
+        except BaseException as error:  # the caller's to handle, not this thread's: it must go on
+            outcome = (future, False, error)
+        finished.setdefault(loop, []).append(outcome)
+    for loop, outcomes in finished.items():
+        # RuntimeError: that loop is closed, so nobody waits for these any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, outcomes)
+    return going_on
 
 
 def _settle(outcomes: list[_Outcome]) -> None:

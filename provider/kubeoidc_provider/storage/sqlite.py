@@ -36,6 +36,7 @@ import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,13 +128,16 @@ class SQLiteStorage:
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if path != ":memory:":
+            # Like the statements' thread, this one holds nothing of the storage: one dropped without
+            # close is collected (its connection closed), and then this thread ends too.
             self._checkpointer = threading.Thread(
-                target=self._checkpoint_forever,
-                args=(busy_timeout, checkpoint_interval),
+                target=_checkpoint_forever,
+                args=(path, busy_timeout, checkpoint_interval, self._stop_checkpoints),
                 name="kubeoidc-sqlite-checkpoint",
                 daemon=True,
             )
             self._checkpointer.start()
+            weakref.finalize(self, self._stop_checkpoints.set)
 
     # Each method hands its statement to the storage's own thread (see .own_thread for what that costs
     # and guarantees) and awaits the future it gets back: no other coroutine frame in between.
@@ -163,18 +167,6 @@ class SQLiteStorage:
         await self._thread.close(self._close)
         if self._checkpointer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
-
-    def _checkpoint_forever(self, busy_timeout: float, interval: float) -> None:
-        """Copy the WAL into the database every ``interval`` seconds, until the storage closes."""
-        db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stop_checkpoints.wait(interval):
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as error:  # busy or locked: the next round copies what is left
-                    logger.debug("SQLite storage: checkpoint postponed: %s", error)
-        finally:
-            db.close()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStorage:
@@ -319,3 +311,16 @@ class SQLiteStorage:
             counters = db.execute("DELETE FROM kubeoidc_counters WHERE expires_at <= ?", (now,)).rowcount
         if entries or counters:
             logger.debug("SQLite storage: purged %s expired entries and %s counters", entries, counters)
+
+
+def _checkpoint_forever(path: str, busy_timeout: float, interval: float, stop: threading.Event) -> None:
+    """Copy the WAL into the database every ``interval`` seconds, until ``stop`` is set."""
+    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        while not stop.wait(interval):
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as error:  # busy or locked: the next round copies what is left
+                logger.debug("SQLite storage: checkpoint postponed: %s", error)
+    finally:
+        db.close()

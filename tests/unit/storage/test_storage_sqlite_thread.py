@@ -7,6 +7,7 @@ are queued together (one batch), as they are when many requests wait on the stor
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import select
 import signal
@@ -221,6 +222,19 @@ async def test_own_thread_ends_once_closed() -> None:
     assert not runner._thread.is_alive()
     with pytest.raises(RuntimeError, match="the test runner is closed"):
         runner.submit(sum, [1])
+
+
+async def test_a_storage_dropped_without_close_ends_its_threads(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "state.db")
+    await storage.put("code", "k", {"v": 1}, ttl=60)
+    assert storage._checkpointer is not None
+    threads = [storage._thread._thread, storage._checkpointer]
+    del storage
+    gc.collect()
+
+    for thread in threads:
+        await asyncio.to_thread(thread.join, PATIENCE)
+        assert not thread.is_alive(), f"{thread.name} outlived its storage"
 
 
 async def test_a_storage_opened_before_a_fork_refuses_calls_in_the_child(storage: SQLiteStorage) -> None:
