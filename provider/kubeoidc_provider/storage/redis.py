@@ -21,10 +21,13 @@ consumed); a counter is ``kubeoidc:n:<kind>:<key>``. Both carry Redis TTLs.
 The client is redis-py's asyncio one: a round trip to Redis never holds up the event loop, and with
 it the other requests. It connects on first use, on the loop that uses it.
 
-``consume`` and ``incr`` are Lua scripts, which Redis runs atomically: ``consume`` reads the value
-and ``HINCRBY``s the use count in one step (never GET then DEL), and ``incr`` sets the window's
-expiry in the same step as the first ``INCR``; ``uncount`` decrements only a live, positive counter
-(``DECR`` keeps its TTL).
+``put``, ``consume`` and ``incr`` are Lua scripts, which Redis runs atomically: ``put`` replaces the
+entry and sets its TTL in one step (so it never exists without one, and a replaced entry restarts
+unused), ``consume`` reads the value and ``HINCRBY``s the use count in one step (never GET then DEL),
+and ``incr`` sets the window's expiry in the same step as the first ``INCR``; ``uncount`` decrements
+only a live, positive counter (``DECR`` keeps its TTL). Every operation is one round trip; a script
+rather than a ``MULTI`` pipeline for ``put`` because the loop then encodes one command and parses one
+reply instead of five (half the event loop's CPU per ``put`` with redis-py's asyncio client).
 """
 
 from __future__ import annotations
@@ -44,6 +47,14 @@ __all__ = ["DEFAULT_PREFIX", "RedisStorage", "sentinel_options"]
 DEFAULT_PREFIX = "kubeoidc:"
 DEFAULT_SENTINEL_PORT = 26379
 
+# KEYS[1]: the entry's hash; ARGV[1]: the JSON value; ARGV[2]: the TTL in seconds. DEL first, so a replaced
+# entry keeps no field of the old one (its use count restarts at 0).
+_PUT = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'c', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
 # KEYS[1]: the entry's hash. Returns nil when absent (or expired: Redis never returns an expired key),
 # else {value, uses after this call}. HINCRBY keeps the key's TTL.
 _CONSUME = """
@@ -75,6 +86,7 @@ class RedisStorage:
         self._client = client
         self._sentinel = sentinel
         self.prefix = prefix
+        self._put = client.register_script(_PUT)
         self._consume = client.register_script(_CONSUME)
         self._incr = client.register_script(_INCR)
         self._uncount = client.register_script(_UNCOUNT)
@@ -111,13 +123,7 @@ class RedisStorage:
     async def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
         text = dump_value(value)
         check_ttl(ttl)
-        name = self._entry(kind, key)
-        # MULTI/EXEC: the entry never exists without its TTL, and a replaced entry restarts at c=0.
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.delete(name)
-            pipe.hset(name, mapping={"v": text, "c": 0})
-            pipe.expire(name, ttl)
-            await pipe.execute()
+        await self._put(keys=[self._entry(kind, key)], args=[text, ttl])
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         text = await self._client.hget(self._entry(kind, key), "v")

@@ -10,9 +10,12 @@ How the guarantees are kept:
 - The database runs in WAL mode with ``synchronous=NORMAL`` (a commit does not wait for the disk;
   a power cut may lose the last commits, never corrupt the file) and a busy timeout, so writers
   from other processes wait for each other instead of failing.
-- One connection per storage object, used by one thread of its own: every coroutine hands its
-  statement to that thread, so the event loop never waits on the disk or on another process's write
-  lock, and SQLite serialises writers anyway (each call is one short statement).
+- One connection per storage object, used by one thread of its own (:mod:`.own_thread`): every
+  coroutine hands its statement to that thread, so the event loop never waits on the disk or on
+  another process's write lock, and SQLite serialises writers anyway (each call is one short
+  statement). The thread wakes each waiting event loop once per batch of finished statements, not once
+  per statement. A storage belongs to the process that opened it: in a child forked after the opening,
+  it refuses every call.
 - ``consume`` is one ``UPDATE ... SET uses = uses + 1 ... RETURNING`` statement (SQLite 3.35+), or,
   on an older SQLite, the same ``UPDATE`` and a ``SELECT`` inside ``BEGIN IMMEDIATE`` (which takes
   the write lock first). Either way no other writer, in this process or another, can come between
@@ -33,20 +36,18 @@ import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from . import Consumed, check_kind, check_ttl, dump_value, load_value
+from .own_thread import OwnThread
 
 __all__ = ["SQLiteStorage"]
 
 logger = logging.getLogger(__name__)
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 #: ``RETURNING`` arrived in SQLite 3.35.0 (2021); older libraries take the ``BEGIN IMMEDIATE`` path.
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
@@ -123,58 +124,49 @@ class SQLiteStorage:
             self._db.close()
             raise
         self._next_purge = clock() + purge_interval
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeoidc-sqlite")
+        self._thread = OwnThread("kubeoidc-sqlite", owner="the SQLite storage")
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if path != ":memory:":
+            # Like the statements' thread, this one holds nothing of the storage: one dropped without
+            # close is collected (its connection closed), and then this thread ends too.
             self._checkpointer = threading.Thread(
-                target=self._checkpoint_forever,
-                args=(busy_timeout, checkpoint_interval),
+                target=_checkpoint_forever,
+                args=(path, busy_timeout, checkpoint_interval, self._stop_checkpoints),
                 name="kubeoidc-sqlite-checkpoint",
                 daemon=True,
             )
             self._checkpointer.start()
+            weakref.finalize(self, self._stop_checkpoints.set)
 
-    async def _off_loop(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Run ``call`` on the storage's own thread and wait for it without blocking the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: call(*args, **kwargs))
+    # Each method hands its statement to the storage's own thread (see .own_thread for what that costs
+    # and guarantees) and awaits the future it gets back: no other coroutine frame in between.
 
     async def put(self, kind: str, key: str, value: Mapping[str, Any], ttl: int) -> None:
-        await self._off_loop(self._put, kind, key, value, ttl)
+        await self._thread.submit(self._put, kind, key, value, ttl)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        return await self._off_loop(self._get, kind, key)
+        return await self._thread.submit(self._get, kind, key)
 
     async def delete(self, kind: str, key: str) -> None:
-        await self._off_loop(self._delete, kind, key)
+        await self._thread.submit(self._delete, kind, key)
 
     async def consume(self, kind: str, key: str) -> Consumed | None:
-        return await self._off_loop(self._consume, kind, key)
+        return await self._thread.submit(self._consume, kind, key)
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
-        return await self._off_loop(self._incr, kind, key, ttl)
+        return await self._thread.submit(self._incr, kind, key, ttl)
 
     async def uncount(self, kind: str, key: str) -> None:
-        await self._off_loop(self._uncount, kind, key)
+        await self._thread.submit(self._uncount, kind, key)
 
     async def close(self) -> None:
+        """Finish the statements already handed over, close the file and end both threads; any later
+        call is refused (``RuntimeError``). Closing again does nothing."""
         self._stop_checkpoints.set()
-        await self._off_loop(self._close)
-        self._thread.shutdown(wait=False)
+        await self._thread.close(self._close)
         if self._checkpointer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
-
-    def _checkpoint_forever(self, busy_timeout: float, interval: float) -> None:
-        """Copy the WAL into the database every ``interval`` seconds, until the storage closes."""
-        db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stop_checkpoints.wait(interval):
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as error:  # busy or locked: the next round copies what is left
-                    logger.debug("SQLite storage: checkpoint postponed: %s", error)
-        finally:
-            db.close()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStorage:
@@ -319,3 +311,16 @@ class SQLiteStorage:
             counters = db.execute("DELETE FROM kubeoidc_counters WHERE expires_at <= ?", (now,)).rowcount
         if entries or counters:
             logger.debug("SQLite storage: purged %s expired entries and %s counters", entries, counters)
+
+
+def _checkpoint_forever(path: str, busy_timeout: float, interval: float, stop: threading.Event) -> None:
+    """Copy the WAL into the database every ``interval`` seconds, until ``stop`` is set."""
+    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        while not stop.wait(interval):
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as error:  # busy or locked: the next round copies what is left
+                logger.debug("SQLite storage: checkpoint postponed: %s", error)
+    finally:
+        db.close()

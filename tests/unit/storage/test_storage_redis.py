@@ -128,6 +128,15 @@ async def test_a_counter_left_without_a_ttl_gets_one_on_the_next_incr(redis_stor
     assert 0 < await redis_storage._client.ttl(name) <= 30
 
 
+@pytest.mark.redis
+async def test_a_put_over_a_stray_hash_leaves_only_the_entry_and_a_ttl(redis_storage: RedisStorage) -> None:
+    name = redis_storage.prefix + "e:code:k"
+    await redis_storage._client.hset(name, mapping={"v": '{"old":1}', "c": 3, "stray": "x"})
+    await redis_storage.put("code", "k", {"new": 1}, ttl=30)
+    assert await redis_storage._client.hgetall(name) == {b"v": b'{"new":1}', b"c": b"0"}
+    assert 0 < await redis_storage._client.ttl(name) <= 30
+
+
 # --- servers of our own: TLS and Sentinel ---------------------------------------------------------
 
 
