@@ -90,6 +90,8 @@ class BackchannelLogout:
             self._swept_up_to + 1 if self._swept_up_to is not None else due - EXPIRY_LOOKBACK // EXPIRY_BUCKET
         )
         for number in range(first, due + 1):
+            if _cancelled():
+                return  # see _sweep_forever
             sessions = await self.state.claim_expiry_bucket(number, EXPIRY_LOOKBACK)
             for sid, expires_at in sessions or ():
                 # A session extended since (the same user signing in again) is filed again, later.
@@ -103,6 +105,11 @@ class BackchannelLogout:
                 await self.sweep(time.time())
             except Exception:  # the state store may be briefly unreachable: the next sweep catches up
                 logger.exception("sweeping expired sessions failed; trying again in %s s", SWEEP_INTERVAL)
+            if _cancelled():
+                # Cancelled (by close) during the sweep, and the storage's client swallowed it: redis-py
+                # may return from a command it was interrupted in. Stop all the same, or close would wait
+                # for a sweeper that sleeps on.
+                return
             await asyncio.sleep(SWEEP_INTERVAL)
 
     async def session_ended(self, sid: str | None) -> None:
@@ -194,3 +201,9 @@ class BackchannelLogout:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def _cancelled() -> bool:
+    """Whether the running task was asked to stop, even if what it awaited swallowed the cancellation."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
