@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import UnsupportedTokenTypeError as AuthlibUnsupportedTokenTypeError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,8 +29,24 @@ _FOUND: contextvars.ContextVar[tuple[str, IssuedToken | None]] = contextvars.Con
 After = Callable[[Provider, ProviderRequest], Awaitable[None]]
 
 
+class UnsupportedTokenTypeError(OAuth2Error):  # type: ignore[misc]
+    """A ``token_type_hint`` this provider does not know (RFC 7009 §2.2.1): an error response as RFC 6749
+    §5.2 has them, 400. Authlib's is a 401, which says the client failed to authenticate."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
 class PresentedTokenEndpoint:
     """Mixin for an Authlib token endpoint: ``query_token`` answers with the token looked up before."""
+
+    def check_params(self, request: ProviderRequest, client: Any) -> None:
+        try:
+            super().check_params(request, client)  # type: ignore[misc]
+        except AuthlibUnsupportedTokenTypeError:
+            raise UnsupportedTokenTypeError(
+                "The 'token_type_hint' must be access_token or refresh_token."
+            ) from None
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
         raw, token = _FOUND.get(("", None))

@@ -93,6 +93,19 @@ def test_revoking_with_the_wrong_hint_still_finds_the_token(
     assert web_rp.refresh(tokens["refresh_token"]).status_code == 400
 
 
+@pytest.mark.parametrize("endpoint", ["revoke", "introspect"])
+def test_an_unknown_token_type_hint_is_a_400_and_keeps_the_token(
+    web_rp: RelyingParty, tokens: dict[str, Any], endpoint: str
+) -> None:
+    response = web_rp.post(f"/{endpoint}", {"token": tokens["access_token"], "token_type_hint": "id_token"})
+
+    # RFC 7009 section 2.2.1: an error response as RFC 6749 section 5.2 has them; 401 would say the
+    # client failed to authenticate.
+    assert assert_json_no_store(response, 400)["error"] == "unsupported_token_type"
+    assert "www-authenticate" not in response.headers
+    assert web_rp.introspect(tokens["access_token"]).json()["active"] is True
+
+
 def test_revoking_an_unknown_token_answers_200(web_rp: RelyingParty) -> None:
     response = web_rp.revoke("never-issued")
 
