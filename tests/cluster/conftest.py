@@ -59,6 +59,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     pytest.skip(f"cluster tier: {HOW_TO_GET_THE_BINARIES}")
 
 
+#: The module that reads what the session did from the API server's audit log.
+_AUDIT_MODULE = "test_rbac.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The audit module runs after every other module, except those that restart the API server under
+    the shared processes (marked ``apiserver_restart``), whatever order they were collected in; each
+    module's tests stay together, so its module-scoped fixtures are set up once."""
+    audit = [item for item in items if item.path.name == _AUDIT_MODULE]
+    rest = [item for item in items if item.path.name != _AUDIT_MODULE]
+    restarting = [item for item in rest if item.get_closest_marker("apiserver_restart")]
+    others = [item for item in rest if not item.get_closest_marker("apiserver_restart")]
+    items[:] = others + audit + restarting
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

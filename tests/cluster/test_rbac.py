@@ -1,6 +1,8 @@
-"""What the API server's audit log says about the two roles over the whole session (this module runs
-after the others): the chart's RBAC gave each what it asked for, the provider only ever read, and it
-read no Secret outside its own namespace while serving the clients of the others.
+"""What the API server's audit log says about the two roles over the session: the chart's RBAC gave each
+what it asked for, the provider only ever read, and it read no Secret outside its own namespace while
+serving the clients of the others. The tier's conftest runs this module after every other one, except
+the modules marked ``apiserver_restart``: right after kube-apiserver restarts, the shared processes meet
+a few 403s while its authorizer catches up, which says nothing about the chart's RBAC.
 """
 
 from __future__ import annotations
