@@ -33,6 +33,17 @@ def response_headers() -> list[tuple[bytes, bytes]]:
     return [(b"access-control-allow-origin", ALLOW_ORIGIN.encode())]
 
 
+#: What the middleware adds to a routed response: ``Vary: Origin`` always, the allowed origin when the
+#: request has an ``Origin``. Code answering ahead of the middleware (the lanes) adds the same.
+_ROUTED = ((b"vary", b"Origin"),)
+_ROUTED_CROSS_ORIGIN = (*_ROUTED, *response_headers())
+
+
+def routed_response_headers(origin: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers the middleware would add to a routed response; ``origin``: the request has one."""
+    return _ROUTED_CROSS_ORIGIN if origin else _ROUTED
+
+
 def preflight_headers(methods: bytes) -> list[tuple[bytes, bytes]]:
     """What a preflight answer allowing ``methods`` (``b"GET, HEAD, OPTIONS"``) adds to those."""
     return [

@@ -20,14 +20,11 @@ from authlib.consts import default_json_headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubeoidc_provider.context import Provider
-from kubeoidc_provider.cors import response_headers
+from kubeoidc_provider.cors import routed_response_headers
 
 _FORM_MEDIA_TYPE = b"application/x-www-form-urlencoded"
-#: Authlib's JSON response headers, and the ``Vary`` the CORS middleware adds to every response.
-_HEADERS = [(name.lower().encode(), value.encode()) for name, value in default_json_headers] + [
-    (b"vary", b"Origin")
-]
-_CORS = response_headers()
+#: Authlib's JSON response headers.
+_HEADERS = [(name.lower().encode(), value.encode()) for name, value in default_json_headers]
 
 
 class FormLane:
@@ -68,9 +65,11 @@ class Responder:
         self._origin = origin
 
     async def json(self, content: bytes) -> None:
-        headers = [*_HEADERS, (b"content-length", str(len(content)).encode())]
-        if self._origin:
-            headers.extend(_CORS)
+        headers = [
+            *_HEADERS,
+            (b"content-length", str(len(content)).encode()),
+            *routed_response_headers(self._origin),
+        ]
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         await self._send({"type": "http.response.body", "body": content})
 

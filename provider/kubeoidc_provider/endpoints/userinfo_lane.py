@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kubeoidc_provider.context import Provider
-from kubeoidc_provider.cors import response_headers
+from kubeoidc_provider.cors import routed_response_headers
 from kubeoidc_provider.endpoints.userinfo import answer, bearer_of
 
 
@@ -32,8 +32,5 @@ class UserinfoLane:
             elif name == b"origin":
                 origin = True
         response = await answer(self.provider, bearer_of(authorization or ""))
-        # What the CORS middleware adds to a routed response.
-        response.headers["vary"] = "Origin"
-        if origin:
-            response.headers.update({name.decode(): value.decode() for name, value in response_headers()})
+        response.raw_headers.extend(routed_response_headers(origin))
         await response(scope, receive, send)
