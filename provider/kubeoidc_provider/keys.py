@@ -104,7 +104,7 @@ class _SigningKey:
     """One parsed key of the set: its id, algorithm, joserfc key for verifying and, with its private
     part, the signer."""
 
-    __slots__ = ("alg", "kid", "private", "public", "public_jwk", "signer")
+    __slots__ = ("alg", "kid", "public", "public_jwk", "signer")
 
     def __init__(
         self, kid: str, alg: str, public: jwk.Key, private: jwk.Key | None, public_jwk: dict[str, Any]
@@ -112,8 +112,8 @@ class _SigningKey:
         self.kid = kid
         self.alg = alg
         self.public = public
-        self.private = private
         self.public_jwk = public_jwk
+        #: None for a key published without its private part: it verifies, never signs.
         self.signer = CompactSigner(alg, kid, private.private_key) if private is not None else None
 
 
@@ -130,7 +130,7 @@ class KeySet:
             signer = (
                 self._keys[kid]
                 if kid is not None
-                else next((k for k in keys if k.alg == alg and k.private is not None), None)
+                else next((k for k in keys if k.alg == alg and k.signer is not None), None)
             )
             if signer is not None:
                 self._signers.setdefault(alg, signer)
@@ -191,7 +191,7 @@ class KeySet:
             raise KeySetError(
                 f"signing_kid {signing_kid!r} names none of the keys ({', '.join(k.kid for k in keys)})"
             )
-        if next(key for key in keys if key.kid == signing_kid).private is None:
+        if next(key for key in keys if key.kid == signing_kid).signer is None:
             raise KeySetError(
                 f"the signing key {signing_kid!r} has no private part: it can be published, not sign"
             )
@@ -313,7 +313,7 @@ def _signing_kids(value: Any, keys: list[_SigningKey], signing_kid: str) -> dict
             raise KeySetError(f"{SIGNING_KIDS}: {alg} names {kid!r}, none of the keys")
         if key.alg != alg:
             raise KeySetError(f"{SIGNING_KIDS}: {alg} names {kid!r}, a key for {key.alg}")
-        if key.private is None:
+        if key.signer is None:
             raise KeySetError(f"{SIGNING_KIDS}: {alg} names {kid!r}, which has no private part")
         if alg == default_alg and kid != signing_kid:
             raise KeySetError(
