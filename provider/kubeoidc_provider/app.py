@@ -45,9 +45,9 @@ from kubeoidc_provider.endpoints import (
     upstream_login,
     userinfo,
 )
-from kubeoidc_provider.endpoints.client_credentials_lane import ClientCredentialsLane
 from kubeoidc_provider.endpoints.introspection_lane import IntrospectionLane
 from kubeoidc_provider.endpoints.published import PublishedDocuments
+from kubeoidc_provider.endpoints.token_lane import TokenLane
 from kubeoidc_provider.endpoints.userinfo_lane import UserinfoLane
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.forwarded import ForwardedHeaders, TrustedProxies
@@ -217,7 +217,7 @@ def create_app(provider: Provider, *, background: tuple[Background, ...] = ()) -
         lifespan=lifespan,
     )
     lanes: ASGIApp = PublishedDocuments(app, provider)
-    for lane in (ClientCredentialsLane, IntrospectionLane, UserinfoLane):
+    for lane in (TokenLane, IntrospectionLane, UserinfoLane):
         lanes = lane(lanes, provider)
     limited = BodyLimits(lanes, read_timeout=provider.settings.body_read_timeout)
     return ForwardedHeaders(limited, TrustedProxies(provider.settings.forwarded_allow_ips))

@@ -213,17 +213,26 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         refresh_token = token.get("refresh_token")
         if not refresh_token:
             return
-        end_user: EndUser = request.user
-        now = int(time.time())
         previous: RefreshGrant | None = getattr(request, "refresh_grant", None)
+        grant, ttl = self.refresh_grant(request.client, request.user, token.get("scope", ""), previous)
+        # Authlib calls this hook on the token endpoint's worker thread (see grants._wait).
+        assert request.loop is not None
+        wait_on(request.loop, self.state.save_refresh_token(refresh_token, grant, ttl))
+
+    def refresh_grant(
+        self, client: OAuthClient, end_user: EndUser, scope: str, previous: RefreshGrant | None
+    ) -> tuple[RefreshGrant, int]:
+        """What a refresh token issued with ``scope`` stands for, and how many seconds it is kept:
+        a new grant's, or the successor of ``previous`` (rotation)."""
+        now = int(time.time())
         # The grant's lifetime is fixed when it starts: rotation never extends it.
         expires_at = previous.expires_at if previous else now + self.settings.refresh_token_ttl
         grant = RefreshGrant(
-            client_id=request.client.get_client_id(),
-            client_uid=request.client.client.uid,
+            client_id=client.get_client_id(),
+            client_uid=client.client.uid,
             # RFC 6749 §6: a refresh may narrow the new access token, never the grant: the next
             # refresh may ask for the original scope again.
-            scope=previous.scope if previous else token.get("scope", ""),
+            scope=previous.scope if previous else scope,
             user_id=end_user.user.id,
             auth_time=end_user.auth_time,
             grant_id=end_user.grant_id,
@@ -231,9 +240,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             issued_at=now,
             extra={"sid": end_user.sid, "claims": end_user.claims.to_json()},
         )
-        # Authlib calls this hook on the token endpoint's worker thread (see grants._wait).
-        assert request.loop is not None
-        wait_on(request.loop, self.state.save_refresh_token(refresh_token, grant, max(expires_at - now, 1)))
+        return grant, max(expires_at - now, 1)
 
     async def save_issued_code(self, request: ProviderRequest) -> None:
         """Store the code an authorization response carries (the grant left it on the request)."""

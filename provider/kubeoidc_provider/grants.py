@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, compare_s256_code_challenge
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 
 from kubeoidc_contract import crd
@@ -195,6 +196,11 @@ def answers_without_waiting(directory: Directory, request: ProviderRequest) -> b
     )
 
 
+def code_end_user(grant: CodeGrant, user: User) -> EndUser:
+    """The user a code was issued for, with the authorization the code stands for."""
+    return EndUser(user, grant.auth_time, grant.grant_id, grant.sid, ClaimsRequest.from_json(grant.claims))
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     """RFC 6749 §4.1, storing codes by hash and spending them atomically."""
 
@@ -260,8 +266,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
     def authenticate_user(self, authorization_code: _CodeRecord) -> EndUser | None:
         grant = authorization_code.grant
         user = _find_user(self, grant.user_id)
-        claims = ClaimsRequest.from_json(grant.claims)
-        return EndUser(user, grant.auth_time, grant.grant_id, grant.sid, claims) if user else None
+        return code_end_user(grant, user) if user else None
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -352,34 +357,67 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
+def id_token_for(
+    minter: TokenMinter,
+    client: Any,
+    end_user: EndUser,
+    scope: str,
+    *,
+    nonce: str | None,
+    access_token: str | None,
+) -> str:
+    """The ID token a token response carries for ``end_user`` with the granted ``scope`` (OIDC Core
+    §3.1.3.6), signed with the client's algorithm; ``nonce`` is the authorization request's."""
+    requested = end_user.claims.id_token
+    user_claims = end_user.user.claims(scope.split(), requested)
+    if access_token:
+        # OIDC Core §5.4: with an access token, the scopes' claims are for userinfo. The ID token
+        # keeps the few that logins read from it (kube-apiserver reads nothing else), narrowed by the
+        # client's registration; a claim asked for by name in the ``claims`` parameter stays.
+        allowed = client.client.id_token_claims
+        in_id_token = ID_TOKEN_CLAIMS if allowed is None else allowed & ID_TOKEN_CLAIMS
+        user_claims = {
+            name: value
+            for name, value in user_claims.items()
+            if name == "sub" or name in in_id_token or name in requested
+        }
+    return minter.id_token(
+        client_id=client.get_client_id(),
+        user_claims=user_claims,
+        auth_time=end_user.auth_time,
+        nonce=nonce,
+        access_token=access_token,
+        session=(end_user.sid, AUTHENTICATION_CONTEXT, AUTHENTICATION_METHODS),
+        alg=client.client.id_token_signed_response_alg,
+    )
+
+
+def verifier_matches(grant: CodeGrant, verifier: str | None) -> bool:
+    """Whether a confidential client's ``code_verifier`` passes the grant's PKCE check (RFC 7636 §4.6)
+    for the code's challenge: none without a challenge, the S256 one of it with one."""
+    challenge = grant.code_challenge
+    if not challenge:
+        return verifier is None
+    return (
+        verifier is not None
+        and grant.code_challenge_method == "S256"
+        and CODE_VERIFIER_PATTERN.match(verifier) is not None
+        and compare_s256_code_challenge(verifier, challenge)
+    )
+
+
 class _IdTokens:
     """Signs the ID token with the provider's key set instead of Authlib's per-request key import."""
 
     def encode_id_token(self, token: dict[str, Any], request: ProviderRequest) -> str:
-        server = _server(self)  # set by __call__ below
-        end_user: EndUser = request.user
         code = request.authorization_code
-        requested = end_user.claims.id_token
-        user_claims = end_user.user.claims(token["scope"].split(), requested)
-        if token.get("access_token"):
-            # OIDC Core §5.4: with an access token, the scopes' claims are for userinfo. The ID token
-            # keeps the few that logins read from it (kube-apiserver reads nothing else), narrowed by the
-            # client's registration; a claim asked for by name in the ``claims`` parameter stays.
-            allowed = request.client.client.id_token_claims
-            in_id_token = ID_TOKEN_CLAIMS if allowed is None else allowed & ID_TOKEN_CLAIMS
-            user_claims = {
-                name: value
-                for name, value in user_claims.items()
-                if name == "sub" or name in in_id_token or name in requested
-            }
-        return server.minter.id_token(
-            client_id=request.client.get_client_id(),
-            user_claims=user_claims,
-            auth_time=end_user.auth_time,
+        return id_token_for(
+            _server(self).minter,  # set by __call__ below
+            request.client,
+            request.user,
+            token["scope"],
             nonce=code.get_nonce() if code is not None else None,
             access_token=token.get("access_token"),
-            session=(end_user.sid, AUTHENTICATION_CONTEXT, AUTHENTICATION_METHODS),
-            alg=request.client.client.id_token_signed_response_alg,
         )
 
 

@@ -1,5 +1,5 @@
-"""The client_credentials lane (RFC 6749 §4.4): a machine client's plain token request, answered ahead of
-routing and Authlib (``form_lane``).
+"""The client_credentials grant (RFC 6749 §4.4) answered in the token lane (``token_lane``): a machine
+client's plain token request, ahead of routing and Authlib.
 
 The request answered: ``POST /token`` with a body of exactly ``grant_type=client_credentials`` and a
 non-empty ``scope``, HTTP Basic credentials of a confidential ``client_secret_basic`` client allowed the
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.types import ASGIApp
+from starlette.types import Scope
 
 from kubeoidc_provider.basic_clients import basic_client
 from kubeoidc_provider.context import Provider
-from kubeoidc_provider.endpoints.form_lane import FormLane, Responder
+from kubeoidc_provider.endpoints.form_lane import Responder
 from kubeoidc_provider.grants import client_credentials_scope
 from kubeoidc_provider.jsonutil import dump_json
 from kubeoidc_provider.oauth_client import OAuthClient
@@ -30,33 +30,29 @@ _PARAMETERS = frozenset({"grant_type", "scope"})
 CHEAP_ALGS = frozenset({"ES256", "EdDSA"})
 
 
-class ClientCredentialsLane(FormLane):
-    def __init__(self, app: ASGIApp, provider: Provider) -> None:
-        super().__init__(app, provider, "/token")
-        self.issued = provider.metrics.token_requests.labels(GRANT_TYPE, "ok")
-
-    async def answer(self, authorization: str, form: dict[str, str], respond: Responder) -> bool:
-        if form.keys() != _PARAMETERS or form["grant_type"] != GRANT_TYPE or not form["scope"]:
-            return False
-        provider = self.provider
-        client = basic_client(provider.registry, authorization, form)
-        if client is None or GRANT_TYPE not in client.grant_types:
-            return False
-        oauth_client = OAuthClient(client)
-        scope = client_credentials_scope(oauth_client, form["scope"])
-        if signs_cheaply(provider, client):
-            body, issued = provider.server.issue_token(oauth_client, None, scope)
-        else:
-            # An RSA signature on a worker thread, where it runs beside the loop (it releases the GIL).
-            loop = asyncio.get_running_loop()
-            body, issued = await loop.run_in_executor(
-                provider.workers, provider.server.issue_token, oauth_client, None, scope
-            )
-        # An opaque token's claims are kept before the response that carries it leaves.
-        await provider.minter.save_opaque(issued)
-        await respond.json(dump_json(body))
-        self.issued.inc()
-        return True
+async def answer_client_credentials(
+    provider: Provider, authorization: str, form: dict[str, str], respond: Responder, scope: Scope
+) -> bool:
+    """Answer the request, or decline it having changed nothing (``scope`` is left as it came)."""
+    if form.keys() != _PARAMETERS or not form["scope"]:
+        return False
+    client = basic_client(provider.registry, authorization, form)
+    if client is None or GRANT_TYPE not in client.grant_types:
+        return False
+    oauth_client = OAuthClient(client)
+    granted = client_credentials_scope(oauth_client, form["scope"])
+    if signs_cheaply(provider, client):
+        body, issued = provider.server.issue_token(oauth_client, None, granted)
+    else:
+        # An RSA signature on a worker thread, where it runs beside the loop (it releases the GIL).
+        loop = asyncio.get_running_loop()
+        body, issued = await loop.run_in_executor(
+            provider.workers, provider.server.issue_token, oauth_client, None, granted
+        )
+    # An opaque token's claims are kept before the response that carries it leaves.
+    await provider.minter.save_opaque(issued)
+    await respond.json(dump_json(body))
+    return True
 
 
 def signs_cheaply(provider: Provider, client: Client) -> bool:

@@ -46,12 +46,15 @@ class FormLane:
             return
         message = await receive()
         form = _one_part_form(message)
-        if form is None or not await self.answer(authorization, form, Responder(send, origin)):
+        if form is None or not await self.answer(authorization, form, Responder(send, origin), scope):
             await self.app(scope, _given_back(message, receive), send)
 
-    async def answer(self, authorization: str, form: dict[str, str], respond: Responder) -> bool:
+    async def answer(
+        self, authorization: str, form: dict[str, str], respond: Responder, scope: Scope
+    ) -> bool:
         """Answer through ``respond`` and say True, or say False (having sent nothing) to let the app
-        answer. ``form`` holds each parameter once (a repeated one never reaches a lane)."""
+        answer; what the app should know of the attempt goes into its ASGI ``scope``. ``form`` holds
+        each parameter once (a repeated one never reaches a lane)."""
         raise NotImplementedError
 
 

@@ -10,7 +10,7 @@ refusal, is Authlib's.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from kubeoidc_provider.basic_clients import basic_client
 from kubeoidc_provider.context import Provider
@@ -28,7 +28,9 @@ class IntrospectionLane(FormLane):
     def __init__(self, app: ASGIApp, provider: Provider) -> None:
         super().__init__(app, provider, "/introspect")
 
-    async def answer(self, authorization: str, form: dict[str, str], respond: Responder) -> bool:
+    async def answer(
+        self, authorization: str, form: dict[str, str], respond: Responder, scope: Scope
+    ) -> bool:
         raw = form.get("token")
         hint = form.get("token_type_hint")
         if not raw or not form.keys() <= _PARAMETERS or (hint is not None and hint not in _HINTS):

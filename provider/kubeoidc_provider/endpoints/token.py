@@ -16,11 +16,10 @@ from starlette.responses import Response
 from kubeoidc_contract import crd
 from kubeoidc_provider.basic_clients import basic_client
 from kubeoidc_provider.context import Provider, provider_of
-from kubeoidc_provider.endpoints.client_credentials_lane import CHEAP_ALGS, signs_cheaply
+from kubeoidc_provider.endpoints.code_exchange_lane import SPENT_CODE, exchange_signs_cheaply
 from kubeoidc_provider.endpoints.form import read_oauth_request
-from kubeoidc_provider.grants import answers_without_waiting, spend_code_early
+from kubeoidc_provider.grants import EarlySpend, answers_without_waiting, spend_code_early
 from kubeoidc_provider.oauth_request import ProviderRequest
-from kubeoidc_provider.registration import Client
 
 #: The grant types counted by name in the metrics (any other is "unknown", so labels stay bounded).
 _GRANT_TYPES = frozenset(crd.grant_types())
@@ -37,10 +36,13 @@ async def token(request: Request) -> Response:
     if not grant_type:
         missing = InvalidRequestError("Missing 'grant_type' parameter.")
         response = provider.server.handle_error_response(oauth_request, missing)
-    elif grant_type == "authorization_code" and await _spent_early(provider, oauth_request):
+    elif grant_type == "authorization_code" and await _spent_early(
+        provider, oauth_request, request.scope.get(SPENT_CODE)
+    ):
         # The code is spent and the user static: Authlib's grant has nothing to wait for. With cheap
         # signatures it answers on the loop; an RSA signature goes to a worker thread.
-        response = await _answer(provider, oauth_request, on_loop=_cheap_exchange(provider, oauth_request))
+        on_loop = exchange_signs_cheaply(provider, oauth_request.client_registration)
+        response = await _answer(provider, oauth_request, on_loop=on_loop)
     else:
         # Off the event loop: the grant signs one or two JWTs, and signing releases the GIL.
         # The grants' storage hooks run their coroutines back on this loop (state.wait_on).
@@ -57,12 +59,16 @@ async def token(request: Request) -> Response:
     return response
 
 
-async def _spent_early(provider: Provider, request: ProviderRequest) -> bool:
-    """Spend an exchange's code on the loop when the grant would (see ``grants.spend_code_early``);
-    whether the grant then runs without waiting on the state store."""
+async def _spent_early(provider: Provider, request: ProviderRequest, spent: EarlySpend | None) -> bool:
+    """Spend an exchange's code on the loop when the grant would (see ``grants.spend_code_early``),
+    unless the token lane spent it already (``spent``); whether the grant then runs without waiting on
+    the state store."""
     client = basic_client(provider.registry, request.headers.get("Authorization"), request.form)
     request.client_registration = client
-    await spend_code_early(provider.state, client, request)
+    if spent is not None:
+        request.early_spend = spent
+    else:
+        await spend_code_early(provider.state, client, request)
     return answers_without_waiting(provider.directory, request)
 
 
@@ -74,14 +80,6 @@ async def _answer(provider: Provider, request: ProviderRequest, *, on_loop: bool
         provider.workers, provider.server.create_token_response, request
     )
     return response
-
-
-def _cheap_exchange(provider: Provider, request: ProviderRequest) -> bool:
-    """Whether the exchange signs only with cheap algorithms (the ID token, and a JWT access token)."""
-    client: Client = request.client_registration
-    default = provider.keys.signing_alg
-    id_alg = client.id_token_signed_response_alg or default
-    return id_alg in CHEAP_ALGS and signs_cheaply(provider, client)
 
 
 def _outcome(response: Response) -> str:

@@ -1,14 +1,16 @@
-"""The lanes (client_credentials, introspection, userinfo): a plain request is answered ahead of routing and
-Authlib, with the response Authlib's path gives; every other request reaches the app with its body
-intact, and a body refused for its size or pace gets 413 or 408 from the lane's position too (never a
-500)."""
+"""The lanes (client_credentials, code exchange, introspection, userinfo): a plain request is answered
+ahead of routing and Authlib, with the response Authlib's path gives; every other request reaches the app
+with its body intact (and a code the lane spent, with what the spend found), and a body refused for its
+size or pace gets 413 or 408 from the lane's position too (never a 500)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,11 +18,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from kubeoidc_provider.body_limits import BodyLimits
 from kubeoidc_provider.context import Provider
-from kubeoidc_provider.endpoints.client_credentials_lane import ClientCredentialsLane
+from kubeoidc_provider.endpoints.code_exchange_lane import SPENT_CODE
 from kubeoidc_provider.endpoints.introspection_lane import IntrospectionLane
+from kubeoidc_provider.endpoints.token_lane import TokenLane
 from kubeoidc_provider.endpoints.userinfo_lane import UserinfoLane
+from kubeoidc_provider.grants import EarlySpend
 from support.provider import RegisteredClient, register
-from support.provider_flow import Browser, RelyingParty, sign_in_for_tokens
+from support.provider_flow import AuthRequest, Browser, RelyingParty, sign_in_for_code, sign_in_for_tokens
 
 PLAIN = b"grant_type=client_credentials&scope=invoices%3Aread"
 
@@ -45,8 +49,10 @@ class App:
 
     def __init__(self) -> None:
         self.calls: list[bytes] = []
+        self.scopes: list[Scope] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scopes.append(scope)
         body = b""
         while True:
             message = await receive()
@@ -115,7 +121,7 @@ def test_a_plain_request_is_answered_by_the_lane_and_never_reaches_the_app(
 ) -> None:
     client = machine_client(provider, **spec)
     app = App()
-    lane = ClientCredentialsLane(app, provider)
+    lane = TokenLane(app, provider)
 
     status, headers, body = asyncio.run(call(lane, form_headers(basic(client)), [PLAIN]))
 
@@ -152,7 +158,7 @@ def test_any_other_request_reaches_the_app_with_its_whole_body(
     }[headers]
     app = App()
 
-    status, _, body = asyncio.run(call(ClientCredentialsLane(app, provider), sent, chunks))
+    status, _, body = asyncio.run(call(TokenLane(app, provider), sent, chunks))
 
     assert (status, body) == (299, b"app")
     assert app.calls == [b"".join(chunks)]
@@ -163,7 +169,7 @@ def test_other_paths_and_methods_pass_untouched(provider: Provider) -> None:
     app = App()
 
     status, _, _ = asyncio.run(
-        call(ClientCredentialsLane(app, provider), form_headers(basic(client)), [PLAIN], path="/introspect")
+        call(TokenLane(app, provider), form_headers(basic(client)), [PLAIN], path="/introspect")
     )
 
     assert status == 299
@@ -173,7 +179,7 @@ def test_other_paths_and_methods_pass_untouched(provider: Provider) -> None:
 def test_a_stalled_body_is_408_and_an_oversized_one_413_never_500(provider: Provider) -> None:
     client = machine_client(provider)
     app = App()
-    limited = BodyLimits(ClientCredentialsLane(app, provider), max_body=64, read_timeout=0.05)
+    limited = BodyLimits(TokenLane(app, provider), max_body=64, read_timeout=0.05)
 
     stalled = asyncio.run(call(limited, form_headers(basic(client)), [b"grant_type=client_cre"], stall=True))
     oversized = asyncio.run(call(limited, form_headers(basic(client)), [b"scope=" + b"a" * 100]))
@@ -216,6 +222,178 @@ def test_tokens_issued_by_the_lane_are_counted(provider: Provider, http: TestCli
         assert rp.token({"grant_type": "client_credentials", "scope": "invoices:read"}).status_code == 200
 
     assert issued() == before + 3
+
+
+# --- code exchange ----------------------------------------------------------------------------------
+
+
+def exchange_body(request: AuthRequest, code: str, **overrides: str | None) -> bytes:
+    form: dict[str, str | None] = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": request.redirect_uri,
+        "code_verifier": request.verifier,
+        **overrides,
+    }
+    return urlencode({name: value for name, value in form.items() if value is not None}).encode()
+
+
+def unsigned_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param({}, id="RS256-JWT"),
+        pytest.param(
+            {
+                "grantTypes": ["authorization_code"],
+                "idTokenSignedResponseAlg": "ES256",
+                "accessTokenFormat": "opaque",
+            },
+            id="ES256-opaque-no-refresh",
+        ),
+        pytest.param(
+            {"grantTypes": ["authorization_code", "refresh_token"], "accessTokenSignedResponseAlg": "EdDSA"},
+            id="EdDSA-refresh",
+        ),
+    ],
+)
+@pytest.mark.parametrize("origin", [{}, {"Origin": "https://spa.example.com"}])
+def test_a_code_exchange_is_answered_by_the_lane_as_authlibs_grant_answers(
+    provider: Provider, http: TestClient, browser: Browser, spec: dict[str, Any], origin: dict[str, str]
+) -> None:
+    client = register(provider.registry, "web-app", spec_fields=spec)
+    rp = RelyingParty(http, client)
+    by_lane, by_grant = sign_in_for_code(browser, rp), sign_in_for_code(browser, rp)
+    headers = form_headers(basic(client), *[(k.lower().encode(), v.encode()) for k, v in origin.items()])
+    app = App()
+    labels = {"grant_type": "authorization_code", "outcome": "ok"}
+    counted = provider.metrics.registry.get_sample_value("kubeoidc_token_requests_total", labels) or 0.0
+
+    status, lane_headers, body = asyncio.run(
+        call(TokenLane(app, provider), headers, [exchange_body(*by_lane)])
+    )
+    # A parameter the grant ignores (RFC 6749 section 3.2) and the lane does not take: Authlib's path.
+    through_authlib = http.post(
+        "/token",
+        content=exchange_body(*by_grant, ignored="1"),
+        headers={"content-type": "application/x-www-form-urlencoded", **origin},
+        auth=(client.client_id, client.secret or ""),
+    )
+
+    assert (status, app.calls) == (200, [])
+    assert through_authlib.status_code == 200, through_authlib.text
+    lane_tokens, grant_tokens = json.loads(body), through_authlib.json()
+    assert list(lane_tokens) == list(grant_tokens)
+    assert ("refresh_token" in lane_tokens) == ("refresh_token" in client.objects[0]["spec"]["grantTypes"])
+    assert {k: v for k, v in lane_tokens.items() if not k.endswith("token")} == {
+        k: v for k, v in grant_tokens.items() if not k.endswith("token")
+    }
+    moving = {"iat", "exp", "at_hash", "auth_time", "jti", "sid"}
+    lane_id, grant_id = unsigned_claims(lane_tokens["id_token"]), unsigned_claims(grant_tokens["id_token"])
+    assert {k: v for k, v in lane_id.items() if k not in moving} == {
+        k: v for k, v in grant_id.items() if k not in moving
+    }
+    assert set(lane_id) == set(grant_id)
+    assert {k.decode(): v.decode() for k, v in lane_headers.items() if k != b"content-length"} == {
+        k: v for k, v in through_authlib.headers.items() if k != "content-length"
+    }
+    # What the lane issued lives: the access token at userinfo and introspection, the refresh token.
+    userinfo = http.get("/userinfo", headers={"Authorization": f"Bearer {lane_tokens['access_token']}"})
+    assert userinfo.status_code == 200
+    assert userinfo.json()["sub"] == lane_id["sub"]
+    assert rp.introspect(lane_tokens["access_token"]).json()["active"] is True
+    if "refresh_token" in lane_tokens:
+        refreshed = rp.refresh(lane_tokens["refresh_token"])
+        assert refreshed.status_code == 200, refreshed.text
+    assert provider.metrics.registry.get_sample_value("kubeoidc_token_requests_total", labels) == counted + 2
+
+
+@pytest.mark.parametrize(
+    ("case", "outcome"),
+    [
+        ("a-replay", "replayed"),
+        ("a-wrong-verifier", "first"),
+        ("no-verifier", "first"),
+        ("a-wrong-redirect-uri", "first"),
+        ("another-clients-code", "first"),
+        ("an-unknown-code", "unknown"),
+        ("another-parameter", "not-spent"),
+        ("a-wrong-secret", "not-spent"),
+    ],
+)
+def test_an_exchange_the_lane_does_not_answer_reaches_the_grant_with_the_code_spent_once(
+    provider: Provider, http: TestClient, browser: Browser, case: str, outcome: str
+) -> None:
+    client = register(provider.registry, "web-app")
+    other = register(provider.registry, "other-app")
+    rp = RelyingParty(http, client)
+    request, code = sign_in_for_code(browser, rp)
+    if case == "a-replay":
+        first = rp.exchange(request, code)
+        assert first.status_code == 200
+    overrides: dict[str, str | None] = {
+        "a-wrong-verifier": {"code_verifier": "x" * 43},
+        "no-verifier": {"code_verifier": None},
+        "a-wrong-redirect-uri": {"redirect_uri": request.redirect_uri + "/elsewhere"},
+        "another-parameter": {"resource": "https://api.example.com"},
+    }.get(case, {})  # type: ignore[assignment]
+    presented = "not-a-code" if case == "an-unknown-code" else code
+    body = exchange_body(request, presented, **overrides)
+    asker = other if case == "another-clients-code" else client
+    secret = "wrong" if case == "a-wrong-secret" else None
+    app = App()
+
+    status, _, _ = asyncio.run(call(TokenLane(app, provider), form_headers(basic(asker, secret)), [body]))
+
+    assert (status, app.calls) == (299, [body])
+    spent: EarlySpend | None = app.scopes[0].get(SPENT_CODE)
+    if outcome == "not-spent":
+        assert spent is None
+    else:
+        assert spent is not None
+        assert spent.code == presented
+        found = None if spent.spent is None else ("first" if spent.spent[1].first else "replayed")
+        assert (found or "unknown") == outcome
+    # A code the lane spent is burnt, whatever was wrong with the request that spent it.
+    if outcome in ("first", "replayed"):
+        again = rp.exchange(request, code)
+        assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+
+
+def test_the_grant_answers_a_code_the_lane_spent_from_what_the_lane_found_without_spending_it_again(
+    provider: Provider, http: TestClient, browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    rp = RelyingParty(http, register(provider.registry, "web-app"))
+    request, code = sign_in_for_code(browser, rp)
+
+    with caplog.at_level(logging.WARNING, logger="kubeoidc_provider.grants"):
+        wrong = rp.exchange(request, code, code_verifier="x" * 43)
+        # Spent a second time, it would be a replay: the grant would revoke and say so.
+        assert "replayed" not in caplog.text
+        replay = rp.exchange(request, code)
+
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
+    assert "authorization code replayed" in caplog.text
+
+
+def test_a_replay_the_lane_declines_revokes_what_the_first_exchange_issued(
+    provider: Provider, http: TestClient, browser: Browser
+) -> None:
+    rp = RelyingParty(http, register(provider.registry, "web-app"))
+    request, code = sign_in_for_code(browser, rp)
+    tokens = rp.exchange(request, code).json()
+
+    replay = rp.exchange(request, code)
+
+    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
+    assert rp.introspect(tokens["access_token"]).json()["active"] is False
+    assert rp.refresh(tokens["refresh_token"]).status_code == 400
 
 
 # --- introspection --------------------------------------------------------------------------------
