@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import cast
@@ -23,6 +24,9 @@ from kubeoidc_provider.signing import SigningKeys
 from kubeoidc_provider.state import State
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import UserDirectory
+
+#: The cores this process may run on.
+_CORES = len(os.sched_getaffinity(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,13 @@ class Provider:
     backchannel: BackchannelLogout
     #: The registry's feed from the Kubernetes API (the watcher reports to it; nothing does in dev mode).
     feed: FeedHealth
+
+    @property
+    def signs_on_loop(self) -> bool:
+        """Whether RSA signatures, too, are made on the event loop rather than on ``workers``: this process
+        is one of as many provider processes (``--workers``) as it may use cores, so a signing thread
+        would only take a core another process uses, and the hop to it and back is pure cost."""
+        return self.settings.workers >= _CORES
 
     @property
     def keys(self) -> KeySet:

@@ -56,6 +56,7 @@ async def answer_client_credentials(
 
 
 def signs_cheaply(provider: Provider, client: Client) -> bool:
-    """Whether the client's access token is opaque or signed with a cheap algorithm."""
+    """Whether the client's access token is minted on the event loop: opaque, or signed with a cheap
+    algorithm, or signed where every signature is (``Provider.signs_on_loop``)."""
     alg = client.access_token_signed_response_alg or provider.keys.signing_alg
-    return client.access_token_format == OPAQUE or alg in CHEAP_ALGS
+    return client.access_token_format == OPAQUE or alg in CHEAP_ALGS or provider.signs_on_loop

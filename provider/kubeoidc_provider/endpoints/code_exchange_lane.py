@@ -122,6 +122,7 @@ def _tokens(
 
 
 def exchange_signs_cheaply(provider: Provider, client: Client) -> bool:
-    """Whether the exchange signs only with cheap algorithms (the ID token, and a JWT access token)."""
+    """Whether the exchange's tokens are minted on the event loop (``signs_cheaply``): the ID token and a
+    JWT access token."""
     id_alg = client.id_token_signed_response_alg or provider.keys.signing_alg
-    return id_alg in CHEAP_ALGS and signs_cheaply(provider, client)
+    return (id_alg in CHEAP_ALGS or provider.signs_on_loop) and signs_cheaply(provider, client)

@@ -9,6 +9,8 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -238,10 +240,18 @@ def exchange_body(request: AuthRequest, code: str, **overrides: str | None) -> b
     return urlencode({name: value for name, value in form.items() if value is not None}).encode()
 
 
+def unsigned_part(token: str, index: int) -> dict[str, Any]:
+    part = token.split(".")[index]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
 def unsigned_claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return claims
+    return unsigned_part(token, 1)
+
+
+def unsigned_header(token: str) -> dict[str, Any]:
+    return unsigned_part(token, 0)
 
 
 @pytest.mark.parametrize(
@@ -394,6 +404,47 @@ def test_a_replay_the_lane_declines_revokes_what_the_first_exchange_issued(
     assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
     assert rp.introspect(tokens["access_token"]).json()["active"] is False
     assert rp.refresh(tokens["refresh_token"]).status_code == 400
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """The token threads, counting the calls handed to them."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize(("workers", "hops"), [(1, 1), (64, 0)])
+def test_rsa_signatures_go_to_a_thread_unless_the_process_is_one_of_as_many_as_it_has_cores(
+    make_provider: Callable[..., Provider], serve: Callable[..., Any], workers: int, hops: int
+) -> None:
+    provider = make_provider(workers=workers)
+    executor = CountingExecutor()
+    object.__setattr__(provider, "workers", executor)
+    assert provider.signs_on_loop is (workers == 64)
+    machine = machine_client(provider)
+    web = register(provider.registry, "web-app")
+
+    with serve(provider) as http:
+        before = executor.submitted
+        issued = RelyingParty(http, machine).token(
+            {"grant_type": "client_credentials", "scope": "invoices:read"}
+        )
+        for_client = executor.submitted - before
+        rp = RelyingParty(http, web)
+        request, code = sign_in_for_code(Browser(http, provider.settings.issuer), rp)
+        before = executor.submitted
+        exchanged = rp.exchange(request, code)
+        for_exchange = executor.submitted - before
+
+    assert (issued.status_code, exchanged.status_code) == (200, 200)
+    assert unsigned_header(issued.json()["access_token"])["alg"] == "RS256"
+    assert unsigned_header(exchanged.json()["id_token"])["alg"] == "RS256"
+    assert (for_client, for_exchange) == (hops, hops)
 
 
 # --- introspection --------------------------------------------------------------------------------
