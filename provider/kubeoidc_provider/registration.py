@@ -96,9 +96,11 @@ class Client:
     namespace: str
     name: str
     uid: str
-    #: The canonical list; a redirect URI is accepted only when equal to one of these.
-    redirect_uris: tuple[str, ...]
-    post_logout_redirect_uris: tuple[str, ...]
+    #: The canonical list (``redirect_uris``); a redirect URI is accepted only when equal to one of
+    #: these. A single URI is held as itself: most clients have one, and a tuple of one costs 48 bytes.
+    registered_redirect_uris: str | tuple[str, ...]
+    #: ``post_logout_redirect_uris``, held the same way.
+    registered_post_logout_redirect_uris: str | tuple[str, ...]
     profile: ClientProfile
     #: SHA-256 digests of the accepted secrets, ``DIGEST_SIZE`` bytes each; empty for a public client.
     digests: bytes = field(default=b"", repr=False)
@@ -106,6 +108,14 @@ class Client:
     expiries: tuple[float | None, ...] = field(default=(), repr=False)
     #: Display name, description and URL, packed (see ``_pack_about``).
     about: str = field(default="", repr=False)
+
+    @property
+    def redirect_uris(self) -> tuple[str, ...]:
+        return _as_tuple(self.registered_redirect_uris)
+
+    @property
+    def post_logout_redirect_uris(self) -> tuple[str, ...]:
+        return _as_tuple(self.registered_post_logout_redirect_uris)
 
     # -- the profile's values, read as the client's own -------------------------------------------
 
@@ -357,8 +367,10 @@ def parse_oidcclient(
             namespace=namespace,
             name=name,
             uid=uid,
-            redirect_uris=_str_tuple(spec.get("redirectURIs")),
-            post_logout_redirect_uris=_str_tuple(spec.get("postLogoutRedirectURIs")),
+            registered_redirect_uris=_one_or_tuple(_str_tuple(spec.get("redirectURIs"))),
+            registered_post_logout_redirect_uris=_one_or_tuple(
+                _str_tuple(spec.get("postLogoutRedirectURIs"))
+            ),
             profile=share(_profile(spec)),
             about=_pack_about(
                 _str_or_none(spec.get("displayName")) or "",
@@ -496,6 +508,15 @@ def _str_tuple(value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(item for item in value if isinstance(item, str))
+
+
+def _one_or_tuple(values: tuple[str, ...]) -> str | tuple[str, ...]:
+    """A single value as itself, any other number of them as the tuple (see ``Client``)."""
+    return values[0] if len(values) == 1 else values
+
+
+def _as_tuple(held: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (held,) if isinstance(held, str) else held
 
 
 def _b64decode(value: object) -> bytes | None:
