@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib.resources import files
 from string import Template
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import HTMLResponse
 
@@ -80,11 +80,25 @@ class PageTemplate:
 
 # -- the pages: (templates, context) -> (title, content) -------------------------------------------
 
+
+class ShownClient(Protocol):
+    """What the login, consent and logout pages show of the application asking (``registration.Client``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+
+
 Templates = Mapping[str, PageTemplate]
 Page = Callable[[Templates, Mapping[str, Any]], tuple[Html, Html]]
 
 
-def _client(templates: Templates, client: Any) -> Html:
+def _client(templates: Templates, client: ShownClient) -> Html:
     """The application asking, as the login, consent and logout pages show it."""
     part = templates["client.html"]
     return part(
@@ -95,8 +109,8 @@ def _client(templates: Templates, client: Any) -> Html:
     )
 
 
-def _client_name(client: Any) -> str:
-    return str(client.display_name or client.name)
+def _client_name(client: ShownClient) -> str:
+    return client.display_name or client.name
 
 
 def _login(templates: Templates, context: Mapping[str, Any]) -> tuple[Html, Html]:
