@@ -96,9 +96,11 @@ class Client:
     namespace: str
     name: str
     uid: str
-    #: The canonical list; a redirect URI is accepted only when equal to one of these.
-    redirect_uris: tuple[str, ...]
-    post_logout_redirect_uris: tuple[str, ...]
+    #: The canonical list (``redirect_uris``); a redirect URI is accepted only when equal to one of
+    #: these. A single URI is held as itself: most clients have one, and a tuple of one costs 48 bytes.
+    registered_redirect_uris: str | tuple[str, ...]
+    #: ``post_logout_redirect_uris``, held the same way.
+    registered_post_logout_redirect_uris: str | tuple[str, ...]
     profile: ClientProfile
     #: SHA-256 digests of the accepted secrets, ``DIGEST_SIZE`` bytes each; empty for a public client.
     digests: bytes = field(default=b"", repr=False)
@@ -106,6 +108,14 @@ class Client:
     expiries: tuple[float | None, ...] = field(default=(), repr=False)
     #: Display name, description and URL, packed (see ``_pack_about``).
     about: str = field(default="", repr=False)
+
+    @property
+    def redirect_uris(self) -> tuple[str, ...]:
+        return _as_tuple(self.registered_redirect_uris)
+
+    @property
+    def post_logout_redirect_uris(self) -> tuple[str, ...]:
+        return _as_tuple(self.registered_post_logout_redirect_uris)
 
     # -- the profile's values, read as the client's own -------------------------------------------
 
@@ -277,19 +287,63 @@ def _unpack_about(about: str) -> tuple[str, str, str]:
     return text[:end_display], text[end_display:end_description], text[end_description:]
 
 
-@dataclass(slots=True)
 class Registration:
     """What the registry keeps of an OIDCClient: its identity, its status, and the client it describes.
-    Only the registry's feed reads it, under its lock; it replaces ``client`` by the served one."""
+    Only the registry's feed reads it, under its lock; it replaces ``client`` by the served one.
 
-    uid: str
-    namespace: str
-    name: str
-    client_id: str | None
-    secret_name: str | None
-    client: Client | None  # None while the status has no client ID yet
-    #: What the operator published in ``status.credentials`` (None: nothing published).
-    published: Credentials | None = None
+    Its identity (uid, namespace, name, client ID) is its client's, read from it, so that a registry of
+    10,000 clients does not hold 10,000 more references to each; only an OIDCClient without a client ID
+    yet (so without a client) holds its own.
+    """
+
+    __slots__ = ("_identity", "client", "published", "secret_name")
+
+    def __init__(
+        self,
+        uid: str,
+        namespace: str,
+        name: str,
+        client_id: str | None,
+        secret_name: str | None,
+        client: Client | None,
+        published: Credentials | None = None,
+    ) -> None:
+        if client is not None and (client.uid, client.namespace, client.name, client.client_id) != (
+            uid,
+            namespace,
+            name,
+            client_id,
+        ):
+            raise ValueError("a registration's client has the registration's identity")
+        if client is None and client_id is not None:
+            raise ValueError("a registration with a client ID describes its client")
+        self.secret_name = secret_name
+        #: None while the status has no client ID yet; the registry replaces it by the served one
+        #: (the same identity, the secret's digests joined).
+        self.client = client
+        #: What the operator published in ``status.credentials`` (None: nothing published).
+        self.published = published
+        self._identity = (uid, namespace, name) if client is None else None
+
+    @property
+    def uid(self) -> str:
+        return self.client.uid if self.client is not None else self._own_identity()[0]
+
+    @property
+    def namespace(self) -> str:
+        return self.client.namespace if self.client is not None else self._own_identity()[1]
+
+    @property
+    def name(self) -> str:
+        return self.client.name if self.client is not None else self._own_identity()[2]
+
+    @property
+    def client_id(self) -> str | None:
+        return self.client.client_id if self.client is not None else None
+
+    def _own_identity(self) -> tuple[str, str, str]:
+        assert self._identity is not None, "a registration without a client holds its identity"
+        return self._identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,8 +411,10 @@ def parse_oidcclient(
             namespace=namespace,
             name=name,
             uid=uid,
-            redirect_uris=_str_tuple(spec.get("redirectURIs")),
-            post_logout_redirect_uris=_str_tuple(spec.get("postLogoutRedirectURIs")),
+            registered_redirect_uris=_one_or_tuple(_str_tuple(spec.get("redirectURIs"))),
+            registered_post_logout_redirect_uris=_one_or_tuple(
+                _str_tuple(spec.get("postLogoutRedirectURIs"))
+            ),
             profile=share(_profile(spec)),
             about=_pack_about(
                 _str_or_none(spec.get("displayName")) or "",
@@ -496,6 +552,15 @@ def _str_tuple(value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(item for item in value if isinstance(item, str))
+
+
+def _one_or_tuple(values: tuple[str, ...]) -> str | tuple[str, ...]:
+    """A single value as itself, any other number of them as the tuple (see ``Client``)."""
+    return values[0] if len(values) == 1 else values
+
+
+def _as_tuple(held: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (held,) if isinstance(held, str) else held
 
 
 def _b64decode(value: object) -> bytes | None:

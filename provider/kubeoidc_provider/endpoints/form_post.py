@@ -28,7 +28,5 @@ def form_post_response(provider: Provider, location: str) -> HTMLResponse:
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
-    body = provider.pages.environment.get_template("form_post.html").render(
-        action=action, fields=fields, nonce=nonce
-    )
+    body = provider.pages.html("form_post.html", action=action, fields=fields, nonce=nonce)
     return HTMLResponse(body, headers=headers)

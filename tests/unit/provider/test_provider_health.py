@@ -3,6 +3,7 @@ see; and that the public port does not serve them."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -109,6 +110,62 @@ def test_metrics_show_how_many_clients_are_served(
     probes: TestClient, web_rp: RelyingParty, spa_rp: RelyingParty, m2m_rp: RelyingParty
 ) -> None:
     assert metric(probes.get("/metrics").text, "kubeoidc_clients") == 3
+
+
+def test_metrics_are_written_in_prometheus_text_format_with_escaped_labels_and_created_times(
+    provider: Provider, probes: TestClient
+) -> None:
+    provider.metrics.token_requests.labels("client_credentials", "ok").inc()
+    provider.metrics.logins.labels('a "quoted" \\ outcome\non two lines').inc(2)
+    provider.feed.clock = lambda: 1000.0
+    provider.feed.connected("Secret (all namespaces)")
+    before = time.time()
+
+    response = probes.get("/metrics")
+
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    created = re.compile(r"^(kubeoidc_\w+_created\{[^}]*\}) (\d\.\d+e\+09)$", re.MULTILINE)
+    times = [float(value) for _, value in created.findall(response.text)]
+    assert len(times) == 2
+    assert all(before - 60 < value <= before for value in times)
+    assert created.sub(r"\1 TIME", response.text) == (
+        "# HELP kubeoidc_token_requests_total Token endpoint requests by grant type and outcome (ok or the"
+        " OAuth error code).\n"
+        "# TYPE kubeoidc_token_requests_total counter\n"
+        'kubeoidc_token_requests_total{grant_type="client_credentials",outcome="ok"} 1.0\n'
+        "# HELP kubeoidc_token_requests_created Token endpoint requests by grant type and outcome (ok or"
+        " the OAuth error code).\n"
+        "# TYPE kubeoidc_token_requests_created gauge\n"
+        'kubeoidc_token_requests_created{grant_type="client_credentials",outcome="ok"} TIME\n'
+        "# HELP kubeoidc_authorizations_total Authorization requests by outcome (code, login, consent, or"
+        " the OAuth error code).\n"
+        "# TYPE kubeoidc_authorizations_total counter\n"
+        "# HELP kubeoidc_logins_total Login attempts by outcome.\n"
+        "# TYPE kubeoidc_logins_total counter\n"
+        'kubeoidc_logins_total{outcome="a \\"quoted\\" \\\\ outcome\\non two lines"} 2.0\n'
+        "# HELP kubeoidc_logins_created Login attempts by outcome.\n"
+        "# TYPE kubeoidc_logins_created gauge\n"
+        'kubeoidc_logins_created{outcome="a \\"quoted\\" \\\\ outcome\\non two lines"} TIME\n'
+        "# HELP kubeoidc_clients Clients served from the registry.\n"
+        "# TYPE kubeoidc_clients gauge\n"
+        f"kubeoidc_clients {float(len(provider.registry))}\n"
+        "# HELP kubeoidc_registry_watch_failures_total Failed list or watch requests to the Kubernetes"
+        " API, by stream.\n"
+        "# TYPE kubeoidc_registry_watch_failures_total counter\n"
+        'kubeoidc_registry_watch_failures_total{stream="Secret (all namespaces)"} 0.0\n'
+        "# HELP kubeoidc_registry_watch_reconnects_total Times a stream got its connection to the"
+        " Kubernetes API back, by stream.\n"
+        "# TYPE kubeoidc_registry_watch_reconnects_total counter\n"
+        'kubeoidc_registry_watch_reconnects_total{stream="Secret (all namespaces)"} 0.0\n'
+        "# HELP kubeoidc_registry_watch_relists_total Re-lists forced by an expired resourceVersion (410"
+        " Gone), by stream.\n"
+        "# TYPE kubeoidc_registry_watch_relists_total counter\n"
+        'kubeoidc_registry_watch_relists_total{stream="Secret (all namespaces)"} 0.0\n'
+        "# HELP kubeoidc_registry_disconnected_seconds Seconds a stream has been cut off from the"
+        " Kubernetes API (0: connected): how stale the client registry may be.\n"
+        "# TYPE kubeoidc_registry_disconnected_seconds gauge\n"
+        'kubeoidc_registry_disconnected_seconds{stream="Secret (all namespaces)"} 0.0\n'
+    )
 
 
 def test_the_stylesheet_is_served_and_cacheable(http: TestClient) -> None:

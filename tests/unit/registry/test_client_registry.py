@@ -523,7 +523,7 @@ def test_feeding_never_logs_a_secret(caplog: pytest.LogCaptureFixture) -> None:
         assert leaked not in caplog.text
 
 
-def test_ten_thousand_clients_take_under_10_mib() -> None:
+def test_ten_thousand_clients_take_under_8_and_a_quarter_mib() -> None:
     registry = ClientRegistry()
     tracemalloc.start()
     try:
@@ -545,8 +545,9 @@ def test_ten_thousand_clients_take_under_10_mib() -> None:
 
     assert len(registry) == 10_000
     assert isinstance(registry.get("kubeoidc-" + f"{9_999:024x}"), Client)
-    # About 0.9 KiB each, the strings themselves most of it (1.5 KiB before the records were made small).
-    assert used - baseline < 10 * 1024 * 1024, f"{(used - baseline) / 2**20:.1f} MiB"
+    # About 0.8 KiB each, the strings themselves most of it (1.5 KiB before the records were made small,
+    # 0.88 KiB while a single redirect URI was held in a tuple of its own).
+    assert used - baseline < 8.25 * 1024 * 1024, f"{(used - baseline) / 2**20:.2f} MiB"
 
 
 def test_check_secret_refuses_undecodable_input_without_raising() -> None:
