@@ -211,20 +211,22 @@ def test_the_lanes_response_has_the_headers_of_authlibs_path(provider: Provider,
         assert ("access-control-allow-origin" in lane.headers) == bool(origin)
 
 
+def issued(provider: Provider, grant_type: str) -> float:
+    """The tokens counted in the metrics as issued for ``grant_type``."""
+    sample = f'kubeoidc_token_requests_total{{grant_type="{grant_type}",outcome="ok"}} '
+    lines = provider.metrics.exposition().decode().splitlines()
+    return sum(float(line.removeprefix(sample)) for line in lines if line.startswith(sample))
+
+
 def test_tokens_issued_by_the_lane_are_counted(provider: Provider, http: TestClient) -> None:
     client = machine_client(provider, accessTokenSignedResponseAlg="ES256")
     rp = RelyingParty(http, client)
-    sample = 'kubeoidc_token_requests_total{grant_type="client_credentials",outcome="ok"} '
 
-    def issued() -> float:
-        lines = provider.metrics.exposition().decode().splitlines()
-        return sum(float(line.removeprefix(sample)) for line in lines if line.startswith(sample))
-
-    before = issued()
+    before = issued(provider, "client_credentials")
     for _ in range(3):
         assert rp.token({"grant_type": "client_credentials", "scope": "invoices:read"}).status_code == 200
 
-    assert issued() == before + 3
+    assert issued(provider, "client_credentials") == before + 3
 
 
 # --- code exchange ----------------------------------------------------------------------------------
@@ -282,8 +284,7 @@ def test_a_code_exchange_is_answered_by_the_lane_as_authlibs_grant_answers(
     by_lane, by_grant = sign_in_for_code(browser, rp), sign_in_for_code(browser, rp)
     headers = form_headers(basic(client), *[(k.lower().encode(), v.encode()) for k, v in origin.items()])
     app = App()
-    labels = {"grant_type": "authorization_code", "outcome": "ok"}
-    counted = provider.metrics.registry.get_sample_value("kubeoidc_token_requests_total", labels) or 0.0
+    counted = issued(provider, "authorization_code")
 
     status, lane_headers, body = asyncio.run(
         call(TokenLane(app, provider), headers, [exchange_body(*by_lane)])
@@ -321,7 +322,7 @@ def test_a_code_exchange_is_answered_by_the_lane_as_authlibs_grant_answers(
     if "refresh_token" in lane_tokens:
         refreshed = rp.refresh(lane_tokens["refresh_token"])
         assert refreshed.status_code == 200, refreshed.text
-    assert provider.metrics.registry.get_sample_value("kubeoidc_token_requests_total", labels) == counted + 2
+    assert issued(provider, "authorization_code") == counted + 2
 
 
 @pytest.mark.parametrize(
