@@ -8,8 +8,8 @@ from typing import Any
 import kopf
 import pytest
 
-from kubeoidc_operator import kube
 from kubeoidc_operator import run as run_module
+from kubeoidc_operator.access import ClusterAccess
 from kubeoidc_operator.peering import PeeringGate
 from kubeoidc_operator.settings import OperatorSettings, load_settings
 
@@ -23,10 +23,10 @@ PEERED: dict[str, Any] = {
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     calls: dict[str, Any] = {}
-    monkeypatch.setattr(kube.KubeApi, "from_environment", classmethod(lambda cls: object()))
+    monkeypatch.setattr(run_module, "from_environment", lambda: ClusterAccess("http://127.0.0.1:9"))
     monkeypatch.setattr(kopf, "configure", lambda **kwargs: None)
     monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.update(kwargs))
-    monkeypatch.setattr(run_module, "peering_reader", lambda name: lambda: {"metadata": {"name": name}})
+    monkeypatch.setattr(run_module, "peering_reader", lambda api, name: lambda: {"metadata": {"name": name}})
     return calls
 
 
