@@ -8,6 +8,7 @@ stops or dies.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, cast
 
 import kopf
@@ -23,6 +24,24 @@ from .settings import OperatorSettings
 logger = logging.getLogger(__name__)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff base, kept nowhere: only kopf's change handlers (on.create/update/field) read a diff,
+    and this operator has none. kopf still asks for the diff base of every watch event; its default
+    builds it from a deep copy of the whole object and reads an annotation through its views, about a
+    sixth of the operator's CPU at scale, for nothing."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) -> kopf.OperatorSettings:
     """kopf's own settings for this operator (``priority``: this replica's, when peering)."""
     result = kopf.OperatorSettings()
@@ -36,6 +55,7 @@ def kopf_settings(settings: OperatorSettings, *, priority: int | None = None) ->
     # The CRD's status schema is closed: kopf would keep its progress in annotations, not in status.kopf.
     # (The OIDCClient handlers are event handlers, for which kopf records nothing on the object.)
     result.persistence.progress_storage = kopf.AnnotationsProgressStorage()
+    result.persistence.diffbase_storage = NoDiffBase()
     # An API server outage: kopf retries each call after these waits (its default grows to 21 s, so a
     # watch could stay away that long after the API server is back). They last two minutes in all: an
     # API server that has just started answers 403 until its RBAC cache is filled, and kopf stops the
