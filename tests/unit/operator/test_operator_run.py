@@ -105,3 +105,15 @@ def test_a_failing_peering_read_at_startup_only_logs(caplog: pytest.LogCaptureFi
     [cluster_peering] = startup_handlers(registry).values()
     cluster_peering(settings=kopf.OperatorSettings())
     assert "Could not read the peering object 'kubeoidc'" in caplog.text
+
+
+def test_kopf_keeps_no_diff_base_since_no_handler_reads_a_diff() -> None:
+    settings = run_module.kopf_settings(OperatorSettings(issuer="https://login.example.com"))
+    body = kopf.Body({"metadata": {"name": "web", "annotations": {}}, "spec": {"displayName": "Web"}})
+    storage = settings.persistence.diffbase_storage
+
+    assert storage.fetch(body=body) is None
+    assert storage.build(body=body) == {}
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=kopf.BodyEssence(spec={"displayName": "Web"}))
+    assert not patch  # nothing written on the object
