@@ -99,11 +99,12 @@ def register(
     # to the write it echoes: the handler asks again, under the client's lock.
 
     def client_changed(event: kopf.RawEvent, namespace: str | None, type: str | None, **_: Any) -> bool:
-        # type None: listed at start (kopf's resume); DELETED: the garbage collector takes the Secret.
+        # type None: listed at start (kopf's resume); DELETED: the garbage collector takes the Secret,
+        # and the client's last write is forgotten (no echo of it can come any more).
         meta = event["object"].get("metadata") or {}
-        version = meta.get("resourceVersion")
-        echo = reconciler.is_echo(CLIENT, namespace or "", meta.get("name", ""), version, peek=True)
-        return bool(namespace) and type != "DELETED" and not echo
+        version, deleted = meta.get("resourceVersion"), type == "DELETED"
+        echo = reconciler.is_echo(CLIENT, namespace or "", meta.get("name", ""), version, peek=not deleted)
+        return bool(namespace) and not deleted and not echo
 
     def secret_changed(event: kopf.RawEvent, namespace: str | None, **_: Any) -> bool:
         body = event["object"]
