@@ -84,13 +84,20 @@ class Reconciler:
         # (kind, namespace, name) -> the resourceVersion this process's last write to it returned.
         self._written: dict[tuple[str, str, str], str] = {}
 
-    def is_echo(self, kind: str, namespace: str, name: str, resource_version: str | None) -> bool:
+    def is_echo(
+        self, kind: str, namespace: str, name: str, resource_version: str | None, *, peek: bool = False
+    ) -> bool:
         """Whether a watch event of this object is the echo of this process's last write to it (the
         object is as that write left it). Forgets the write either way: only the next event can be its
-        echo."""
+        echo. With ``peek``, a write that this event is not the echo of is kept: the event may have
+        overtaken the answer to a write still in flight, and is asked about again under the client's
+        lock (:meth:`reconcile`'s ``unless_echo``)."""
+        key = (kind, namespace, name)
         with self._locks_lock:
-            written = self._written.pop((kind, namespace, name), None)
-        return resource_version is not None and written == resource_version
+            echo = resource_version is not None and self._written.get(key) == resource_version
+            if echo or not peek:
+                self._written.pop(key, None)
+        return echo
 
     def _wrote(self, kind: str, namespace: str, answer: Mapping[str, Any]) -> None:
         meta = answer.get("metadata") or {}
@@ -104,13 +111,23 @@ class Reconciler:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
     def reconcile(
-        self, namespace: str, name: str, log: logging.Logger | logging.LoggerAdapter[Any] = logger
+        self,
+        namespace: str,
+        name: str,
+        log: logging.Logger | logging.LoggerAdapter[Any] = logger,
+        *,
+        unless_echo: tuple[str, str, str | None] | None = None,
     ) -> Outcome | None:
-        """Bring one client's Secret and status to what its spec asks; None if the client is gone.
+        """Bring one client's Secret and status to what its spec asks; None if the client is gone, or
+        if ``unless_echo`` (kind, name, resourceVersion of the object whose watch event asks for this
+        reconcile) turns out to be the echo of a write of this client's last reconcile: asked under the
+        client's lock, once that reconcile has recorded its writes.
 
         Raises :class:`~.errors.Conflict` when an object changed underneath (the caller retries).
         """
         with self._lock(namespace, name):
+            if unless_echo is not None and self.is_echo(unless_echo[0], namespace, *unless_echo[1:]):
+                return None
             try:
                 client = self.api.get_client(namespace, name)
             except NotFound:

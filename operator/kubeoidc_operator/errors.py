@@ -20,3 +20,12 @@ class Conflict(KubeError):
 class Unavailable(KubeError):
     """The API server did not answer (refused, timed out, cut off) or was not able to (5xx, 429): the
     same call may well succeed in a moment."""
+
+
+class Refused(KubeError):
+    """The API server refused the call for good (e.g. 403 forbidden, 422 invalid): retrying the same
+    call changes nothing. ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

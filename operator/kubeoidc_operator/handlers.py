@@ -57,13 +57,15 @@ def _reconcile(
     name: str,
     logger: Logger,
     *,
+    unless_echo: tuple[str, str, str | None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Reconcile, retrying a conflict (read again) and an API server that is away, a bounded number of
-    times: kopf's event handlers are not retried by kopf. Runs in kopf's handler thread pool."""
+    times: kopf's event handlers are not retried by kopf. Runs in kopf's handler thread pool.
+    ``unless_echo``: the object of the triggering event (see :meth:`Reconciler.reconcile`)."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            reconciler.reconcile(namespace, name, logger)
+            reconciler.reconcile(namespace, name, logger, unless_echo=unless_echo)
             return
         except Conflict as exc:
             logger.info("%s; retrying with the objects read again", exc)
@@ -91,27 +93,41 @@ def register(
     reconciler = Reconciler(api, settings, emit=post_event, credentials=credentials)
     resync_tasks: list[asyncio.Task[None]] = []
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def reconcile_client(
-        body: kopf.Body, namespace: str | None, name: str, type: str | None, logger: Logger, **_: Any
-    ) -> None:
-        # type None: listed at start (kopf's resume); DELETED: the garbage collector takes the Secret.
-        if not namespace or type == "DELETED":
-            return
-        if not reconciler.is_echo(CLIENT, namespace, name, body.metadata.get("resourceVersion")):
-            _reconcile(reconciler, namespace, name, logger)
+    # The filters run on kopf's event loop before any handler is called: an event that needs no
+    # reconcile (the echo of the operator's own write, two of a new client's three events) costs no
+    # hop to a handler thread and none of kopf's handler bookkeeping. An event may overtake the answer
+    # to the write it echoes: the handler asks again, under the client's lock.
 
-    @kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry)
+    def client_changed(event: kopf.RawEvent, namespace: str | None, type: str | None, **_: Any) -> bool:
+        # type None: listed at start (kopf's resume); DELETED: the garbage collector takes the Secret,
+        # and the client's last write is forgotten (no echo of it can come any more).
+        meta = event["object"].get("metadata") or {}
+        version, deleted = meta.get("resourceVersion"), type == "DELETED"
+        echo = reconciler.is_echo(CLIENT, namespace or "", meta.get("name", ""), version, peek=not deleted)
+        return bool(namespace) and not deleted and not echo
+
+    def secret_changed(event: kopf.RawEvent, namespace: str | None, **_: Any) -> bool:
+        body = event["object"]
+        meta = body.get("metadata") or {}
+        version = meta.get("resourceVersion")
+        echo = reconciler.is_echo(SECRET, namespace or "", meta.get("name", ""), version, peek=True)
+        return bool(namespace) and owner_of(body) is not None and not echo
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, when=client_changed)
+    def reconcile_client(namespace: str | None, name: str, meta: kopf.Meta, logger: Logger, **_: Any) -> None:
+        if namespace:  # always: the filter let through namespaced clients only
+            echo_of = (CLIENT, name, meta.get("resourceVersion"))
+            _reconcile(reconciler, namespace, name, logger, unless_echo=echo_of)
+
+    @kopf.on.event(
+        "v1", "secrets", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry, when=secret_changed
+    )
     def restore_secret(body: kopf.Body, namespace: str | None, logger: Logger, **_: Any) -> None:
         # A managed Secret was created, edited or deleted: its client puts it back as it should be.
         owner = owner_of(body)
-        version = body.metadata.get("resourceVersion")
-        if (
-            namespace
-            and owner
-            and not reconciler.is_echo(SECRET, namespace, body.metadata.name or "", version)
-        ):
-            _reconcile(reconciler, namespace, owner, logger)
+        if namespace and owner:
+            echo_of = (SECRET, body.metadata.name or "", body.metadata.get("resourceVersion"))
+            _reconcile(reconciler, namespace, owner, logger, unless_echo=echo_of)
 
     @kopf.on.startup(registry=registry)
     async def start_resync(**_: Any) -> None:

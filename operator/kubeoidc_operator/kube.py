@@ -1,141 +1,229 @@
 """The operator's only door to the Kubernetes API: Secrets and OIDCClients as plain dicts.
 
-A thin layer over the synchronous ``kubernetes`` client (kopf runs sync handlers in threads). Objects
-go in and come out as the JSON the API serves, never as client models. Writes are JSON merge patches
-(never PUT); status is written only through the ``status`` subresource. API errors 404 and 409 become
-:class:`NotFound` and :class:`Conflict`; a conflict means "read again and retry". An API server that is
-away (no connection, a timeout, a 5xx or 429 answer) is :class:`Unavailable`: the caller retries soon.
-Every call has a short connect timeout and a read timeout, and the client makes no retries of its own,
-so a call during an outage fails at once instead of hanging or hammering.
+A small synchronous HTTP client (kopf runs sync handlers in threads): the standard library's
+``http.client``, one keep-alive connection per handler thread, and the credentials of :mod:`.access`
+read once at start (a token file is read again only when the kubelet replaces it). Objects go in and
+come out as the JSON the API serves, never as client models: a reconcile's four calls cost little more
+than their JSON. Writes are JSON merge patches (never PUT); status is written only through the
+``status`` subresource. Answers 404 and 409 become :class:`NotFound` and :class:`Conflict`; a conflict
+means "read again and retry". An API server that is away (no connection, a timeout, a 5xx or 429 answer)
+is :class:`Unavailable`: the caller retries soon. Any other error answer (403, 422, ...) is
+:class:`Refused`, with the API server's message. Every call has a connect and read timeout, and a call
+is not retried here, so a call during an outage fails at once instead of hanging or hammering. The one
+exception: a kept-alive connection that the API server closed while idle is opened again once, since
+the call never reached it.
 """
 
 from __future__ import annotations
 
-import contextlib
+import http.client
 import json
-from collections.abc import Iterator, Sequence
+import socket
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
-
-import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
+from urllib.parse import quote, urlsplit
 
 from kubeoidc_contract import GROUP, IDENTITY_SOURCE_PLURAL, PLURAL, VERSION
 
-from .errors import Conflict, NotFound, Unavailable
+from .access import ClusterAccess, from_environment
+from .errors import Conflict, NotFound, Refused, Unavailable
 
 MERGE_PATCH: Final = "application/merge-patch+json"
-#: (connect, read) seconds for every call: an API server that is up connects at once.
-REQUEST_TIMEOUT: Final = (5.0, 30.0)
-#: Reconciles that may run at once (kopf's handler threads), and connections kept open for them: a
-#: reconcile mostly waits for the API server, so many clients created at once need many in flight.
+#: Seconds to open a connection (an API server that is up connects at once), and to wait for an answer.
+CONNECT_TIMEOUT: Final = 5.0
+READ_TIMEOUT: Final = 30.0
+#: Reconciles that may run at once (kopf's handler threads, each with its own connection): a reconcile
+#: mostly waits for the API server, so many clients created at once need many in flight.
 CONCURRENT_CALLS: Final = 16
+#: What a kept-alive connection closed by the server while idle raises on its next request.
+_CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
-@contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
+def _reason(status: int, content: bytes) -> str:
+    # The API server's Status message says why; never the request, which may carry a secret.
     try:
-        yield
-    except ApiException as exc:
-        if exc.status == 404:
-            raise NotFound(f"{what}: not found") from exc
-        if exc.status == 409:
-            raise Conflict(f"{what}: conflict ({exc.reason})") from exc
-        if isinstance(exc.status, int) and (exc.status == 429 or exc.status >= 500):
-            raise Unavailable(f"{what}: the API server answered {exc.status} {exc.reason}") from exc
-        raise
-    except urllib3.exceptions.HTTPError as exc:
-        raise Unavailable(f"{what}: the API server is unreachable ({type(exc).__name__})") from exc
-
-
-def _json(response: Any) -> dict[str, Any]:
-    # Responses are read raw (``_preload_content=False``) so objects stay the API's JSON.
-    document = json.loads(response.data or b"{}")
-    return document if isinstance(document, dict) else {}
+        document = json.loads(content)
+    except ValueError:
+        document = None
+    message = document.get("message") if isinstance(document, dict) else None
+    return message if isinstance(message, str) and message else http.client.responses.get(status, "")
 
 
 class KubeApi:
-    """Reads and writes OIDCClients and Secrets through one ``ApiClient``."""
+    """Reads and writes OIDCClients, IdentitySources and Secrets; safe to use from several threads."""
 
-    def __init__(self, api_client: k8s.ApiClient) -> None:
-        self._core = _Timed(k8s.CoreV1Api(api_client))
-        self._custom = _Timed(k8s.CustomObjectsApi(api_client))
+    def __init__(self, access: ClusterAccess) -> None:
+        self._access = access
+        url = urlsplit(access.server)
+        self._host = url.hostname or "localhost"
+        self._port = url.port
+        self._https = url.scheme == "https"
+        self._prefix = url.path.rstrip("/")
+        self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []
+        self._opened_lock = threading.Lock()
 
     @classmethod
     def from_environment(cls) -> KubeApi:
-        """Configured in-cluster (service account), else from the kubeconfig file."""
-        return cls(api_client_from_environment())
+        """The pod's ServiceAccount when in a pod, else the kubeconfig (see :mod:`.access`)."""
+        return cls(from_environment())
+
+    def close(self) -> None:
+        """Close every thread's connection (a thread that calls again opens a new one)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+
+    def __enter__(self) -> KubeApi:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it was used before (it may have been closed since)."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and connection.sock is not None:
+            return connection, True
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=CONNECT_TIMEOUT, context=self._access.ssl_context
+            )
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+        connection.connect()
+        assert connection.sock is not None
+        connection.sock.settimeout(READ_TIMEOUT)
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._local.connection = connection
+        with self._opened_lock:
+            self._opened.append(connection)
+        return connection, False
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        self._local.connection = None
+        with self._opened_lock:
+            if connection in self._opened:
+                self._opened.remove(connection)
+
+    def _exchange(
+        self, method: str, path: str, content: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            connection, reused = self._connection()
+            try:
+                connection.request(method, self._prefix + path, body=content, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            except _CLOSED_WHILE_IDLE:
+                self._drop(connection)
+                if reused and attempt == 1:
+                    continue  # closed by the server while idle: the call never reached it
+                raise
+            except BaseException:
+                self._drop(connection)
+                raise
+            if response.will_close:
+                self._drop(connection)
+            return response.status, data
+        raise AssertionError("unreachable")
+
+    def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if self._access.token is not None:
+            headers["Authorization"] = f"Bearer {self._access.token()}"
+        content = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            content = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            status, data = self._exchange(method, path, content, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            raise Unavailable(f"{what}: the API server is unreachable ({type(exc).__name__})") from exc
+        if status < 300:
+            document = json.loads(data or b"{}")
+            return document if isinstance(document, dict) else {}
+        if status == 404:
+            raise NotFound(f"{what}: not found")
+        if status == 409:
+            raise Conflict(f"{what}: conflict ({_reason(status, data)})")
+        if status == 429 or status >= 500:
+            raise Unavailable(
+                f"{what}: the API server answered {status} {http.client.responses.get(status, '')}"
+            )
+        raise Refused(f"{what}: the API server answered {status}: {_reason(status, data)}", status=status)
+
+    # Paths.
+
+    @staticmethod
+    def _custom(plural: str, namespace: str | None = None, name: str | None = None) -> str:
+        path = f"/apis/{GROUP}/{VERSION}"
+        if namespace is not None:
+            path += f"/namespaces/{quote(namespace, safe='')}"
+        path += f"/{plural}"
+        return f"{path}/{quote(name, safe='')}" if name is not None else path
+
+    @staticmethod
+    def _secret(namespace: str, name: str | None = None) -> str:
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets"
+        return f"{path}/{quote(name, safe='')}" if name is not None else path
 
     # OIDCClients.
 
     def get_client(self, namespace: str, name: str) -> dict[str, Any]:
-        with _translated(f"OIDCClient {namespace}/{name}"):
-            return _json(
-                self._custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
-                )
-            )
+        return self._call(f"OIDCClient {namespace}/{name}", "GET", self._custom(PLURAL, namespace, name))
 
     def list_clients(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
         """All OIDCClients in ``namespaces``, or in the whole cluster when it is empty."""
-        items: list[dict[str, Any]] = []
-        with _translated("OIDCClient list"):
-            if not namespaces:
-                response = self._custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, _preload_content=False
-                )
-                items.extend(_json(response).get("items") or [])
-            for namespace in namespaces:
-                response = self._custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, _preload_content=False
-                )
-                items.extend(_json(response).get("items") or [])
+        paths = [self._custom(PLURAL, namespace) for namespace in namespaces] or [self._custom(PLURAL)]
+        items: list[Any] = []
+        for path in paths:
+            items.extend(self._call("OIDCClient list", "GET", path).get("items") or [])
         return [item for item in items if isinstance(item, dict)]
 
     def patch_client_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge ``status`` into the OIDCClient's status, through the status subresource."""
-        with _translated(f"OIDCClient {namespace}/{name} status"):
-            return _json(
-                self._custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    name,
-                    {"status": status},
-                    _content_type=MERGE_PATCH,
-                    _preload_content=False,
-                )
-            )
+        path = self._custom(PLURAL, namespace, name) + "/status"
+        return self._call(
+            f"OIDCClient {namespace}/{name} status",
+            "PATCH",
+            path,
+            {"status": status},
+            content_type=MERGE_PATCH,
+        )
 
     # IdentitySources (in the operator's identity namespace).
 
     def list_identity_sources(self, namespace: str) -> list[dict[str, Any]]:
-        with _translated(f"IdentitySource list in {namespace}"):
-            response = self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, IDENTITY_SOURCE_PLURAL, _preload_content=False
-            )
-        return [item for item in _json(response).get("items") or [] if isinstance(item, dict)]
+        path = self._custom(IDENTITY_SOURCE_PLURAL, namespace)
+        items = self._call(f"IdentitySource list in {namespace}", "GET", path).get("items") or []
+        return [item for item in items if isinstance(item, dict)]
 
     def patch_identity_source_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        with _translated(f"IdentitySource {namespace}/{name} status"):
-            self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                IDENTITY_SOURCE_PLURAL,
-                name,
-                {"status": status},
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-            )
+        path = self._custom(IDENTITY_SOURCE_PLURAL, namespace, name) + "/status"
+        self._call(
+            f"IdentitySource {namespace}/{name} status",
+            "PATCH",
+            path,
+            {"status": status},
+            content_type=MERGE_PATCH,
+        )
 
     # Secrets.
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any]:
-        with _translated(f"Secret {namespace}/{name}"):
-            return _json(self._core.read_namespaced_secret(name, namespace, _preload_content=False))
+        return self._call(f"Secret {namespace}/{name}", "GET", self._secret(namespace, name))
 
     def find_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret, or None if there is none."""
@@ -146,53 +234,31 @@ class KubeApi:
 
     def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body.get("metadata", {}).get("name")
-        with _translated(f"Secret {namespace}/{name}"):
-            return _json(
-                self._core.create_namespaced_secret(
-                    namespace, k8s.V1Secret.model_validate(body), _preload_content=False
-                )
-            )
+        return self._call(f"Secret {namespace}/{name}", "POST", self._secret(namespace), body)
 
     def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Apply a JSON merge patch; a ``metadata.resourceVersion`` in it makes a stale write fail (409)."""
-        with _translated(f"Secret {namespace}/{name}"):
-            return _json(
-                self._core.patch_namespaced_secret(
-                    name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False
-                )
-            )
+        return self._call(
+            f"Secret {namespace}/{name}",
+            "PATCH",
+            self._secret(namespace, name),
+            patch,
+            content_type=MERGE_PATCH,
+        )
 
     def delete_secret(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete the Secret; with ``uid``, only if it is still that very object (else :class:`Conflict`)."""
-        options = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=uid) if uid else None)
-        with _translated(f"Secret {namespace}/{name}"):
-            self._core.delete_namespaced_secret(name, namespace, body=options, _preload_content=False)
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        self._call(f"Secret {namespace}/{name}", "DELETE", self._secret(namespace, name), options)
 
+    # Cluster-scoped objects of other groups (kopf's peering).
 
-def api_client_from_environment() -> k8s.ApiClient:
-    """An API client configured in-cluster (service account), else from the kubeconfig file; it makes no
-    retries of its own (urllib3 would repeat each failed call three times at once)."""
-    configuration = k8s.Configuration()
-    try:
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.retries = 0
-    configuration.connection_pool_maxsize = CONCURRENT_CALLS
-    return k8s.ApiClient(configuration)
-
-
-class _Timed:
-    """An API object whose every call carries :data:`REQUEST_TIMEOUT` (unless the call sets its own)."""
-
-    def __init__(self, api: Any) -> None:
-        self._api = api
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._api, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-            return method(*args, **kwargs)
-
-        return call
+    def find_cluster_object(self, group: str, version: str, plural: str, name: str) -> dict[str, Any] | None:
+        """The cluster-scoped object, or None if there is none."""
+        path = f"/apis/{group}/{version}/{plural}/{quote(name, safe='')}"
+        try:
+            return self._call(f"{plural} {name}", "GET", path)
+        except NotFound:
+            return None

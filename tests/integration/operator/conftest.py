@@ -2,10 +2,10 @@
 
 kmock serves the API on the test's event loop; kopf runs in a thread with a loop of its own (so its
 shutdown does not wait for kmock's connection tasks), logs in to kmock's URL, and its handlers reach
-kmock through the real ``kubernetes`` client. kmock has no uid, resourceVersion, garbage collection or
-409 on stale writes, replays every object at each watch start and ignores label selectors: the tests
-set uid and resourceVersion themselves, create objects only after the watches are open, and assert
-only what a real API server would show too.
+kmock through the operator's own API client (``kube``). kmock has no uid, resourceVersion, garbage
+collection or 409 on stale writes, replays every object at each watch start and ignores label
+selectors: the tests set uid and resourceVersion themselves, create objects only after the watches are
+open, and assert only what a real API server would show too.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import kmock as kmocklib
 import kopf
 import pytest
-from kubernetes import client as k8s
 
 from kubeoidc_contract import GROUP, PLURAL, VERSION
+from kubeoidc_operator.access import ClusterAccess
 from kubeoidc_operator.handlers import register
 from kubeoidc_operator.kube import KubeApi
 from kubeoidc_operator.run import kopf_settings
@@ -109,7 +109,8 @@ async def operator(kmock: Any, operator_settings: OperatorSettings) -> AsyncIter
     def login(**_: Any) -> kopf.ConnectionInfo:
         return kopf.ConnectionInfo(server=url)
 
-    register(registry, operator_settings, KubeApi(k8s.ApiClient(k8s.Configuration(host=url))))
+    api = KubeApi(ClusterAccess(url))
+    register(registry, operator_settings, api)
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -138,5 +139,6 @@ async def operator(kmock: Any, operator_settings: OperatorSettings) -> AsyncIter
     finally:
         stop.set()
         await asyncio.to_thread(thread.join, TIMEOUT)
+        api.close()
     assert not thread.is_alive(), "kopf did not stop"
     assert errors == []

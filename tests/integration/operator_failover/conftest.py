@@ -1,9 +1,9 @@
 """Operator replicas as separate processes (``kubeoidc operator``) against one kmock API server.
 
 kmock serves the API on the test's event loop; each replica is a real ``python -m kubeoidc.cli operator``
-with its own kubeconfig file (KUBECONFIG is read by the child before it imports the ``kubernetes``
-package) and its own bearer token, so every request kmock records says which replica sent it. The
-replicas peer through a ``ClusterKopfPeering`` object that the test creates, as the chart would.
+with its own kubeconfig file and its own bearer token, so every request kmock records says which
+replica sent it. The replicas peer through a ``ClusterKopfPeering`` object that the test creates, as the
+chart would.
 
 kmock generates no uid or resourceVersion, never answers 409 on a stale write, collects no garbage,
 replays every object at each watch start, ignores label selectors and does not isolate status: objects

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 
 from kubeoidc.local_cluster import LocalCluster
+from kubeoidc_operator.access import ClusterAccess
 from kubeoidc_operator.errors import Unavailable
 from kubeoidc_operator.handlers import ATTEMPTS, UNAVAILABLE_RETRY, _reconcile
 from kubeoidc_operator.keykeeper import KeyKeeper, keep_keys_forever
@@ -24,11 +24,9 @@ from support.live import free_port
 
 
 def test_a_call_to_an_api_server_that_is_away_fails_at_once_as_unavailable() -> None:
-    configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")
-    configuration.retries = 0
-    api = KubeApi(k8s.ApiClient(configuration))
+    api = KubeApi(ClusterAccess(f"http://127.0.0.1:{free_port()}"))
 
-    with pytest.raises(Unavailable, match="Secret team-a/web-oidc: the API server is unreachable"):
+    with api, pytest.raises(Unavailable, match="Secret team-a/web-oidc: the API server is unreachable"):
         api.find_secret("team-a", "web-oidc")
 
 
@@ -58,16 +56,14 @@ def overloaded_api() -> Iterator[str]:
 
 
 def test_an_api_server_answering_503_is_unavailable_too(overloaded_api: str) -> None:
-    configuration = k8s.Configuration(host=overloaded_api)
-    configuration.retries = 0
-    api = KubeApi(k8s.ApiClient(configuration))
+    api = KubeApi(ClusterAccess(overloaded_api))
 
-    with pytest.raises(Unavailable, match="OIDCClient team-a/web: the API server answered 503"):
+    with api, pytest.raises(Unavailable, match="OIDCClient team-a/web: the API server answered 503"):
         api.get_client("team-a", "web")
 
 
 class AwayReconciler:
-    def reconcile(self, namespace: str, name: str, logger: Any) -> None:
+    def reconcile(self, namespace: str, name: str, logger: Any, **_: Any) -> None:
         raise Unavailable(f"OIDCClient {namespace}/{name}: the API server answered 503 Service Unavailable")
 
 

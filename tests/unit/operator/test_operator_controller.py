@@ -188,7 +188,7 @@ def test_a_conflict_is_retried_with_the_objects_read_again_until_the_reconcile_s
     class ConflictingTwice:
         calls = 0
 
-        def reconcile(self, namespace: str, name: str, log: Any) -> None:
+        def reconcile(self, namespace: str, name: str, log: Any, **_: Any) -> None:
             self.calls += 1
             if self.calls <= 2:
                 raise Conflict("Secret apps/web-oidc: conflict")
@@ -206,7 +206,7 @@ def test_a_reconcile_that_keeps_failing_gives_up_after_its_attempts_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class AlwaysConflicting:
-        def reconcile(self, namespace: str, name: str, log: Any) -> None:
+        def reconcile(self, namespace: str, name: str, log: Any, **_: Any) -> None:
             raise Conflict("Secret apps/web-oidc: conflict")
 
     waits: list[float] = []
@@ -255,3 +255,45 @@ def test_the_echo_of_its_own_write_needs_no_reconcile_and_any_other_version_does
     assert not reconciler.is_echo(CLIENT, "apps", "web", "102")
     reconciler.reconcile("apps", "web")
     assert not reconciler.is_echo(SECRET, "apps", "web-oidc", "250")
+
+
+class CountingApi(VersionedApi):
+    """The versioned fake API, counting reads of clients."""
+
+    reads = 0
+
+    def get_client(self, namespace: str, name: str) -> dict[str, Any]:
+        self.reads += 1
+        return super().get_client(namespace, name)
+
+
+def test_an_event_that_overtook_its_writes_answer_is_still_known_as_its_echo_under_the_clients_lock(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = CountingApi()
+    api.clients["apps", "web"] = client_factory("web")
+    reconciler = Reconciler(api, settings)
+    # The Secret's event reached the filter before the reconcile that created it recorded the answer.
+    assert not reconciler.is_echo(SECRET, "apps", "web-oidc", "101", peek=True)
+    reconciler.reconcile("apps", "web")
+    reads = api.reads
+
+    # The handler asks again under the client's lock: the echo of the create (101) is left alone.
+    assert reconciler.reconcile("apps", "web", unless_echo=(SECRET, "web-oidc", "101")) is None
+    assert api.reads == reads
+    # A version that is no write of this process's (someone edited the Secret) is reconciled.
+    assert reconciler.reconcile("apps", "web", unless_echo=(SECRET, "web-oidc", "250")) is not None
+    assert api.reads == reads + 1
+
+
+def test_a_peek_at_another_version_keeps_the_write_for_its_echo_and_the_echo_forgets_it(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = VersionedApi()
+    api.clients["apps", "web"] = client_factory("web")
+    reconciler = Reconciler(api, settings)
+    reconciler.reconcile("apps", "web")
+
+    assert not reconciler.is_echo(CLIENT, "apps", "web", "99", peek=True)
+    assert reconciler.is_echo(CLIENT, "apps", "web", "102", peek=True)
+    assert not reconciler.is_echo(CLIENT, "apps", "web", "102", peek=True)

@@ -8,8 +8,8 @@ from typing import Any
 import kopf
 import pytest
 
-from kubeoidc_operator import kube
 from kubeoidc_operator import run as run_module
+from kubeoidc_operator.access import ClusterAccess
 from kubeoidc_operator.peering import PeeringGate
 from kubeoidc_operator.settings import OperatorSettings, load_settings
 
@@ -23,10 +23,10 @@ PEERED: dict[str, Any] = {
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     calls: dict[str, Any] = {}
-    monkeypatch.setattr(kube.KubeApi, "from_environment", classmethod(lambda cls: object()))
+    monkeypatch.setattr(run_module, "from_environment", lambda: ClusterAccess("http://127.0.0.1:9"))
     monkeypatch.setattr(kopf, "configure", lambda **kwargs: None)
     monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.update(kwargs))
-    monkeypatch.setattr(run_module, "peering_reader", lambda name: lambda: {"metadata": {"name": name}})
+    monkeypatch.setattr(run_module, "peering_reader", lambda api, name: lambda: {"metadata": {"name": name}})
     return calls
 
 
@@ -105,3 +105,15 @@ def test_a_failing_peering_read_at_startup_only_logs(caplog: pytest.LogCaptureFi
     [cluster_peering] = startup_handlers(registry).values()
     cluster_peering(settings=kopf.OperatorSettings())
     assert "Could not read the peering object 'kubeoidc'" in caplog.text
+
+
+def test_kopf_keeps_no_diff_base_since_no_handler_reads_a_diff() -> None:
+    settings = run_module.kopf_settings(OperatorSettings(issuer="https://login.example.com"))
+    body = kopf.Body({"metadata": {"name": "web", "annotations": {}}, "spec": {"displayName": "Web"}})
+    storage = settings.persistence.diffbase_storage
+
+    assert storage.fetch(body=body) is None
+    assert storage.build(body=body) == {}
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=kopf.BodyEssence(spec={"displayName": "Web"}))
+    assert not patch  # nothing written on the object
