@@ -35,7 +35,7 @@ from typing import Any
 import httpx2
 
 from kubeoidc_contract import API_VERSION, GROUP, KIND, PLURAL, READY_CONDITION, VERSION
-from kubeoidc_provider.cluster_access import from_kubeconfig
+from kubeoidc_contract.cluster_access import from_kubeconfig
 
 # The control plane and the release are the cluster tier's own (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

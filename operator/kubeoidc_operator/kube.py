@@ -1,17 +1,17 @@
 """The operator's only door to the Kubernetes API: Secrets and OIDCClients as plain dicts.
 
 A small synchronous HTTP client (kopf runs sync handlers in threads): the standard library's
-``http.client``, one keep-alive connection per handler thread, and the credentials of :mod:`.access`
-read once at start (a token file is read again only when the kubelet replaces it). Objects go in and
-come out as the JSON the API serves, never as client models: a reconcile's four calls cost little more
-than their JSON. Writes are JSON merge patches (never PUT); status is written only through the
-``status`` subresource. Answers 404 and 409 become :class:`NotFound` and :class:`Conflict`; a conflict
-means "read again and retry". An API server that is away (no connection, a timeout, a 5xx or 429 answer)
-is :class:`Unavailable`: the caller retries soon. Any other error answer (403, 422, ...) is
-:class:`Refused`, with the API server's message. Every call has a connect and read timeout, and a call
-is not retried here, so a call during an outage fails at once instead of hanging or hammering. The one
-exception: a kept-alive connection that the API server closed while idle is opened again once, since
-the call never reached it.
+``http.client``, one keep-alive connection per handler thread, and the credentials of
+:mod:`kubeoidc_contract.cluster_access` read once at start (a token file is read again only when the
+kubelet replaces it). Objects go in and come out as the JSON the API serves, never as client models: a
+reconcile's four calls cost little more than their JSON. Writes are JSON merge patches (never PUT); status
+is written only through the ``status`` subresource. Answers 404 and 409 become :class:`NotFound` and
+:class:`Conflict`; a conflict means "read again and retry". An API server that is away (no connection, a
+timeout, a 5xx or 429 answer) is :class:`Unavailable`: the caller retries soon. Any other error answer
+(403, 422, ...) is :class:`Refused`, with the API server's message. Every call has a connect and read
+timeout, and a call is not retried here, so a call during an outage fails at once instead of hanging or
+hammering. The one exception: a kept-alive connection that the API server closed while idle is opened
+again once, since the call never reached it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 from kubeoidc_contract import GROUP, IDENTITY_SOURCE_PLURAL, PLURAL, VERSION
+from kubeoidc_contract.cluster_access import ClusterAccess, from_environment
 
-from .access import ClusterAccess, from_environment
 from .errors import Conflict, NotFound, Refused, Unavailable
 
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -66,7 +66,7 @@ class KubeApi:
 
     @classmethod
     def from_environment(cls) -> KubeApi:
-        """The pod's ServiceAccount when in a pod, else the kubeconfig (see :mod:`.access`)."""
+        """The pod's ServiceAccount when in a pod, else the kubeconfig (``cluster_access``)."""
         return cls(from_environment())
 
     def close(self) -> None:

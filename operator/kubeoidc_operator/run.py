@@ -14,9 +14,9 @@ from typing import Any, cast
 import kopf
 
 from kubeoidc_contract import SECRET_SELECTOR
+from kubeoidc_contract.cluster_access import ClusterAccess, from_environment
 
 from . import peering
-from .access import ClusterAccess, connection_info_fields, from_environment
 from .handlers import register
 from .kube import CONCURRENT_CALLS, KubeApi
 from .settings import OperatorSettings
@@ -103,7 +103,19 @@ def log_in_with(registry: kopf.OperatorRegistry, access: ClusterAccess) -> None:
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(**connection_info_fields(access))
+        return connection_info(access)
+
+
+def connection_info(access: ClusterAccess) -> kopf.ConnectionInfo:
+    """kopf's view of ``access``, with the token as it is now."""
+    return kopf.ConnectionInfo(
+        server=access.server,
+        ca_data=access.ca_pem.encode() if access.ca_pem else None,
+        insecure=access.insecure or None,
+        token=access.token() if access.token is not None else None,
+        certificate_data=access.certificate_pem.encode() if access.certificate_pem else None,
+        private_key_data=access.private_key_pem.encode() if access.private_key_pem else None,
+    )
 
 
 def use_cluster_peering(registry: kopf.OperatorRegistry, gate: peering.PeeringGate) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx2
 
-from kubeoidc_provider.cluster_access import ClusterAccess
+from kubeoidc_contract.cluster_access import ClusterAccess
 
 #: Seconds to open a connection to the API server: it answers at once when it is up.
 CONNECT_TIMEOUT = 5.0

@@ -39,8 +39,8 @@ from typing import Any
 
 import httpx2
 
+from kubeoidc_contract.cluster_access import ClusterAccess, NoClusterError, from_environment
 from kubeoidc_provider.backoff import CAP, INITIAL, Backoff
-from kubeoidc_provider.cluster_access import ClusterAccess, NoClusterError, from_environment
 from kubeoidc_provider.feed import FeedHealth
 from kubeoidc_provider.identity.feed import SourceFeed
 from kubeoidc_provider.kube_api import ApiError, KubeApi
@@ -300,4 +300,11 @@ def read_secret(api: KubeApi, namespace: str, name: str) -> KubeObject | None:
 def default_api(access: ClusterAccess | None = None) -> KubeApi:
     """A client of the API server from the in-cluster ServiceAccount, else from the kubeconfig
     (:class:`NoClusterError` when neither is there)."""
-    return KubeApi(access if access is not None else from_environment())
+    if access is None:
+        try:
+            access = from_environment()
+        except NoClusterError as error:
+            raise NoClusterError(
+                f"{error}; to try the provider without a cluster, use `kubeoidc dev`"
+            ) from None
+    return KubeApi(access)

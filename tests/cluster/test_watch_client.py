@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.cluster_access import from_kubeconfig
+from kubeoidc_contract.cluster_access import from_kubeconfig
 from kubeoidc_provider.kube_api import ApiError, KubeApi
 from support.admin import Admin, oidcclient
 from support.release import Release, eventually

@@ -20,7 +20,7 @@ import kopf
 import pytest
 
 from kubeoidc_contract import GROUP, PLURAL, VERSION
-from kubeoidc_operator.access import ClusterAccess
+from kubeoidc_contract.cluster_access import ClusterAccess
 from kubeoidc_operator.handlers import register
 from kubeoidc_operator.kube import KubeApi
 from kubeoidc_operator.run import kopf_settings

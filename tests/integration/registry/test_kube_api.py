@@ -16,7 +16,7 @@ from typing import Any
 import kmock as kmock_lib
 import pytest
 
-from kubeoidc_provider.cluster_access import ClusterAccess, TokenFile
+from kubeoidc_contract.cluster_access import ClusterAccess, TokenFile
 from kubeoidc_provider.kube_api import ApiError, KubeApi
 from support.kmock_api import CLIENTS, declare_oidcclients, load_builtins
 

@@ -24,7 +24,7 @@ import kmock as kmock_lib
 import pytest
 
 import kubeoidc_contract as contract
-from kubeoidc_provider.cluster_access import ClusterAccess
+from kubeoidc_contract.cluster_access import ClusterAccess
 from kubeoidc_provider.keys import KeySet, generate_jwks
 from kubeoidc_provider.kube_api import KubeApi
 from kubeoidc_provider.registry import ClientRegistry

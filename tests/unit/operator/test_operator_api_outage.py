@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kubeoidc.local_cluster import LocalCluster
-from kubeoidc_operator.access import ClusterAccess
+from kubeoidc_contract.cluster_access import ClusterAccess
 from kubeoidc_operator.errors import Unavailable
 from kubeoidc_operator.handlers import ATTEMPTS, UNAVAILABLE_RETRY, _reconcile
 from kubeoidc_operator.keykeeper import KeyKeeper, keep_keys_forever

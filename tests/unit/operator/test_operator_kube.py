@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from kubeoidc_operator.access import ClusterAccess
+from kubeoidc_contract.cluster_access import ClusterAccess
 from kubeoidc_operator.errors import Conflict, NotFound, Refused
 from kubeoidc_operator.kube import MERGE_PATCH, KubeApi
 

@@ -8,8 +8,8 @@ from typing import Any
 import kopf
 import pytest
 
+from kubeoidc_contract.cluster_access import ClusterAccess
 from kubeoidc_operator import run as run_module
-from kubeoidc_operator.access import ClusterAccess
 from kubeoidc_operator.peering import PeeringGate
 from kubeoidc_operator.settings import OperatorSettings, load_settings
 

@@ -1,5 +1,6 @@
-"""Where the provider finds its API server and its credentials: the pod's ServiceAccount (its token read
-again after the kubelet rotates it), else the kubeconfig's current context; a clear error otherwise."""
+"""Where the operator and the provider find their API server and credentials: the pod's ServiceAccount (its
+token read again after the kubelet rotates it), else the kubeconfig's current context; a clear error
+otherwise."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from kubeoidc_provider.cluster_access import (
+from kubeoidc_contract.cluster_access import (
     NoClusterError,
     TokenFile,
     from_environment,
     from_kubeconfig,
     in_cluster,
 )
-from support.certificates import CertificateAuthority
+from support.certificates import CertificateAuthority, cert_pem, key_pem
 
 
 def write_kubeconfig(path: Path, cluster: dict[str, Any], user: dict[str, Any]) -> Path:
@@ -114,6 +115,46 @@ def test_a_kubeconfig_with_an_exec_plugin_is_refused_with_what_to_use_instead(tm
         from_kubeconfig(path)
 
 
-def test_without_cluster_or_kubeconfig_the_error_points_to_the_dev_mode(tmp_path: Path) -> None:
-    with pytest.raises(NoClusterError, match="kubeoidc dev"):
+def test_without_a_pod_or_a_kubeconfig_the_error_says_so(tmp_path: Path) -> None:
+    with pytest.raises(NoClusterError, match=r"not running in a pod, and no kubeconfig at .*missing"):
         from_environment({"KUBECONFIG": str(tmp_path / "missing")})
+
+
+def test_a_kubeconfig_ca_file_is_kept_as_text_beside_the_tls_context(tmp_path: Path) -> None:
+    authority = CertificateAuthority("test-ca")
+    (tmp_path / "ca.crt").write_bytes(authority.pem)
+    path = write_kubeconfig(
+        tmp_path / "config", {"server": "https://127.0.0.1:6443", "certificate-authority": "ca.crt"}, {}
+    )
+
+    access = from_kubeconfig(path)
+
+    assert access.ca_pem == authority.pem.decode()
+    assert access.token is None
+    assert access.ssl_context is not None
+    assert access.ssl_context.cert_store_stats()["x509_ca"] == 1
+
+
+def test_a_kubeconfig_inline_client_certificate_authenticates_and_insecure_skips_the_check(
+    tmp_path: Path,
+) -> None:
+    authority = CertificateAuthority("test-ca")
+    cert, key = authority.issue("operator", server=False)
+    user = {
+        "client-certificate-data": base64.b64encode(cert_pem(cert)).decode(),
+        "client-key-data": base64.b64encode(key_pem(key)).decode(),
+    }
+    path = write_kubeconfig(
+        tmp_path / "config", {"server": "https://api.example", "insecure-skip-tls-verify": True}, user
+    )
+
+    access = from_kubeconfig(path)
+
+    assert access.token is None
+    assert (access.certificate_pem, access.private_key_pem) == (
+        cert_pem(cert).decode(),
+        key_pem(key).decode(),
+    )
+    assert access.insecure is True
+    assert access.ssl_context is not None
+    assert access.ssl_context.verify_mode == ssl.CERT_NONE
