@@ -131,8 +131,13 @@ def from_kubeconfig(path: Path) -> ClusterAccess:
             "give it a token, a tokenFile or a client certificate"
         )
     folder = path.parent
-    ca = _pem(cluster, "certificate-authority", folder)
-    certificate, key = _pem(user, "client-certificate", folder), _pem(user, "client-key", folder)
+    try:
+        ca = _pem(cluster, "certificate-authority", folder)
+        certificate, key = _pem(user, "client-certificate", folder), _pem(user, "client-key", folder)
+    except (OSError, ValueError) as error:  # a file missing; base64, or text, that is not
+        raise NoClusterError(
+            f"the kubeconfig {path} names a certificate or key that cannot be read: {error}"
+        ) from None
     insecure = cluster.get("insecure-skip-tls-verify") is True
     token: Callable[[], str] | None = None
     if isinstance(user.get("token"), str) and user["token"]:
@@ -141,7 +146,7 @@ def from_kubeconfig(path: Path) -> ClusterAccess:
     elif isinstance(user.get("tokenFile"), str) and user["tokenFile"]:
         token = TokenFile(folder / Path(user["tokenFile"]).expanduser())
     context_ssl = None
-    if server.startswith("https://"):
+    if server.lower().startswith("https://"):
         context_ssl = _ssl_context(ca, certificate, key, insecure=insecure)
     return ClusterAccess(
         server=server.rstrip("/"),

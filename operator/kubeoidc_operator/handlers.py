@@ -78,6 +78,19 @@ def _reconcile(
     logger.error("Gave up after %d attempts; the next change or the periodic resync tries again.", ATTEMPTS)
 
 
+def echo_version(client: Mapping[str, Any]) -> str | None:
+    """The ``resourceVersion`` by which an OIDCClient's watch event may be found to be the echo of the
+    operator's own status write; None (never an echo) when its status was written for an older
+    generation than its spec's. So a spec change is reconciled even when its own event never came (a
+    watch restarted after 410 Gone lists each object only as it is now, maybe at the version of a status
+    write that raced the change)."""
+    meta = client.get("metadata") or {}
+    status = client.get("status")
+    current = isinstance(status, Mapping) and status.get("observedGeneration") == meta.get("generation")
+    version = meta.get("resourceVersion")
+    return version if current and isinstance(version, str) else None
+
+
 def register(
     registry: kopf.OperatorRegistry,
     settings: OperatorSettings,
@@ -102,7 +115,7 @@ def register(
         # type None: listed at start (kopf's resume); DELETED: the garbage collector takes the Secret,
         # and the client's last write is forgotten (no echo of it can come any more).
         meta = event["object"].get("metadata") or {}
-        version, deleted = meta.get("resourceVersion"), type == "DELETED"
+        version, deleted = echo_version(event["object"]), type == "DELETED"
         echo = reconciler.is_echo(CLIENT, namespace or "", meta.get("name", ""), version, peek=not deleted)
         return bool(namespace) and not deleted and not echo
 
@@ -114,9 +127,9 @@ def register(
         return bool(namespace) and owner_of(body) is not None and not echo
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, when=client_changed)
-    def reconcile_client(namespace: str | None, name: str, meta: kopf.Meta, logger: Logger, **_: Any) -> None:
+    def reconcile_client(namespace: str | None, name: str, body: kopf.Body, logger: Logger, **_: Any) -> None:
         if namespace:  # always: the filter let through namespaced clients only
-            echo_of = (CLIENT, name, meta.get("resourceVersion"))
+            echo_of = (CLIENT, name, echo_version(body))
             _reconcile(reconciler, namespace, name, logger, unless_echo=echo_of)
 
     @kopf.on.event(

@@ -11,7 +11,7 @@ timeout, a 5xx or 429 answer) is :class:`Unavailable`: the caller retries soon. 
 (403, 422, ...) is :class:`Refused`, with the API server's message. Every call has a connect and read
 timeout, and a call is not retried here, so a call during an outage fails at once instead of hanging or
 hammering. The one exception: a kept-alive connection that the API server closed while idle is opened
-again once, since the call never reached it.
+again once (the call most likely never reached it, and every write here is safe to send twice).
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ class KubeApi:
             except _CLOSED_WHILE_IDLE:
                 self._drop(connection)
                 if reused and attempt == 1:
-                    continue  # closed by the server while idle: the call never reached it
+                    # Closed by the server while idle: the call most likely never reached it, and a write
+                    # sent again is safe (a create answers 409, a merge patch repeats, a delete 404).
+                    continue
                 raise
             except BaseException:
                 self._drop(connection)
@@ -152,7 +154,11 @@ class KubeApi:
         except (OSError, http.client.HTTPException) as exc:
             raise Unavailable(f"{what}: the API server is unreachable ({type(exc).__name__})") from exc
         if status < 300:
-            document = json.loads(data or b"{}")
+            try:
+                document = json.loads(data or b"{}")
+            except ValueError:
+                # Not the API server's answer (a proxy's page, a cut body): as if it were away.
+                raise Unavailable(f"{what}: the answer is not JSON") from None
             return document if isinstance(document, dict) else {}
         if status == 404:
             raise NotFound(f"{what}: not found")

@@ -25,8 +25,8 @@ from kubeoidc_provider.state import State
 from kubeoidc_provider.tokens import TokenMinter
 from kubeoidc_provider.users import UserDirectory
 
-#: The cores this process may run on.
-_CORES = len(os.sched_getaffinity(0))
+#: The cores this process may run on (every core where the platform has no affinity mask, as macOS).
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)

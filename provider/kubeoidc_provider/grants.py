@@ -165,7 +165,8 @@ def _find_user(grant: Any, subject: str) -> User | None:
 class EarlySpend:
     """A code the token endpoint spent on the event loop before Authlib ran, and the outcome."""
 
-    code: str
+    # Kept out of the repr: it travels in the ASGI scope, which an error reporter may print.
+    code: str = field(repr=False)
     spent: tuple[CodeGrant, Spent] | None
 
 

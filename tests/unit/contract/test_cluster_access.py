@@ -158,3 +158,33 @@ def test_a_kubeconfig_inline_client_certificate_authenticates_and_insecure_skips
     assert access.insecure is True
     assert access.ssl_context is not None
     assert access.ssl_context.verify_mode == ssl.CERT_NONE
+
+
+def test_an_https_server_named_in_capitals_still_gets_the_kubeconfigs_ca(tmp_path: Path) -> None:
+    ca = base64.b64encode(CertificateAuthority("test-ca").pem).decode()
+    path = write_kubeconfig(
+        tmp_path / "config", {"server": "HTTPS://127.0.0.1:6443", "certificate-authority-data": ca}, {}
+    )
+
+    access = from_kubeconfig(path)
+
+    assert access.ssl_context is not None
+    assert access.ssl_context.cert_store_stats()["x509_ca"] == 1
+
+
+@pytest.mark.parametrize(
+    ("cluster", "user"),
+    [
+        ({"certificate-authority": "missing.crt"}, {}),
+        ({"certificate-authority-data": "not base64!"}, {}),
+        ({}, {"client-certificate-data": base64.b64encode(b"\xff\xfe").decode(), "client-key-data": "eA=="}),
+    ],
+    ids=["a-missing-ca-file", "ca-data-not-base64", "a-certificate-not-text"],
+)
+def test_a_certificate_or_key_that_cannot_be_read_is_a_clear_error(
+    tmp_path: Path, cluster: dict[str, Any], user: dict[str, Any]
+) -> None:
+    path = write_kubeconfig(tmp_path / "config", {"server": "https://127.0.0.1:6443", **cluster}, user)
+
+    with pytest.raises(NoClusterError, match="names a certificate or key that cannot be read"):
+        from_kubeconfig(path)

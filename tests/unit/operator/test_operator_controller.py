@@ -297,3 +297,39 @@ def test_a_peek_at_another_version_keeps_the_write_for_its_echo_and_the_echo_for
     assert not reconciler.is_echo(CLIENT, "apps", "web", "99", peek=True)
     assert reconciler.is_echo(CLIENT, "apps", "web", "102", peek=True)
     assert not reconciler.is_echo(CLIENT, "apps", "web", "102", peek=True)
+
+
+@pytest.mark.parametrize(
+    ("status", "version"),
+    [
+        ({"observedGeneration": 3}, "102"),
+        ({"observedGeneration": 2}, None),
+        ({}, None),
+        (None, None),
+    ],
+    ids=["written-for-this-spec", "written-for-an-older-spec", "no-generation-seen", "no-status"],
+)
+def test_only_a_status_written_for_the_current_spec_can_make_an_event_an_echo(
+    status: dict[str, Any] | None, version: str | None
+) -> None:
+    client: dict[str, Any] = {"metadata": {"name": "web", "generation": 3, "resourceVersion": "102"}}
+    if status is not None:
+        client["status"] = status
+
+    assert handlers.echo_version(client) == version
+
+
+def test_a_spec_change_listed_at_the_version_of_a_status_write_is_still_reconciled(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = VersionedApi()
+    api.clients["apps", "web"] = client_factory("web")
+    reconciler = Reconciler(api, settings)
+    reconciler.reconcile("apps", "web")
+    # The status write (102) raced a spec change: the object at 102 has generation 2, its status 1.
+    relisted = {
+        "metadata": {"name": "web", "generation": 2, "resourceVersion": "102"},
+        "status": {"observedGeneration": 1},
+    }
+
+    assert not reconciler.is_echo(CLIENT, "apps", "web", handlers.echo_version(relisted), peek=True)

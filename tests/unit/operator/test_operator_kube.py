@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from kubeoidc_contract.cluster_access import ClusterAccess
-from kubeoidc_operator.errors import Conflict, NotFound, Refused
+from kubeoidc_operator.errors import Conflict, NotFound, Refused, Unavailable
 from kubeoidc_operator.kube import MERGE_PATCH, KubeApi
 
 
@@ -22,7 +22,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
     server does to a connection idle too long."""
 
     protocol_version = "HTTP/1.1"
-    answers: ClassVar[list[tuple[int, dict[str, Any]]]] = []
+    answers: ClassVar[list[tuple[int, dict[str, Any] | bytes]]] = []
     seen: ClassVar[list[dict[str, Any]]] = []
     drop_after_answer: ClassVar[bool] = False
 
@@ -39,7 +39,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
             }
         )
         status, document = self.answers.pop(0)
-        payload = json.dumps(document).encode()
+        payload = document if isinstance(document, bytes) else json.dumps(document).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -133,3 +133,13 @@ def test_a_kept_alive_connection_the_server_closed_while_idle_is_opened_again(
 
     assert (first["metadata"]["name"], second["metadata"]["name"]) == ("a", "b")
     assert [request["path"].rsplit("/", 1)[1] for request in handler.seen] == ["a", "b"]
+
+
+def test_a_success_that_is_not_json_is_taken_for_an_api_server_away_not_a_crash(
+    server: tuple[str, type[Recorder]],
+) -> None:
+    url, handler = server
+    handler.answers.append((200, b"<html>a proxy's page</html>"))
+
+    with KubeApi(ClusterAccess(url)) as api, pytest.raises(Unavailable, match="not JSON"):
+        api.get_client("team-a", "web")

@@ -552,3 +552,10 @@ def test_userinfo_by_post_and_head_go_through_the_router(provider: Provider) -> 
         )
         assert status == 299
     assert len(app.calls) == 2
+
+
+def test_a_spent_code_handed_over_in_the_asgi_scope_never_shows_in_its_repr() -> None:
+    handed_over = EarlySpend("the-code-itself", None)
+
+    assert "the-code-itself" not in repr(handed_over)
+    assert "the-code-itself" not in repr({SPENT_CODE: handed_over})
