@@ -170,17 +170,17 @@ class EarlySpend:
     spent: tuple[CodeGrant, Spent] | None
 
 
-async def spend_code_early(state: State, registry_client: Any, request: ProviderRequest) -> None:
+async def spend_code_early(state: State, registry_client: Any, code: str | None) -> EarlySpend | None:
     """Spend the code of an exchange on the loop, so the grant need not wait for the state store.
 
     Only for a request the grant would spend the code for anyway: a client authenticated here as
     Authlib authenticates it (HTTP Basic and the right secret, ``registry_client`` being the client the
-    credentials name, else None) and allowed the grant, with a code. Anything else is left to the grant.
+    credentials name, else None) and allowed the grant, with a code. Anything else is left to the grant
+    (None).
     """
-    code = request.form.get("code")
     if registry_client is None or not code or "authorization_code" not in registry_client.grant_types:
-        return
-    request.early_spend = EarlySpend(code, await state.spend_code(code))
+        return None
+    return EarlySpend(code, await state.spend_code(code))
 
 
 def answers_without_waiting(directory: Directory, request: ProviderRequest) -> bool:

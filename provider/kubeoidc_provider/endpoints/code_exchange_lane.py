@@ -26,10 +26,10 @@ from kubeoidc_provider.context import Provider
 from kubeoidc_provider.endpoints.client_credentials_lane import CHEAP_ALGS, signs_cheaply
 from kubeoidc_provider.endpoints.form_lane import Responder
 from kubeoidc_provider.grants import (
-    EarlySpend,
     EndUser,
     code_end_user,
     id_token_for,
+    spend_code_early,
     verifier_matches,
 )
 from kubeoidc_provider.jsonutil import dump_json
@@ -47,20 +47,18 @@ _PARAMETERS = frozenset({"grant_type", "code", "redirect_uri", "code_verifier", 
 async def answer_code_exchange(
     provider: Provider, authorization: str, form: dict[str, str], respond: Responder, scope: Scope
 ) -> bool:
-    code = form.get("code")
-    if not code or not form.keys() <= _PARAMETERS:
+    if not form.keys() <= _PARAMETERS:
         return False
     client = basic_client(provider.registry, authorization, form)
-    if client is None or GRANT_TYPE not in client.grant_types:
+    early = await spend_code_early(provider.state, client, form.get("code"))
+    if client is None or early is None:
         return False
-    spent = await provider.state.spend_code(code)
     oauth_client = OAuthClient(client)
-    end_user = await _granted(provider, oauth_client, form, spent)
-    if end_user is None:
-        scope[SPENT_CODE] = EarlySpend(code, spent)
+    granted = await _granted(provider, oauth_client, form, early.spent)
+    if granted is None:
+        scope[SPENT_CODE] = early
         return False
-    grant = spent[0] if spent is not None else None
-    assert grant is not None
+    grant, end_user = granted
     if exchange_signs_cheaply(provider, client):
         body, issued = _tokens(provider, oauth_client, end_user, grant)
     else:
@@ -85,8 +83,9 @@ async def _granted(
     client: OAuthClient,
     form: dict[str, str],
     spent: tuple[CodeGrant, Any] | None,
-) -> EndUser | None:
-    """The user the exchange grants tokens for, when it passes every check of the grant; else None."""
+) -> tuple[CodeGrant, EndUser] | None:
+    """The code's grant and the user the exchange grants tokens for, when it passes every check of the
+    grant; else None."""
     if spent is None or not spent[1].first:
         return None
     grant = spent[0]
@@ -96,10 +95,8 @@ async def _granted(
         or not verifier_matches(grant, form.get("code_verifier"))
     ):
         return None
-    known, user = provider.directory.find_static(grant.user_id)
-    if not known:
-        user = await provider.directory.find(grant.user_id)
-    return code_end_user(grant, user) if user is not None else None
+    user = await provider.directory.find(grant.user_id)
+    return (grant, code_end_user(grant, user)) if user is not None else None
 
 
 def _tokens(

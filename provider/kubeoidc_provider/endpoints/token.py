@@ -65,10 +65,9 @@ async def _spent_early(provider: Provider, request: ProviderRequest, spent: Earl
     the state store."""
     client = basic_client(provider.registry, request.headers.get("Authorization"), request.form)
     request.client_registration = client
-    if spent is not None:
-        request.early_spend = spent
-    else:
-        await spend_code_early(provider.state, client, request)
+    if spent is None:
+        spent = await spend_code_early(provider.state, client, request.form.get("code"))
+    request.early_spend = spent
     return answers_without_waiting(provider.directory, request)
 
 
