@@ -123,6 +123,19 @@ def register(
     )
 
 
+def register_machine_client(registry: ClientRegistry, **spec: Any) -> RegisteredClient:
+    """A service calling an API with its own credentials (client_credentials, the scope
+    ``invoices:read``); ``spec``: more OIDCClient spec fields."""
+    return register(
+        registry,
+        "billing",
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        scopes=["invoices:read"],
+        spec_fields=spec,
+    )
+
+
 def make_provider(
     *,
     storage_url: str = "memory://",

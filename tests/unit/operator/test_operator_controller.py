@@ -6,7 +6,7 @@ import copy
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 import pytest
@@ -239,11 +239,19 @@ class VersionedApi(FakeApi):
         return self._stamped(super().patch_client_status(namespace, name, status))
 
 
+_Api = TypeVar("_Api", bound=FakeApi)
+
+
+def with_web(api: _Api, client_factory: Factory) -> _Api:
+    """``api`` holding one client, apps/web."""
+    api.clients["apps", "web"] = client_factory("web")
+    return api
+
+
 def test_the_echo_of_its_own_write_needs_no_reconcile_and_any_other_version_does(
     client_factory: Factory, settings: OperatorSettings
 ) -> None:
-    api = VersionedApi()
-    api.clients["apps", "web"] = client_factory("web")
+    api = with_web(VersionedApi(), client_factory)
     reconciler = Reconciler(api, settings)
 
     reconciler.reconcile("apps", "web")
@@ -270,8 +278,7 @@ class CountingApi(VersionedApi):
 def test_an_event_that_overtook_its_writes_answer_is_still_known_as_its_echo_under_the_clients_lock(
     client_factory: Factory, settings: OperatorSettings
 ) -> None:
-    api = CountingApi()
-    api.clients["apps", "web"] = client_factory("web")
+    api = with_web(CountingApi(), client_factory)
     reconciler = Reconciler(api, settings)
     # The Secret's event reached the filter before the reconcile that created it recorded the answer.
     assert not reconciler.is_echo(SECRET, "apps", "web-oidc", "101", peek=True)
@@ -289,8 +296,7 @@ def test_an_event_that_overtook_its_writes_answer_is_still_known_as_its_echo_und
 def test_a_peek_at_another_version_keeps_the_write_for_its_echo_and_the_echo_forgets_it(
     client_factory: Factory, settings: OperatorSettings
 ) -> None:
-    api = VersionedApi()
-    api.clients["apps", "web"] = client_factory("web")
+    api = with_web(VersionedApi(), client_factory)
     reconciler = Reconciler(api, settings)
     reconciler.reconcile("apps", "web")
 
@@ -322,8 +328,7 @@ def test_only_a_status_written_for_the_current_spec_can_make_an_event_an_echo(
 def test_a_spec_change_listed_at_the_version_of_a_status_write_is_still_reconciled(
     client_factory: Factory, settings: OperatorSettings
 ) -> None:
-    api = VersionedApi()
-    api.clients["apps", "web"] = client_factory("web")
+    api = with_web(VersionedApi(), client_factory)
     reconciler = Reconciler(api, settings)
     reconciler.reconcile("apps", "web")
     # The status write (102) raced a spec change: the object at 102 has generation 2, its status 1.

@@ -25,7 +25,14 @@ from kubeoidc_provider.storage import Storage
 from kubeoidc_provider.storage.memory import MemoryStorage
 from kubeoidc_provider.storage.sqlite import SQLiteStorage
 from kubeoidc_provider.users import StaticUserDirectory
-from support.provider import ISSUER, RegisteredClient, register, signing_jwks, users_yaml
+from support.provider import (
+    ISSUER,
+    RegisteredClient,
+    register,
+    register_machine_client,
+    signing_jwks,
+    users_yaml,
+)
 from support.provider_flow import Browser, RelyingParty
 
 WEB_LOGOUT_URI = "https://web-app.example.com/signed-out"
@@ -156,13 +163,7 @@ def spa(provider: Provider) -> RegisteredClient:
 @pytest.fixture
 def m2m(provider: Provider) -> RegisteredClient:
     """A service calling an API with its own credentials (client_credentials, a custom scope)."""
-    return register(
-        provider.registry,
-        "billing",
-        grant_types=["client_credentials"],
-        redirect_uris=[],
-        scopes=["invoices:read"],
-    )
+    return register_machine_client(provider.registry)
 
 
 @pytest.fixture

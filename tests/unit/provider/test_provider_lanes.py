@@ -25,21 +25,14 @@ from kubeoidc_provider.endpoints.introspection_lane import IntrospectionLane
 from kubeoidc_provider.endpoints.token_lane import TokenLane
 from kubeoidc_provider.endpoints.userinfo_lane import UserinfoLane
 from kubeoidc_provider.grants import EarlySpend
-from support.provider import RegisteredClient, register
+from support.provider import RegisteredClient, register, register_machine_client
 from support.provider_flow import AuthRequest, Browser, RelyingParty, sign_in_for_code, sign_in_for_tokens
 
 PLAIN = b"grant_type=client_credentials&scope=invoices%3Aread"
 
 
 def machine_client(provider: Provider, **spec: Any) -> RegisteredClient:
-    return register(
-        provider.registry,
-        "billing",
-        grant_types=["client_credentials"],
-        redirect_uris=[],
-        scopes=["invoices:read"],
-        spec_fields=spec,
-    )
+    return register_machine_client(provider.registry, **spec)
 
 
 def basic(client: RegisteredClient, secret: str | None = None) -> bytes:
