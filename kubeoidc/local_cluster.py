@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubeoidc_operator.errors import NotFound
+from kubeoidc_operator.errors import Conflict, NotFound
 from kubeoidc_operator.ownership import is_owned
 
 Key = tuple[str, str]  # (namespace, name)
@@ -142,8 +142,12 @@ class LocalCluster:
     def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         secret = copy.deepcopy(body)
         secret["metadata"] = {**secret.get("metadata", {}), "namespace": namespace, "uid": str(uuid.uuid4())}
+        key = (namespace, secret["metadata"]["name"])
         with self._lock:
-            self._write("secret", (namespace, secret["metadata"]["name"]), secret)
+            if self._read("secret", key) is not None:
+                # As the API server answers (409): the reconciler then reads the Secret and plans again.
+                raise Conflict(f"Secret {namespace}/{key[1]} already exists")
+            self._write("secret", key, secret)
         return secret
 
     def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,21 @@
 """One reconcile for every trigger: read the OIDCClient and its Secrets, decide, write, post Events.
 
 Create, update, resume, a Secret event and the periodic resync all call :meth:`Reconciler.reconcile`
-with the client's namespace and name. It always reads the client afresh (a queued trigger must not act
-on a stale status, or it could rotate twice) and holds a per-client lock, so two triggers for one
-client never interleave in this process; across processes, the Secret patch carries the
-resourceVersion it was computed from. The decisions are in :mod:`.reconcile`; the I/O in :mod:`.kube`.
+with the client's namespace and name. It holds a per-client lock, so two triggers for one client never
+interleave in this process; across processes, the Secret patch carries the resourceVersion it was
+computed from. The decisions are in :mod:`.reconcile`; the I/O in :mod:`.kube`.
+
+The client is planned from the body its own watch event carried when that body can hold no stale status:
+a queued trigger acting on a status older than this process's own last write could rotate twice. Each
+status write's answer is remembered as *unseen* until a watch event shows that very version (events of
+one object come in order, so every later one holds the write); while a write is unseen, the client is
+read afresh, and the version read then is the one to wait for. Writes by others need no such care: each
+makes a newer event, and so a new reconcile. The resync and Secret events read the client afresh.
+
+A client that records no Secret in its status (no ``secretName``, no ``clientID``) has none of its own to
+read: its Secret is created without reading first; if one of that name exists (409), it is read and the
+client planned again from it (someone else's: ``SecretConflict``; its own: the credentials read back). So
+a new client costs two requests, its Secret and its status.
 
 Each write's answer carries the object's new resourceVersion, which the reconciler remembers until the
 watch event of that object comes: an event carrying exactly that version is the echo of its own write
@@ -24,7 +35,7 @@ from typing import Any, Final, Protocol
 
 from . import reconcile
 from .conditions import utcnow
-from .errors import NotFound
+from .errors import Conflict, NotFound
 from .ownership import claimed_client_ids, secret_name
 from .reconcile import Plan
 from .rotation import CredentialGenerator, RandomCredentials
@@ -83,6 +94,9 @@ class Reconciler:
         self._locks_lock = threading.Lock()
         # (kind, namespace, name) -> the resourceVersion this process's last write to it returned.
         self._written: dict[tuple[str, str, str], str] = {}
+        # (namespace, name) -> a version of the client holding every status this process wrote to it,
+        # that no watch event has shown yet: until one does, an event's body may predate those writes.
+        self._unseen: dict[tuple[str, str], str] = {}
 
     def is_echo(
         self, kind: str, namespace: str, name: str, resource_version: str | None, *, peek: bool = False
@@ -99,12 +113,44 @@ class Reconciler:
                 self._written.pop(key, None)
         return echo
 
+    def seen(self, namespace: str, name: str, resource_version: str | None, *, deleted: bool = False) -> None:
+        """A watch event showed the client at this version (every event of it, in order): once the
+        version of its last status write is shown, every later event's body holds that write. A deleted
+        client's record is forgotten."""
+        key = (namespace, name)
+        with self._locks_lock:
+            if deleted or (resource_version is not None and self._unseen.get(key) == resource_version):
+                self._unseen.pop(key, None)
+
     def _wrote(self, kind: str, namespace: str, answer: Mapping[str, Any]) -> None:
         meta = answer.get("metadata") or {}
         name, version = meta.get("name"), meta.get("resourceVersion")
         if isinstance(name, str) and isinstance(version, str) and version:
             with self._locks_lock:
                 self._written[(kind, namespace, name)] = version
+                if kind == CLIENT:
+                    self._unseen[(namespace, name)] = version
+
+    def _client(self, namespace: str, name: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The client to plan from: the event's ``body`` if it holds every status this process wrote,
+        else read afresh (:class:`~.errors.NotFound` if it is gone). Called under the client's lock."""
+        key = (namespace, name)
+        version = _version(body)
+        with self._locks_lock:
+            unseen = self._unseen.get(key)
+        if body is not None and unseen is None:
+            return dict(body)
+        client = self.api.get_client(namespace, name)
+        if unseen is not None:
+            # Read after the write, so it holds it: the event showing this version (still to come, as
+            # it is newer than the one being handled) is the one to wait for now.
+            fresh = _version(client)
+            with self._locks_lock:
+                if fresh is not None and fresh == version:
+                    self._unseen.pop(key, None)
+                elif fresh is not None:
+                    self._unseen[key] = fresh
+        return client
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_lock:
@@ -117,34 +163,50 @@ class Reconciler:
         log: logging.Logger | logging.LoggerAdapter[Any] = logger,
         *,
         unless_echo: tuple[str, str, str | None] | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> Outcome | None:
         """Bring one client's Secret and status to what its spec asks; None if the client is gone, or
         if ``unless_echo`` (kind, name, resourceVersion of the object whose watch event asks for this
         reconcile) turns out to be the echo of a write of this client's last reconcile: asked under the
-        client's lock, once that reconcile has recorded its writes.
+        client's lock, once that reconcile has recorded its writes. ``body``: the client as its own
+        watch event carried it, planned from unless this process wrote a status it may not hold.
 
         Raises :class:`~.errors.Conflict` when an object changed underneath (the caller retries).
         """
         with self._lock(namespace, name):
+            if body is not None:  # It may have overtaken the answer to the write it shows.
+                self.seen(namespace, name, _version(body))
             if unless_echo is not None and self.is_echo(unless_echo[0], namespace, *unless_echo[1:]):
                 return None
             try:
-                client = self.api.get_client(namespace, name)
+                client = self._client(namespace, name, body)
             except NotFound:
                 with self._locks_lock:
                     self._locks.pop((namespace, name), None)
+                    self._unseen.pop((namespace, name), None)
                 return None
-            plan, previous = self._plan(client, namespace)
-            self._apply(plan, previous, namespace, name, log)
+            unread = not _records_a_secret(client)
+            plan, previous = self._plan(client, namespace, read=not unread)
+            try:
+                self._apply(plan, previous, namespace, name, log)
+            except Conflict:
+                if not unread:
+                    raise
+                # A Secret of that name exists though status records none: plan from what is there.
+                plan, previous = self._plan(client, namespace, read=True)
+                self._apply(plan, previous, namespace, name, log)
         if self._emit is not None:
             for event in plan.events:
                 self._emit(client, event)
         return Outcome(client, plan)
 
-    def _plan(self, client: dict[str, Any], namespace: str) -> tuple[Plan, dict[str, Any] | None]:
-        """The plan, and the old Secret it was computed from (if the Secret's name changed)."""
+    def _plan(
+        self, client: dict[str, Any], namespace: str, *, read: bool = True
+    ) -> tuple[Plan, dict[str, Any] | None]:
+        """The plan, and the old Secret it was computed from (if the Secret's name changed). Without
+        ``read``, the client's Secret is taken to be absent (its creation answers 409 if it is not)."""
         desired_name = secret_name(client)
-        current = self.api.find_secret(namespace, desired_name)
+        current = self.api.find_secret(namespace, desired_name) if read else None
         recorded = (
             client.get("status", {}).get("secretName") if isinstance(client.get("status"), dict) else None
         )
@@ -221,6 +283,19 @@ class Reconciler:
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
+
+
+def _version(obj: Mapping[str, Any] | None) -> str | None:
+    meta = (obj or {}).get("metadata")
+    version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+    return version if isinstance(version, str) and version else None
+
+
+def _records_a_secret(client: Mapping[str, Any]) -> bool:
+    """Whether the client's status names a Secret or a client ID: then it most likely has a Secret to
+    read the credentials back from, and a create sent without reading would mostly answer 409."""
+    status = client.get("status")
+    return isinstance(status, Mapping) and bool(status.get("secretName") or status.get("clientID"))
 
 
 def _fields(plan: Plan) -> str:

@@ -8,9 +8,10 @@ these handlers, and the resync loop asks the ``active`` gate before each pass.
 
 OIDCClients are handled by kopf's event handler, not its create/update/resume handlers: those make kopf
 write its own records on each object (the state it last handled, its progress), one more write per
-client. The reconcile is level-based and reads the client afresh, so one call per event (and per
-object at start, when kopf lists them) is all it needs; a new client costs two writes, its Secret and
-its status. What kopf would retry, a conflict or an API server away, is retried here, in the handler.
+client. The reconcile is level-based, so one call per event (and per object at start, when kopf lists
+them) is all it needs, planned from the event's body unless this process wrote a status that body may
+not hold (:class:`~.controller.Reconciler`); a new client costs two requests, its Secret and its status.
+What kopf would retry, a conflict or an API server away, is retried here, in the handler.
 """
 
 from __future__ import annotations
@@ -58,14 +59,16 @@ def _reconcile(
     logger: Logger,
     *,
     unless_echo: tuple[str, str, str | None] | None = None,
+    body: Mapping[str, Any] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Reconcile, retrying a conflict (read again) and an API server that is away, a bounded number of
     times: kopf's event handlers are not retried by kopf. Runs in kopf's handler thread pool.
-    ``unless_echo``: the object of the triggering event (see :meth:`Reconciler.reconcile`)."""
+    ``unless_echo``: the object of the triggering event; ``body``: the client as its own event carried
+    it, for the first attempt only (see :meth:`Reconciler.reconcile`)."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            reconciler.reconcile(namespace, name, logger, unless_echo=unless_echo)
+            reconciler.reconcile(namespace, name, logger, unless_echo=unless_echo, body=body)
             return
         except Conflict as exc:
             logger.info("%s; retrying with the objects read again", exc)
@@ -74,6 +77,7 @@ def _reconcile(
             log = logger.warning if attempt == 1 else logger.debug
             log("%s; retrying in %s seconds", exc, UNAVAILABLE_RETRY)
             delay = UNAVAILABLE_RETRY
+        body = None  # What failed may have changed the client: the next attempt reads it.
         sleep(delay)
     logger.error("Gave up after %d attempts; the next change or the periodic resync tries again.", ATTEMPTS)
 
@@ -116,6 +120,7 @@ def register(
         # and the client's last write is forgotten (no echo of it can come any more).
         meta = event["object"].get("metadata") or {}
         version, deleted = echo_version(event["object"]), type == "DELETED"
+        reconciler.seen(namespace or "", meta.get("name", ""), meta.get("resourceVersion"), deleted=deleted)
         echo = reconciler.is_echo(CLIENT, namespace or "", meta.get("name", ""), version, peek=not deleted)
         return bool(namespace) and not deleted and not echo
 
@@ -127,10 +132,13 @@ def register(
         return bool(namespace) and owner_of(body) is not None and not echo
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, when=client_changed)
-    def reconcile_client(namespace: str | None, name: str, body: kopf.Body, logger: Logger, **_: Any) -> None:
+    def reconcile_client(
+        event: kopf.RawEvent, namespace: str | None, name: str, logger: Logger, **_: Any
+    ) -> None:
         if namespace:  # always: the filter let through namespaced clients only
+            body = cast(Mapping[str, Any], event["object"])
             echo_of = (CLIENT, name, echo_version(body))
-            _reconcile(reconciler, namespace, name, logger, unless_echo=echo_of)
+            _reconcile(reconciler, namespace, name, logger, unless_echo=echo_of, body=body)
 
     @kopf.on.event(
         "v1", "secrets", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry, when=secret_changed

@@ -169,14 +169,14 @@ def test_resync_goes_on_after_one_client_fails(
     api: FakeApi, settings: OperatorSettings, client_factory: Factory
 ) -> None:
     api.clients["apps", "broken"] = client_factory("broken")
-    working = api.find_secret
+    working = api.create_secret
 
-    def flaky(namespace: str, name: str) -> dict[str, Any] | None:
-        if name == "broken-oidc":
+    def flaky(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        if body["metadata"]["name"] == "broken-oidc":
             raise RuntimeError("API down")
-        return working(namespace, name)
+        return working(namespace, body)
 
-    api.find_secret = flaky  # type: ignore[method-assign]
+    api.create_secret = flaky  # type: ignore[method-assign]
     outcomes = Reconciler(api, settings).reconcile_all()
     assert [o.client["metadata"]["name"] for o in outcomes] == ["web"]
     assert ("apps", "web-oidc") in api.secrets
