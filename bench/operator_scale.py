@@ -12,9 +12,16 @@ echoes of its own writes included).
 
 Prints one line ``RESULT {json}`` per count: count, ready, seconds (from the first create to the last
 Ready), create_seconds, the operator's CPU seconds over that time, its RSS and peak RSS (VmHWM) in MiB,
-its requests by ``verb resource[/subresource]``, its writes per client, and the load average.
+its requests by ``verb resource[/subresource]``, its writes per client, the CPU seconds of each control
+plane process over the same time, and the load average.
 
-Usage: KUBEBUILDER_ASSETS=DIR python bench/operator_scale.py N [N ...] [--timeout S]
+With ``--without-operator``, the operator is not started: for each count, the bench creates that many
+OIDCClients, as many objects of a copy of the OIDCClient CRD without its CEL rules (another group), and as
+many ConfigMaps holding the same strings, one kind after another, and prints ``API_SERVER {json}``: the
+control plane's CPU milliseconds per object created, by kind. That is the API server's own cost of a
+client, apart from the operator's requests.
+
+Usage: KUBEBUILDER_ASSETS=DIR python bench/operator_scale.py N [N ...] [--timeout S] [--without-operator]
 """
 
 from __future__ import annotations
@@ -28,11 +35,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import yaml
 
 from kubeoidc_contract import API_VERSION, GROUP, KIND, PLURAL, READY_CONDITION, VERSION
 from kubeoidc_contract.cluster_access import from_kubeconfig
@@ -41,13 +49,15 @@ from kubeoidc_contract.cluster_access import from_kubeconfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.admin import Admin
 from support.control_plane import ControlPlane, find_assets
-from support.release import NAMESPACE, Release, RoleProcess
+from support.release import CRDS_DIR, NAMESPACE, Release, RoleProcess
 
 #: Create requests in flight at once.
 CREATE_CONCURRENCY = 32
 #: The operator is quiet (its requests counted) once the audit log has not grown for this long.
 QUIET_SECONDS = 3.0
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+#: The group of the copy of the OIDCClient CRD without CEL rules (``--without-operator``).
+UNRULED_GROUP = f"unruled.{GROUP}"
 
 
 def log(message: str) -> None:
@@ -66,13 +76,50 @@ def memory_mib(pid: int) -> dict[str, float]:
     return {"rss_mib": fields["VmRSS"], "peak_rss_mib": fields["VmHWM"]}
 
 
-def oidcclient(namespace: str, name: str) -> dict[str, Any]:
+def control_plane_cpu(plane: ControlPlane) -> dict[str, float]:
+    """CPU seconds each control plane process has used, by name."""
+    return {c.name: cpu_seconds(c.process.pid) for c in plane.components if c.process is not None}
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before[name], 2) for name in after if name in before}
+
+
+def oidcclient(namespace: str, name: str, api_version: str = API_VERSION) -> dict[str, Any]:
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": api_version,
         "kind": KIND,
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"displayName": name, "redirectURIs": [f"https://{name}.example.com/callback"]},
     }
+
+
+def configmap(namespace: str, name: str) -> dict[str, Any]:
+    """A ConfigMap holding the same strings as :func:`oidcclient`'s spec."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"displayName": name, "redirectURIs": f"https://{name}.example.com/callback"},
+    }
+
+
+def without_rules(node: Any) -> Any:
+    """The schema with every CEL rule (``x-kubernetes-validations``) left out."""
+    if isinstance(node, dict):
+        return {k: without_rules(v) for k, v in node.items() if k != "x-kubernetes-validations"}
+    if isinstance(node, list):
+        return [without_rules(item) for item in node]
+    return node
+
+
+def unruled_crd() -> dict[str, Any]:
+    """The OIDCClient CRD, in group :data:`UNRULED_GROUP`, without its CEL rules."""
+    crd: dict[str, Any] = yaml.safe_load((CRDS_DIR / "oidcclient.yaml").read_text())
+    crd = without_rules(crd)
+    crd["metadata"] = {"name": f"{PLURAL}.{UNRULED_GROUP}"}
+    crd["spec"]["group"] = UNRULED_GROUP
+    return crd
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
@@ -134,12 +181,19 @@ class Cluster:
     def collection(self, namespace: str) -> str:
         return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
 
-    async def create(self, namespace: str, names: list[str]) -> None:
+    async def create(
+        self,
+        namespace: str,
+        names: list[str],
+        collection: str | None = None,
+        make: Callable[[str, str], dict[str, Any]] = oidcclient,
+    ) -> None:
         pending = iter(names)
+        path = collection or self.collection(namespace)
 
         async def worker() -> None:
             for name in pending:
-                response = await self.http.post(self.collection(namespace), json=oidcclient(namespace, name))
+                response = await self.http.post(path, json=make(namespace, name))
                 if response.status_code >= 300:
                     raise RuntimeError(f"creating {name}: {response.status_code} {response.text[:500]}")
 
@@ -180,6 +234,7 @@ async def measure_one(
         names = [f"app-{index:05d}" for index in range(count)]
         offset = plane.audit_log.stat().st_size
         cpu_before = cpu_seconds(pid)
+        plane_before = control_plane_cpu(plane)
         load_before = os.getloadavg()
         started = time.monotonic()
         follow = asyncio.create_task(cluster.follow_until_ready(namespace, count, started + limit))
@@ -190,6 +245,7 @@ async def measure_one(
         ready = await follow
         seconds = time.monotonic() - started
         cpu = cpu_seconds(pid) - cpu_before
+        plane_cpu = cpu_spent(plane_before, control_plane_cpu(plane))
         memory = memory_mib(pid)
         log(f"{len(ready)} of {count} Ready after {seconds:.1f}s; waiting for the operator to go quiet")
     finally:
@@ -206,13 +262,51 @@ async def measure_one(
         "requests": dict(sorted(requests.items())),
         "requests_per_client": round(sum(requests.values()) / count, 2),
         "writes_per_client": round(writes / count, 2),
+        "control_plane_cpu_seconds": plane_cpu,
         "load_before": [round(value, 2) for value in load_before],
         "load_after": [round(value, 2) for value in os.getloadavg()],
     }
 
 
+async def measure_api_server(plane: ControlPlane, admin: Admin, count: int) -> dict[str, Any]:
+    """The control plane's CPU per object created, for ``count`` OIDCClients, as many of the copy
+    without CEL rules, and as many ConfigMaps, one kind after another (no operator running)."""
+    stamp = int(time.time())
+    kinds: dict[str, tuple[Callable[[str], str], Callable[[str, str], dict[str, Any]]]] = {
+        "oidcclients": (lambda ns: f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}", oidcclient),
+        "oidcclients_without_cel_rules": (
+            lambda ns: f"/apis/{UNRULED_GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}",
+            lambda ns, name: oidcclient(ns, name, f"{UNRULED_GROUP}/{VERSION}"),
+        ),
+        "configmaps": (lambda ns: f"/api/v1/namespaces/{ns}/configmaps", configmap),
+    }
+    result: dict[str, Any] = {"count": count, "load_before": [round(v, 2) for v in os.getloadavg()]}
+    cluster = Cluster(plane)
+    try:
+        for kind, (collection, make) in kinds.items():
+            namespace = f"api-{kind.replace('_', '-')}-{count}-{stamp}"
+            admin.create_namespace(namespace)
+            names = [f"app-{index:05d}" for index in range(count)]
+            before, started = control_plane_cpu(plane), time.monotonic()
+            await cluster.create(namespace, names, collection(namespace), make)
+            seconds = time.monotonic() - started
+            await asyncio.sleep(QUIET_SECONDS)  # what follows the creates (watch events, audit) is theirs
+            spent = cpu_spent(before, control_plane_cpu(plane))
+            result[kind] = {
+                "create_seconds": round(seconds, 2),
+                "cpu_ms_per_object": {name: round(1000 * cpu / count, 2) for name, cpu in spent.items()},
+            }
+            log(f"{count} {kind}: {result[kind]}")
+    finally:
+        await cluster.http.aclose()
+    result["load_after"] = [round(v, 2) for v in os.getloadavg()]
+    return result
+
+
 @contextlib.contextmanager
-def installed(folder: Path) -> Iterator[tuple[ControlPlane, Admin, RoleProcess, str]]:
+def installed(
+    folder: Path, *, run_operator: bool = True
+) -> Iterator[tuple[ControlPlane, Admin, RoleProcess, str]]:
     """A control plane with the release installed and its operator running (as its ServiceAccount)."""
     plane = ControlPlane(find_assets(), audited=[NAMESPACE], logs=folder / "logs")
     plane.start()
@@ -223,20 +317,42 @@ def installed(folder: Path) -> Iterator[tuple[ControlPlane, Admin, RoleProcess, 
         operator = release.operator()
         # Warnings only, as the kmock bench ran it: a line per handled event would be the log's cost.
         operator.component.command.append("--log-level=WARNING")
-        operator.start()
+        if run_operator:
+            operator.start()
         try:
             yield plane, admin, operator, release.service_account("operator")
         finally:
-            operator.stop()
+            if run_operator:
+                operator.stop()
     finally:
         plane.stop()
+
+
+def api_server_only(counts: list[int]) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="kubeoidc-api-server-") as tmp,
+        installed(Path(tmp), run_operator=False) as (plane, admin, _, _),
+    ):
+        plane.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(unruled_crd()))
+        plane.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{UNRULED_GROUP}")
+        for count in counts:
+            result = asyncio.run(measure_api_server(plane, admin, count))
+            print("API_SERVER " + json.dumps(result), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("counts", type=int, nargs="+", help="OIDCClients to create, one run per count")
     parser.add_argument("--timeout", type=float, default=300, help="seconds each run may take")
+    parser.add_argument(
+        "--without-operator",
+        action="store_true",
+        help="measure the control plane's CPU per object created, without the operator",
+    )
     args = parser.parse_args()
+    if args.without_operator:
+        api_server_only(args.counts)
+        return
     with tempfile.TemporaryDirectory(prefix="kubeoidc-operator-scale-") as tmp, installed(Path(tmp)) as setup:
         plane, admin, operator, user = setup
         log(f"operator running, {memory_mib(operator.component.process.pid)['rss_mib']:.1f} MiB")  # type: ignore[union-attr]

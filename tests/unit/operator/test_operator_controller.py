@@ -1,4 +1,6 @@
-"""The controller reads afresh, writes the Secret before status, and never acts twice at once."""
+"""The controller plans from an event's body only when it holds every status written by this process (else
+it reads afresh), creates a new client's Secret unread, writes the Secret before status, and never acts
+twice at once."""
 
 from __future__ import annotations
 
@@ -338,3 +340,213 @@ def test_a_spec_change_listed_at_the_version_of_a_status_write_is_still_reconcil
     }
 
     assert not reconciler.is_echo(CLIENT, "apps", "web", handlers.echo_version(relisted), peek=True)
+
+
+class StoredVersionsApi(FakeApi):
+    """The fake API keeping resourceVersions as the API server does: each write moves the object's, a
+    read and a write's answer carry it; it counts the reads of clients and Secrets."""
+
+    version = 100
+    client_reads = 0
+    secret_reads = 0
+
+    def _next(self) -> str:
+        self.version += 1
+        return str(self.version)
+
+    def add(self, client: dict[str, Any]) -> dict[str, Any]:
+        """A client created by a user; returns it as its ADDED event carries it."""
+        client["metadata"]["resourceVersion"] = self._next()
+        self.clients[client["metadata"]["namespace"], client["metadata"]["name"]] = client
+        return copy.deepcopy(client)
+
+    def edit(
+        self, name: str, *, spec: dict[str, Any] | None = None, rotate: str | None = None
+    ) -> dict[str, Any]:
+        """Someone else's change to apps/``name``; returns the client as that change's event carries it."""
+        client = self.clients["apps", name]
+        if spec is not None:
+            client["spec"] = {**client["spec"], **spec}
+            client["metadata"]["generation"] += 1
+        if rotate is not None:
+            client["metadata"].setdefault("annotations", {})[ROTATE_ANNOTATION] = rotate
+        client["metadata"]["resourceVersion"] = self._next()
+        return copy.deepcopy(client)
+
+    def event_body(self, name: str) -> dict[str, Any]:
+        """The client as the watch event of its current version carries it."""
+        return copy.deepcopy(self.clients["apps", name])
+
+    def get_client(self, namespace: str, name: str) -> dict[str, Any]:
+        self.client_reads += 1
+        return super().get_client(namespace, name)
+
+    def find_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.secret_reads += 1
+        return super().find_secret(namespace, name)
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        super().create_secret(namespace, body)
+        self.secrets[namespace, body["metadata"]["name"]]["metadata"]["resourceVersion"] = self._next()
+        return copy.deepcopy(self.secrets[namespace, body["metadata"]["name"]])
+
+    def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        super().patch_secret(namespace, name, patch)
+        self.secrets[namespace, name]["metadata"]["resourceVersion"] = self._next()
+        return copy.deepcopy(self.secrets[namespace, name])
+
+    def patch_client_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        super().patch_client_status(namespace, name, status)
+        self.clients[namespace, name]["metadata"]["resourceVersion"] = self._next()
+        return copy.deepcopy(self.clients[namespace, name])
+
+
+def ready_reason(client: dict[str, Any]) -> tuple[str, str]:
+    ready = next(c for c in client["status"]["conditions"] if c["type"] == "Ready")
+    return ready["status"], ready["reason"]
+
+
+def test_a_new_clients_event_is_planned_from_its_body_and_costs_two_requests_its_secret_and_status(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = StoredVersionsApi()
+    added = api.add(client_factory("web"))
+
+    Reconciler(api, settings).reconcile("apps", "web", body=added)
+
+    assert (api.client_reads, api.secret_reads) == (0, 0)
+    assert api.writes == [("create", "web-oidc"), ("status", "web")]
+    assert ready_reason(api.clients["apps", "web"]) == ("True", "Reconciled")
+
+
+def test_a_client_recording_no_secret_meets_a_foreign_one_on_create_and_leaves_it_untouched(
+    client_factory: Factory, settings: OperatorSettings, unowned_secret: Factory
+) -> None:
+    api = StoredVersionsApi()
+    api.secrets["apps", "web-oidc"] = unowned_secret("web-oidc")
+    added = api.add(client_factory("web"))
+
+    Reconciler(api, settings).reconcile("apps", "web", body=added)
+
+    assert api.secrets["apps", "web-oidc"] == unowned_secret("web-oidc")
+    assert api.writes == [("status", "web")]
+    assert ready_reason(api.clients["apps", "web"]) == ("False", "SecretConflict")
+
+
+def test_a_client_whose_status_was_lost_reads_its_own_secret_back_on_create_and_keeps_its_credentials(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = StoredVersionsApi()
+    reconciler = Reconciler(api, settings)
+    reconciler.reconcile("apps", "web", body=api.add(client_factory("web")))
+    kept = copy.deepcopy(api.secrets["apps", "web-oidc"]["data"])
+    held = api.clients["apps", "web"]["status"]["clientID"]
+    # The Secret of this client is there, its status is gone (restored from a backup without it).
+    del api.clients["apps", "web"]["status"]
+    api.writes.clear()
+    reconciler.seen("apps", "web", None, deleted=True)
+
+    reconciler.reconcile("apps", "web", body=api.edit("web"))
+
+    assert api.secrets["apps", "web-oidc"]["data"] == kept
+    assert api.clients["apps", "web"]["status"]["clientID"] == held
+    assert api.writes == [("status", "web")]
+
+
+def test_an_event_older_than_the_operators_own_status_write_is_planned_from_a_fresh_read(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = StoredVersionsApi()
+    reconciler = Reconciler(api, settings)
+    added = api.add(client_factory("web"))
+    # A spec change queued behind the client's creation: its event still has no status.
+    queued = api.edit("web", spec={"displayName": "Wiki"})
+    reconciler.reconcile("apps", "web", body=added)
+    planned_for = api.clients["apps", "web"]["status"]["observedGeneration"]
+
+    outcome = reconciler.reconcile("apps", "web", body=queued)
+
+    assert planned_for == 1  # the generation whose spec was planned, not the newer one
+    assert api.client_reads == 1
+    assert outcome is not None
+    assert outcome.client["status"]["observedGeneration"] == 1  # it holds the status just written
+    assert api.clients["apps", "web"]["status"]["observedGeneration"] == 2
+
+
+def test_once_an_event_shows_its_own_status_write_later_events_are_planned_from_their_bodies(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = StoredVersionsApi()
+    reconciler = Reconciler(api, settings)
+    reconciler.reconcile("apps", "web", body=api.add(client_factory("web")))
+    reconciler.seen("apps", "web", api.event_body("web")["metadata"]["resourceVersion"])
+
+    reconciler.reconcile("apps", "web", body=api.edit("web", spec={"displayName": "Wiki"}))
+
+    assert api.client_reads == 0
+    assert api.clients["apps", "web"]["status"]["observedGeneration"] == 2
+
+
+def test_a_read_after_its_own_write_is_the_version_whose_event_lets_bodies_be_used_again(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = StoredVersionsApi()
+    reconciler = Reconciler(api, settings)
+    added = api.add(client_factory("web"))
+    queued = api.edit("web", spec={"displayName": "Wiki"})
+    reconciler.reconcile("apps", "web", body=added)  # writes status for generation 1
+    reconciler.reconcile("apps", "web", body=queued)  # reads, writes status for generation 2
+    echo = api.event_body("web")
+
+    reconciler.reconcile("apps", "web", body=echo)
+    reconciler.reconcile("apps", "web", body=api.edit("web", spec={"displayName": "Team wiki"}))
+
+    assert api.client_reads == 1
+    assert api.clients["apps", "web"]["status"]["observedGeneration"] == 3
+
+
+def test_a_rotation_whose_events_queue_up_behind_its_own_writes_rotates_once(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = StoredVersionsApi()
+    reconciler = Reconciler(api, settings)
+    reconciler.reconcile("apps", "web", body=api.add(client_factory("web")))
+    reconciler.seen("apps", "web", api.event_body("web")["metadata"]["resourceVersion"])
+    first = api.secrets["apps", "web-oidc"]["data"]["client_secret"]
+    rotate = api.edit("web", rotate="r1")
+    relabel = api.edit("web")  # someone's change queued behind it, before the rotation's status
+
+    reconciler.reconcile("apps", "web", body=rotate)
+    rotated = api.secrets["apps", "web-oidc"]["data"]["client_secret"]
+    reconciler.reconcile("apps", "web", body=relabel)
+    reconciler.reconcile("apps", "web", body=rotate)  # the same event delivered again
+
+    assert rotated != first
+    assert api.secrets["apps", "web-oidc"]["data"]["client_secret"] == rotated
+    assert api.clients["apps", "web"]["status"]["rotation"]["lastValue"] == "r1"
+
+
+def test_a_spec_change_during_the_reconcile_is_not_claimed_by_its_status_and_is_reconciled_next(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api = StoredVersionsApi()
+    reconciler = Reconciler(api, settings)
+    added = api.add(client_factory("web"))
+    creating = api.create_secret
+
+    def create_while_the_spec_changes(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = creating(namespace, body)
+        api.edit("web", spec={"secretTemplate": {"labels": {"team": "wiki"}}})
+        return answer
+
+    api.create_secret = create_while_the_spec_changes  # type: ignore[method-assign]
+    reconciler.reconcile("apps", "web", body=added)
+    api.create_secret = creating  # type: ignore[method-assign]
+    written = api.event_body("web")  # the status write's event: generation 2, status for 1
+
+    assert written["status"]["observedGeneration"] == 1
+    assert handlers.echo_version(written) is None  # so it is no echo: reconciled
+    reconciler.reconcile("apps", "web", body=written)
+    assert api.clients["apps", "web"]["status"]["observedGeneration"] == 2
+    assert api.secrets["apps", "web-oidc"]["metadata"]["labels"]["team"] == "wiki"
+    assert api.client_reads == 0
