@@ -16,10 +16,12 @@ its requests by ``verb resource[/subresource]``, its writes per client, the CPU 
 plane process over the same time, and the load average.
 
 With ``--without-operator``, the operator is not started: for each count, the bench creates that many
-OIDCClients, as many objects of a copy of the OIDCClient CRD without its CEL rules (another group), and as
-many ConfigMaps holding the same strings, one kind after another, and prints ``API_SERVER {json}``: the
-control plane's CPU milliseconds per object created, by kind. That is the API server's own cost of a
-client, apart from the operator's requests.
+OIDCClients, gives each the status the operator would write then a change of one status field, does the
+same with a copy of the
+OIDCClient CRD without its CEL rules (another group), creates as many ConfigMaps holding the same strings
+and as many Secrets as the operator writes, one kind after another, and prints ``API_SERVER {json}``:
+the control plane's CPU milliseconds per object for each step. That is what each of a client's requests
+costs the API server, apart from the operator.
 
 Usage: KUBEBUILDER_ASSETS=DIR python bench/operator_scale.py N [N ...] [--timeout S] [--without-operator]
 """
@@ -29,13 +31,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import os
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,8 @@ import yaml
 
 from kubeoidc_contract import API_VERSION, GROUP, KIND, PLURAL, READY_CONDITION, VERSION
 from kubeoidc_contract.cluster_access import from_kubeconfig
+from kubeoidc_operator.reconcile import Plan, plan
+from kubeoidc_operator.rotation import RandomCredentials
 
 # The control plane and the release are the cluster tier's own (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -199,6 +205,24 @@ class Cluster:
 
         await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
 
+    async def patch_status(
+        self, collection: str, names: list[str], status: Callable[[str], dict[str, Any]]
+    ) -> None:
+        """Merge-patch each object's status subresource, as the operator does."""
+        pending = iter(names)
+
+        async def worker() -> None:
+            for name in pending:
+                response = await self.http.patch(
+                    f"{collection}/{name}/status",
+                    content=json.dumps({"status": status(name)}),
+                    headers={"Content-Type": "application/merge-patch+json"},
+                )
+                if response.status_code >= 300:
+                    raise RuntimeError(f"patching {name}: {response.status_code} {response.text[:500]}")
+
+        await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
+
     async def follow_until_ready(self, namespace: str, count: int, deadline: float) -> set[str]:
         """Names of the namespace's clients seen Ready, once all ``count`` are or at the deadline."""
         ready: set[str] = set()
@@ -268,34 +292,73 @@ async def measure_one(
     }
 
 
+def operator_plan(namespace: str, name: str) -> Plan:
+    """What the operator writes for a new client: its Secret and its status (the operator's own plan)."""
+    client = oidcclient(namespace, name)
+    client["metadata"].update(uid=str(uuid.uuid4()), generation=1)
+    return plan(
+        client,
+        current=None,
+        issuer="https://login.example.com",
+        now=datetime.datetime.now(datetime.UTC),
+        credentials=RandomCredentials(),
+    )
+
+
 async def measure_api_server(plane: ControlPlane, admin: Admin, count: int) -> dict[str, Any]:
-    """The control plane's CPU per object created, for ``count`` OIDCClients, as many of the copy
-    without CEL rules, and as many ConfigMaps, one kind after another (no operator running)."""
+    """The control plane's CPU per object, for ``count`` OIDCClients created then given the status the
+    operator writes, as many of the copy without CEL rules, as many ConfigMaps and as many Secrets as the
+    operator writes, one kind after another (no operator running)."""
     stamp = int(time.time())
-    kinds: dict[str, tuple[Callable[[str], str], Callable[[str, str], dict[str, Any]]]] = {
-        "oidcclients": (lambda ns: f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}", oidcclient),
+
+    def operator_secret(namespace: str, name: str) -> dict[str, Any]:
+        secret = operator_plan(namespace, name.removesuffix("-oidc")).secret
+        assert secret is not None
+        return secret
+
+    def operator_status(name: str) -> dict[str, Any]:
+        return operator_plan("status", name).status
+
+    Make = Callable[[str, str], dict[str, Any]]
+    kinds: dict[str, tuple[Callable[[str], str], Make, bool]] = {
+        "oidcclients": (lambda ns: f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}", oidcclient, True),
         "oidcclients_without_cel_rules": (
             lambda ns: f"/apis/{UNRULED_GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}",
             lambda ns, name: oidcclient(ns, name, f"{UNRULED_GROUP}/{VERSION}"),
+            True,
         ),
-        "configmaps": (lambda ns: f"/api/v1/namespaces/{ns}/configmaps", configmap),
+        "configmaps": (lambda ns: f"/api/v1/namespaces/{ns}/configmaps", configmap, False),
+        "operator_secrets": (lambda ns: f"/api/v1/namespaces/{ns}/secrets", operator_secret, False),
     }
     result: dict[str, Any] = {"count": count, "load_before": [round(v, 2) for v in os.getloadavg()]}
     cluster = Cluster(plane)
+
+    async def spent(step: Awaitable[None]) -> dict[str, float]:
+        before = control_plane_cpu(plane)
+        await step
+        await asyncio.sleep(QUIET_SECONDS)  # what follows the requests (watch events, audit) is theirs
+        return {
+            name: round(1000 * cpu / count, 2)
+            for name, cpu in cpu_spent(before, control_plane_cpu(plane)).items()
+        }
+
     try:
-        for kind, (collection, make) in kinds.items():
+        for kind, (collection, make, has_status) in kinds.items():
             namespace = f"api-{kind.replace('_', '-')}-{count}-{stamp}"
             admin.create_namespace(namespace)
-            names = [f"app-{index:05d}" for index in range(count)]
-            before, started = control_plane_cpu(plane), time.monotonic()
-            await cluster.create(namespace, names, collection(namespace), make)
-            seconds = time.monotonic() - started
-            await asyncio.sleep(QUIET_SECONDS)  # what follows the creates (watch events, audit) is theirs
-            spent = cpu_spent(before, control_plane_cpu(plane))
+            suffix = "-oidc" if kind == "operator_secrets" else ""
+            names = [f"app-{index:05d}{suffix}" for index in range(count)]
             result[kind] = {
-                "create_seconds": round(seconds, 2),
-                "cpu_ms_per_object": {name: round(1000 * cpu / count, 2) for name, cpu in spent.items()},
+                "create_cpu_ms": await spent(cluster.create(namespace, names, collection(namespace), make))
             }
+            if has_status:
+                patches = cluster.patch_status(collection(namespace), names, operator_status)
+                result[kind]["status_patch_cpu_ms"] = await spent(patches)
+                # One field changed: what any status write costs, apart from what it carries.
+                patches = cluster.patch_status(
+                    collection(namespace), names, lambda _: {"observedGeneration": 2}
+                )
+                result[kind]["one_field_status_patch_cpu_ms"] = await spent(patches)
             log(f"{count} {kind}: {result[kind]}")
     finally:
         await cluster.http.aclose()
