@@ -3,7 +3,8 @@
 All the provider ever asks of the API is to read: one object or one page of a list (``get_json``) and
 the events of a watch (``watch``), objects staying the API's JSON (never client models). An answer other
 than 2xx raises :class:`ApiError` with the HTTP status; so do a watch's ``ERROR`` event (its status: 410
-when the resourceVersion has expired) and a 2xx answer that is not a JSON object (a proxy's page). A
+when the resourceVersion has expired), a 2xx answer that is not a JSON object (a proxy's page), and a
+watch event that is not JSON or longer than any object of the API. A
 transport failure is an ``OSError`` (``TimeoutError`` when the API server stays silent past a timeout) or
 an ``http.client.HTTPException`` (``IncompleteRead`` for a body or a watch event cut short). There are
 no retries here: the watcher's backoff is the one retry policy.
@@ -45,7 +46,7 @@ CONNECT_TIMEOUT = 5.0
 #: Seconds a read (a list's page, one object) may take to answer, in all.
 READ_TIMEOUT = 60.0
 #: The longest watch event taken (an object of the API is at most about 1.5 MiB, the size etcd allows);
-#: a longer line is refused rather than buffered without end.
+#: a longer line is refused (an :class:`ApiError`) rather than buffered without end.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 _READ_SIZE = 64 * 1024
@@ -194,7 +195,9 @@ class Exchange:
             if b"\n" not in part:  # only the new part is searched: a long line is not scanned again
                 pending += part
                 if len(pending) > MAX_EVENT_BYTES:
-                    raise http.client.LineTooLong("a watch event")
+                    raise ApiError(
+                        self.response.status, f"a watch event is longer than {MAX_EVENT_BYTES} bytes"
+                    )
                 continue
             first, *complete, rest = part.split(b"\n")
             yield pending + first

@@ -1,6 +1,7 @@
 """The provider's Kubernetes client at the HTTP level, against a tiny API server written here that answers
 byte for byte as each test says: chunked and Content-Length bodies cut at awkward places, a watch the
-server ends or cuts in the middle of an event, error answers and answers that are not JSON, a server
+server ends or cuts in the middle of an event, error answers, answers that are not JSON and a watch line
+longer than any object, a server
 that hangs or trickles (a timeout, and the connection closed, never held), a watch cut short by
 ``stop``, and HTTPS with the cluster's CA and a client certificate.
 
@@ -311,6 +312,23 @@ async def test_a_refused_watch_raises_api_error_and_one_that_streams_no_json_doe
 
     assert (refused.value.status, refused.value.reason) == (401, "Unauthorized")
     assert (unreadable.value.status, unreadable.value.reason) == (200, "a watch event is not JSON")
+
+
+async def test_a_watch_line_longer_than_any_api_object_is_refused_not_buffered_without_end(
+    serve: Callable[..., Awaitable[TinyApiServer]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_api, "MAX_EVENT_BYTES", 4096)
+
+    async def answer(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(head("200 OK", Transfer_Encoding="chunked") + chunked(*[b"x" * 1000] * 5))
+
+    server = await serve(answer)
+
+    with pytest.raises(ApiError) as refused:
+        await asyncio.to_thread(list, plain(server).watch(PATH, {}, read_timeout=PATIENCE))
+
+    assert refused.value.reason == "a watch event is longer than 4096 bytes"
+    await server.wait_closed_by_client()
 
 
 async def never_answer(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
