@@ -19,9 +19,10 @@ One connection per request, closed after it: the provider's calls are few and fa
 at start and after a 410, one watch request every few minutes per stream, the ServiceAccount issuer's
 discovery now and then), so a kept connection would mostly sit idle until the API server closes it, and
 every request would need a rule for that. A TCP and TLS handshake per request costs a few milliseconds.
-A read (``get_json``) has one deadline for the whole answer, so a server that trickles its answer holds
-no thread; a watch has a timeout per read (the watcher sets it a little past the watch's server-side
-timeout), and TCP keep-alives find a dead peer of a quiet watch.
+A read (``get_json``) has one deadline for its whole body, so a server that trickles its answer holds
+no thread (its status line and headers, which the API server sends at once, have a timeout per read);
+a watch has a timeout per read (the watcher sets it a little past the watch's server-side timeout),
+and TCP keep-alives find a dead peer of a quiet watch.
 
 Watches are cut short from another thread by :meth:`Watch.stop`, which shuts the socket down under the
 reading thread (closing the connection alone would leave that thread blocked in ``recv``).
