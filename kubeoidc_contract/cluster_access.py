@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 #: Where the kubelet mounts a pod's ServiceAccount token and CA.
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -113,6 +111,8 @@ def kubeconfig_path(environ: Mapping[str, str]) -> Path:
 
 def from_kubeconfig(path: Path) -> ClusterAccess:
     """The current context of the kubeconfig at ``path``; its relative file names are from its folder."""
+    import yaml  # here, not at start: in a pod (the ServiceAccount's access) no YAML is read at all
+
     try:
         config = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:

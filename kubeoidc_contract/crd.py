@@ -1,9 +1,15 @@
 """The OIDCClient CustomResourceDefinition as data: the one place its defaults and enumerations live.
 
 The CRD (``crds/oidcclient.yaml``, shipped in this package as ``crd/oidcclient.yaml``) is what a cluster
-enforces, so it is the source: the lists and defaults below are read from it, never written again in
-Python. The operator, the provider and the dev mode import them from here; a change to the CRD changes
-them all. Reading it costs one YAML parse, done on first use.
+enforces, so it is the source. The operator, the provider and the dev mode import its lists and defaults
+from here. Reading it costs one YAML parse, done on first use; of the parsed document only the served
+version's schema is kept (the IdentitySource CRD's: only its defaults).
+
+One exception: the enumerations and defaults the provider serves with (grant types, authentication
+methods, scopes, ID token claims, access token formats) are also written below, so that a provider never
+parses YAML at all (PyYAML and the parsed CRD would cost it about 1.5 MiB of memory).
+``tests/unit/contract/test_contract.py`` reads each of them from the CRD file and fails on any difference:
+a change to the CRD is made here too, or the tests say where.
 """
 
 from __future__ import annotations
@@ -14,8 +20,6 @@ import importlib.resources
 import re
 from collections.abc import Mapping
 from typing import Any, cast
-
-import yaml
 
 from kubeoidc_contract import VERSION
 
@@ -37,17 +41,44 @@ __all__ = [
 ]
 
 
-@functools.cache
+# The provider's served values, as the CRD writes them (see the module's docstring) -------------------------
+
+#: ``spec.grantTypes[]``' enumeration.
+_GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+)
+#: ``spec.grantTypes``' default.
+_DEFAULT_GRANT_TYPES = frozenset({"authorization_code"})
+#: ``spec.tokenEndpointAuthMethod``'s enumeration, in the CRD's order, and its default.
+_AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
+    "kubernetes_service_account_jwt",
+    "private_key_jwt",
+)
+_DEFAULT_AUTH_METHOD = "client_secret_basic"
+#: ``spec.scopes``' default.
+_DEFAULT_SCOPES = ("openid", "profile", "email")
+#: ``spec.idTokenClaims[]``' enumeration.
+_ID_TOKEN_CLAIMS = ("name", "preferred_username", "email", "email_verified", "groups")
+#: ``spec.accessTokenFormat``'s enumeration and default.
+_ACCESS_TOKEN_FORMATS = ("jwt", "opaque")
+_DEFAULT_ACCESS_TOKEN_FORMAT = "jwt"
+
+
 def _load(file_name: str) -> dict[str, Any]:
+    """The packaged CRD, parsed afresh (PyYAML is loaded here, at the first parse, never before)."""
+    import yaml
+
     resource = importlib.resources.files("kubeoidc_contract").joinpath("crd").joinpath(file_name)
     document = yaml.safe_load(resource.read_text(encoding="utf-8"))
     if not isinstance(document, dict):
         raise TypeError(f"the packaged CRD {file_name} is not a YAML mapping")
     return document
-
-
-def _crd() -> dict[str, Any]:
-    return _load("oidcclient.yaml")
 
 
 def _served(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,7 +90,8 @@ def _served(document: Mapping[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    return _served(_crd())
+    # The served schema alone: the rest of the document (other versions, names, columns) is let go.
+    return _served(_load("oidcclient.yaml"))
 
 
 def served_schema() -> Mapping[str, Any]:
@@ -68,8 +100,8 @@ def served_schema() -> Mapping[str, Any]:
 
 
 def crd() -> dict[str, Any]:
-    """The CustomResourceDefinition as shipped in the package (a fresh copy: mutate at will)."""
-    return copy.deepcopy(_crd())
+    """The CustomResourceDefinition as shipped in the package (parsed afresh: mutate at will)."""
+    return _load("oidcclient.yaml")
 
 
 def openapi_schema() -> dict[str, Any]:
@@ -84,37 +116,31 @@ def _spec_field(*path: str) -> dict[str, Any]:
     return node
 
 
-@functools.cache
 def grant_types() -> tuple[str, ...]:
     """``spec.grantTypes``' enumeration: every grant a client may be given."""
-    return tuple(_spec_field("grantTypes", "[]")["enum"])
+    return _GRANT_TYPES
 
 
-@functools.cache
 def default_grant_types() -> frozenset[str]:
-    return frozenset(_spec_field("grantTypes")["default"])
+    return _DEFAULT_GRANT_TYPES
 
 
-@functools.cache
 def auth_methods() -> tuple[str, ...]:
     """``spec.tokenEndpointAuthMethod``'s enumeration, in the CRD's order (``none`` is for public clients)."""
-    return tuple(_spec_field("tokenEndpointAuthMethod")["enum"])
+    return _AUTH_METHODS
 
 
-@functools.cache
 def default_auth_method() -> str:
-    return str(_spec_field("tokenEndpointAuthMethod")["default"])
+    return _DEFAULT_AUTH_METHOD
 
 
-@functools.cache
 def default_scopes() -> tuple[str, ...]:
-    return tuple(_spec_field("scopes")["default"])
+    return _DEFAULT_SCOPES
 
 
-@functools.cache
 def id_token_claims() -> tuple[str, ...]:
     """``spec.idTokenClaims``' enumeration: the scope claims an ID token may carry unasked."""
-    return tuple(_spec_field("idTokenClaims", "[]")["enum"])
+    return _ID_TOKEN_CLAIMS
 
 
 @functools.cache
@@ -122,15 +148,13 @@ def default_grace_period() -> str:
     return str(_spec_field("secretRotation", "gracePeriod")["default"])
 
 
-@functools.cache
 def access_token_formats() -> tuple[str, ...]:
     """``spec.accessTokenFormat``'s enumeration: ``jwt`` (RFC 9068) and ``opaque`` (a reference token)."""
-    return tuple(_spec_field("accessTokenFormat")["enum"])
+    return _ACCESS_TOKEN_FORMATS
 
 
-@functools.cache
 def default_access_token_format() -> str:
-    return str(_spec_field("accessTokenFormat")["default"])
+    return _DEFAULT_ACCESS_TOKEN_FORMAT
 
 
 @functools.cache
@@ -143,13 +167,37 @@ def spec_pattern(*path: str) -> re.Pattern[str]:
 
 
 def identity_source_crd() -> dict[str, Any]:
-    """The IdentitySource CustomResourceDefinition as shipped (a fresh copy)."""
-    return copy.deepcopy(_load("identitysource.yaml"))
+    """The IdentitySource CustomResourceDefinition as shipped (parsed afresh)."""
+    return _load("identitysource.yaml")
 
 
-def identity_source_schema() -> Mapping[str, Any]:
-    """The IdentitySource ``openAPIV3Schema`` of the served version, shared: read it, never change it."""
+def identity_source_schema() -> dict[str, Any]:
+    """The IdentitySource ``openAPIV3Schema`` of the served version (parsed afresh)."""
     return _served(_load("identitysource.yaml"))
+
+
+@functools.cache
+def _identity_source_defaults() -> Mapping[str, Any]:
+    # Of the schema, only the paths to a default: all that defaulting reads, a small part of the CRD.
+    return _defaults_only(identity_source_schema()["properties"]["spec"]) or {}
+
+
+def _defaults_only(node: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``node`` cut down to its ``default``s and the ``properties`` and ``items`` that lead to one."""
+    kept: dict[str, Any] = {}
+    if "default" in node:
+        kept["default"] = node["default"]
+    properties = {
+        name: pruned
+        for name, child in node.get("properties", {}).items()
+        if (pruned := _defaults_only(child)) is not None
+    }
+    if properties:
+        kept["properties"] = properties
+    items = _defaults_only(node["items"]) if "items" in node else None
+    if items is not None:
+        kept["items"] = items
+    return kept or None
 
 
 def identity_source_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,8 +206,7 @@ def identity_source_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     Defaults apply where a field is absent and its parent object is present (structural defaulting):
     the dev mode and the tests then see exactly what a cluster would hand the provider.
     """
-    node = identity_source_schema()["properties"]["spec"]
-    return cast(dict[str, Any], _defaulted(copy.deepcopy(dict(spec)), node))
+    return cast(dict[str, Any], _defaulted(copy.deepcopy(dict(spec)), _identity_source_defaults()))
 
 
 def _defaulted(value: Any, node: Mapping[str, Any]) -> Any:

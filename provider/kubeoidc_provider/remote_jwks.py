@@ -29,13 +29,14 @@ import re
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
-
-import httpx2
 
 from kubeoidc_provider.client_keys import Keys, public_keys
 from kubeoidc_provider.registry import ClientRegistry
+
+if TYPE_CHECKING:
+    import httpx2
 
 logger = logging.getLogger(__name__)
 
@@ -210,10 +211,12 @@ class RemoteKeySets:
 
     def _client(self) -> httpx2.AsyncClient:
         """The HTTP client, made at the first fetch: a provider whose clients publish no key set never
-        loads the system's CAs nor httpx2's transport (about 3 MiB)."""
+        loads httpx2 nor the system's CAs (about 3 MiB)."""
         if self._http is None:
-            # httpx2, which the provider loads anyway (aiohttp would cost it about 9 MiB more); its
-            # timeout bounds each read, the total is bounded in _get.
+            # httpx2 (aiohttp would cost about 9 MiB more); its timeout bounds each read, the total is
+            # bounded in _get.
+            import httpx2
+
             self._http = httpx2.AsyncClient(
                 verify=self._ssl or ssl.create_default_context(),
                 timeout=self._timeout,

@@ -49,7 +49,6 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import argon2
 import bcrypt
-import yaml
 from argon2.exceptions import InvalidHashError, VerificationError
 
 __all__ = [
@@ -190,6 +189,8 @@ class StaticUserDirectory:
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "users.yaml") -> StaticUserDirectory:
         """Read the YAML format of the module docstring; errors name ``source`` and the user."""
+        import yaml  # here, not at start: a provider without a users file never loads PyYAML
+
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as e:

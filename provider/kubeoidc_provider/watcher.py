@@ -37,8 +37,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx2
-
 from kubeoidc_contract.cluster_access import ClusterAccess, NoClusterError, from_environment
 from kubeoidc_provider.backoff import CAP, INITIAL, Backoff
 from kubeoidc_provider.feed import FeedHealth
@@ -249,7 +247,7 @@ class RegistryWatcher:
                 if self._stopping.is_set():
                     break
             progressed = True
-        except httpx2.ReadTimeout:
+        except TimeoutError:  # kube_api's read timeout: no event, no bookmark, no end for that long
             logger.debug("Watch of %s was quiet until the read timeout; resuming", stream.label)
             progressed = True
         finally:

@@ -57,6 +57,68 @@ def test_the_crd_lists_read_as_the_crd_writes_them() -> None:
     assert not crd.spec_pattern("clientID").fullmatch("short")
 
 
+def test_the_values_the_provider_serves_with_are_written_as_the_crd_writes_them() -> None:
+    # The contract writes these out so that a provider never parses YAML: each must be the CRD's own.
+    spec = crd.openapi_schema()["properties"]["spec"]["properties"]
+
+    assert crd.grant_types() == tuple(spec["grantTypes"]["items"]["enum"])
+    assert crd.default_grant_types() == frozenset(spec["grantTypes"]["default"])
+    assert crd.auth_methods() == tuple(spec["tokenEndpointAuthMethod"]["enum"])
+    assert crd.default_auth_method() == spec["tokenEndpointAuthMethod"]["default"]
+    assert crd.default_scopes() == tuple(spec["scopes"]["default"])
+    assert crd.id_token_claims() == tuple(spec["idTokenClaims"]["items"]["enum"])
+    assert crd.access_token_formats() == tuple(spec["accessTokenFormat"]["enum"])
+    assert crd.default_access_token_format() == spec["accessTokenFormat"]["default"]
+
+
+def test_reading_the_values_the_provider_serves_with_never_loads_yaml() -> None:
+    readers = ("grant_types", "default_grant_types", "auth_methods", "default_auth_method", "default_scopes",
+               "id_token_claims", "access_token_formats", "default_access_token_format")  # fmt: skip
+    code = (
+        "import sys; from kubeoidc_contract import crd; "
+        f"[getattr(crd, name)() for name in {readers!r}]; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'yaml'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_an_identity_source_spec_gets_every_default_of_the_crd_where_its_parent_is_given() -> None:
+    schema = crd.identity_source_schema()["properties"]["spec"]
+
+    def defaults_of(node: dict[str, object], path: str = "") -> set[str]:
+        # Every path to a default in the CRD, as a dotted path ("[]" for a list's items).
+        found = {path} if "default" in node else set()
+        for name, child in node.get("properties", {}).items():  # type: ignore[attr-defined]
+            found |= defaults_of(child, f"{path}.{name}" if path else name)
+        if "items" in node:
+            found |= defaults_of(node["items"], f"{path}.[]")  # type: ignore[arg-type]
+        return found
+
+    def present(value: object, path: list[str]) -> bool:
+        if not path:
+            return True
+        if path[0] == "[]":
+            return isinstance(value, list) and all(present(item, path[1:]) for item in value)
+        return isinstance(value, dict) and path[0] in value and present(value[path[0]], path[1:])
+
+    def skeleton(node: dict[str, object]) -> object:
+        # Every object and list present (a list with one item), no value given: only defaults fill it.
+        if node.get("type") == "array" and "items" in node:
+            return [skeleton(node["items"])]  # type: ignore[arg-type]
+        if node.get("type") == "object":
+            properties: dict[str, dict[str, object]] = node.get("properties", {})  # type: ignore[assignment]
+            return {name: skeleton(child) for name, child in properties.items()
+                    if child.get("type") in ("object", "array")}  # fmt: skip
+        return None
+
+    filled = crd.identity_source_spec(skeleton(schema))  # type: ignore[arg-type]
+
+    expected = defaults_of(schema)
+    assert expected, "the IdentitySource CRD has defaults"
+    assert all(present(filled, path.split(".")) for path in expected), expected
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("30d", 30 * 86400), ("1d12h", 129600), ("90m", 5400)])
 def test_settings_durations_may_count_days(text: str, seconds: int) -> None:
     assert parse_duration(text, units="dhms") == datetime.timedelta(seconds=seconds)

@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import httpx2
 import pytest
 
 from kubeoidc_provider.backoff import CAP, Backoff
@@ -138,7 +137,7 @@ def scripted_watcher(
 
 
 def refused() -> Any:
-    raise httpx2.ConnectError("Connection refused")
+    raise ConnectionRefusedError("Connection refused")
 
 
 def gone() -> Any:
