@@ -230,11 +230,16 @@ class RegistryWatcher:
         }
         if resource_version:
             params["resourceVersion"] = resource_version
+        opened = False
+
+        def accepted() -> None:
+            nonlocal opened
+            opened = True
+            self._connected(stream)
+
         # Read timeout a little past the server's: a server that ignores timeoutSeconds still cannot
         # keep this thread forever (and TCP keep-alives find a dead peer sooner).
-        watch = self._api.watch(
-            stream.path, params, read_timeout=self._watch_timeout + 15, opened=lambda: self._connected(stream)
-        )
+        watch = self._api.watch(stream.path, params, read_timeout=self._watch_timeout + 15, opened=accepted)
         with stream.lock:
             if self._stopping.is_set():
                 return resource_version, False
@@ -247,7 +252,12 @@ class RegistryWatcher:
                 if self._stopping.is_set():
                     break
             progressed = True
-        except TimeoutError:  # kube_api's read timeout: no event, no bookmark, no end for that long
+        except TimeoutError:
+            if not opened:
+                # No connection, or no answer to the request: the API server is out of reach, which is
+                # a failure (backoff, and the feed's health), not a quiet watch.
+                raise
+            # kube_api's read timeout on an accepted watch: no event, no bookmark, no end for that long.
             logger.debug("Watch of %s was quiet until the read timeout; resuming", stream.label)
             progressed = True
         finally:

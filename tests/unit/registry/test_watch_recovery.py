@@ -215,3 +215,48 @@ def test_a_failed_request_marks_the_stream_cut_off_until_it_connects_again() -> 
     assert list(cut_off[0]) == [stream.label]  # before the first list: never connected yet
     assert stream.label in cut_off[1]  # after the 503, before the list that reconnects
     assert watcher.health.snapshot()[stream.label].reconnects == 1
+
+
+class SilentWatch:
+    """A watch request that times out: before the API server accepts it (``accepts=False``: no connection,
+    or no answer to the request), or after (a quiet watch)."""
+
+    def __init__(self, accepts: bool, opened: Callable[[], None] | None) -> None:
+        self._accepts = accepts
+        self._opened = opened
+
+    def __iter__(self) -> Any:
+        if self._accepts and self._opened is not None:
+            self._opened()
+        raise TimeoutError("timed out")
+
+    def stop(self) -> None:
+        pass
+
+
+class SilentApi:
+    def __init__(self, *, accepts: bool) -> None:
+        self.accepts = accepts
+
+    def watch(
+        self, path: str, params: Any, read_timeout: float, opened: Callable[[], None] | None = None
+    ) -> SilentWatch:
+        return SilentWatch(self.accepts, opened)
+
+
+def test_a_watch_that_times_out_before_the_api_server_accepts_it_is_a_failure_not_a_quiet_watch() -> None:
+    noop: Callable[..., None] = lambda *_: None  # noqa: E731
+    stream = Stream(
+        "OIDCClient", None, "/apis/kubeoidc.io/v1alpha1/oidcclients", noop, noop, noop, lambda _: True
+    )
+    watcher = RegistryWatcher(ClientRegistry(), None, SilentApi(accepts=False))  # type: ignore[arg-type]
+    watcher.health.add(stream.label)
+
+    # Out of reach (a dropped connection attempt, a request never answered): the failure goes to the
+    # watcher's backoff and the feed's health, so readiness and the staleness guard can trip.
+    with pytest.raises(TimeoutError):
+        watcher._watch(stream, "5")
+
+    # Accepted, then quiet past the read timeout: resumed from where it was.
+    watcher._api = SilentApi(accepts=True)  # type: ignore[assignment]
+    assert watcher._watch(stream, "5") == ("5", True)
