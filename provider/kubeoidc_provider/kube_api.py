@@ -19,10 +19,13 @@ One connection per request, closed after it: the provider's calls are few and fa
 at start and after a 410, one watch request every few minutes per stream, the ServiceAccount issuer's
 discovery now and then), so a kept connection would mostly sit idle until the API server closes it, and
 every request would need a rule for that. A TCP and TLS handshake per request costs a few milliseconds.
-A read (``get_json``) has one deadline for its whole body, so a server that trickles its answer holds
-no thread (its status line and headers, which the API server sends at once, have a timeout per read);
-a watch has a timeout per read (the watcher sets it a little past the watch's server-side timeout),
-and TCP keep-alives find a dead peer of a quiet watch.
+A read (``get_json``) has a deadline for its body, checked before each read and bounding it, so a
+server that trickles its answer holds no thread for long (within one read, ``http.client`` may read a
+chunk's size line or the trailer of a chunked body in several steps, each with its own timeout; the
+status line and headers, which the API server sends at once, have a timeout per read); an error answer
+is read up to ``MAX_ERROR_BYTES``. A watch has a timeout per read (the watcher sets it a little past the
+watch's server-side timeout), and TCP keep-alives (``KEEPALIVE_*``, where the platform has them) find a
+dead peer of a quiet watch within about a minute.
 
 Watches are cut short from another thread by :meth:`Watch.stop`, which shuts the socket down under the
 reading thread (closing the connection alone would leave that thread blocked in ``recv``).
@@ -49,6 +52,15 @@ READ_TIMEOUT = 60.0
 #: The longest watch event taken (an object of the API is at most about 1.5 MiB, the size etcd allows);
 #: a longer line is refused (an :class:`ApiError`) rather than buffered without end.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+#: What is read of an error answer: its message is all that is kept of it (a proxy's page may be large).
+MAX_ERROR_BYTES = 64 * 1024
+#: A connection idle this many seconds is probed, every ``KEEPALIVE_INTERVAL`` seconds, and given up after
+#: ``KEEPALIVE_PROBES`` probes unanswered: a watch whose API server vanished (a node gone, a partition)
+#: fails in about a minute instead of at its read timeout, minutes later.
+KEEPALIVE_IDLE = 30
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_PROBES = 3
 
 _READ_SIZE = 64 * 1024
 
@@ -105,7 +117,7 @@ class KubeApi:
             connection.connect()
             sock = connection.sock
             assert sock is not None
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            _keep_alive(sock)
             sock.settimeout(read_timeout)
             if connected is not None:
                 connected(sock)
@@ -123,9 +135,9 @@ class KubeApi:
         type to ask for (the API server answers 406 to a JSON Web Key Set asked for as plain JSON)."""
         deadline = time.monotonic() + READ_TIMEOUT
         exchange = self._open(self._target(path, params), self._headers(accept), READ_TIMEOUT)
-        with exchange:
-            body = exchange.read_all(deadline)
         status = exchange.response.status
+        with exchange:
+            body = exchange.read_all(deadline, None if 200 <= status < 300 else MAX_ERROR_BYTES)
         if not 200 <= status < 300:
             raise ApiError(status, _reason(body, exchange.response.reason))
         try:
@@ -166,10 +178,12 @@ class Exchange:
         self.response.close()
         self.connection.close()
 
-    def read_all(self, deadline: float) -> bytes:
-        """The whole body (Content-Length, chunked, or until the server closes), read by ``deadline``."""
+    def read_all(self, deadline: float, limit: int | None = None) -> bytes:
+        """The whole body (Content-Length, chunked, or until the server closes), read by ``deadline``; with
+        ``limit``, its first ``limit`` bytes at most (the rest is left unread: the connection is closed)."""
         parts: list[bytes] = []
-        while True:
+        size = 0
+        while limit is None or size < limit:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("the API server did not finish its answer in time")
@@ -178,7 +192,10 @@ class Exchange:
             if not part:
                 break
             parts.append(part)
+            size += len(part)
         body = b"".join(parts)
+        if limit is not None and size >= limit:
+            return body[:limit]
         if self.response.length:  # a Content-Length the server did not send in full before it closed
             raise http.client.IncompleteRead(body, self.response.length)
         return body
@@ -188,7 +205,8 @@ class Exchange:
 
         The body ends cleanly only after a whole line; a server that closes it in the middle of one
         raises ``IncompleteRead`` (that line, half an event, is never handed on)."""
-        pending = b""
+        # A bytearray grows in place: a long event arriving in many parts is not copied again at each.
+        pending = bytearray()
         while True:
             part = self.response.read1(_READ_SIZE)
             if not part:
@@ -201,13 +219,13 @@ class Exchange:
                     )
                 continue
             first, *complete, rest = part.split(b"\n")
-            yield pending + first
+            yield bytes(pending + first)
             yield from complete
-            pending = rest
+            pending = bytearray(rest)
         if self.response.length:
-            raise http.client.IncompleteRead(pending, self.response.length)
+            raise http.client.IncompleteRead(bytes(pending), self.response.length)
         if pending.strip():
-            raise http.client.IncompleteRead(pending)
+            raise http.client.IncompleteRead(bytes(pending))
 
 
 class Watch:
@@ -262,7 +280,8 @@ class Watch:
     def _events(self, exchange: Exchange) -> Iterator[dict[str, Any]]:
         response = exchange.response
         if not 200 <= response.status < 300:
-            raise ApiError(response.status, _reason(exchange.read_all(_deadline()), response.reason))
+            body = exchange.read_all(_deadline(), MAX_ERROR_BYTES)
+            raise ApiError(response.status, _reason(body, response.reason))
         if self._stopped:
             return
         if self._opened is not None:
@@ -283,6 +302,17 @@ class Watch:
                 status = event.get("object") or {}
                 raise ApiError(int(status.get("code") or 500), str(status.get("message") or "error"))
             yield event
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, option):  # Linux has all three; elsewhere the system's defaults stay
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _deadline() -> float:

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import http.client
 import json
+import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -329,6 +330,39 @@ async def test_a_watch_line_longer_than_any_api_object_is_refused_not_buffered_w
 
     assert refused.value.reason == "a watch event is longer than 4096 bytes"
     await server.wait_closed_by_client()
+
+
+async def test_an_error_answer_is_read_no_further_than_its_limit_and_the_connection_is_closed(
+    serve: Callable[..., Awaitable[TinyApiServer]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_api, "MAX_ERROR_BYTES", 4096)
+    sent = asyncio.Event()
+
+    async def answer(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A proxy's error page that never ends: more than the limit at once, then nothing more.
+        writer.write(head("502 Bad Gateway", Transfer_Encoding="chunked") + chunked(*[b"<p>x</p>" * 128] * 8))
+        sent.set()
+
+    server = await serve(answer)
+
+    with pytest.raises(ApiError) as refused:
+        await asyncio.to_thread(plain(server).get_json, PATH)
+
+    assert (refused.value.status, refused.value.reason) == (502, "Bad Gateway")
+    assert sent.is_set()
+    await server.wait_closed_by_client()
+
+
+def test_a_connection_to_the_api_server_probes_a_silent_peer_within_about_a_minute() -> None:
+    with socket.socket() as sock:
+        kube_api._keep_alive(sock)
+
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+            probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+            assert idle + interval * probes <= 60, (idle, interval, probes)
 
 
 async def never_answer(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
