@@ -1,4 +1,4 @@
-"""One reconcile for every trigger: read the OIDCClient and its Secrets, decide, write, post Events.
+"""One reconcile for every trigger: take the OIDCClient and its Secrets, decide, write, post Events.
 
 Create, update, resume, a Secret event and the periodic resync all call :meth:`Reconciler.reconcile`
 with the client's namespace and name. It holds a per-client lock, so two triggers for one client never
@@ -10,12 +10,15 @@ a queued trigger acting on a status older than this process's own last write cou
 status write's answer is remembered as *unseen* until a watch event shows that very version (events of
 one object come in order, so every later one holds the write); while a write is unseen, the client is
 read afresh, and the version read then is the one to wait for. Writes by others need no such care: each
-makes a newer event, and so a new reconcile. The resync and Secret events read the client afresh.
+makes a newer event, and so a new reconcile. That holds for one active operator at a time, as peering
+keeps it (a second one writing at the same moment would be writing "by others" statuses this process
+never saw). The resync and Secret events read the client afresh.
 
 A client that records no Secret in its status (no ``secretName``, no ``clientID``) has none of its own to
 read: its Secret is created without reading first; if one of that name exists (409), it is read and the
 client planned again from it (someone else's: ``SecretConflict``; its own: the credentials read back). So
-a new client costs two requests, its Secret and its status.
+a new client costs two requests, its Secret and its status. A client already blocked by someone else's
+Secret (its ``Ready`` condition says ``SecretConflict``) reads first: a create would only be refused again.
 
 Each write's answer carries the object's new resourceVersion, which the reconciler remembers until the
 watch event of that object comes: an event carrying exactly that version is the echo of its own write
@@ -40,7 +43,7 @@ from .ownership import claimed_client_ids, secret_name
 from .reconcile import Plan
 from .rotation import CredentialGenerator, RandomCredentials
 from .settings import OperatorSettings
-from .status import Event
+from .status import SECRET_CONFLICT, Event
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,8 @@ Emit = Callable[[Mapping[str, Any], Event], None]
 
 @dataclass(frozen=True)
 class Outcome:
-    """The client as read before the reconcile, and the plan that was applied to it."""
+    """The client the reconcile planned from (read, or as its watch event carried it), and the plan that
+    was applied to it."""
 
     client: dict[str, Any]
     plan: Plan
@@ -292,10 +296,19 @@ def _version(obj: Mapping[str, Any] | None) -> str | None:
 
 
 def _records_a_secret(client: Mapping[str, Any]) -> bool:
-    """Whether the client's status names a Secret or a client ID: then it most likely has a Secret to
-    read the credentials back from, and a create sent without reading would mostly answer 409."""
+    """Whether the client's status names a Secret or a client ID, or says another's Secret blocks it:
+    then there most likely is a Secret of that name to read, and a create sent without reading would
+    mostly answer 409."""
     status = client.get("status")
-    return isinstance(status, Mapping) and bool(status.get("secretName") or status.get("clientID"))
+    if not isinstance(status, Mapping):
+        return False
+    if status.get("secretName") or status.get("clientID"):
+        return True
+    conditions = status.get("conditions")
+    return isinstance(conditions, list) and any(
+        isinstance(condition, Mapping) and condition.get("reason") == SECRET_CONFLICT
+        for condition in conditions
+    )
 
 
 def _fields(plan: Plan) -> str:

@@ -349,6 +349,7 @@ class StoredVersionsApi(FakeApi):
     version = 100
     client_reads = 0
     secret_reads = 0
+    creates_tried = 0
 
     def _next(self) -> str:
         self.version += 1
@@ -386,6 +387,7 @@ class StoredVersionsApi(FakeApi):
         return super().find_secret(namespace, name)
 
     def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.creates_tried += 1
         super().create_secret(namespace, body)
         self.secrets[namespace, body["metadata"]["name"]]["metadata"]["resourceVersion"] = self._next()
         return copy.deepcopy(self.secrets[namespace, body["metadata"]["name"]])
@@ -430,6 +432,23 @@ def test_a_client_recording_no_secret_meets_a_foreign_one_on_create_and_leaves_i
 
     assert api.secrets["apps", "web-oidc"] == unowned_secret("web-oidc")
     assert api.writes == [("status", "web")]
+    assert ready_reason(api.clients["apps", "web"]) == ("False", "SecretConflict")
+
+
+def test_a_client_blocked_by_a_foreign_secret_reads_it_again_rather_than_trying_to_create_it_again(
+    client_factory: Factory, settings: OperatorSettings, unowned_secret: Factory
+) -> None:
+    api = StoredVersionsApi()
+    api.secrets["apps", "web-oidc"] = unowned_secret("web-oidc")
+    reconciler = Reconciler(api, settings)
+    reconciler.reconcile("apps", "web", body=api.add(client_factory("web")))
+    assert api.creates_tried == 1  # refused: 409
+
+    reconciler.reconcile("apps", "web")  # the periodic resync
+    reconciler.reconcile("apps", "web", body=api.edit("web"))  # someone's change
+
+    assert api.creates_tried == 1
+    assert api.secrets["apps", "web-oidc"] == unowned_secret("web-oidc")
     assert ready_reason(api.clients["apps", "web"]) == ("False", "SecretConflict")
 
 
@@ -518,8 +537,12 @@ def test_a_rotation_whose_events_queue_up_behind_its_own_writes_rotates_once(
 
     reconciler.reconcile("apps", "web", body=rotate)
     rotated = api.secrets["apps", "web-oidc"]["data"]["client_secret"]
+    reads = api.client_reads
     reconciler.reconcile("apps", "web", body=relabel)
+    # Its body predates the rotation's status write: the client is read afresh, not planned from it.
+    assert api.client_reads == reads + 1
     reconciler.reconcile("apps", "web", body=rotate)  # the same event delivered again
+    assert api.client_reads == reads + 2
 
     assert rotated != first
     assert api.secrets["apps", "web-oidc"]["data"]["client_secret"] == rotated
