@@ -2,8 +2,10 @@
 
 The CRD (``crds/oidcclient.yaml``, shipped in this package as ``crd/oidcclient.yaml``) is what a cluster
 enforces, so it is the source. The operator, the provider and the dev mode import its lists and defaults
-from here. Reading it costs one YAML parse, done on first use; of the parsed document only the served
-version's schema is kept (the IdentitySource CRD's: only its defaults).
+from here. The served version's schema is parsed once, on first use, and only it is kept of the document
+(of the IdentitySource CRD, only its defaults); ``crd()``, ``identity_source_crd()`` and
+``identity_source_schema()`` parse the file again at each call and hand over a document of the caller's
+own, to change at will (they serve the operator's start, the dev mode and the tests).
 
 One exception: the enumerations and defaults the provider serves with (grant types, authentication
 methods, scopes, ID token claims, access token formats) are also written below, so that a provider never
