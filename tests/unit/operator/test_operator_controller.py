@@ -492,13 +492,20 @@ def test_an_event_older_than_the_operators_own_status_write_is_planned_from_a_fr
     assert api.clients["apps", "web"]["status"]["observedGeneration"] == 2
 
 
-def test_once_an_event_shows_its_own_status_write_later_events_are_planned_from_their_bodies(
-    client_factory: Factory, settings: OperatorSettings
-) -> None:
+def settled_web(client_factory: Factory, settings: OperatorSettings) -> tuple[StoredVersionsApi, Reconciler]:
+    """apps/web reconciled once from its ADDED event, and the event of its status write seen: from there
+    on, an event's body holds every status the reconciler wrote."""
     api = StoredVersionsApi()
     reconciler = Reconciler(api, settings)
     reconciler.reconcile("apps", "web", body=api.add(client_factory("web")))
     reconciler.seen("apps", "web", api.event_body("web")["metadata"]["resourceVersion"])
+    return api, reconciler
+
+
+def test_once_an_event_shows_its_own_status_write_later_events_are_planned_from_their_bodies(
+    client_factory: Factory, settings: OperatorSettings
+) -> None:
+    api, reconciler = settled_web(client_factory, settings)
 
     reconciler.reconcile("apps", "web", body=api.edit("web", spec={"displayName": "Wiki"}))
 
@@ -527,10 +534,7 @@ def test_a_read_after_its_own_write_is_the_version_whose_event_lets_bodies_be_us
 def test_a_rotation_whose_events_queue_up_behind_its_own_writes_rotates_once(
     client_factory: Factory, settings: OperatorSettings
 ) -> None:
-    api = StoredVersionsApi()
-    reconciler = Reconciler(api, settings)
-    reconciler.reconcile("apps", "web", body=api.add(client_factory("web")))
-    reconciler.seen("apps", "web", api.event_body("web")["metadata"]["resourceVersion"])
+    api, reconciler = settled_web(client_factory, settings)
     first = api.secrets["apps", "web-oidc"]["data"]["client_secret"]
     rotate = api.edit("web", rotate="r1")
     relabel = api.edit("web")  # someone's change queued behind it, before the rotation's status
