@@ -36,9 +36,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from kubeoidc_contract import READY_CONDITION
+
 from . import reconcile
-from .conditions import utcnow
+from .conditions import find_condition, utcnow
 from .errors import Conflict, NotFound
+from .objects import mapping, metadata, string
 from .ownership import claimed_client_ids, secret_name
 from .reconcile import Plan
 from .rotation import CredentialGenerator, RandomCredentials
@@ -290,24 +293,17 @@ class Reconciler:
 
 
 def _version(obj: Mapping[str, Any] | None) -> str | None:
-    meta = (obj or {}).get("metadata")
-    version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
-    return version if isinstance(version, str) and version else None
+    return string(metadata(obj).get("resourceVersion"))
 
 
 def _records_a_secret(client: Mapping[str, Any]) -> bool:
     """Whether the client's status names a Secret or a client ID, or says another's Secret blocks it:
     then there most likely is a Secret of that name to read, and a create sent without reading would
     mostly answer 409."""
-    status = client.get("status")
-    if not isinstance(status, Mapping):
-        return False
-    if status.get("secretName") or status.get("clientID"):
-        return True
-    conditions = status.get("conditions")
-    return isinstance(conditions, list) and any(
-        isinstance(condition, Mapping) and condition.get("reason") == SECRET_CONFLICT
-        for condition in conditions
+    status = mapping(client.get("status"))
+    ready = find_condition(status.get("conditions"), READY_CONDITION)
+    return bool(status.get("secretName") or status.get("clientID")) or (
+        ready is not None and ready.get("reason") == SECRET_CONFLICT
     )
 
 
