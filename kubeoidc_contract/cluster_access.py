@@ -19,6 +19,7 @@ login). Nothing here logs a token.
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import ssl
 import tempfile
@@ -27,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 #: Where the kubelet mounts a pod's ServiceAccount token and CA.
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -71,6 +73,20 @@ class ClusterAccess:
     private_key_pem: str | None = None
     #: The kubeconfig's ``insecure-skip-tls-verify``: the server's certificate is not checked.
     insecure: bool = False
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A new, unopened connection to the API server: HTTPS with ``ssl_context`` for an ``https`` URL
+        (in any case), plain HTTP otherwise (a test API server). ``timeout``: seconds to connect."""
+        url = urlsplit(self.server)
+        host = url.hostname or "localhost"
+        if url.scheme.lower() == "https":
+            return http.client.HTTPSConnection(host, url.port, timeout=timeout, context=self.ssl_context)
+        return http.client.HTTPConnection(host, url.port, timeout=timeout)
+
+    @property
+    def path_prefix(self) -> str:
+        """The path the API is served under (an API server behind a proxy's path): empty for most."""
+        return urlsplit(self.server).path.rstrip("/")
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> ClusterAccess:

@@ -22,7 +22,7 @@ import socket
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from kubeoidc_contract import GROUP, IDENTITY_SOURCE_PLURAL, PLURAL, VERSION
 from kubeoidc_contract.cluster_access import ClusterAccess, from_environment
@@ -55,11 +55,7 @@ class KubeApi:
 
     def __init__(self, access: ClusterAccess) -> None:
         self._access = access
-        url = urlsplit(access.server)
-        self._host = url.hostname or "localhost"
-        self._port = url.port
-        self._https = url.scheme == "https"
-        self._prefix = url.path.rstrip("/")
+        self._prefix = access.path_prefix
         self._local = threading.local()
         self._opened: list[http.client.HTTPConnection] = []
         self._opened_lock = threading.Lock()
@@ -87,12 +83,7 @@ class KubeApi:
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
         if connection is not None and connection.sock is not None:
             return connection, True
-        if self._https:
-            connection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=CONNECT_TIMEOUT, context=self._access.ssl_context
-            )
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+        connection = self._access.connection(CONNECT_TIMEOUT)
         connection.connect()
         assert connection.sock is not None
         connection.sock.settimeout(READ_TIMEOUT)

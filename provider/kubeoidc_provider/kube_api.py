@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from kubeoidc_contract.cluster_access import ClusterAccess
 
@@ -79,11 +79,7 @@ class KubeApi:
 
     def __init__(self, access: ClusterAccess) -> None:
         self._access = access
-        url = urlsplit(access.server)
-        self._https = url.scheme.lower() == "https"
-        self._host = url.hostname or "localhost"
-        self._port = url.port
-        self._prefix = url.path.rstrip("/")  # an API server behind a path (a proxy's)
+        self._prefix = access.path_prefix
 
     def close(self) -> None:
         """Nothing is kept open between requests; here for the callers that close what they made."""
@@ -107,12 +103,7 @@ class KubeApi:
     ) -> Exchange:
         """Connect, send a GET for ``target``, and read the status line and headers. ``connected`` gets
         the socket as soon as there is one (a watch's ``stop`` can then cut even a slow answer short)."""
-        if self._https:
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=CONNECT_TIMEOUT, context=self._access.ssl_context
-            )
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+        connection = self._access.connection(CONNECT_TIMEOUT)
         try:
             connection.connect()
             sock = connection.sock
@@ -133,7 +124,7 @@ class KubeApi:
     ) -> dict[str, Any]:
         """The JSON object at ``path``; :class:`ApiError` for any answer but 2xx. ``accept``: the media
         type to ask for (the API server answers 406 to a JSON Web Key Set asked for as plain JSON)."""
-        deadline = time.monotonic() + READ_TIMEOUT
+        deadline = _deadline()
         exchange = self._open(self._target(path, params), self._headers(accept), READ_TIMEOUT)
         status = exchange.response.status
         with exchange:

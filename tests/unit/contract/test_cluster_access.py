@@ -5,6 +5,7 @@ otherwise."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import ssl
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from kubeoidc_contract.cluster_access import (
+    ClusterAccess,
     NoClusterError,
     TokenFile,
     from_environment,
@@ -188,3 +190,17 @@ def test_a_certificate_or_key_that_cannot_be_read_is_a_clear_error(
 
     with pytest.raises(NoClusterError, match="names a certificate or key that cannot be read"):
         from_kubeconfig(path)
+
+
+def test_a_connection_is_https_with_the_clusters_context_for_an_https_server_in_any_case() -> None:
+    context = ssl.create_default_context()
+    secure = ClusterAccess("HTTPS://api.example:6443/proxied/", context).connection(2.0)
+    plain = ClusterAccess("http://127.0.0.1:8001", None).connection(2.0)
+
+    assert isinstance(secure, http.client.HTTPSConnection)
+    assert (secure.host, secure.port, secure.timeout) == ("api.example", 6443, 2.0)
+    assert secure._context is context  # type: ignore[attr-defined]
+    assert type(plain) is http.client.HTTPConnection
+    assert (plain.host, plain.port) == ("127.0.0.1", 8001)
+    assert ClusterAccess("HTTPS://api.example:6443/proxied/", context).path_prefix == "/proxied"
+    assert ClusterAccess("https://api.example:6443", context).path_prefix == ""
