@@ -194,32 +194,34 @@ class Cluster:
         collection: str | None = None,
         make: Callable[[str, str], dict[str, Any]] = oidcclient,
     ) -> None:
-        pending = iter(names)
         path = collection or self.collection(namespace)
-
-        async def worker() -> None:
-            for name in pending:
-                response = await self.http.post(path, json=make(namespace, name))
-                if response.status_code >= 300:
-                    raise RuntimeError(f"creating {name}: {response.status_code} {response.text[:500]}")
-
-        await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
+        await self._each(names, "creating", lambda name: self.http.post(path, json=make(namespace, name)))
 
     async def patch_status(
         self, collection: str, names: list[str], status: Callable[[str], dict[str, Any]]
     ) -> None:
         """Merge-patch each object's status subresource, as the operator does."""
+        await self._each(
+            names,
+            "patching",
+            lambda name: self.http.patch(
+                f"{collection}/{name}/status",
+                content=json.dumps({"status": status(name)}),
+                headers={"Content-Type": "application/merge-patch+json"},
+            ),
+        )
+
+    async def _each(
+        self, names: list[str], doing: str, send: Callable[[str], Awaitable[httpx2.Response]]
+    ) -> None:
+        """``send`` for each name, ``CREATE_CONCURRENCY`` at once; any answer but 2xx ends the run."""
         pending = iter(names)
 
         async def worker() -> None:
             for name in pending:
-                response = await self.http.patch(
-                    f"{collection}/{name}/status",
-                    content=json.dumps({"status": status(name)}),
-                    headers={"Content-Type": "application/merge-patch+json"},
-                )
+                response = await send(name)
                 if response.status_code >= 300:
-                    raise RuntimeError(f"patching {name}: {response.status_code} {response.text[:500]}")
+                    raise RuntimeError(f"{doing} {name}: {response.status_code} {response.text[:500]}")
 
         await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
 
