@@ -95,7 +95,10 @@ def _announce_when_listening(port: int, timeout: float = 30.0) -> None:
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                print(READY, flush=True)
+                # One write of the whole line: forked workers share this output, and print() would write
+                # the text and its newline apart, so a worker's line could land between them.
+                sys.stdout.write(f"{READY}\n")
+                sys.stdout.flush()
                 return
         except OSError:
             time.sleep(0.02)

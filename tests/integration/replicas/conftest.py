@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -27,13 +22,11 @@ from support.client_keys import ClientKey, KeyClient
 from support.live import free_port
 from support.objects import client_objects
 from support.provider import users_yaml
-from support.replica import READY, write_config
+from support.replica import write_config
+from support.replica_process import start_replica, stop_replica, wait_ready
 from support.replicas_flow import Browser, Client, RelyingParty, Replica
 
 REDIS_URL_ENV = "KUBEOIDC_TEST_REDIS_URL"
-STARTUP_TIMEOUT = 30.0
-STOP_GRACE = 5.0
-TESTS_DIR = Path(__file__).resolve().parents[2]
 #: Few attempts, so the throttling test reaches the limit quickly; the other tests never fail a login.
 LOGIN_ATTEMPTS = 3
 
@@ -96,58 +89,6 @@ def key_client() -> KeyClient:
     return KeyClient(f"ledger-{secrets.token_hex(4)}", ClientKey("ES256"))
 
 
-#: The thread that reads each running replica's output, by replica name.
-_readers: dict[str, threading.Thread] = {}
-
-
-def _collect(replica: Replica) -> None:
-    assert replica.process.stdout is not None
-    for line in replica.process.stdout:
-        replica.lines.append(line.rstrip("\n"))
-
-
-def _start(name: str, config: Path, port: int) -> Replica:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "support.replica", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=config.parent,
-    )
-    replica = Replica(name, f"http://127.0.0.1:{port}", process)
-    reader = threading.Thread(target=_collect, args=(replica,), name=f"replica-{name}", daemon=True)
-    reader.start()
-    _readers[name] = reader
-    return replica
-
-
-def _wait_ready(replica: Replica) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while READY not in replica.lines:
-        if replica.process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"replica {replica.name} did not start; it printed:\n{replica.output()}")
-        time.sleep(0.02)
-
-
-def _stop(replica: Replica) -> None:
-    """SIGTERM (uvicorn shuts down gracefully), SIGKILL after a grace period; then close its output."""
-    if replica.process.poll() is None:
-        replica.process.terminate()
-        try:
-            replica.process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            replica.process.kill()
-            replica.process.wait(timeout=STOP_GRACE)
-    reader = _readers.pop(replica.name, None)
-    if reader is not None:
-        reader.join(timeout=STOP_GRACE)
-    if replica.process.stdout is not None:
-        replica.process.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def replicas(
     redis_url: str,
@@ -190,13 +131,13 @@ def replicas(
                 users=users,
                 settings={"login_attempts": LOGIN_ATTEMPTS},
             )
-            started.append(_start(name.upper(), config, port))
+            started.append(start_replica(name.upper(), config, port))
         for replica in started:
-            _wait_ready(replica)
+            wait_ready(replica)
         yield started[0], started[1]
     finally:
         for replica in started:
-            _stop(replica)
+            stop_replica(replica)
 
 
 @pytest.fixture

@@ -10,11 +10,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -23,10 +20,10 @@ from kubeoidc_provider.main import ConfigurationError, run
 from kubeoidc_provider.settings import ProviderSettings
 from support.live import free_port
 from support.objects import client_objects
-from support.replica import READY, write_config
+from support.replica import write_config
+from support.replica_process import start_replica, stop_replica, wait_ready
 from support.replicas_flow import Browser, Client, RelyingParty, Replica, code_of, tokens_of
 
-TESTS_DIR = Path(__file__).resolve().parents[2]
 WORKER = "x-test-worker"
 DEADLINE = 30.0
 
@@ -60,35 +57,12 @@ def two_workers(web_client: Client, tmp_path_factory: pytest.TempPathFactory) ->
         clients=[objects],
         settings={"workers": 2},
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "support.replica", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=folder,
-    )
-    replica = Replica("workers", issuer, process)
+    replica = start_replica("workers", config, port)
     try:
-        assert process.stdout is not None
-        printed: list[str] = []
-        # uvicorn's lines come first; ready, once the port accepts; nothing more (EOF) if it stopped.
-        while (line := process.stdout.readline()) and line.strip() != READY:
-            printed.append(line)
-        assert line.strip() == READY, "the workers did not start:\n" + "".join(printed)
+        wait_ready(replica)
         yield replica
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_replica(replica)
 
 
 def connection_to_another_worker(replica: Replica, worker: str) -> httpx2.Client:
