@@ -31,11 +31,12 @@ client IDs it touches, and a re-list rebuilds the served map and swaps it in who
 ``get`` is a single dict lookup, atomic under the interpreter, and each entry is an immutable ``Client``
 replaced as a whole — a request holding the old entry finishes with it, the next one sees the new one.
 
-Memory: about 0.85 KiB per client (10,000 clients: ~8 MiB), mostly the strings themselves (client ID,
+Memory: about 0.78 KiB per client (10,000 clients: ~7.5 MiB), mostly the strings themselves (client ID,
 name, uid, redirect URIs, the Secret's name, the page texts); only digests are kept of the secrets, and
 nothing of the objects fed in beyond the fields used. Clients configured alike share one
 ``ClientProfile``; the feed's indexes are dicts by namespace, then name, so no key tuple is kept per
-object, and a Secret's record reuses its OIDCClient's strings. A list is best fed as
+object; a Secret's record reuses its OIDCClient's strings, and once its client holds all of it, the
+record is that OIDCClient's registration (``_SecretRecord``). A list is best fed as
 ``parse_oidcclient`` records made page by page (``replace_registrations``): 10,000 objects as listed,
 held at once, would leave the process some 70 MiB larger for good.
 """
@@ -65,6 +66,13 @@ logger = logging.getLogger(__name__)
 #: The OIDCClients claiming one client ID: one (the rule), or several (then none is served).
 _Claim = Registration | tuple[Registration, ...]
 
+#: What the registry keeps of an eligible Secret: its ``Credentials``, or, once they have been joined to
+#: their OIDCClient's client and that client holds every one of their values (its controller's name and
+#: uid, the client ID, the digests and their expiries), that OIDCClient's ``Registration``, from which
+#: they are rebuilt (``_as_credentials``): the client already holds them, so a served client costs no
+#: second record.
+_SecretRecord = Credentials | Registration
+
 
 class ClientRegistry:
     """Client ID → ``Client``, fed with OIDCClient and Secret objects as dicts."""
@@ -78,7 +86,8 @@ class ClientRegistry:
         # tuple per object.
         self._registrations: dict[str, dict[str, Registration]] = {}  # OIDCClients
         self._claims: dict[str, _Claim] = {}  # client ID → the OIDCClients claiming it
-        self._credentials: dict[str, dict[str, Credentials]] = {}  # Secrets
+        # Secrets: each one's record (see ``_SecretRecord``).
+        self._credentials: dict[str, dict[str, _SecretRecord]] = {}
         # One instance of each distinct profile, for as long as a client holds it.
         self._profiles: weakref.WeakValueDictionary[tuple[object, ...], ClientProfile] = (
             weakref.WeakValueDictionary()
@@ -233,7 +242,14 @@ class ClientRegistry:
         registration = by_name.pop(name, None) if by_name is not None else None
         if by_name is not None and not by_name:
             del self._registrations[namespace]
-        if registration is None or registration.client_id is None:
+        if registration is None:
+            return
+        records = self._credentials.get(namespace, {})
+        if registration.secret_name is not None and records.get(registration.secret_name) is registration:
+            # A registration stands for a Secret's record only while it is known: the Secret outlives
+            # it (until collected) and must not keep its client, nor its profile.
+            records[registration.secret_name] = _as_credentials(registration)
+        if registration.client_id is None:
             return
         claimants = _claimants(self._claims.get(registration.client_id))
         others = tuple(r for r in claimants if r is not registration)
@@ -258,10 +274,10 @@ class ClientRegistry:
         by_name = self._credentials.get(namespace)
         if by_name is None:
             return None
-        credentials = by_name.pop(name, None)
+        record = by_name.pop(name, None)
         if not by_name:
             del self._credentials[namespace]
-        return credentials
+        return None if record is None else _as_credentials(record)
 
     def _owners_client_ids(self, namespace: str, *credentials: Credentials | None) -> set[str]:
         """Client IDs whose service may change with these credentials: those of their controllers."""
@@ -331,11 +347,13 @@ class ClientRegistry:
             return None
         # What the operator published in status is authoritative; a Secret fed in (the dev mode, an
         # operator that does not publish yet) counts only without it.
-        credentials = registration.published or self._credentials.get(registration.namespace, {}).get(
-            registration.secret_name
-        )
+        secret_record = None
+        credentials = registration.published
         if credentials is None:
-            return None
+            secret_record = self._credentials.get(registration.namespace, {}).get(registration.secret_name)
+            if secret_record is None:
+                return None
+            credentials = _as_credentials(secret_record)
         if credentials.owner_uid != registration.uid or credentials.owner_name != registration.name:
             return None
         if credentials.client_id != client_id:
@@ -344,8 +362,8 @@ class ClientRegistry:
         if client.secretless:
             # No secret to join: a public client has none, ServiceAccount tokens or its own keys
             # authenticate the others.
-            return client
-        if not credentials.digests:
+            pass
+        elif not credentials.digests:
             logger.warning(
                 "OIDCClient %s/%s is confidential but its Secret %s holds no client secret; not served",
                 registration.namespace,
@@ -353,12 +371,16 @@ class ClientRegistry:
                 registration.secret_name,
             )
             return None
-        if client.digests == credentials.digests and client.expiries == credentials.expiries:
-            return client
-        # The registration keeps the served client itself (its digests the credentials' own bytes):
-        # one Client per client, not two.
-        registration.client = replace(client, digests=credentials.digests, expiries=credentials.expiries)
-        return registration.client
+        elif client.digests != credentials.digests or client.expiries != credentials.expiries:
+            # The registration keeps the served client itself (its digests the credentials' own bytes):
+            # one Client per client, not two.
+            client = registration.client = replace(
+                client, digests=credentials.digests, expiries=credentials.expiries
+            )
+        if secret_record is not None and secret_record is not registration and _holds(client, credentials):
+            # The Secret's record is now all in the client: keep the registration in its place.
+            self._credentials[registration.namespace][registration.secret_name] = registration
+        return client
 
     # -- parsing (no lock needed: pure, apart from the shared-profile cache) ----------------------
 
@@ -377,6 +399,29 @@ def _claimants(claim: _Claim | None) -> tuple[Registration, ...]:
     if claim is None:
         return ()
     return claim if isinstance(claim, tuple) else (claim,)
+
+
+def _as_credentials(record: _SecretRecord) -> Credentials:
+    """The Secret's credentials, from its record."""
+    if isinstance(record, Credentials):
+        return record
+    client = record.client
+    # A registration takes a Secret's place only once its client holds them (``_holds``) and gives it
+    # back when forgotten; until then its client is replaced only in a join, with this very record, so
+    # by one holding the same values.
+    assert client is not None, "a Secret's record is a registration with a client"
+    return Credentials(client.name, client.uid, client.client_id, client.digests, client.expiries)
+
+
+def _holds(client: Client, credentials: Credentials) -> bool:
+    """Whether ``_as_credentials`` of the client's registration gives these credentials back."""
+    return (
+        credentials.owner_name == client.name
+        and credentials.owner_uid == client.uid
+        and credentials.client_id == client.client_id
+        and credentials.digests == client.digests
+        and credentials.expiries == client.expiries
+    )
 
 
 def _sharing_strings(credentials: Credentials, owner: Registration) -> Credentials:
