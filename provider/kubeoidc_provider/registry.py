@@ -55,6 +55,7 @@ from kubeoidc_provider.registration import (
     Credentials,
     KubeObject,
     Registration,
+    credentials_of,
     metadata,
     namespace_name,
     parse_oidcclient,
@@ -377,7 +378,8 @@ class ClientRegistry:
             client = registration.client = replace(
                 client, digests=credentials.digests, expiries=credentials.expiries
             )
-        if secret_record is not None and secret_record is not registration and _holds(client, credentials):
+        recorded_apart = secret_record is not None and secret_record is not registration
+        if recorded_apart and credentials_of(client) == credentials:
             # The Secret's record is now all in the client: keep the registration in its place.
             self._credentials[registration.namespace][registration.secret_name] = registration
         return client
@@ -405,23 +407,11 @@ def _as_credentials(record: _SecretRecord) -> Credentials:
     """The Secret's credentials, from its record."""
     if isinstance(record, Credentials):
         return record
-    client = record.client
-    # A registration takes a Secret's place only once its client holds them (``_holds``) and gives it
+    # A registration takes a Secret's place only once its client holds them (``_compute``) and gives it
     # back when forgotten; until then its client is replaced only in a join, with this very record, so
     # by one holding the same values.
-    assert client is not None, "a Secret's record is a registration with a client"
-    return Credentials(client.name, client.uid, client.client_id, client.digests, client.expiries)
-
-
-def _holds(client: Client, credentials: Credentials) -> bool:
-    """Whether ``_as_credentials`` of the client's registration gives these credentials back."""
-    return (
-        credentials.owner_name == client.name
-        and credentials.owner_uid == client.uid
-        and credentials.client_id == client.client_id
-        and credentials.digests == client.digests
-        and credentials.expiries == client.expiries
-    )
+    assert record.client is not None, "a Secret's record is a registration with a client"
+    return credentials_of(record.client)
 
 
 def _sharing_strings(credentials: Credentials, owner: Registration) -> Credentials:
