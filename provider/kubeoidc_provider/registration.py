@@ -294,10 +294,20 @@ def _unpack_about(about: str) -> tuple[str, str, str]:
 
 
 class _Held(enum.Enum):
-    """Where a registration's published credentials are, when not in a ``Credentials`` of their own."""
+    """Where a registration's credentials are, when not in a ``Credentials`` of their own."""
 
-    #: Its client holds every value of them (see ``Registration``).
+    #: Its client holds every value of those published in its status (see ``Registration``).
     IN_CLIENT = "in its client"
+    #: Its client holds every value of its Secret's (``Registration.hold_secret``).
+    SECRET_IN_CLIENT = "its Secret's, in its client"
+
+
+@dataclass(frozen=True, slots=True)
+class NameSuffix:
+    """What follows an OIDCClient's name in its Secret's name (``-oidc``, as the operator names Secrets
+    unless told otherwise): the registry keeps one instance of each for every registration so named."""
+
+    text: str
 
 
 class Registration:
@@ -308,10 +318,12 @@ class Registration:
     10,000 clients does not hold 10,000 more references to each; only an OIDCClient without a client ID
     yet (so without a client) holds its own. Likewise the credentials published in its status, when its
     client holds every value of them (as ``parse_oidcclient`` makes it: the same client ID, the digests
-    and expiries joined), are read from the client instead of kept in a ``Credentials`` of their own.
+    and expiries joined), are read from the client instead of kept in a ``Credentials`` of their own,
+    and so are its Secret's once the registry holds them here (``hold_secret``). Its Secret's name may be
+    held as what follows its own name (``hold_secret_name_as``): that name is then no string of its own.
     """
 
-    __slots__ = ("_identity", "_published", "client", "secret_name")
+    __slots__ = ("_identity", "_published", "_secret_name", "client")
 
     def __init__(
         self,
@@ -332,7 +344,7 @@ class Registration:
             raise ValueError("a registration's client has the registration's identity")
         if client is None and client_id is not None:
             raise ValueError("a registration with a client ID describes its client")
-        self.secret_name = secret_name
+        self._secret_name: str | NameSuffix | None = secret_name
         #: None while the status has no client ID yet; the registry replaces it by the served one
         #: (the same identity, the secret's digests joined).
         self.client = client
@@ -344,11 +356,51 @@ class Registration:
     @property
     def published(self) -> Credentials | None:
         """What the operator published in ``status.credentials`` (None: nothing published)."""
-        if self._published is not _Held.IN_CLIENT:
+        if not isinstance(self._published, _Held):
             return self._published
+        if self._published is _Held.SECRET_IN_CLIENT:
+            return None
         # Only the registry replaces the client, and only by one holding the credentials it is
         # joined with, these very ones while they are published: it still holds them.
         assert self.client is not None, "credentials held in the client of a registration with one"
+        return credentials_of(self.client)
+
+    @property
+    def secret_name(self) -> str | None:
+        """``status.secretName``: the Secret whose credentials the client is served with."""
+        held = self._secret_name
+        return self.name + held.text if isinstance(held, NameSuffix) else held
+
+    @property
+    def secret_name_suffix(self) -> NameSuffix | None:
+        """What follows its name in its Secret's name, when held that way (``hold_secret_name_as``)."""
+        return self._secret_name if isinstance(self._secret_name, NameSuffix) else None
+
+    def hold_secret_name_as(self, suffix: NameSuffix) -> None:
+        """Hold its Secret's name as what follows its own name."""
+        if self.secret_name != self.name + suffix.text:
+            raise ValueError("the Secret's name is the OIDCClient's name followed by the suffix")
+        self._secret_name = suffix
+
+    @property
+    def holds_secret(self) -> bool:
+        """Whether its Secret's credentials are held in its client (``hold_secret``)."""
+        return self._published is _Held.SECRET_IN_CLIENT
+
+    def hold_secret(self, credentials: Credentials) -> None:
+        """Hold its Secret's credentials in its client, which holds every value of them already, instead
+        of in a record of their own (the registry's, which forgets that record then)."""
+        if self._published is not None or self.client is None or credentials_of(self.client) != credentials:
+            raise ValueError("only a client holding every value of its Secret's credentials holds them")
+        self._published = _Held.SECRET_IN_CLIENT
+
+    def release_secret(self) -> Credentials:
+        """Its Secret's credentials, no longer held here (``hold_secret``)."""
+        # While they are held, the registry replaces the client only by one joined with these very
+        # credentials, so by one holding the same values.
+        if self._published is not _Held.SECRET_IN_CLIENT or self.client is None:
+            raise ValueError("no Secret's credentials are held here")
+        self._published = None
         return credentials_of(self.client)
 
     @property

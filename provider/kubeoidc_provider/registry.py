@@ -31,12 +31,13 @@ client IDs it touches, and a re-list rebuilds the served map and swaps it in who
 ``get`` is a single dict lookup, atomic under the interpreter, and each entry is an immutable ``Client``
 replaced as a whole — a request holding the old entry finishes with it, the next one sees the new one.
 
-Memory: about 0.78 KiB per client (10,000 clients: ~7.5 MiB), mostly the strings themselves (client ID,
-name, uid, redirect URIs, the Secret's name, the page texts); only digests are kept of the secrets, and
-nothing of the objects fed in beyond the fields used. Clients configured alike share one
-``ClientProfile``; the feed's indexes are dicts by namespace, then name, so no key tuple is kept per
-object; a Secret's record reuses its OIDCClient's strings, and once its client holds all of it, the
-record is that OIDCClient's registration (``_SecretRecord``). A list is best fed as
+Memory: about 0.65 KiB per client (10,000 clients: ~6.5 MiB), mostly the strings themselves (client ID,
+name, uid, redirect URIs, the page texts); only digests are kept of the secrets, and nothing of the
+objects fed in beyond the fields used. Clients configured alike share one ``ClientProfile``; the feed's
+indexes are dicts by namespace, then name, so no key tuple is kept per object; a Secret's credentials
+reuse its OIDCClient's strings until its client holds all of them, then its registration holds them and
+the index of Secrets forgets them; a Secret's name that is its OIDCClient's name and a suffix is held
+as that suffix, one instance of it for all. A list is best fed as
 ``parse_oidcclient`` records made page by page (``replace_registrations``): 10,000 objects as listed,
 held at once, would leave the process some 70 MiB larger for good.
 """
@@ -54,6 +55,7 @@ from kubeoidc_provider.registration import (
     ClientProfile,
     Credentials,
     KubeObject,
+    NameSuffix,
     Registration,
     credentials_of,
     metadata,
@@ -66,13 +68,6 @@ logger = logging.getLogger(__name__)
 
 #: The OIDCClients claiming one client ID: one (the rule), or several (then none is served).
 _Claim = Registration | tuple[Registration, ...]
-
-#: What the registry keeps of an eligible Secret: its ``Credentials``, or, once they have been joined to
-#: their OIDCClient's client and that client holds every one of their values (its controller's name and
-#: uid, the client ID, the digests and their expiries), that OIDCClient's ``Registration``, from which
-#: they are rebuilt (``_as_credentials``): the client already holds them, so a served client costs no
-#: second record.
-_SecretRecord = Credentials | Registration
 
 
 class ClientRegistry:
@@ -87,8 +82,14 @@ class ClientRegistry:
         # tuple per object.
         self._registrations: dict[str, dict[str, Registration]] = {}  # OIDCClients
         self._claims: dict[str, _Claim] = {}  # client ID → the OIDCClients claiming it
-        # Secrets: each one's record (see ``_SecretRecord``).
-        self._credentials: dict[str, dict[str, _SecretRecord]] = {}
+        # Secrets not held by their registration (``Registration.hold_secret``): once a Secret is joined
+        # to its client and that client holds every value of its credentials (its controller's name and
+        # uid, the client ID, the digests and their expiries), the registration holds them, which
+        # costs nothing, and this index forgets them (its entry and the Secret's name).
+        self._credentials: dict[str, dict[str, Credentials]] = {}
+        # The Secret name suffixes the registrations' Secret names are held as, each with how many
+        # registrations hold it: one instance of each, and what to look for a held Secret by.
+        self._suffixes: dict[str, tuple[NameSuffix, int]] = {}
         # One instance of each distinct profile, for as long as a client holds it.
         self._profiles: weakref.WeakValueDictionary[tuple[object, ...], ClientProfile] = (
             weakref.WeakValueDictionary()
@@ -208,6 +209,9 @@ class ClientRegistry:
             if credentials is not None:
                 for known_namespace in [n for n in self._credentials if namespace is None or n == namespace]:
                     del self._credentials[known_namespace]
+                for known in self._all_registrations(namespace):
+                    if known.holds_secret:
+                        known.release_secret()
                 for (secret_namespace, name), cred in credentials:
                     if cred is not None and (namespace is None or secret_namespace == namespace):
                         self._pop_credentials(secret_namespace, name)
@@ -229,6 +233,13 @@ class ClientRegistry:
 
     def _remember_registration(self, registration: Registration, affected: set[str]) -> None:
         self._registrations.setdefault(registration.namespace, {})[registration.name] = registration
+        secret_name = registration.secret_name
+        name = registration.name
+        if secret_name is not None and len(secret_name) > len(name) and secret_name.startswith(name):
+            text = secret_name[len(name) :]
+            suffix, holders = self._suffixes.get(text, (NameSuffix(text), 0))
+            self._suffixes[text] = suffix, holders + 1
+            registration.hold_secret_name_as(suffix)
         client_id = registration.client_id
         if client_id is not None:
             claim = self._claims.get(client_id)
@@ -245,11 +256,19 @@ class ClientRegistry:
             del self._registrations[namespace]
         if registration is None:
             return
-        records = self._credentials.get(namespace, {})
-        if registration.secret_name is not None and records.get(registration.secret_name) is registration:
-            # A registration stands for a Secret's record only while it is known: the Secret outlives
+        if registration.holds_secret and registration.secret_name is not None:
+            # A registration holds its Secret's credentials only while it is known: the Secret outlives
             # it (until collected) and must not keep its client, nor its profile.
-            records[registration.secret_name] = _as_credentials(registration)
+            self._credentials.setdefault(namespace, {})[registration.secret_name] = (
+                registration.release_secret()
+            )
+        suffix = registration.secret_name_suffix
+        if suffix is not None:
+            _, holders = self._suffixes[suffix.text]
+            if holders > 1:
+                self._suffixes[suffix.text] = suffix, holders - 1
+            else:
+                del self._suffixes[suffix.text]
         if registration.client_id is None:
             return
         claimants = _claimants(self._claims.get(registration.client_id))
@@ -267,18 +286,31 @@ class ClientRegistry:
         if owner is not None:
             # The Secret repeats what its OIDCClient holds: keep one string of each, not two.
             credentials = _sharing_strings(credentials, owner)
-            if owner.secret_name == name:
-                name = owner.secret_name
         self._credentials.setdefault(namespace, {})[name] = credentials
 
     def _pop_credentials(self, namespace: str, name: str) -> Credentials | None:
+        """The Secret's credentials, forgotten (by this index, or by the registration holding them)."""
         by_name = self._credentials.get(namespace)
-        if by_name is None:
-            return None
-        record = by_name.pop(name, None)
-        if not by_name:
-            del self._credentials[namespace]
-        return None if record is None else _as_credentials(record)
+        if by_name is not None and name in by_name:
+            credentials = by_name.pop(name)
+            if not by_name:
+                del self._credentials[namespace]
+            return credentials
+        holder = self._holder(namespace, name)
+        return None if holder is None else holder.release_secret()
+
+    def _holder(self, namespace: str, secret_name: str) -> Registration | None:
+        """The registration holding this Secret's credentials, if one does: its Secret's name is held as
+        a suffix, so its own name is the Secret's without one of the suffixes in use."""
+        registrations = self._registrations.get(namespace, {})
+        for text in self._suffixes:
+            if len(secret_name) > len(text) and secret_name.endswith(text):
+                registration = registrations.get(secret_name[: -len(text)])
+                # Its own Secret, not another's: suffixes in use may end alike ("-oidc", "c").
+                held = registration is not None and registration.holds_secret
+                if held and registration is not None and registration.secret_name == secret_name:
+                    return registration
+        return None
 
     def _owners_client_ids(self, namespace: str, *credentials: Credentials | None) -> set[str]:
         """Client IDs whose service may change with these credentials: those of their controllers."""
@@ -348,13 +380,15 @@ class ClientRegistry:
             return None
         # What the operator published in status is authoritative; a Secret fed in (the dev mode, an
         # operator that does not publish yet) counts only without it.
-        secret_record = None
+        from_index = False
         credentials = registration.published
+        if credentials is None and registration.holds_secret:
+            credentials = credentials_of(registration.client)
+        elif credentials is None:
+            credentials = self._credentials.get(registration.namespace, {}).get(registration.secret_name)
+            from_index = True
         if credentials is None:
-            secret_record = self._credentials.get(registration.namespace, {}).get(registration.secret_name)
-            if secret_record is None:
-                return None
-            credentials = _as_credentials(secret_record)
+            return None
         if credentials.owner_uid != registration.uid or credentials.owner_name != registration.name:
             return None
         if credentials.client_id != client_id:
@@ -378,11 +412,21 @@ class ClientRegistry:
             client = registration.client = replace(
                 client, digests=credentials.digests, expiries=credentials.expiries
             )
-        recorded_apart = secret_record is not None and secret_record is not registration
-        if recorded_apart and credentials_of(client) == credentials:
-            # The Secret's record is now all in the client: keep the registration in its place.
-            self._credentials[registration.namespace][registration.secret_name] = registration
+        if (
+            from_index
+            and registration.secret_name_suffix is not None
+            and credentials_of(client) == credentials
+        ):
+            # Its client holds every value of its Secret's credentials now: its registration holds them.
+            registration.hold_secret(credentials)
+            self._pop_index_entry(registration.namespace, registration.secret_name)
         return client
+
+    def _pop_index_entry(self, namespace: str, name: str) -> None:
+        by_name = self._credentials[namespace]
+        del by_name[name]
+        if not by_name:
+            del self._credentials[namespace]
 
     # -- parsing (no lock needed: pure, apart from the shared-profile cache) ----------------------
 
@@ -401,17 +445,6 @@ def _claimants(claim: _Claim | None) -> tuple[Registration, ...]:
     if claim is None:
         return ()
     return claim if isinstance(claim, tuple) else (claim,)
-
-
-def _as_credentials(record: _SecretRecord) -> Credentials:
-    """The Secret's credentials, from its record."""
-    if isinstance(record, Credentials):
-        return record
-    # A registration takes a Secret's place only once its client holds them (``_compute``) and gives it
-    # back when forgotten; until then its client is replaced only in a join, with this very record, so
-    # by one holding the same values.
-    assert record.client is not None, "a Secret's record is a registration with a client"
-    return credentials_of(record.client)
 
 
 def _sharing_strings(credentials: Credentials, owner: Registration) -> Credentials:
