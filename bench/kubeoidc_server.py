@@ -2,16 +2,17 @@
 
 The parts are the production ones (``build_provider``, ``create_app``, and ``main.serve``: uvicorn with
 uvloop and httptools, no access log; with ``--workers N``, forked workers on one socket as ``kubeoidc
-provider --workers N`` runs them): a static client registry fed with OIDCClients and their Secrets as
-the operator writes them, one user, SQLite state in a temporary directory and freshly generated keys,
-one per algorithm (RS256 the default, as ``kubeoidc keys generate`` makes them). ``--clients`` names
-the configurations to register, one client each (``ID-name``, the same secret): the access token format
-and algorithm and the ID token algorithm. ``--extra-clients N`` feeds N more clients into the registry
-before serving, to measure the process's memory with a large registry (the objects are built and fed
-one at a time, as a watch delivers them, so only what the registry keeps stays in memory).
+provider --workers N`` runs them): a static client registry fed with OIDCClients and their Secrets as the
+operator writes them, one user, SQLite state in a temporary directory (``--state memory``: in memory, as
+the peer keeps its own) and freshly generated keys, one per algorithm (RS256 the default, as ``kubeoidc
+keys generate`` makes them). ``--clients`` names the configurations to register, one client each
+(``ID-name``, the same secret): the access token format and algorithm and the ID token algorithm.
+``--extra-clients N`` feeds N more clients into the registry before serving, to measure the process's
+memory with a large registry (the objects are built and fed one at a time, as a watch delivers them, so
+only what the registry keeps stays in memory).
 
 Usage: python bench/kubeoidc_server.py --port P --client-id ID --client-secret S --redirect-uri URI
-       --state-dir DIR [--clients JSON] [--workers N] [--extra-clients N]
+       --state-dir DIR [--state sqlite|memory] [--clients JSON] [--workers N] [--extra-clients N]
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         help='JSON list of {"name", "format", "accessAlg", "idAlg"}; none: one client, the defaults',
     )
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--state",
+        choices=("sqlite", "memory"),
+        default="sqlite",
+        help="sqlite: a file in --state-dir (durable); memory: a dict in the one process (as the peer's Map)",
+    )
     args = parser.parse_args(argv)
 
     issuer = f"http://127.0.0.1:{args.port}"
@@ -97,7 +104,9 @@ def main(argv: list[str] | None = None) -> None:
         issuer=issuer,
         host="127.0.0.1",
         port=args.port,
-        storage_url=f"sqlite:///{args.state_dir}/kubeoidc-state.db",
+        storage_url="memory://"
+        if args.state == "memory"
+        else f"sqlite:///{args.state_dir}/kubeoidc-state.db",
         access_token_ttl=600,
         # The harness mints thousands of codes before a run: give them time (the cost per code is the same).
         code_ttl=600,

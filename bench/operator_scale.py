@@ -11,7 +11,8 @@ level) then gives the operator's requests by verb and resource, counted once it 
 echoes of its own writes included).
 
 Prints one line ``RESULT {json}`` per count: count, ready, seconds (from the first create to the last
-Ready), create_seconds, the operator's CPU seconds over that time, its RSS and peak RSS (VmHWM) in MiB,
+Ready), create_seconds, the operator's CPU seconds over that time (and this bench's own, the creates and
+the watch that follows them: it shares the machine), its RSS and peak RSS (VmHWM) in MiB,
 its requests by ``verb resource[/subresource]``, its writes per client, the CPU seconds of each control
 plane process over the same time, and the load average.
 
@@ -40,10 +41,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import httpx2
+import aiohttp
 import yaml
 
 from kubeoidc_contract import API_VERSION, GROUP, KIND, PLURAL, READY_CONDITION, VERSION
@@ -172,15 +174,21 @@ def quiet_requests(
 
 
 class Cluster:
-    """An administrator's asynchronous access to the API server: create clients, follow them to Ready."""
+    """An administrator's asynchronous access to the API server: create clients, follow them to Ready.
+
+    On aiohttp (its HTTP parser in C): the bench shares the machine's CPU with the control plane and
+    the operator, so its own requests should cost it as little as they can.
+    """
 
     def __init__(self, plane: ControlPlane) -> None:
         access = from_kubeconfig(plane.admin_kubeconfig)
-        self.http = httpx2.AsyncClient(
+        self.http = aiohttp.ClientSession(
             base_url=access.server,
-            verify=access.ssl_context if access.ssl_context is not None else True,
-            timeout=httpx2.Timeout(120.0, connect=10.0),
-            limits=httpx2.Limits(max_connections=CREATE_CONCURRENCY + 2),
+            connector=aiohttp.TCPConnector(
+                ssl=access.ssl_context if access.ssl_context is not None else True,
+                limit=CREATE_CONCURRENCY + 2,
+            ),
+            timeout=aiohttp.ClientTimeout(sock_connect=10.0, sock_read=120.0),
             trust_env=False,
         )
 
@@ -195,7 +203,13 @@ class Cluster:
         make: Callable[[str, str], dict[str, Any]] = oidcclient,
     ) -> None:
         path = collection or self.collection(namespace)
-        await self._each(names, "creating", lambda name: self.http.post(path, json=make(namespace, name)))
+        await self._each(
+            names,
+            "creating",
+            lambda name: self.http.post(
+                path, data=json.dumps(make(namespace, name)), headers={"Content-Type": "application/json"}
+            ),
+        )
 
     async def patch_status(
         self, collection: str, names: list[str], status: Callable[[str], dict[str, Any]]
@@ -206,36 +220,40 @@ class Cluster:
             "patching",
             lambda name: self.http.patch(
                 f"{collection}/{name}/status",
-                content=json.dumps({"status": status(name)}),
+                data=json.dumps({"status": status(name)}),
                 headers={"Content-Type": "application/merge-patch+json"},
             ),
         )
 
     async def _each(
-        self, names: list[str], doing: str, send: Callable[[str], Awaitable[httpx2.Response]]
+        self,
+        names: list[str],
+        doing: str,
+        send: Callable[[str], AbstractAsyncContextManager[aiohttp.ClientResponse]],
     ) -> None:
         """``send`` for each name, ``CREATE_CONCURRENCY`` at once; any answer but 2xx ends the run."""
         pending = iter(names)
 
         async def worker() -> None:
             for name in pending:
-                response = await send(name)
-                if response.status_code >= 300:
-                    raise RuntimeError(f"{doing} {name}: {response.status_code} {response.text[:500]}")
+                async with send(name) as response:
+                    body = await response.read()
+                    if response.status >= 300:
+                        raise RuntimeError(f"{doing} {name}: {response.status} {body[:500]!r}")
 
         await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
 
     async def follow_until_ready(self, namespace: str, count: int, deadline: float) -> set[str]:
         """Names of the namespace's clients seen Ready, once all ``count`` are or at the deadline."""
         ready: set[str] = set()
-        listed = await self.http.get(self.collection(namespace))
-        version = listed.json()["metadata"]["resourceVersion"]
+        async with self.http.get(self.collection(namespace)) as listed:
+            version = (await listed.json())["metadata"]["resourceVersion"]
         while len(ready) < count and time.monotonic() < deadline:
             params = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true"}
             params["timeoutSeconds"] = str(max(1, int(deadline - time.monotonic())))
-            with contextlib.suppress(httpx2.TransportError):
-                async with self.http.stream("GET", self.collection(namespace), params=params) as events:
-                    async for line in events.aiter_lines():
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self.http.get(self.collection(namespace), params=params) as events:
+                    async for line in events.content:
                         event = json.loads(line)
                         obj = event["object"]
                         if event["type"] == "ERROR":
@@ -262,6 +280,7 @@ async def measure_one(
         cpu_before = cpu_seconds(pid)
         plane_before = control_plane_cpu(plane)
         load_before = os.getloadavg()
+        bench_before = time.process_time()
         started = time.monotonic()
         follow = asyncio.create_task(cluster.follow_until_ready(namespace, count, started + limit))
         await asyncio.sleep(0.2)  # the watch is open before the first create
@@ -271,11 +290,12 @@ async def measure_one(
         ready = await follow
         seconds = time.monotonic() - started
         cpu = cpu_seconds(pid) - cpu_before
+        bench_cpu = time.process_time() - bench_before
         plane_cpu = cpu_spent(plane_before, control_plane_cpu(plane))
         memory = memory_mib(pid)
         log(f"{len(ready)} of {count} Ready after {seconds:.1f}s; waiting for the operator to go quiet")
     finally:
-        await cluster.http.aclose()
+        await cluster.http.close()
     requests = await asyncio.to_thread(quiet_requests, plane, user, namespace, offset)
     writes = sum(n for key, n in requests.items() if key.split()[0] in WRITE_VERBS)
     return {
@@ -284,6 +304,7 @@ async def measure_one(
         "seconds": seconds,
         "create_seconds": created,
         "operator_cpu_seconds": cpu,
+        "bench_cpu_seconds": bench_cpu,
         **memory,
         "requests": dict(sorted(requests.items())),
         "requests_per_client": round(sum(requests.values()) / count, 2),
@@ -363,7 +384,7 @@ async def measure_api_server(plane: ControlPlane, admin: Admin, count: int) -> d
                 result[kind]["one_field_status_patch_cpu_ms"] = await spent(patches)
             log(f"{count} {kind}: {result[kind]}")
     finally:
-        await cluster.http.aclose()
+        await cluster.http.close()
     result["load_after"] = [round(v, 2) for v in os.getloadavg()]
     return result
 

@@ -10,6 +10,11 @@ Three servers, each its own process with one worker, started here:
 - ``kubeoidc``: the provider (``kubeoidc_server.py``), the same clients, SQLite state, the same
   algorithms.
 
+The targets named ``..._memory`` run on another pair whose kubeoidc keeps its state in memory
+(``memory://``), as the peer keeps its own in every row (its default adapter, a ``Map``): the same
+state on both sides, where the other rows compare kubeoidc's durable SQLite writes with the peer's
+``Map``.
+
 The targets named ``..._workers2`` run on a second pair started with two processes each (``kubeoidc
 provider --workers 2``; node's cluster module for the peer), against the same ceiling.
 
@@ -106,11 +111,16 @@ class Target:
     #: Both servers' configuration, as the table states it.
     configuration: str
     workers: int = 1
+    #: Where kubeoidc keeps its state: ``sqlite`` (a file, durable) or ``memory`` (as the peer, a dict).
+    state: str = "sqlite"
     #: The least kubeoidc/peer and kubeoidc/ceiling ratios (issue 16's targets).
     goals: tuple[float | None, float | None] = (None, None)
 
 
-_OPAQUE_USER = "ID token RS256, opaque access token (stored hashed by kubeoidc, in a Map by the peer)"
+#: Where each side keeps its state, for the targets that write it (the peer: its default adapter).
+_DURABLE = "kubeoidc's state in SQLite, the peer's in a Map"
+_IN_MEMORY = "state in memory on both sides (kubeoidc memory://, the peer's Map)"
+_OPAQUE_USER = "ID token RS256, opaque access token (stored hashed by kubeoidc)"
 #: Targets, in the order they run; userinfo and introspection use an access token from a code exchange.
 TARGETS: dict[str, Target] = {
     "discovery": Target("discovery", "discovery", "jwt-rs256", "-", goals=(1.5, 1.0)),
@@ -140,17 +150,21 @@ TARGETS: dict[str, Target] = {
         "token (client_credentials, opaque)",
         "client_credentials",
         "opaque-rs256",
-        "opaque access token",
+        f"opaque access token; {_DURABLE}",
         goals=(1.5, None),
     ),
     "token_code_exchange": Target(
-        "token (code exchange)", "code_exchange", "opaque-rs256", _OPAQUE_USER, goals=(1.5, None)
+        "token (code exchange)",
+        "code_exchange",
+        "opaque-rs256",
+        f"{_OPAQUE_USER}; {_DURABLE}",
+        goals=(1.5, None),
     ),
     "token_code_exchange_es256": Target(
         "token (code exchange, ES256)",
         "code_exchange",
         "opaque-es256",
-        "ID token ES256, opaque access token",
+        f"ID token ES256, opaque access token; {_DURABLE}",
         goals=(1.5, None),
     ),
     "userinfo": Target("userinfo", "userinfo", "opaque-rs256", "opaque access token", goals=(1.2, None)),
@@ -171,6 +185,30 @@ TARGETS: dict[str, Target] = {
         "jwt-es256",
         "JWT access token, ES256; 2 processes each",
         workers=2,
+        goals=(1.5, None),
+    ),
+    "token_client_credentials_opaque_memory": Target(
+        "token (client_credentials, opaque, state in memory)",
+        "client_credentials",
+        "opaque-rs256",
+        f"opaque access token; {_IN_MEMORY}",
+        state="memory",
+        goals=(1.5, None),
+    ),
+    "token_code_exchange_memory": Target(
+        "token (code exchange, state in memory)",
+        "code_exchange",
+        "opaque-rs256",
+        f"{_OPAQUE_USER}; {_IN_MEMORY}",
+        state="memory",
+        goals=(1.5, None),
+    ),
+    "token_code_exchange_es256_memory": Target(
+        "token (code exchange, ES256, state in memory)",
+        "code_exchange",
+        "opaque-es256",
+        f"ID token ES256, opaque access token; {_IN_MEMORY}",
+        state="memory",
         goals=(1.5, None),
     ),
 }
@@ -290,12 +328,14 @@ def kubeoidc_server(
     name: str = "kubeoidc",
     *,
     workers: int = 1,
+    state: str = "sqlite",
     clients: tuple[ClientConfig, ...] = (),
 ) -> Server:
-    """The provider; with ``clients``, one client per configuration (else one with the defaults)."""
+    """The provider; with ``clients``, one client per configuration (else one with the defaults); its
+    state in SQLite or, with ``state="memory"``, in memory."""
     port = free_port()
-    state = workdir / f"{name}-state"
-    state.mkdir()
+    state_dir = workdir / f"{name}-state"
+    state_dir.mkdir()
     argv = [
         sys.executable,
         str(BENCH / "kubeoidc_server.py"),
@@ -303,9 +343,10 @@ def kubeoidc_server(
         f"--client-id={CLIENT_ID}",
         f"--client-secret={secret}",
         f"--redirect-uri={REDIRECT_URI}",
-        f"--state-dir={state}",
+        f"--state-dir={state_dir}",
         f"--extra-clients={extra_clients}",
         f"--workers={workers}",
+        f"--state={state}",
         f"--clients={json.dumps([config.as_json() for config in clients])}",
     ]
     return Server(name, argv, port, "/.well-known/openid-configuration", workdir / f"{name}.log")
@@ -993,9 +1034,14 @@ def main(argv: list[str] | None = None) -> int:
         clients = tuple(CLIENTS.values())
         ceiling = stack.enter_context(ceiling_server(workdir).running())
         bench = Bench(mode, targets, workdir, log)
-        for workers in sorted({TARGETS[target].workers for target in targets}):
-            # One pair of servers per process count, each measured on its own (the other pair stopped).
-            names = ("peer", "kubeoidc") if workers == 1 else (f"peer-{workers}w", f"kubeoidc-{workers}w")
+        pairs = sorted({(TARGETS[target].workers, TARGETS[target].state) for target in targets})
+        # sqlite before memory, one process before two: the order of TARGETS.
+        pairs.sort(key=lambda pair: (pair[1] != "sqlite", pair[0]))
+        for workers, state in pairs:
+            # One pair of servers per process count and state, each measured on its own (the others
+            # stopped).
+            suffix = ("" if workers == 1 else f"-{workers}w") + ("" if state == "sqlite" else f"-{state}")
+            names = (f"peer{suffix}", f"kubeoidc{suffix}")
             with ExitStack() as pair:
                 servers = {
                     "peer": pair.enter_context(
@@ -1003,12 +1049,16 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     "kubeoidc": pair.enter_context(
                         kubeoidc_server(
-                            workdir, secret, name=names[1], workers=workers, clients=clients
+                            workdir, secret, name=names[1], workers=workers, state=state, clients=clients
                         ).running()
                     ),
                     "ceiling": ceiling,
                 }
-                bench.targets = tuple(target for target in targets if TARGETS[target].workers == workers)
+                bench.targets = tuple(
+                    target
+                    for target in targets
+                    if (TARGETS[target].workers, TARGETS[target].state) == (workers, state)
+                )
                 bench.measure(servers, secret)
         bench.targets = targets
         stack.close()

@@ -27,6 +27,9 @@ TARGETS = [
     "introspection",
     "token (client_credentials, 2 processes)",
     "token (client_credentials, ES256, 2 processes)",
+    "token (client_credentials, opaque, state in memory)",
+    "token (code exchange, state in memory)",
+    "token (code exchange, ES256, state in memory)",
 ]
 SERVERS = ["peer", "kubeoidc", "ceiling"]
 
