@@ -294,18 +294,17 @@ def _unpack_about(about: str) -> tuple[str, str, str]:
 
 
 class _Held(enum.Enum):
-    """Where a registration's credentials are, when not in a ``Credentials`` of their own."""
+    """Where a registration's published credentials are, when not in a ``Credentials`` of their own."""
 
-    #: Its client holds every value of those published in its status (see ``Registration``).
+    #: Its client holds every value of them (see ``Registration``).
     IN_CLIENT = "in its client"
-    #: Its client holds every value of its Secret's (``Registration.hold_secret``).
-    SECRET_IN_CLIENT = "its Secret's, in its client"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class NameSuffix:
     """What follows an OIDCClient's name in its Secret's name (``-oidc``, as the operator names Secrets
-    unless told otherwise): the registry keeps one instance of each for every registration so named."""
+    unless ``spec.secretName`` says otherwise): the registry shares one instance of each among the
+    registrations so named (``Registration.hold_secret_name_as``)."""
 
     text: str
 
@@ -318,9 +317,8 @@ class Registration:
     10,000 clients does not hold 10,000 more references to each; only an OIDCClient without a client ID
     yet (so without a client) holds its own. Likewise the credentials published in its status, when its
     client holds every value of them (as ``parse_oidcclient`` makes it: the same client ID, the digests
-    and expiries joined), are read from the client instead of kept in a ``Credentials`` of their own,
-    and so are its Secret's once the registry holds them here (``hold_secret``). Its Secret's name may be
-    held as what follows its own name (``hold_secret_name_as``): that name is then no string of its own.
+    and expiries joined), are read from the client instead of kept in a ``Credentials`` of their own;
+    and its Secret's name, when it is its own name and a suffix, may be held as that (shared) suffix.
     """
 
     __slots__ = ("_identity", "_published", "_secret_name", "client")
@@ -349,21 +347,19 @@ class Registration:
         #: (the same identity, the secret's digests joined).
         self.client = client
         self._published: Credentials | _Held | None = published
-        if published is not None and client is not None and credentials_of(client) == published:
+        if published is not None and client is not None and _credentials_of(client) == published:
             self._published = _Held.IN_CLIENT
         self._identity = (uid, namespace, name) if client is None else None
 
     @property
     def published(self) -> Credentials | None:
         """What the operator published in ``status.credentials`` (None: nothing published)."""
-        if not isinstance(self._published, _Held):
+        if self._published is not _Held.IN_CLIENT:
             return self._published
-        if self._published is _Held.SECRET_IN_CLIENT:
-            return None
         # Only the registry replaces the client, and only by one holding the credentials it is
         # joined with, these very ones while they are published: it still holds them.
         assert self.client is not None, "credentials held in the client of a registration with one"
-        return credentials_of(self.client)
+        return _credentials_of(self.client)
 
     @property
     def secret_name(self) -> str | None:
@@ -372,36 +368,18 @@ class Registration:
         return self.name + held.text if isinstance(held, NameSuffix) else held
 
     @property
-    def secret_name_suffix(self) -> NameSuffix | None:
-        """What follows its name in its Secret's name, when held that way (``hold_secret_name_as``)."""
-        return self._secret_name if isinstance(self._secret_name, NameSuffix) else None
+    def secret_name_suffix(self) -> str | None:
+        """What follows its own name in its Secret's name, if that name starts with its own."""
+        secret_name, name = self.secret_name, self.name
+        if secret_name is None or len(secret_name) <= len(name) or not secret_name.startswith(name):
+            return None
+        return secret_name[len(name) :]
 
     def hold_secret_name_as(self, suffix: NameSuffix) -> None:
-        """Hold its Secret's name as what follows its own name."""
-        if self.secret_name != self.name + suffix.text:
+        """Hold its Secret's name as what follows its own name: no string of its own for it."""
+        if suffix.text != self.secret_name_suffix:
             raise ValueError("the Secret's name is the OIDCClient's name followed by the suffix")
         self._secret_name = suffix
-
-    @property
-    def holds_secret(self) -> bool:
-        """Whether its Secret's credentials are held in its client (``hold_secret``)."""
-        return self._published is _Held.SECRET_IN_CLIENT
-
-    def hold_secret(self, credentials: Credentials) -> None:
-        """Hold its Secret's credentials in its client, which holds every value of them already, instead
-        of in a record of their own (the registry's, which forgets that record then)."""
-        if self._published is not None or self.client is None or credentials_of(self.client) != credentials:
-            raise ValueError("only a client holding every value of its Secret's credentials holds them")
-        self._published = _Held.SECRET_IN_CLIENT
-
-    def release_secret(self) -> Credentials:
-        """Its Secret's credentials, no longer held here (``hold_secret``)."""
-        # While they are held, the registry replaces the client only by one joined with these very
-        # credentials, so by one holding the same values.
-        if self._published is not _Held.SECRET_IN_CLIENT or self.client is None:
-            raise ValueError("no Secret's credentials are held here")
-        self._published = None
-        return credentials_of(self.client)
 
     @property
     def uid(self) -> str:
@@ -436,7 +414,7 @@ class Credentials:
     expiries: tuple[float | None, ...]
 
 
-def credentials_of(client: Client) -> Credentials:
+def _credentials_of(client: Client) -> Credentials:
     """The credentials its client holds all of (see ``Registration``)."""
     return Credentials(client.name, client.uid, client.client_id, client.digests, client.expiries)
 

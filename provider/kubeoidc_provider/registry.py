@@ -31,13 +31,14 @@ client IDs it touches, and a re-list rebuilds the served map and swaps it in who
 ``get`` is a single dict lookup, atomic under the interpreter, and each entry is an immutable ``Client``
 replaced as a whole — a request holding the old entry finishes with it, the next one sees the new one.
 
-Memory: about 0.65 KiB per client (10,000 clients: ~6.5 MiB), mostly the strings themselves (client ID,
-name, uid, redirect URIs, the page texts); only digests are kept of the secrets, and nothing of the
-objects fed in beyond the fields used. Clients configured alike share one ``ClientProfile``; the feed's
-indexes are dicts by namespace, then name, so no key tuple is kept per object; a Secret's credentials
-reuse its OIDCClient's strings until its client holds all of them, then its registration holds them and
-the index of Secrets forgets them; a Secret's name that is its OIDCClient's name and a suffix is held
-as that suffix, one instance of it for all. A list is best fed as
+Memory: about 0.63 KiB per client as a cluster feeds them (10,000 clients: ~6 MiB; 0.75 KiB with a
+Secret fed for each), mostly the strings themselves (client ID, name, uid, redirect URIs, the page
+texts); only digests are kept of the secrets, and nothing of the objects fed in beyond the fields used.
+Clients configured alike share one ``ClientProfile``; the credentials published in a status are held by
+the served client alone (``Registration``), and a Secret's name that is its OIDCClient's name and a
+suffix as one ``NameSuffix`` shared by all so named; the feed's indexes are dicts by namespace, then
+name, so no key tuple is kept per object, and a Secret's record reuses its OIDCClient's strings. A list
+is best fed as
 ``parse_oidcclient`` records made page by page (``replace_registrations``): 10,000 objects as listed,
 held at once, would leave the process some 70 MiB larger for good.
 """
@@ -57,7 +58,6 @@ from kubeoidc_provider.registration import (
     KubeObject,
     NameSuffix,
     Registration,
-    credentials_of,
     metadata,
     namespace_name,
     parse_oidcclient,
@@ -82,14 +82,9 @@ class ClientRegistry:
         # tuple per object.
         self._registrations: dict[str, dict[str, Registration]] = {}  # OIDCClients
         self._claims: dict[str, _Claim] = {}  # client ID → the OIDCClients claiming it
-        # Secrets not held by their registration (``Registration.hold_secret``): once a Secret is joined
-        # to its client and that client holds every value of its credentials (its controller's name and
-        # uid, the client ID, the digests and their expiries), the registration holds them, which
-        # costs nothing, and this index forgets them (its entry and the Secret's name).
-        self._credentials: dict[str, dict[str, Credentials]] = {}
-        # The Secret name suffixes the registrations' Secret names are held as, each with how many
-        # registrations hold it: one instance of each, and what to look for a held Secret by.
-        self._suffixes: dict[str, tuple[NameSuffix, int]] = {}
+        self._credentials: dict[str, dict[str, Credentials]] = {}  # Secrets
+        # One instance of each Secret name suffix (``NameSuffix``), for as long as a registration holds it.
+        self._suffixes: weakref.WeakValueDictionary[str, NameSuffix] = weakref.WeakValueDictionary()
         # One instance of each distinct profile, for as long as a client holds it.
         self._profiles: weakref.WeakValueDictionary[tuple[object, ...], ClientProfile] = (
             weakref.WeakValueDictionary()
@@ -209,9 +204,6 @@ class ClientRegistry:
             if credentials is not None:
                 for known_namespace in [n for n in self._credentials if namespace is None or n == namespace]:
                     del self._credentials[known_namespace]
-                for known in self._all_registrations(namespace):
-                    if known.holds_secret:
-                        known.release_secret()
                 for (secret_namespace, name), cred in credentials:
                     if cred is not None and (namespace is None or secret_namespace == namespace):
                         self._pop_credentials(secret_namespace, name)
@@ -233,12 +225,11 @@ class ClientRegistry:
 
     def _remember_registration(self, registration: Registration, affected: set[str]) -> None:
         self._registrations.setdefault(registration.namespace, {})[registration.name] = registration
-        secret_name = registration.secret_name
-        name = registration.name
-        if secret_name is not None and len(secret_name) > len(name) and secret_name.startswith(name):
-            text = secret_name[len(name) :]
-            suffix, holders = self._suffixes.get(text, (NameSuffix(text), 0))
-            self._suffixes[text] = suffix, holders + 1
+        text = registration.secret_name_suffix
+        if text is not None:
+            suffix = self._suffixes.get(text)
+            if suffix is None:
+                self._suffixes[text] = suffix = NameSuffix(text)
             registration.hold_secret_name_as(suffix)
         client_id = registration.client_id
         if client_id is not None:
@@ -254,22 +245,7 @@ class ClientRegistry:
         registration = by_name.pop(name, None) if by_name is not None else None
         if by_name is not None and not by_name:
             del self._registrations[namespace]
-        if registration is None:
-            return
-        if registration.holds_secret and registration.secret_name is not None:
-            # A registration holds its Secret's credentials only while it is known: the Secret outlives
-            # it (until collected) and must not keep its client, nor its profile.
-            self._credentials.setdefault(namespace, {})[registration.secret_name] = (
-                registration.release_secret()
-            )
-        suffix = registration.secret_name_suffix
-        if suffix is not None:
-            _, holders = self._suffixes[suffix.text]
-            if holders > 1:
-                self._suffixes[suffix.text] = suffix, holders - 1
-            else:
-                del self._suffixes[suffix.text]
-        if registration.client_id is None:
+        if registration is None or registration.client_id is None:
             return
         claimants = _claimants(self._claims.get(registration.client_id))
         others = tuple(r for r in claimants if r is not registration)
@@ -286,31 +262,18 @@ class ClientRegistry:
         if owner is not None:
             # The Secret repeats what its OIDCClient holds: keep one string of each, not two.
             credentials = _sharing_strings(credentials, owner)
+            if owner.secret_name == name:
+                name = owner.secret_name
         self._credentials.setdefault(namespace, {})[name] = credentials
 
     def _pop_credentials(self, namespace: str, name: str) -> Credentials | None:
-        """The Secret's credentials, forgotten (by this index, or by the registration holding them)."""
         by_name = self._credentials.get(namespace)
-        if by_name is not None and name in by_name:
-            credentials = by_name.pop(name)
-            if not by_name:
-                del self._credentials[namespace]
-            return credentials
-        holder = self._holder(namespace, name)
-        return None if holder is None else holder.release_secret()
-
-    def _holder(self, namespace: str, secret_name: str) -> Registration | None:
-        """The registration holding this Secret's credentials, if one does: its Secret's name is held as
-        a suffix, so its own name is the Secret's without one of the suffixes in use."""
-        registrations = self._registrations.get(namespace, {})
-        for text in self._suffixes:
-            if len(secret_name) > len(text) and secret_name.endswith(text):
-                registration = registrations.get(secret_name[: -len(text)])
-                # Its own Secret, not another's: suffixes in use may end alike ("-oidc", "c").
-                held = registration is not None and registration.holds_secret
-                if held and registration is not None and registration.secret_name == secret_name:
-                    return registration
-        return None
+        if by_name is None:
+            return None
+        credentials = by_name.pop(name, None)
+        if not by_name:
+            del self._credentials[namespace]
+        return credentials
 
     def _owners_client_ids(self, namespace: str, *credentials: Credentials | None) -> set[str]:
         """Client IDs whose service may change with these credentials: those of their controllers."""
@@ -380,13 +343,9 @@ class ClientRegistry:
             return None
         # What the operator published in status is authoritative; a Secret fed in (the dev mode, an
         # operator that does not publish yet) counts only without it.
-        from_index = False
-        credentials = registration.published
-        if credentials is None and registration.holds_secret:
-            credentials = credentials_of(registration.client)
-        elif credentials is None:
-            credentials = self._credentials.get(registration.namespace, {}).get(registration.secret_name)
-            from_index = True
+        credentials = registration.published or self._credentials.get(registration.namespace, {}).get(
+            registration.secret_name
+        )
         if credentials is None:
             return None
         if credentials.owner_uid != registration.uid or credentials.owner_name != registration.name:
@@ -397,8 +356,8 @@ class ClientRegistry:
         if client.secretless:
             # No secret to join: a public client has none, ServiceAccount tokens or its own keys
             # authenticate the others.
-            pass
-        elif not credentials.digests:
+            return client
+        if not credentials.digests:
             logger.warning(
                 "OIDCClient %s/%s is confidential but its Secret %s holds no client secret; not served",
                 registration.namespace,
@@ -406,27 +365,12 @@ class ClientRegistry:
                 registration.secret_name,
             )
             return None
-        elif client.digests != credentials.digests or client.expiries != credentials.expiries:
-            # The registration keeps the served client itself (its digests the credentials' own bytes):
-            # one Client per client, not two.
-            client = registration.client = replace(
-                client, digests=credentials.digests, expiries=credentials.expiries
-            )
-        if (
-            from_index
-            and registration.secret_name_suffix is not None
-            and credentials_of(client) == credentials
-        ):
-            # Its client holds every value of its Secret's credentials now: its registration holds them.
-            registration.hold_secret(credentials)
-            self._pop_index_entry(registration.namespace, registration.secret_name)
-        return client
-
-    def _pop_index_entry(self, namespace: str, name: str) -> None:
-        by_name = self._credentials[namespace]
-        del by_name[name]
-        if not by_name:
-            del self._credentials[namespace]
+        if client.digests == credentials.digests and client.expiries == credentials.expiries:
+            return client
+        # The registration keeps the served client itself (its digests the credentials' own bytes):
+        # one Client per client, not two.
+        registration.client = replace(client, digests=credentials.digests, expiries=credentials.expiries)
+        return registration.client
 
     # -- parsing (no lock needed: pure, apart from the shared-profile cache) ----------------------
 
