@@ -2,14 +2,15 @@
 
 The parts are the production ones (``build_provider``, ``create_app``, and ``main.serve``: uvicorn with
 uvloop and httptools, no access log; with ``--workers N``, forked workers on one socket as ``kubeoidc
-provider --workers N`` runs them): a static client registry fed with OIDCClients and their Secrets as the
-operator writes them, one user, SQLite state in a temporary directory (``--state memory``: in memory, as
-the peer keeps its own) and freshly generated keys, one per algorithm (RS256 the default, as ``kubeoidc
-keys generate`` makes them). ``--clients`` names the configurations to register, one client each
-(``ID-name``, the same secret): the access token format and algorithm and the ID token algorithm.
-``--extra-clients N`` feeds N more clients into the registry before serving, to measure the process's
-memory with a large registry (the objects are built and fed one at a time, as a watch delivers them, so
-only what the registry keeps stays in memory).
+provider --workers N`` runs them): a static client registry fed what a cluster's provider gets, OIDCClients
+with the status the operator writes (the client ID, the Secret's name and the published credentials: the
+client ID and the SHA-256 of the secret) and no Secret (in a cluster the provider reads none), one user,
+SQLite state in a temporary directory (``--state memory``: in memory, as the peer keeps its own) and
+freshly generated keys, one per algorithm (RS256 the default, as ``kubeoidc keys generate`` makes them).
+``--clients`` names the configurations to register, one client each (``ID-name``, the same secret): the
+access token format and algorithm and the ID token algorithm. ``--extra-clients N`` feeds N more clients
+into the registry before serving, to measure the process's memory with a large registry (the objects are
+built and fed one at a time, as a watch delivers them, so only what the registry keeps stays in memory).
 
 Usage: python bench/kubeoidc_server.py --port P --client-id ID --client-secret S --redirect-uri URI
        --state-dir DIR [--state sqlite|memory] [--clients JSON] [--workers N] [--extra-clients N]
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import secrets
 import socket
@@ -30,6 +32,7 @@ from typing import Any
 # The client objects and the user are the tests' own (tests/support), so both describe one provider.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import kubeoidc_contract as contract
 from kubeoidc_contract.jwks import SIGNING_ALGS
 from kubeoidc_provider.app import build_provider, create_app
 from kubeoidc_provider.keys import KeySet, generate_jwks
@@ -48,11 +51,13 @@ SCOPES = ["openid", "profile", "email", API_SCOPE]
 GRANT_TYPES = ["authorization_code", "client_credentials"]
 
 
-def bench_client_objects(
+def bench_oidcclient(
     name: str, *, client_id: str, secret: str, redirect_uri: str, issuer: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The OIDCClient and Secret of one client, as the tests build them (the operator's shape)."""
-    return client_objects(
+) -> dict[str, Any]:
+    """One client's OIDCClient as the tests build it, with the credentials the operator publishes in its
+    status (``published_credentials``: the client ID and the secret's SHA-256, built here from the
+    contract so that the measured process loads none of the operator's modules)."""
+    oidcclient, _ = client_objects(
         name,
         client_id=client_id,
         secret=secret,
@@ -63,12 +68,17 @@ def bench_client_objects(
         issuer=issuer,
         uid=f"uid-{name}",
     )
+    oidcclient["status"][contract.STATUS_CREDENTIALS] = {
+        contract.CREDENTIALS_CLIENT_ID: client_id,
+        contract.CREDENTIALS_SECRET_HASH: hashlib.sha256(secret.encode()).hexdigest(),
+    }
+    return oidcclient
 
 
-def extra_clients(count: int, issuer: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def extra_clients(count: int, issuer: str) -> Iterator[dict[str, Any]]:
     for index in range(count):
         name = f"app-{index:05d}"
-        yield bench_client_objects(
+        yield bench_oidcclient(
             name,
             client_id=f"{name}-{secrets.token_hex(8)}",
             secret=secrets.token_urlsafe(32),
@@ -118,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         registry = ClientRegistry()
         for config in configs or [None]:
             client_id = f"{args.client_id}-{config['name']}" if config else args.client_id
-            oidcclient, secret_obj = bench_client_objects(
+            oidcclient = bench_oidcclient(
                 f"bench-{config['name']}" if config else "bench",
                 client_id=client_id,
                 secret=args.client_secret,
@@ -132,10 +142,8 @@ def main(argv: list[str] | None = None) -> None:
                     idTokenSignedResponseAlg=config["idAlg"],
                 )
             registry.upsert_oidcclient(oidcclient)
-            registry.upsert_secret(secret_obj)
-        for oidcclient, secret_obj in extra_clients(args.extra_clients, issuer):
+        for oidcclient in extra_clients(args.extra_clients, issuer):
             registry.upsert_oidcclient(oidcclient)
-            registry.upsert_secret(secret_obj)
         registry.mark_ready()
         gc.collect()
         provider = build_provider(

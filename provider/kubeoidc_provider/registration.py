@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import json
@@ -81,6 +82,16 @@ class ClientProfile:
     def key(self) -> tuple[object, ...]:
         """The values that make two profiles equal (a key that does not keep the profile alive)."""
         return tuple(getattr(self, name) for name in self.__slots__ if name != "__weakref__")
+
+    @property
+    def secretless(self) -> bool:
+        """Whether its clients authenticate without a secret: public ones, those their ServiceAccounts'
+        tokens authenticate, and those that sign their assertions with their own key."""
+        return (
+            self.public
+            or bool(self.service_accounts)
+            or self.token_endpoint_auth_method == contract.PRIVATE_KEY_JWT_AUTH_METHOD
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,13 +233,8 @@ class Client:
 
     @property
     def secretless(self) -> bool:
-        """Whether the client authenticates without a secret: a public one, one its ServiceAccounts'
-        tokens authenticate, or one that signs its assertions with its own key."""
-        return (
-            self.public
-            or bool(self.service_accounts)
-            or self.token_endpoint_auth_method == contract.PRIVATE_KEY_JWT_AUTH_METHOD
-        )
+        """Whether the client authenticates without a secret (``ClientProfile.secretless``)."""
+        return self.profile.secretless
 
     @property
     def signing_algs(self) -> frozenset[str]:
@@ -287,16 +293,35 @@ def _unpack_about(about: str) -> tuple[str, str, str]:
     return text[:end_display], text[end_display:end_description], text[end_description:]
 
 
+class _Held(enum.Enum):
+    """Where a registration's published credentials are, when not in a ``Credentials`` of their own."""
+
+    #: Its client holds every value of them (see ``Registration``).
+    IN_CLIENT = "in its client"
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class NameSuffix:
+    """What follows an OIDCClient's name in its Secret's name (``-oidc``, as the operator names Secrets
+    unless ``spec.secretName`` says otherwise): the registry shares one instance of each among the
+    registrations so named (``Registration.hold_secret_name_as``)."""
+
+    text: str
+
+
 class Registration:
     """What the registry keeps of an OIDCClient: its identity, its status, and the client it describes.
     Only the registry's feed reads it, under its lock; it replaces ``client`` by the served one.
 
     Its identity (uid, namespace, name, client ID) is its client's, read from it, so that a registry of
     10,000 clients does not hold 10,000 more references to each; only an OIDCClient without a client ID
-    yet (so without a client) holds its own.
+    yet (so without a client) holds its own. Likewise the credentials published in its status, when its
+    client holds every value of them (as ``parse_oidcclient`` makes it: the same client ID, the digests
+    and expiries joined), are read from the client instead of kept in a ``Credentials`` of their own;
+    and its Secret's name, when it is its own name and a suffix, may be held as that (shared) suffix.
     """
 
-    __slots__ = ("_identity", "client", "published", "secret_name")
+    __slots__ = ("_identity", "_published", "_secret_name", "client")
 
     def __init__(
         self,
@@ -317,13 +342,44 @@ class Registration:
             raise ValueError("a registration's client has the registration's identity")
         if client is None and client_id is not None:
             raise ValueError("a registration with a client ID describes its client")
-        self.secret_name = secret_name
+        self._secret_name: str | NameSuffix | None = secret_name
         #: None while the status has no client ID yet; the registry replaces it by the served one
         #: (the same identity, the secret's digests joined).
         self.client = client
-        #: What the operator published in ``status.credentials`` (None: nothing published).
-        self.published = published
+        self._published: Credentials | _Held | None = published
+        if published is not None and client is not None and _credentials_of(client) == published:
+            self._published = _Held.IN_CLIENT
         self._identity = (uid, namespace, name) if client is None else None
+
+    @property
+    def published(self) -> Credentials | None:
+        """What the operator published in ``status.credentials`` (None: nothing published)."""
+        if self._published is not _Held.IN_CLIENT:
+            return self._published
+        # Only the registry replaces the client, and only by one holding the credentials it is
+        # joined with, these very ones while they are published: it still holds them.
+        assert self.client is not None, "credentials held in the client of a registration with one"
+        return _credentials_of(self.client)
+
+    @property
+    def secret_name(self) -> str | None:
+        """``status.secretName``: the Secret whose credentials the client is served with."""
+        held = self._secret_name
+        return self.name + held.text if isinstance(held, NameSuffix) else held
+
+    @property
+    def secret_name_suffix(self) -> str | None:
+        """What follows its own name in its Secret's name, if that name starts with its own."""
+        secret_name, name = self.secret_name, self.name
+        if secret_name is None or len(secret_name) <= len(name) or not secret_name.startswith(name):
+            return None
+        return secret_name[len(name) :]
+
+    def hold_secret_name_as(self, suffix: NameSuffix) -> None:
+        """Hold its Secret's name as what follows its own name: no string of its own for it."""
+        if suffix.text != self.secret_name_suffix:
+            raise ValueError("the Secret's name is the OIDCClient's name followed by the suffix")
+        self._secret_name = suffix
 
     @property
     def uid(self) -> str:
@@ -356,6 +412,11 @@ class Credentials:
     #: As ``Client.digests`` and ``Client.expiries``.
     digests: bytes
     expiries: tuple[float | None, ...]
+
+
+def _credentials_of(client: Client) -> Credentials:
+    """The credentials its client holds all of (see ``Registration``)."""
+    return Credentials(client.name, client.uid, client.client_id, client.digests, client.expiries)
 
 
 def _credentials(owner_name: str, owner_uid: str, client_id: str, hashes: list[SecretHash]) -> Credentials:
@@ -403,9 +464,16 @@ def parse_oidcclient(
     client_id = _str_or_none(status.get("clientID"))
     secret_name = _str_or_none(status.get("secretName"))
     namespace = sys.intern(namespace)
+    published = _published_credentials(
+        name, uid, client_id, _mapping(status.get(contract.STATUS_CREDENTIALS))
+    )
     client = None
     if client_id is not None:
         spec = _mapping(obj.get("spec"))
+        profile = share(_profile(spec))
+        # The published digests joined at once (as the registry would join them) when they are for
+        # this client ID and it has a secret, so that its registration keeps no copy of them.
+        joined = published is not None and published.client_id == client_id and not profile.secretless
         client = Client(
             client_id=client_id,
             namespace=namespace,
@@ -415,16 +483,15 @@ def parse_oidcclient(
             registered_post_logout_redirect_uris=_one_or_tuple(
                 _str_tuple(spec.get("postLogoutRedirectURIs"))
             ),
-            profile=share(_profile(spec)),
+            profile=profile,
+            digests=published.digests if joined and published is not None else b"",
+            expiries=published.expiries if joined and published is not None else (),
             about=_pack_about(
                 _str_or_none(spec.get("displayName")) or "",
                 _str_or_none(spec.get("description")) or "",
                 _str_or_none(spec.get("url")) or "",
             ),
         )
-    published = _published_credentials(
-        name, uid, client_id, _mapping(status.get(contract.STATUS_CREDENTIALS))
-    )
     return Registration(uid, namespace, name, client_id, secret_name, client, published)
 
 

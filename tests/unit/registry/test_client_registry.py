@@ -502,6 +502,116 @@ def test_replace_all_ignores_labelled_but_unowned_secrets() -> None:
     assert registry.get("cid-app") is None
 
 
+# -- a Secret through changes of either side, once joined to its client -------------------------
+
+
+def test_a_secret_serves_its_oidcclient_again_once_its_client_id_changes_back() -> None:
+    registry = served(oidcclient(), secret())
+
+    registry.upsert_oidcclient(oidcclient(client_id="cid-new"))
+    assert registry.get("cid-new") is None  # the Secret still says cid-app
+    assert registry.get("cid-app") is None
+
+    registry.upsert_oidcclient(oidcclient())
+    client = registry.get("cid-app")
+    assert client is not None
+    assert client.check_secret("s3cret-current", NOW)
+    assert not client.check_secret("s3cret-rotated", NOW)
+
+
+def test_a_secret_serves_its_oidcclient_again_after_a_relist_drops_and_returns_it() -> None:
+    registry = served(oidcclient(), secret())
+
+    registry.replace_all([], None)
+    assert registry.get("cid-app") is None
+    registry.replace_all([oidcclient()], None)
+
+    client = registry.get("cid-app")
+    assert client is not None
+    assert client.check_secret("s3cret-current", NOW)
+
+
+def test_a_secret_is_no_longer_used_once_its_oidcclient_names_another() -> None:
+    registry = served(oidcclient(), secret())
+
+    registry.upsert_oidcclient(oidcclient(secret_name="app-credentials"))
+    assert registry.get("cid-app") is None
+
+    registry.upsert_oidcclient(oidcclient())
+    assert registry.get("cid-app") is not None
+
+
+def test_a_spec_change_after_the_join_keeps_the_secret_and_serves_the_new_spec() -> None:
+    registry = served(oidcclient(), secret())
+
+    registry.upsert_oidcclient(oidcclient(redirectURIs=["https://app.example.com/new"]))
+
+    client = registry.get("cid-app")
+    assert client is not None
+    assert client.redirect_uris == ("https://app.example.com/new",)
+    assert client.check_secret("s3cret-current", NOW)
+
+
+def test_rotations_after_the_join_accept_exactly_the_secrets_of_the_last_secret_fed() -> None:
+    registry = served(oidcclient(), secret())
+    expires = datetime.fromtimestamp(NOW, tz=UTC) + timedelta(minutes=10)
+
+    registry.upsert_secret(
+        secret(client_secret="s3cret-rotated", annotations=grace_annotations("s3cret-current", expires))
+    )
+    graced = registry.get("cid-app")
+    assert graced is not None
+    assert graced.check_secret("s3cret-current", NOW)
+    assert graced.check_secret("s3cret-rotated", NOW)
+    assert not graced.check_secret("s3cret-current", expires.timestamp() + 1)
+
+    registry.upsert_oidcclient(oidcclient(displayName="Renamed"))  # the join again, with two digests
+    renamed = registry.get("cid-app")
+    assert renamed is not None
+    assert renamed.check_secret("s3cret-current", NOW)
+    assert not renamed.check_secret("s3cret-current", expires.timestamp() + 1)
+
+    registry.upsert_secret(secret(client_secret="s3cret-third"))
+    client = registry.get("cid-app")
+    assert client is not None
+    assert client.check_secret("s3cret-third", NOW)
+    assert not client.check_secret("s3cret-rotated", NOW)
+    assert not client.check_secret("s3cret-current", NOW)
+
+
+def test_a_secret_named_otherwise_than_after_its_oidcclient_is_served_rotated_and_deleted() -> None:
+    registry = served(oidcclient(secret_name="credentials"), secret("credentials"))
+    client = registry.get("cid-app")
+    assert client is not None
+    assert client.check_secret("s3cret-current", NOW)
+
+    registry.upsert_secret(secret("credentials", client_secret="s3cret-rotated"))
+    rotated = registry.get("cid-app")
+    assert rotated is not None
+    assert rotated.check_secret("s3cret-rotated", NOW)
+    assert not rotated.check_secret("s3cret-current", NOW)
+
+    registry.delete_secret(secret("credentials"))
+    assert registry.get("cid-app") is None
+
+
+def test_a_secret_outliving_its_oidcclient_keeps_nothing_of_its_client() -> None:
+    registry = served(oidcclient(scopes=["openid", "only-here"]), secret())
+    client = registry.get("cid-app")
+    assert client is not None
+    gone = weakref.ref(client.profile)  # held by the client alone
+    del client
+
+    registry.delete_oidcclient(oidcclient())  # its Secret is collected later, by the cluster
+    gc.collect()
+
+    assert gone() is None
+    registry.upsert_oidcclient(oidcclient())  # and it still answers for the Secret
+    served_again = registry.get("cid-app")
+    assert served_again is not None
+    assert served_again.check_secret("s3cret-current", NOW)
+
+
 # -- readiness, logging, memory -----------------------------------------------------------------
 
 
