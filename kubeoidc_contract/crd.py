@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.resources
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 from kubeoidc_contract import VERSION
@@ -76,7 +76,9 @@ def _load(file_name: str) -> dict[str, Any]:
     """The packaged CRD, parsed afresh (PyYAML is loaded here, at the first parse, never before)."""
     import yaml
 
-    resource = importlib.resources.files("kubeoidc_contract").joinpath("crd").joinpath(file_name)
+    # Beside this module (the package is installed as files), not through ``importlib.resources``, which
+    # would load modules a provider has no other use for.
+    resource = Path(__file__).parent / "crd" / file_name
     document = yaml.safe_load(resource.read_text(encoding="utf-8"))
     if not isinstance(document, dict):
         raise TypeError(f"the packaged CRD {file_name} is not a YAML mapping")

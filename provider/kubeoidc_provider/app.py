@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -71,7 +71,8 @@ from kubeoidc_provider.users import UserDirectory
 TOKEN_WORKERS = max(2, os.cpu_count() or 2)
 #: Authlib logs issued tokens at DEBUG: its loggers never go below INFO, whatever the root level.
 _QUIET_LOGGERS = ("authlib",)
-_STYLESHEET = files("kubeoidc_provider").joinpath("static/kubeoidc.css").read_bytes()
+# Read beside this module, as the templates are (``pages``): the package is installed as files.
+_STYLESHEET = (Path(__file__).parent / "static" / "kubeoidc.css").read_bytes()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from importlib.resources import files
+from pathlib import Path
 from string import Template
 from typing import Any, Protocol
 
@@ -245,10 +245,12 @@ class Pages:
     """Renders the provider's pages with the headers every page needs."""
 
     def __init__(self, *, static_prefix: str) -> None:
-        folder = files("kubeoidc_provider").joinpath("templates")
-        self._base = Template(folder.joinpath("base.html").read_text(encoding="utf-8").removesuffix("\n"))
+        # Beside this module: the package is installed as files, and ``importlib.resources`` would load
+        # about half a MiB of modules (``tempfile``, ``zipfile``, ...) that the provider has no other use for.
+        folder = Path(__file__).parent / "templates"
+        self._base = Template((folder / "base.html").read_text(encoding="utf-8").removesuffix("\n"))
         self._templates = {
-            name: PageTemplate(folder.joinpath(name).read_text(encoding="utf-8"))
+            name: PageTemplate((folder / name).read_text(encoding="utf-8"))
             for name in (*PAGES, "client.html")
         }
         self._stylesheet = escape(f"{static_prefix}/static/kubeoidc.css")

@@ -1,7 +1,9 @@
 """What the provider loads before it serves: in a pod, with no users file, neither ``httpx2`` (its
 Kubernetes client speaks ``http.client``; back-channel logout and client key sets load httpx2 when first
 used) nor PyYAML (a pod's ServiceAccount needs no kubeconfig, and the CRD's served values are read
-without parsing the CRD). Each would cost every deployment memory for nothing until then."""
+without parsing the CRD), nor ``importlib.resources`` (the pages, the stylesheet and the CRD are read
+beside their modules; it would bring ``zipfile`` and ``tempfile`` along). Each would cost every
+deployment memory for nothing until then."""
 
 from __future__ import annotations
 
@@ -25,14 +27,17 @@ import kubeoidc_contract.cluster_access as cluster_access
 cluster_access.in_cluster.__defaults__ = (Path(sys.argv.pop(1)),)
 from kubeoidc.cli import main
 def listen(self, sockets=None):
-    loaded = (name for name in sys.modules if name.split(".")[0] in ("httpx2", "yaml"))
+    loaded = (
+        name for name in sys.modules
+        if name.split(".")[0] in ("httpx2", "yaml") or name in ("importlib.resources", "zipfile")
+    )
     print("LOADED", " ".join(sorted(loaded)))
 uvicorn.Server.run = listen
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_the_provider_in_a_pod_without_a_users_file_loads_neither_httpx2_nor_yaml_before_it_serves(
+def test_the_provider_in_a_pod_without_a_users_file_loads_no_httpx2_yaml_or_resources_before_it_serves(
     tmp_path: Path,
 ) -> None:
     keys = tmp_path / "jwks.json"
