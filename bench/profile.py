@@ -34,7 +34,7 @@ from pyinstrument import Profiler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kubeoidc_server import bench_client_objects
+from kubeoidc_server import bench_oidcclient
 
 from kubeoidc_contract.jwks import SIGNING_ALGS
 from kubeoidc_provider.app import build_provider, create_app
@@ -135,15 +135,16 @@ async def profile(args: argparse.Namespace) -> None:
             issuer=ISSUER, storage_url=f"sqlite:///{folder}/state.db", access_token_ttl=600, code_ttl=600
         )
         registry = ClientRegistry()
-        oidcclient, secret_obj = bench_client_objects(
+        oidcclient = bench_oidcclient(
             "bench", client_id=CLIENT_ID, secret=secret, redirect_uri=REDIRECT_URI, issuer=ISSUER
         )
         spec = oidcclient["spec"]
         spec["accessTokenFormat"] = args.format
         spec["accessTokenSignedResponseAlg"] = spec["idTokenSignedResponseAlg"] = args.alg
         registry.upsert_oidcclient(oidcclient)
-        registry.upsert_secret(secret_obj)
         registry.mark_ready()
+        served = registry.get(CLIENT_ID)
+        assert served is not None, "the bench's client is served from its published credentials"
         provider = build_provider(
             settings,
             registry=registry,
@@ -173,7 +174,7 @@ async def profile(args: argparse.Namespace) -> None:
                 nonce="n",
                 code_challenge=challenge,
                 code_challenge_method="S256",
-                client_uid=registry.get(CLIENT_ID).uid,
+                client_uid=served.uid,
             )
             await provider.state.save_code(code, grant, 600)
             return code

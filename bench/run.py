@@ -453,7 +453,7 @@ class RelyingParty:
         """``count`` authorization codes, from the signed-in session (no page: consent is remembered)."""
         if not self.cookie:
             self.sign_in()
-        host, port = urlsplit(self.base).hostname, urlsplit(self.base).port
+        host, port = urlsplit(self.base).hostname or "127.0.0.1", urlsplit(self.base).port
         codes: list[str] = []
         lock = threading.Lock()
         errors: list[str] = []
@@ -672,7 +672,7 @@ def _access_token_of(config: ClientConfig) -> Callable[[int, bytes], bool]:
         if config.format == "opaque":
             return "." not in token
         header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
-        return token.count(".") == 2 and header.get("alg") == config.access_alg
+        return token.count(".") == 2 and bool(header.get("alg") == config.access_alg)
 
     return check
 
@@ -718,7 +718,7 @@ CEILING_REQUEST = Request("GET", "/", check=_json_has("status"))
 def check_once(base: str, request: Request, body: str) -> None:
     """One request before the load: the harness measures answers that are right, or stops."""
     parts = urlsplit(base)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     try:
         connection.request(request.method, request.path, body=body or None, headers=request.headers)
         response = connection.getresponse()
@@ -1069,9 +1069,9 @@ def main(argv: list[str] | None = None) -> int:
         operator: list[dict[str, Any]] = []
         if not args.skip_scale:
             for extra in (0, mode.registry_clients):
-                rss, clients = provider_rss(workdir, secret, extra)
-                registry.append((rss, clients))
-                log(f"provider with {clients} clients: {rss:.1f} MiB")
+                rss, served = provider_rss(workdir, secret, extra)
+                registry.append((rss, served))
+                log(f"provider with {served} clients: {rss:.1f} MiB")
             if mode.operator_clients:
                 operator = operator_scale(mode.operator_clients, max(60.0, max(mode.operator_clients) * 0.05))
                 for result in operator:
