@@ -25,6 +25,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from kubeoidc_contract import GROUP, IDENTITY_SOURCE_PLURAL, PLURAL, VERSION
+from kubeoidc_contract.api_status import status_message
 from kubeoidc_contract.cluster_access import ClusterAccess, from_environment
 
 from .errors import Conflict, NotFound, Refused, Unavailable
@@ -41,13 +42,7 @@ _CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, BrokenPipeError, Connectio
 
 
 def _reason(status: int, content: bytes) -> str:
-    # The API server's Status message says why; never the request, which may carry a secret.
-    try:
-        document = json.loads(content)
-    except ValueError:
-        document = None
-    message = document.get("message") if isinstance(document, dict) else None
-    return message if isinstance(message, str) and message else http.client.responses.get(status, "")
+    return status_message(content) or http.client.responses.get(status, "")
 
 
 class KubeApi:

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from kubeoidc_contract.api_status import status_message
 from kubeoidc_contract.cluster_access import ClusterAccess
 
 #: Seconds to open a connection to the API server (TLS handshake included): it answers at once when up.
@@ -312,9 +313,5 @@ def _deadline() -> float:
 
 def _reason(body: bytes, fallback: str) -> str:
     """The message of a Kubernetes ``Status`` answer, else the HTTP reason (never the whole body)."""
-    try:
-        status = json.loads(body)
-    except ValueError:
-        return fallback
-    message = status.get("message") if isinstance(status, dict) else None
-    return message[:500] if isinstance(message, str) and message else fallback
+    message = status_message(body)
+    return message[:500] if message else fallback
