@@ -192,12 +192,12 @@ class Reconciler:
                     self._locks.pop((namespace, name), None)
                     self._unseen.pop((namespace, name), None)
                 return None
-            unread = not _records_a_secret(client)
-            plan, previous = self._plan(client, namespace, read=not unread)
+            read = _records_a_secret(client)
+            plan, previous = self._plan(client, namespace, read=read)
             try:
                 self._apply(plan, previous, namespace, name, log)
             except Conflict:
-                if not unread:
+                if read:
                     raise
                 # A Secret of that name exists though status records none: plan from what is there.
                 plan, previous = self._plan(client, namespace, read=True)
