@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 import pytest
+import uvloop
 
 from kubeoidc_contract.cluster_access import ClusterAccess
 from kubeoidc_operator import run as run_module
@@ -40,6 +41,11 @@ def test_run_watches_the_whole_cluster_without_namespaces(started: dict[str, Any
     assert started["liveness_endpoint"] == "http://0.0.0.0:8081/healthz"
     assert isinstance(started["registry"], kopf.OperatorRegistry)
     assert started["registry"] is not kopf.get_default_registry()
+
+
+def test_run_gives_kopf_a_uvloop_event_loop_as_kopfs_own_command_line_does(started: dict[str, Any]) -> None:
+    run_module.run(OperatorSettings(issuer="https://login.example.com"))
+    assert isinstance(started["loop"], uvloop.Loop)
 
 
 def test_run_watches_only_the_namespaces_given(started: dict[str, Any]) -> None:
