@@ -5,7 +5,8 @@ uvloop and httptools, no access log; with ``--workers N``, forked workers on one
 provider --workers N`` runs them): a static client registry fed what a cluster's provider gets, OIDCClients
 with the status the operator writes (the client ID, the Secret's name and the published credentials: the
 client ID and the SHA-256 of the secret) and no Secret (in a cluster the provider reads none), one user,
-SQLite state in a temporary directory (``--state memory``: in memory, as the peer keeps its own) and
+SQLite state in a temporary directory (``--state memory``: in memory, as the peer keeps its own;
+``--state redis``: in the Redis ``--redis-url`` names) and
 freshly generated keys, one per algorithm (RS256 the default, as ``kubeoidc keys generate`` makes them).
 ``--clients`` names the configurations to register, one client each (``ID-name``, the same secret): the
 access token format and algorithm and the ID token algorithm. ``--extra-clients N`` feeds N more clients
@@ -13,7 +14,8 @@ into the registry before serving, to measure the process's memory with a large r
 built and fed one at a time, as a watch delivers them, so only what the registry keeps stays in memory).
 
 Usage: python bench/kubeoidc_server.py --port P --client-id ID --client-secret S --redirect-uri URI
-       --state-dir DIR [--state sqlite|memory] [--clients JSON] [--workers N] [--extra-clients N]
+       --state-dir DIR [--state sqlite|memory|redis] [--redis-url URL] [--clients JSON] [--workers N]
+       [--extra-clients N]
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ def extra_clients(count: int, issuer: str) -> Iterator[dict[str, Any]]:
         )
 
 
+def storage_url(args: argparse.Namespace) -> str:
+    """Where the provider keeps its state, as ``--state`` says."""
+    if args.state == "memory":
+        return "memory://"
+    if args.state == "redis":
+        if not args.redis_url:
+            sys.exit("--state redis needs --redis-url")
+        return str(args.redis_url)
+    return f"sqlite:///{args.state_dir}/kubeoidc-state.db"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -103,10 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--state",
-        choices=("sqlite", "memory"),
+        choices=("sqlite", "memory", "redis"),
         default="sqlite",
-        help="sqlite: a file in --state-dir (durable); memory: a dict in the one process (as the peer's Map)",
+        help="sqlite: a file in --state-dir (durable); memory: a dict in the one process (as the peer's "
+        "Map); redis: the Redis at --redis-url",
     )
+    parser.add_argument("--redis-url", help="with --state redis: the Redis to keep the state in")
     args = parser.parse_args(argv)
 
     issuer = f"http://127.0.0.1:{args.port}"
@@ -114,9 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         issuer=issuer,
         host="127.0.0.1",
         port=args.port,
-        storage_url="memory://"
-        if args.state == "memory"
-        else f"sqlite:///{args.state_dir}/kubeoidc-state.db",
+        storage_url=storage_url(args),
         access_token_ttl=600,
         # The harness mints thousands of codes before a run: give them time (the cost per code is the same).
         code_ttl=600,

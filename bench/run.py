@@ -13,7 +13,10 @@ Three servers, each its own process with one worker, started here:
 The targets named ``..._memory`` run on another pair whose kubeoidc keeps its state in memory
 (``memory://``), as the peer keeps its own in every row (its default adapter, a ``Map``): the same
 state on both sides, where the other rows compare kubeoidc's durable SQLite writes with the peer's
-``Map``.
+``Map``. The targets named ``..._redis`` run on a pair that both keep their state in one Redis started
+here (``redis-server``, no persistence, each side in a database of its own): kubeoidc on ``redis://``,
+the peer through a Redis adapter (``node/peer.mjs``), as a deployment of several replicas of either
+keeps it. Redis's own CPU is in neither side's figures.
 
 The targets named ``..._workers2`` run on a second pair started with two processes each (``kubeoidc
 provider --workers 2``; node's cluster module for the peer), against the same ceiling.
@@ -111,7 +114,8 @@ class Target:
     #: Both servers' configuration, as the table states it.
     configuration: str
     workers: int = 1
-    #: Where kubeoidc keeps its state: ``sqlite`` (a file, durable) or ``memory`` (as the peer, a dict).
+    #: Where the state is kept: ``sqlite`` (kubeoidc's in a file, durable; the peer's in a Map),
+    #: ``memory`` (in memory on both sides) or ``redis`` (in one Redis, both sides).
     state: str = "sqlite"
     #: The least kubeoidc/peer and kubeoidc/ceiling ratios (issue 16's targets).
     goals: tuple[float | None, float | None] = (None, None)
@@ -120,6 +124,7 @@ class Target:
 #: Where each side keeps its state, for the targets that write it (the peer: its default adapter).
 _DURABLE = "kubeoidc's state in SQLite, the peer's in a Map"
 _IN_MEMORY = "state in memory on both sides (kubeoidc memory://, the peer's Map)"
+_IN_REDIS = "state in one Redis on both sides (kubeoidc redis://, the peer through a Redis adapter)"
 _OPAQUE_USER = "ID token RS256, opaque access token (stored hashed by kubeoidc)"
 #: Targets, in the order they run; userinfo and introspection use an access token from a code exchange.
 TARGETS: dict[str, Target] = {
@@ -209,6 +214,38 @@ TARGETS: dict[str, Target] = {
         "opaque-es256",
         f"ID token ES256, opaque access token; {_IN_MEMORY}",
         state="memory",
+        goals=(1.5, None),
+    ),
+    "token_client_credentials_opaque_redis": Target(
+        "token (client_credentials, opaque, state in Redis)",
+        "client_credentials",
+        "opaque-rs256",
+        f"opaque access token; {_IN_REDIS}",
+        state="redis",
+        goals=(1.5, None),
+    ),
+    "token_code_exchange_redis": Target(
+        "token (code exchange, state in Redis)",
+        "code_exchange",
+        "opaque-rs256",
+        f"{_OPAQUE_USER}; {_IN_REDIS}",
+        state="redis",
+        goals=(1.5, None),
+    ),
+    "token_code_exchange_es256_redis": Target(
+        "token (code exchange, ES256, state in Redis)",
+        "code_exchange",
+        "opaque-es256",
+        f"ID token ES256, opaque access token; {_IN_REDIS}",
+        state="redis",
+        goals=(1.5, None),
+    ),
+    "introspection_redis": Target(
+        "introspection (state in Redis)",
+        "introspection",
+        "opaque-rs256",
+        f"opaque access token; {_IN_REDIS}",
+        state="redis",
         goals=(1.5, None),
     ),
 }
@@ -329,10 +366,11 @@ def kubeoidc_server(
     *,
     workers: int = 1,
     state: str = "sqlite",
+    redis_url: str | None = None,
     clients: tuple[ClientConfig, ...] = (),
 ) -> Server:
     """The provider; with ``clients``, one client per configuration (else one with the defaults); its
-    state in SQLite or, with ``state="memory"``, in memory."""
+    state in SQLite or, with ``state="memory"``, in memory, or with ``state="redis"`` in ``redis_url``."""
     port = free_port()
     state_dir = workdir / f"{name}-state"
     state_dir.mkdir()
@@ -347,12 +385,16 @@ def kubeoidc_server(
         f"--extra-clients={extra_clients}",
         f"--workers={workers}",
         f"--state={state}",
+        *([f"--redis-url={redis_url}"] if redis_url else []),
         f"--clients={json.dumps([config.as_json() for config in clients])}",
     ]
     return Server(name, argv, port, "/.well-known/openid-configuration", workdir / f"{name}.log")
 
 
-def peer_server(workdir: Path, secret: str, *, workers: int = 1, name: str = "peer") -> Server:
+def peer_server(
+    workdir: Path, secret: str, *, workers: int = 1, name: str = "peer", redis_url: str | None = None
+) -> Server:
+    """The peer; its state in a Map, or with ``redis_url`` in that Redis."""
     port = free_port()
     node = BENCH / "node"
     if not (node / "node_modules" / "oidc-provider").is_dir():
@@ -366,8 +408,39 @@ def peer_server(workdir: Path, secret: str, *, workers: int = 1, name: str = "pe
         "/.well-known/openid-configuration",
         workdir / f"{name}.log",
         cwd=node,
-        env={"WORKERS": str(workers)},
+        env={"WORKERS": str(workers), **({"PEER_REDIS_URL": redis_url} if redis_url else {})},
     )
+
+
+@contextmanager
+def redis_running(workdir: Path, timeout: float = 30) -> Iterator[str]:
+    """A Redis of the bench's own (no persistence), for the pair that keeps its state there: its URL."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    log = workdir / "redis.log"
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    with log.open("wb") as output:
+        process = subprocess.Popen([*argv, "--dir", str(workdir)], stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers_ping(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def ceiling_server(workdir: Path) -> Server:
@@ -1035,21 +1108,35 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = stack.enter_context(ceiling_server(workdir).running())
         bench = Bench(mode, targets, workdir, log)
         pairs = sorted({(TARGETS[target].workers, TARGETS[target].state) for target in targets})
-        # sqlite before memory, one process before two: the order of TARGETS.
-        pairs.sort(key=lambda pair: (pair[1] != "sqlite", pair[0]))
+        # sqlite, then memory, then Redis; one process before two: the order of TARGETS.
+        pairs.sort(key=lambda pair: (("sqlite", "memory", "redis").index(pair[1]), pair[0]))
         for workers, state in pairs:
             # One pair of servers per process count and state, each measured on its own (the others
             # stopped).
             suffix = ("" if workers == 1 else f"-{workers}w") + ("" if state == "sqlite" else f"-{state}")
             names = (f"peer{suffix}", f"kubeoidc{suffix}")
             with ExitStack() as pair:
+                # Each side in a database of its own, in the one Redis.
+                redis = pair.enter_context(redis_running(workdir)) if state == "redis" else None
                 servers = {
                     "peer": pair.enter_context(
-                        peer_server(workdir, secret, workers=workers, name=names[0]).running()
+                        peer_server(
+                            workdir,
+                            secret,
+                            workers=workers,
+                            name=names[0],
+                            redis_url=f"{redis}/2" if redis else None,
+                        ).running()
                     ),
                     "kubeoidc": pair.enter_context(
                         kubeoidc_server(
-                            workdir, secret, name=names[1], workers=workers, state=state, clients=clients
+                            workdir,
+                            secret,
+                            name=names[1],
+                            workers=workers,
+                            state=state,
+                            redis_url=f"{redis}/1" if redis else None,
+                            clients=clients,
                         ).running()
                     ),
                     "ceiling": ceiling,

@@ -13,9 +13,11 @@
 //
 // State lives in a plain in-memory Map (MapAdapter below), the cheapest storage the peer can have: its
 // bundled development adapter is an LRU of 1,000 entries (minted codes would be evicted before use) that
-// rescans a grant's every member on each write.
+// rescans a grant's every member on each write. With PEER_REDIS_URL, it lives in that Redis instead
+// (RedisAdapter below, on ioredis), as a deployment of several replicas keeps it.
 //
-// Usage: [WORKERS=N] node peer.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI CLIENTS_JSON
+// Usage: [WORKERS=N] [PEER_REDIS_URL=redis://...] node peer.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
+//   CLIENTS_JSON
 //   CLIENTS_JSON: [{"name": "jwt-es256", "format": "jwt", "accessAlg": "ES256", "idAlg": "ES256"}, ...];
 //   each client's ID is CLIENT_ID-name.
 
@@ -28,6 +30,10 @@ import Provider from 'oidc-provider';
 const [port, clientId, clientSecret, redirectUri, clientsJson] = process.argv.slice(2);
 const WORKERS = Number(process.env.WORKERS ?? '1');
 const CONFIGS = new Map(JSON.parse(clientsJson).map((c) => [`${clientId}-${c.name}`, c]));
+// Loaded only when the state is in Redis: the Map peer runs as it always has.
+const Redis = process.env.PEER_REDIS_URL ? (await import('ioredis')).Redis : undefined;
+const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
+  'BackchannelAuthenticationRequest']);
 
 if (cluster.isPrimary && WORKERS > 1) {
   // The workers must sign with the same keys: made here, handed over in the environment.
@@ -70,8 +76,6 @@ function serve(jwks) {
     email_verified: true,
   };
 
-  const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
-    'BackchannelAuthenticationRequest']);
   const store = new Map(); // key -> { payload, expiresAt }
   const grantMembers = new Map(); // grantId -> Set of keys
 
@@ -146,7 +150,7 @@ function serve(jwks) {
   }, 30_000).unref();
 
   const configuration = {
-    adapter: MapAdapter,
+    adapter: Redis ? redisAdapter(new Redis(process.env.PEER_REDIS_URL)) : MapAdapter,
     clients: [...CONFIGS].map(([id, config]) => ({
       client_id: id,
       client_secret: clientSecret,
@@ -246,4 +250,85 @@ function serve(jwks) {
     process.stdout.write(`listening ${issuer}\n`);
   });
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+// oidc-provider's adapter interface over one Redis. An entry is a hash `peer:<model>:<id>` with its JSON
+// payload (`p`) and, once consumed, when (`c`), under Redis's own TTL; a grant's members are a list, a
+// session's uid points at its id. Each call is one round trip: the writes are Lua scripts, one command
+// each, as the kubeoidc provider's are.
+function redisAdapter(redis) {
+  const key = (model, id) => `peer:${model}:${id}`;
+  const grantKey = (grantId) => `peer:grant:${grantId}`;
+  const uidKey = (uid) => `peer:sessionUid:${uid}`;
+  // Writes an entry whole (no field of an earlier version left) with its TTL (0: none), adds it to its
+  // grant's members (their list lives as long as the longest of them) and points a session's uid at it.
+  redis.defineCommand('peerUpsert', {
+    numberOfKeys: 3,
+    lua: `
+      local ttl = tonumber(ARGV[2])
+      redis.call('DEL', KEYS[1])
+      redis.call('HSET', KEYS[1], 'p', ARGV[1])
+      if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+      if KEYS[2] ~= '' then
+        redis.call('RPUSH', KEYS[2], KEYS[1])
+        if ttl > 0 then
+          redis.call('EXPIRE', KEYS[2], ttl, 'GT')
+          redis.call('EXPIRE', KEYS[2], ttl, 'NX')
+        end
+      end
+      if KEYS[3] ~= '' then
+        if ttl > 0 then redis.call('SET', KEYS[3], ARGV[3], 'EX', ttl) else redis.call('SET', KEYS[3], ARGV[3]) end
+      end
+      return 0`,
+  });
+  // Marks a live entry consumed (HSET keeps its TTL); an entry gone meanwhile is not made again.
+  redis.defineCommand('peerConsume', {
+    numberOfKeys: 1,
+    lua: "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'c', ARGV[1]) end",
+  });
+
+  return class RedisAdapter {
+    constructor(model) {
+      this.model = model;
+    }
+
+    async upsert(id, payload, expiresIn) {
+      const entry = key(this.model, id);
+      const members = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : '';
+      const uid = this.model === 'Session' && payload.uid ? uidKey(payload.uid) : '';
+      const ttl = typeof expiresIn === 'number' ? expiresIn : 0;
+      await redis.peerUpsert(entry, members, uid, JSON.stringify(payload), ttl, id);
+    }
+
+    async find(id) {
+      const { p, c } = await redis.hgetall(key(this.model, id));
+      if (p === undefined) return undefined;
+      const payload = JSON.parse(p);
+      if (c !== undefined) payload.consumed = Number(c);
+      return payload;
+    }
+
+    async findByUid(uid) {
+      const id = await redis.get(uidKey(uid));
+      return id === null ? undefined : this.find(id);
+    }
+
+    async findByUserCode() {
+      return undefined;
+    }
+
+    async consume(id) {
+      await redis.peerConsume(key(this.model, id), Math.floor(Date.now() / 1000));
+    }
+
+    async destroy(id) {
+      await redis.del(key(this.model, id));
+    }
+
+    async revokeByGrantId(grantId) {
+      const members = grantKey(grantId);
+      const entries = await redis.lrange(members, 0, -1);
+      await redis.del(...entries, members);
+    }
+  };
 }

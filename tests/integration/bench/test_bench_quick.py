@@ -30,6 +30,10 @@ TARGETS = [
     "token (client_credentials, opaque, state in memory)",
     "token (code exchange, state in memory)",
     "token (code exchange, ES256, state in memory)",
+    "token (client_credentials, opaque, state in Redis)",
+    "token (code exchange, state in Redis)",
+    "token (code exchange, ES256, state in Redis)",
+    "introspection (state in Redis)",
 ]
 SERVERS = ["peer", "kubeoidc", "ceiling"]
 
