@@ -8,6 +8,7 @@ stops or dies.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Iterable
 from typing import Any, cast
@@ -24,6 +25,12 @@ from .kube import CONCURRENT_CALLS, KubeApi
 from .settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
+
+#: Allocations between two collections of the youngest generation (CPython's default: 700). The
+#: operator's heap is large and long-lived (kopf's record of every object it watches, the parsed watch
+#: events) and a burst of clients allocates fast: at the default, the collector took about a sixth of
+#: the operator's CPU at 10,000 new clients. The older generations keep their default ratios (10, 10).
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -169,6 +176,7 @@ def run(settings: OperatorSettings, *, log_level: str = "INFO") -> None:
         )
     register(registry, settings, api, active=gate)
     configure_logging(log_level)
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 10, 10)
     # On uvloop, as kopf's own command line runs it: kopf's per-object workers wait on timers and tasks
     # for every watch event, and uvloop's are cheaper than asyncio's default loop's.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -46,6 +47,16 @@ def test_run_watches_the_whole_cluster_without_namespaces(started: dict[str, Any
 def test_run_gives_kopf_a_uvloop_event_loop_as_kopfs_own_command_line_does(started: dict[str, Any]) -> None:
     run_module.run(OperatorSettings(issuer="https://login.example.com"))
     assert isinstance(started["loop"], uvloop.Loop)
+
+
+def test_run_collects_the_youngest_generation_less_often_than_cpythons_default(
+    started: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thresholds: list[tuple[int, ...]] = []
+    monkeypatch.setattr(gc, "set_threshold", lambda *values: thresholds.append(values))
+    run_module.run(OperatorSettings(issuer="https://login.example.com"))
+    assert thresholds == [(run_module.YOUNG_COLLECTION_THRESHOLD, 10, 10)]
+    assert run_module.YOUNG_COLLECTION_THRESHOLD > 700
 
 
 def test_run_watches_only_the_namespaces_given(started: dict[str, Any]) -> None:
