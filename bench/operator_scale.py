@@ -56,7 +56,7 @@ from kubeoidc_operator.rotation import RandomCredentials
 # The control plane and the release are the cluster tier's own (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.admin import Admin
-from support.control_plane import ControlPlane, find_assets
+from support.control_plane import ControlPlane, find_assets, requested
 from support.release import CRDS_DIR, NAMESPACE, Release, RoleProcess
 
 #: Create requests in flight at once.
@@ -139,21 +139,13 @@ def operator_requests(plane: ControlPlane, user: str, namespace: str, offset: in
     """The operator's requests about ``namespace``, and its cluster-wide ones (a list of every client),
     in the audit log after byte ``offset``, by ``verb resource[/sub]`` (its signing keys and peering
     live in other namespaces: not a client's cost)."""
-    counted: Counter[str] = Counter()
-    with plane.audit_log.open("rb") as audit:
-        audit.seek(offset)
-        for line in audit.read().split(b"\n")[:-1]:  # the last line may be half written
-            event = json.loads(line)
-            if event.get("user", {}).get("username") != user or event.get("stage") != "ResponseComplete":
-                continue
-            ref = event.get("objectRef") or {}
-            if ref.get("namespace", namespace) != namespace:
-                continue
-            resource = ref.get("resource", event.get("requestURI", "?"))
-            if ref.get("subresource"):
-                resource += "/" + ref["subresource"]
-            counted[f"{event['verb']} {resource}"] += 1
-    return counted
+    return Counter(
+        f"{event['verb']} {requested(event)}"
+        for event in plane.audit_events(since=offset)
+        if event.get("user", {}).get("username") == user
+        and event.get("stage") == "ResponseComplete"
+        and (event.get("objectRef") or {}).get("namespace", namespace) == namespace
+    )
 
 
 def quiet_requests(

@@ -20,7 +20,7 @@ import pytest
 
 import kubeoidc_contract as contract
 from support.admin import Admin, condition, oidcclient
-from support.control_plane import ControlPlane
+from support.control_plane import ControlPlane, requested
 from support.release import Release, RoleProcess, eventually
 
 pytestmark = pytest.mark.cluster
@@ -58,8 +58,7 @@ def operator_requests(plane: ControlPlane, account: str, namespace: str, since: 
             continue
         if resync is not None and received(event) >= resync and event["verb"] in ("get", "list"):
             continue
-        subresource = f"/{ref['subresource']}" if ref.get("subresource") else ""
-        counted[f"{event['verb']} {ref.get('resource')}{subresource}"] += 1
+        counted[f"{event['verb']} {requested(event)}"] += 1
     return counted
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import kubeoidc_contract as contract
 from support.admin import Admin, oidcclient, ready_credentials
-from support.control_plane import ControlPlane
+from support.control_plane import ControlPlane, requested
 from support.release import Release, RoleProcess, eventually
 
 pytestmark = pytest.mark.cluster
@@ -30,7 +30,7 @@ def requests_of(control_plane: ControlPlane, user: str) -> list[tuple[str, str, 
     return [
         (
             event["verb"],
-            "/".join(filter(None, (ref.get("resource"), ref.get("subresource")))) or event["requestURI"],
+            requested(event),
             ref.get("namespace", ""),
             event.get("responseStatus", {}).get("code", 0),
         )

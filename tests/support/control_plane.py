@@ -496,14 +496,23 @@ class ControlPlane:
         assert self.logs is not None
         return tail(self.logs / f"{name}.log")
 
-    def audit_events(self) -> Iterator[dict[str, Any]]:
-        """Every audit event written so far (ServiceAccounts of the audited namespaces only)."""
+    def audit_events(self, since: int = 0) -> Iterator[dict[str, Any]]:
+        """Every audit event written so far (ServiceAccounts of the audited namespaces only), or those
+        written after byte ``since`` of the log (its size at an earlier moment)."""
         try:
-            text = self.audit_log.read_text()
+            with self.audit_log.open("rb") as log:
+                log.seek(since)
+                text = log.read()
         except FileNotFoundError:
             return
         # The last line may be half written: only whole lines count.
-        for line in text.split("\n")[:-1]:
+        for line in text.split(b"\n")[:-1]:
             if line.strip():
                 event: dict[str, Any] = json.loads(line)
                 yield event
+
+
+def requested(event: dict[str, Any]) -> str:
+    """What an audited request was about: ``resource[/subresource]``, or its URI when it names none."""
+    ref = event.get("objectRef") or {}
+    return "/".join(filter(None, (ref.get("resource"), ref.get("subresource")))) or str(event["requestURI"])
