@@ -473,7 +473,11 @@ def parse_oidcclient(
         profile = share(_profile(spec))
         # The published digests joined at once (as the registry would join them) when they are for
         # this client ID and it has a secret, so that its registration keeps no copy of them.
-        joined = published is not None and published.client_id == client_id and not profile.secretless
+        joined = (
+            published
+            if published is not None and published.client_id == client_id and not profile.secretless
+            else None
+        )
         client = Client(
             client_id=client_id,
             namespace=namespace,
@@ -484,8 +488,8 @@ def parse_oidcclient(
                 _str_tuple(spec.get("postLogoutRedirectURIs"))
             ),
             profile=profile,
-            digests=published.digests if joined and published is not None else b"",
-            expiries=published.expiries if joined and published is not None else (),
+            digests=joined.digests if joined is not None else b"",
+            expiries=joined.expiries if joined is not None else (),
             about=_pack_about(
                 _str_or_none(spec.get("displayName")) or "",
                 _str_or_none(spec.get("description")) or "",
