@@ -16,6 +16,14 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def published(secret: str | None = None, client_id: str = "cid-app") -> dict[str, str]:
+    """``status.credentials`` for ``client_id``: the SHA-256 of ``secret``, when there is one."""
+    credentials = {contract.CREDENTIALS_CLIENT_ID: client_id}
+    if secret is not None:
+        credentials[contract.CREDENTIALS_SECRET_HASH] = sha256(secret)
+    return credentials
+
+
 def oidcclient(credentials: dict[str, str] | None, **spec: Any) -> dict[str, Any]:
     status: dict[str, Any] = {"clientID": "cid-app", "secretName": "app-oidc"}
     if credentials is not None:
@@ -36,11 +44,7 @@ def registry_of(*objs: dict[str, Any]) -> ClientRegistry:
 
 
 def test_published_digest_authenticates_the_secret_and_nothing_else() -> None:
-    registry = registry_of(
-        oidcclient(
-            {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s1")}
-        )
-    )
+    registry = registry_of(oidcclient(published("s1")))
 
     client = registry.get("cid-app")
     assert client is not None
@@ -68,28 +72,26 @@ def test_previous_digest_is_accepted_until_its_published_expiry() -> None:
 
 
 def test_public_client_is_served_from_its_published_client_id() -> None:
-    registry = registry_of(oidcclient({contract.CREDENTIALS_CLIENT_ID: "cid-app"}, public=True))
+    registry = registry_of(oidcclient(published(), public=True))
 
     assert registry.get("cid-app") is not None
 
 
 def test_nothing_published_or_published_for_another_id_serves_nothing() -> None:
     assert registry_of(oidcclient(None)).get("cid-app") is None
-    other = {contract.CREDENTIALS_CLIENT_ID: "cid-other", contract.CREDENTIALS_SECRET_HASH: sha256("s")}
+    other = published("s", client_id="cid-other")
     assert registry_of(oidcclient(other)).get("cid-app") is None
 
 
 def test_confidential_client_without_a_published_digest_is_not_served() -> None:
-    assert registry_of(oidcclient({contract.CREDENTIALS_CLIENT_ID: "cid-app"})).get("cid-app") is None
+    assert registry_of(oidcclient(published())).get("cid-app") is None
     malformed = {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: "zz"}
     assert registry_of(oidcclient(malformed)).get("cid-app") is None
 
 
 def test_of_two_claimants_the_one_the_operator_published_is_served() -> None:
     # The operator let the older claim keep the ID and withdrew the other's credentials.
-    older = oidcclient(
-        {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s")}
-    )
+    older = oidcclient(published("s"))
     newer = oidcclient(None)
     newer["metadata"] = {"name": "intruder", "namespace": "other", "uid": "uid-intruder"}
 
@@ -100,29 +102,17 @@ def test_of_two_claimants_the_one_the_operator_published_is_served() -> None:
 
 
 def test_two_claimants_that_both_publish_are_neither_served() -> None:
-    first = oidcclient(
-        {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s")}
-    )
-    second = oidcclient(
-        {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("t")}
-    )
+    first = oidcclient(published("s"))
+    second = oidcclient(published("t"))
     second["metadata"] = {"name": "twin", "namespace": "other", "uid": "uid-twin"}
 
     assert registry_of(first, second).get("cid-app") is None
 
 
 def test_a_new_published_digest_replaces_the_old_one_at_once() -> None:
-    registry = registry_of(
-        oidcclient(
-            {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s1")}
-        )
-    )
+    registry = registry_of(oidcclient(published("s1")))
 
-    registry.upsert_oidcclient(
-        oidcclient(
-            {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s2")}
-        )
-    )
+    registry.upsert_oidcclient(oidcclient(published("s2")))
 
     client = registry.get("cid-app")
     assert client is not None
@@ -131,8 +121,7 @@ def test_a_new_published_digest_replaces_the_old_one_at_once() -> None:
 
 
 def test_a_public_client_never_accepts_a_digest_its_status_publishes() -> None:
-    published = {contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s")}
-    registry = registry_of(oidcclient(published, public=True))
+    registry = registry_of(oidcclient(published("s"), public=True))
 
     client = registry.get("cid-app")
     assert client is not None
@@ -141,9 +130,7 @@ def test_a_public_client_never_accepts_a_digest_its_status_publishes() -> None:
 
 
 def test_withdrawn_credentials_stop_serving_the_client() -> None:
-    registry = registry_of(
-        oidcclient({contract.CREDENTIALS_CLIENT_ID: "cid-app", contract.CREDENTIALS_SECRET_HASH: sha256("s")})
-    )
+    registry = registry_of(oidcclient(published("s")))
 
     registry.upsert_oidcclient(oidcclient(None))
 
