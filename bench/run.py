@@ -420,8 +420,9 @@ def redis_running(workdir: Path, timeout: float = 30) -> Iterator[str]:
     port = free_port()
     log = workdir / "redis.log"
     argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    argv += ["--dir", str(workdir)]
     with log.open("wb") as output:
-        process = subprocess.Popen([*argv, "--dir", str(workdir)], stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while not _answers_ping(port):
