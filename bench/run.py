@@ -337,7 +337,9 @@ class Server:
             except httpx2.TransportError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {self.ready_path} in {timeout}s")
+        raise RuntimeError(
+            f"{self.name} did not answer {self.ready_path} in {timeout}s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
