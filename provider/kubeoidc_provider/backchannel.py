@@ -108,9 +108,9 @@ class BackchannelLogout:
             except Exception:  # the state store may be briefly unreachable: the next sweep catches up
                 logger.exception("sweeping expired sessions failed; trying again in %s s", SWEEP_INTERVAL)
             if _cancelled():
-                # Cancelled (by close) during the sweep, and the storage's client swallowed it: redis-py
-                # may return from a command it was interrupted in. Stop all the same, or close would wait
-                # for a sweeper that sleeps on.
+                # Cancelled (by close) during the sweep, and what it awaited swallowed the cancellation
+                # (a client library may return from a command it was interrupted in). Stop all the same,
+                # or close would wait for a sweeper that sleeps on.
                 return
             await asyncio.sleep(SWEEP_INTERVAL)
 

@@ -24,8 +24,8 @@ Semantics every implementation honours (one contract test suite runs against all
 - ``ttl`` is a whole number of seconds, at least 1.
 - Every method is a coroutine and none blocks the event loop: the requests of every browser and client
   share one loop, so a store that waited on it (a Redis round trip, an SQLite write behind a lock)
-  would stall them all. Memory never waits, SQLite runs on a thread of its own, Redis uses redis-py's
-  asyncio client.
+  would stall them all. Memory never waits, SQLite runs on a thread of its own, Redis is one
+  pipelined asyncio connection.
 
 Implementations, chosen by :func:`open_storage` from a URL:
 

@@ -1,6 +1,6 @@
 """The back-channel logout sweeper stops when the provider closes, even when the state store's client
-swallows the cancellation (redis-py may return from a command it was interrupted in): a provider's
-shutdown never waits on a sweeper that sleeps on."""
+swallows the cancellation (a client library may return from a command it was interrupted in): a
+provider's shutdown never waits on a sweeper that sleeps on."""
 
 from __future__ import annotations
 

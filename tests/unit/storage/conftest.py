@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 
 from kubeoidc_provider.storage import Storage
 from kubeoidc_provider.storage.memory import MemoryStorage
@@ -71,11 +72,12 @@ async def own_redis_storage(redis_url: str) -> AsyncIterator[RedisStorage]:
     try:
         yield storage
     finally:
-        client = storage._client
+        await storage.close()
+        client = redis.asyncio.Redis.from_url(redis_url)
         keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
         if keys:
             await client.delete(*keys)
-        await storage.close()
+        await client.aclose()
 
 
 @pytest.fixture(

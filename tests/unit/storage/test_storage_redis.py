@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis.exceptions
-from redis.asyncio.sentinel import SentinelManagedSSLConnection
 
 from kubeoidc_provider.main import open_state_storage
 from kubeoidc_provider.settings import ProviderSettings
 from kubeoidc_provider.storage import Consumed, open_storage
 from kubeoidc_provider.storage.redis import RedisStorage, sentinel_options
+from kubeoidc_provider.storage.redis_connection import Reply, ReplyError
 from support.certificates import CertificateAuthority
 
 # --- URL parsing (no server needed) ---------------------------------------------------------------
@@ -79,62 +79,99 @@ def test_a_bad_sentinel_url_error_does_not_show_the_password() -> None:
     assert "hunter2" not in str(error.value)
 
 
-async def test_rediss_url_options_reach_the_tls_connection() -> None:
-    storage = open_storage("rediss://:pw@cache.example:6380/1?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required")
+async def test_rediss_url_options_reach_the_tls_connection(tmp_path: Path) -> None:
+    ca, _, _ = write_tls_files(tmp_path)
+    storage = open_storage(f"rediss://:pw@cache.example:6380/1?ssl_ca_certs={ca}&client_name=kubeoidc-a")
     assert isinstance(storage, RedisStorage)
-    kwargs = storage._client.connection_pool.connection_kwargs
-    assert storage._client.connection_pool.connection_class.__name__ == "SSLConnection"
-    assert {k: kwargs[k] for k in ("host", "port", "db", "password", "ssl_ca_certs", "ssl_cert_reqs")} == {
-        "host": "cache.example",
-        "port": 6380,
-        "db": 1,
-        "password": "pw",
-        "ssl_ca_certs": "/ca.pem",
-        "ssl_cert_reqs": "required",
-    }
+    options = storage.connection.options
+    assert (options.username, options.password, options.db, options.client_name) == (
+        None,
+        "pw",
+        1,
+        "kubeoidc-a",
+    )
+    assert options.tls is not None
+    assert (options.tls.verify_mode, options.tls.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert ((("commonName", "kubeoidc test CA"),),) in [ca["subject"] for ca in options.tls.get_ca_certs()]
+    assert await storage.connection._locate() == ("cache.example", 6380)
     await storage.close()
 
 
-async def test_tls_sentinel_url_makes_tls_connections_to_the_master() -> None:
-    storage = open_storage("rediss+sentinel://s1/mymaster?ssl_ca_certs=/ca.pem")
+def test_a_tls_option_a_plain_url_cannot_honour_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"ssl_\* options need a rediss:// URL"):
+        open_storage("redis://cache.example/0?ssl_ca_certs=/ca.pem")
+
+
+@pytest.mark.parametrize("option", ["max_connections=5", "retry_on_timeout=true", "health_check_interval=3"])
+def test_an_option_of_redis_pys_own_pool_is_refused_not_ignored(option: str) -> None:
+    with pytest.raises(ValueError, match=f"unsupported option {option.partition('=')[0]}"):
+        open_storage(f"redis://:hunter2@cache.example/0?{option}")
+    with pytest.raises(ValueError, match="unsupported option") as refused:
+        open_storage(f"redis+sentinel://:hunter2@s1/mymaster?{option}")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_timeouts_and_keepalive_come_from_the_url_and_default_to_five_seconds() -> None:
+    default = open_storage("redis://cache.example/0")
+    assert isinstance(default, RedisStorage)
+    assert (default.connection.options.connect_timeout, default.connection.options.reply_timeout) == (5, 5)
+    tuned = open_storage(
+        "redis://cache.example/0?socket_timeout=0.5&socket_connect_timeout=2&socket_keepalive=true"
+    )
+    assert isinstance(tuned, RedisStorage)
+    options = tuned.connection.options
+    assert (options.connect_timeout, options.reply_timeout, options.keepalive) == (2, 0.5, True)
+
+
+async def test_tls_sentinel_url_makes_tls_connections_to_the_master(tmp_path: Path) -> None:
+    ca, _, _ = write_tls_files(tmp_path)
+    storage = open_storage(f"rediss+sentinel://s1/mymaster?ssl_ca_certs={ca}")
     assert isinstance(storage, RedisStorage)
-    assert storage._client.connection_pool.connection_class is SentinelManagedSSLConnection
+    assert storage.connection.options.tls is not None
+    assert storage.connection.options.tls.verify_mode == ssl.CERT_REQUIRED
     await storage.close()
 
 
 # --- against the test Redis -----------------------------------------------------------------------
 
 
+def ttl(reply: Reply) -> int:
+    assert isinstance(reply, int)
+    return reply
+
+
 @pytest.mark.redis
 async def test_keys_carry_the_kubeoidc_prefix_and_a_redis_ttl(redis_url: str) -> None:
     storage = RedisStorage.from_url(redis_url)
     assert storage.prefix == "kubeoidc:"
-    client = storage._client
+    client = storage.connection
     try:
         await storage.put("code", "test-prefix-entry", {"v": 1}, ttl=30)
         await storage.incr("attempts", "test-prefix-counter", ttl=30)
-        assert 0 < await client.ttl("kubeoidc:e:code:test-prefix-entry") <= 30
-        assert 0 < await client.ttl("kubeoidc:n:attempts:test-prefix-counter") <= 30
+        assert 0 < ttl(await client.call("TTL", "kubeoidc:e:code:test-prefix-entry")) <= 30
+        assert 0 < ttl(await client.call("TTL", "kubeoidc:n:attempts:test-prefix-counter")) <= 30
     finally:
-        await client.delete("kubeoidc:e:code:test-prefix-entry", "kubeoidc:n:attempts:test-prefix-counter")
+        await client.call(
+            "DEL", "kubeoidc:e:code:test-prefix-entry", "kubeoidc:n:attempts:test-prefix-counter"
+        )
         await storage.close()
 
 
 @pytest.mark.redis
 async def test_a_counter_left_without_a_ttl_gets_one_on_the_next_incr(redis_storage: RedisStorage) -> None:
     name = redis_storage.prefix + "n:attempts:k"
-    await redis_storage._client.set(name, 5)
+    await redis_storage.connection.call("SET", name, 5)
     assert await redis_storage.incr("attempts", "k", ttl=30) == 6
-    assert 0 < await redis_storage._client.ttl(name) <= 30
+    assert 0 < ttl(await redis_storage.connection.call("TTL", name)) <= 30
 
 
 @pytest.mark.redis
 async def test_a_put_over_a_stray_hash_leaves_only_the_entry_and_a_ttl(redis_storage: RedisStorage) -> None:
     name = redis_storage.prefix + "e:code:k"
-    await redis_storage._client.hset(name, mapping={"v": '{"old":1}', "c": 3, "stray": "x"})
+    await redis_storage.connection.call("HSET", name, "v", '{"old":1}', "c", 3, "stray", "x")
     await redis_storage.put("code", "k", {"new": 1}, ttl=30)
-    assert await redis_storage._client.hgetall(name) == {b"v": b'{"new":1}', b"c": b"0"}
-    assert 0 < await redis_storage._client.ttl(name) <= 30
+    assert await redis_storage.connection.call("HGETALL", name) == [b"v", b'{"new":1}', b"c", b"0"]
+    assert 0 < ttl(await redis_storage.connection.call("TTL", name)) <= 30
 
 
 # --- servers of our own: TLS and Sentinel ---------------------------------------------------------
@@ -282,7 +319,7 @@ async def test_a_redis_with_a_password_refuses_the_provider_without_it_and_serve
 
     without = open_state_storage(ProviderSettings(issuer="https://login.example.com"))
     try:
-        with pytest.raises(redis.exceptions.AuthenticationError, match="authenticated"):
+        with pytest.raises(ReplyError, match="NOAUTH Authentication required"):
             await without.put("code", "k", {"v": 1}, ttl=30)
     finally:
         await without.close()
@@ -296,3 +333,110 @@ async def test_a_redis_with_a_password_refuses_the_provider_without_it_and_serve
         assert await served.consume("code", "k") == Consumed({"v": 1}, first=True)
     finally:
         await served.close()
+
+
+@pytest.mark.redis
+async def test_an_acl_user_authenticates_with_its_name_and_password(
+    redis_server_binary: str, servers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    port = free_port()
+    servers.append(
+        start(
+            [redis_server_binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path), "--user", "default", "off",
+             "--user", "provider", "on", ">s3cret", "~kubeoidc:*", "+@all"],
+            tmp_path,
+            ["redis-cli", "-p", str(port), "--user", "provider", "--pass", "s3cret", "--no-auth-warning",
+             "ping"],
+        )
+    )  # fmt: skip
+    storage = open_storage(f"redis://provider:s3cret@127.0.0.1:{port}/0")
+    try:
+        await storage.put("code", "k", {"v": 1}, ttl=30)
+        assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
+    finally:
+        await storage.close()
+    wrong = open_storage(f"redis://provider:wrong@127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(ReplyError, match="WRONGPASS") as refused:
+            await wrong.get("code", "k")
+        assert "wrong" not in str(refused.value).replace("WRONGPASS", "")
+    finally:
+        await wrong.close()
+
+
+@pytest.mark.redis
+async def test_the_store_follows_a_sentinel_failover_to_the_new_master(
+    redis_server_binary: str, servers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    master_port, replica_port, sentinel_port = free_port(), free_port(), free_port()
+    plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    servers.append(
+        start([redis_server_binary, "--port", str(master_port), *plain], tmp_path,
+              ["redis-cli", "-p", str(master_port), "ping"])
+    )  # fmt: skip
+    servers.append(
+        start([redis_server_binary, "--port", str(replica_port), "--replicaof", "127.0.0.1", str(master_port),
+               *plain], tmp_path, ["redis-cli", "-p", str(replica_port), "ping"])
+    )  # fmt: skip
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"bind 127.0.0.1\nport {sentinel_port}\ndir {tmp_path}\n"
+        f"sentinel monitor kubeoidc-test 127.0.0.1 {master_port} 1\n"
+        "sentinel down-after-milliseconds kubeoidc-test 1000\nsentinel failover-timeout kubeoidc-test 5000\n"
+    )
+    servers.append(
+        start(
+            [redis_server_binary, str(config), "--sentinel"],
+            tmp_path,
+            ["redis-cli", "-p", str(sentinel_port), "ping"],
+        )
+    )
+
+    def cli(port: int, *args: str) -> str:
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    storage = open_storage(f"redis+sentinel://127.0.0.1:{sentinel_port}/kubeoidc-test")
+    assert isinstance(storage, RedisStorage)
+    try:
+        await storage.put("code", "before", {"v": 1}, ttl=60)
+        deadline = time.monotonic() + 30
+        while "slave" not in cli(
+            sentinel_port, "sentinel", "replicas", "kubeoidc-test"
+        ):  # the sentinel found it
+            assert time.monotonic() < deadline, "the sentinel never saw the replica"
+            await asyncio.sleep(0.2)
+        while cli(replica_port, "hget", "kubeoidc:e:code:before", "v") != '{"v":1}':
+            assert time.monotonic() < deadline, "the replica never caught up"
+            await asyncio.sleep(0.1)
+        cli(sentinel_port, "sentinel", "failover", "kubeoidc-test")
+        while cli(sentinel_port, "sentinel", "get-master-addr-by-name", "kubeoidc-test").splitlines()[
+            -1
+        ] != str(replica_port):
+            assert time.monotonic() < deadline, "the failover did not happen"
+            await asyncio.sleep(0.1)
+        # The sentinel turns the old master into a replica on its next look (up to 10 s); do it now.
+        cli(master_port, "replicaof", "127.0.0.1", str(replica_port))
+
+        # The old master is a replica now: the store's next write finds the new one (a write that
+        # reaches the old master first is refused with READONLY, which drops that connection).
+        while (refused := await written_or_refused(storage)) is not None:
+            # Redis may also close a demoted master's connections.
+            assert isinstance(refused, ConnectionError) or refused.code == "READONLY"
+            assert time.monotonic() < deadline, "the store kept writing to the old master"
+            await asyncio.sleep(0.05)
+        assert cli(replica_port, "hget", "kubeoidc:e:code:after", "v") == '{"v":2}'
+        assert await storage.consume("code", "before") == Consumed({"v": 1}, first=True)
+    finally:
+        await storage.close()
+
+
+async def written_or_refused(storage: RedisStorage) -> ReplyError | ConnectionError | None:
+    try:
+        await storage.put("code", "after", {"v": 2}, ttl=60)
+    except (ReplyError, ConnectionError) as error:
+        return error
+    return None
