@@ -41,7 +41,8 @@ parses one reply instead of five.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -119,6 +120,7 @@ _CONNECTION_OPTIONS = frozenset(
         "client_name",
     }
 )
+_RESP2 = 2  # the protocol the connection speaks; a URL may say so
 
 
 class RedisStorage:
@@ -214,25 +216,43 @@ class RedisStorage:
 def connect_options(options: Mapping[str, Any], *, tls: bool, password: str | None = None) -> ConnectOptions:
     """The connection's settings from redis-py's parse of a URL (host and port taken out); ``password``
     when the URL has none. An option the connection would not honour is refused."""
+    if options.get("protocol", _RESP2) == _RESP2:
+        options = {name: value for name, value in options.items() if name != "protocol"}
     unknown = sorted(set(options) - _CONNECTION_OPTIONS - set(_TLS_OPTIONS))
     if unknown:
         raise ValueError(
             f"unsupported option {', '.join(unknown)}; the options are "
             f"{', '.join(sorted(_CONNECTION_OPTIONS - {'username', 'password', 'db'}))} and ssl_*"
         )
-    tls_arguments: dict[str, Any] = {argument: options[name] for name, argument in _TLS_OPTIONS.items() if name in options}
+    username, password = options.get("username") or None, options.get("password") or password
+    if username and not password:
+        # Without AUTH, Redis would take the connection as its default user, not as the one named.
+        raise ValueError(f"the URL names the Redis user {username!r} but no password")
+    tls_arguments = {argument: options[name] for name, argument in _TLS_OPTIONS.items() if name in options}
     if tls_arguments and not tls:
         raise ValueError("ssl_* options need a rediss:// URL")
-    context = RedisSSLContext(**(_TLS_DEFAULTS | tls_arguments)).get() if tls else None
+    context: Callable[[], ssl.SSLContext] | None = None
+    if tls:
+        arguments: dict[str, Any] = _TLS_DEFAULTS | tls_arguments
+
+        def built() -> ssl.SSLContext:
+            # For each connection (redis-py shares one context while the files are unchanged).
+            return RedisSSLContext(**arguments).get()
+
+        try:
+            built()  # read the files now: a missing or bad one stops the start, not a request
+        except redis.exceptions.RedisError as e:  # redis-py's word for a bad option value
+            raise ValueError(str(e)) from None
+        context = built
     return ConnectOptions(
-        username=options.get("username") or None,
-        password=options.get("password") or password,
+        username=username,
+        password=password,
         db=int(options.get("db") or 0),
         tls=context,
         client_name=options.get("client_name"),
         connect_timeout=options.get("socket_connect_timeout", DEFAULT_TIMEOUT),
         reply_timeout=options.get("socket_timeout", DEFAULT_TIMEOUT),
-        keepalive=bool(options.get("socket_keepalive", False)),
+        keepalive=bool(options.get("socket_keepalive", True)),
     )
 
 

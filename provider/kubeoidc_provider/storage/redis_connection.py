@@ -9,11 +9,13 @@ the token path that difference is most of what the store costs.
 
 What it keeps of a full client:
 
-- TLS, with an :class:`ssl.SSLContext` the caller makes (the store has redis-py build it from the URL's
-  ``ssl_*`` options, so they mean what redis-py documents);
+- TLS, with an :class:`ssl.SSLContext` the caller makes for each connection (the store has redis-py
+  build it from the URL's ``ssl_*`` options, so they mean what redis-py documents, and rotated
+  certificate files are read again);
 - ``AUTH`` (with an ACL user name or without), ``SELECT`` of the database and ``CLIENT SETNAME``, sent
   before any command;
-- a connect timeout (finding the address, connecting, the handshake) and a reply timeout;
+- a connect timeout (connecting and the handshake) and a reply timeout, and TCP keepalive probes, so
+  that a connection a NAT or a load balancer dropped while idle is found out;
 - reconnection: a lost connection fails the commands it carried (Redis may or may not have run them,
   so none is sent again) and the next command connects anew, asking ``locate`` for the address each
   time, which is how a Sentinel failover is followed. A ``READONLY`` reply (the server it reached is a
@@ -45,13 +47,17 @@ Arg = str | bytes | int
 Address = tuple[str, int]
 
 DEFAULT_TIMEOUT = 5.0  # seconds, for connecting and for each reply: redis-py's defaults
+# TCP keepalive: idle seconds before the first probe, seconds between probes, probes: redis-py's defaults.
+KEEPALIVE = (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+# Redis quotes the start of an unknown command's arguments in its error, which could be a stored value.
+_QUOTED_ARGUMENTS = ", with args beginning with:"
 
 
 class ReplyError(Exception):
     """An error reply from Redis. ``code`` is its first word: ``NOSCRIPT``, ``WRONGPASS``, ``READONLY``..."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message.partition(_QUOTED_ARGUMENTS)[0])
         self.code = message.partition(" ")[0]
 
 
@@ -62,11 +68,11 @@ class ConnectOptions:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     db: int = 0
-    tls: ssl.SSLContext | None = None
+    tls: Callable[[], ssl.SSLContext] | None = None  # called for each connection
     client_name: str | None = None
     connect_timeout: float | None = DEFAULT_TIMEOUT
     reply_timeout: float | None = DEFAULT_TIMEOUT
-    keepalive: bool = False
+    keepalive: bool = True
 
     def handshake(self) -> list[list[Arg]]:
         """The commands that prepare a fresh connection, in order."""
@@ -228,6 +234,13 @@ class _Pipeline(asyncio.Protocol):
                 future.set_exception(_again(self.failure))
 
 
+def _keep_alive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE:
+        if hasattr(socket, name):  # Linux has all three; other systems name them differently or lack them
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 def _again(failure: OSError) -> OSError:
     """A fresh exception like ``failure``: each caller gets its own, not one shared traceback."""
     return type(failure)(*failure.args)
@@ -288,8 +301,15 @@ class RedisConnection:
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._connect())
             self._connecting.add_done_callback(self._connect_done)
-        # Shielded: a caller that is cancelled must not cancel the connection the others wait for.
-        return await asyncio.shield(self._connecting)
+        try:
+            # Shielded: a caller that is cancelled must not cancel the connection the others wait for.
+            return await asyncio.shield(self._connecting)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closed and current is not None and not current.cancelling():
+                # close() cancelled the connect, not this caller's task: it is a failed command.
+                raise ConnectionError("the Redis connection was closed") from None
+            raise
 
     def _connect_done(self, task: asyncio.Task[_Pipeline]) -> None:
         self._connecting = None
@@ -298,26 +318,30 @@ class RedisConnection:
 
     async def _connect(self) -> _Pipeline:
         options, loop = self.options, asyncio.get_running_loop()
-        host, port = "?", 0
+        # Not within the connect timeout: finding a Sentinel's master asks the sentinels one after
+        # another, each with its own timeout, and a mute one must not use up the next one's time.
+        host, port = await self._locate()
         try:
-            async with asyncio.timeout(options.connect_timeout):
-                host, port = await self._locate()
+            async with asyncio.timeout(options.connect_timeout) as budget:
                 transport, pipeline = await loop.create_connection(
-                    lambda: _Pipeline(loop, options.reply_timeout), host, port, ssl=options.tls
+                    lambda: _Pipeline(loop, options.reply_timeout),
+                    host,
+                    port,
+                    ssl=options.tls() if options.tls is not None else None,
                 )
                 try:
                     if options.keepalive:
-                        transport.get_extra_info("socket").setsockopt(
-                            socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1
-                        )
+                        _keep_alive(transport.get_extra_info("socket"))
                     for command in options.handshake():
                         await pipeline.send(encode_command(command))
                 except BaseException:
                     pipeline.abort(ConnectionError("the Redis handshake failed"))
                     raise
         except TimeoutError:
+            if not budget.expired():
+                raise  # a reply of the handshake came too late: the reply timeout's own message
             raise TimeoutError(
-                f"could not connect to Redis at {host}:{port} within {options.connect_timeout:g} s"
+                f"could not connect to Redis at {host}:{port} within {options.connect_timeout} s"
             ) from None
         except OSError as error:
             raise ConnectionError(f"could not connect to Redis at {host}:{port}: {error}") from error

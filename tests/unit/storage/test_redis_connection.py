@@ -8,9 +8,10 @@ test Redis (``KUBEOIDC_TEST_REDIS_URL``) or a socket of the test's own.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
@@ -141,6 +142,26 @@ async def test_a_reply_that_does_not_come_in_time_fails_the_commands_and_drops_t
     assert transport.aborted
 
 
+async def test_a_command_sent_after_an_answered_one_has_its_own_full_reply_timeout() -> None:
+    pipeline = pipeline_on(RecordingTransport(), reply_timeout=0.2)
+    answered = pipeline.send(b"")
+    await asyncio.sleep(0.1)
+    pipeline.data_received(b":1\r\n")
+    assert await answered == 1
+    sent_at = time.monotonic()
+    unanswered = pipeline.send(b"")  # the watchdog armed for the first is due before this one's time
+    with pytest.raises(TimeoutError, match="did not answer"):
+        await asyncio.wait_for(unanswered, 2)
+    assert time.monotonic() - sent_at >= 0.19
+
+
+def test_an_error_reply_does_not_repeat_the_arguments_redis_quotes() -> None:
+    error = ReplyError("ERR unknown command 'EVALSHA', with args beginning with: '{\"sub\":\"alice\"}' ")
+    assert error.code == "ERR"
+    assert "alice" not in str(error)
+    assert str(error) == "ERR unknown command 'EVALSHA'"
+
+
 # --- against the test Redis -----------------------------------------------------------------------
 
 
@@ -151,14 +172,22 @@ async def connection(redis_url: str) -> AsyncIterator[RedisConnection]:
     await storage.close()
 
 
-async def killed(redis_url: str, connection: RedisConnection) -> None:
-    """Have Redis close ``connection``'s socket, as a restart or a ``timeout`` setting would."""
-    number = await connection.call("CLIENT", "ID")
+async def kill(redis_url: str, number: Reply) -> None:
     admin = redis.asyncio.Redis.from_url(redis_url)
     try:
         await admin.client_kill_filter(_id=str(number))
     finally:
         await admin.aclose()
+
+
+async def killed(redis_url: str, connection: RedisConnection) -> None:
+    """Have Redis close ``connection``'s socket, as a restart or a ``timeout`` setting would, and wait
+    until the connection has seen it."""
+    number = await connection.call("CLIENT", "ID")
+    pipeline = connection._pipeline
+    assert pipeline is not None
+    await kill(redis_url, number)
+    await asyncio.wait_for(pipeline.gone, 5)
 
 
 @pytest.mark.redis
@@ -169,12 +198,12 @@ async def test_concurrent_commands_get_their_own_replies(connection: RedisConnec
 
 @pytest.mark.redis
 async def test_a_value_larger_than_one_read_comes_back_whole(connection: RedisConnection) -> None:
-    value = bytes(range(256)) * 8192  # 2 MiB, with every byte value, CR LF included
+    value, key = bytes(range(256)) * 8192, f"kubeoidc-test:{uuid.uuid4().hex}"  # 2 MiB, CR LF included
     try:
-        await connection.call("SET", "kubeoidc-test:large", value)
-        assert await connection.call("GET", "kubeoidc-test:large") == value
+        await connection.call("SET", key, value)
+        assert await connection.call("GET", key) == value
     finally:
-        await connection.call("DEL", "kubeoidc-test:large")
+        await connection.call("DEL", key)
 
 
 @pytest.mark.redis
@@ -202,7 +231,6 @@ async def test_a_connection_redis_closed_is_opened_again_for_the_next_command(
 ) -> None:
     before = await connection.call("CLIENT", "ID")
     await killed(redis_url, connection)
-    await asyncio.sleep(0.1)  # the loop sees the socket close
     assert await connection.call("PING") == b"PONG"
     assert await connection.call("CLIENT", "ID") != before
 
@@ -211,15 +239,10 @@ async def test_a_connection_redis_closed_is_opened_again_for_the_next_command(
 async def test_a_command_in_flight_when_the_connection_dies_fails_instead_of_hanging(
     redis_url: str, connection: RedisConnection
 ) -> None:
-    blocked = asyncio.ensure_future(connection.call("BLPOP", "kubeoidc-test:never", 30))
-    await asyncio.sleep(0.1)
-    admin = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        for client in await admin.client_list():
-            if client["cmd"] == "blpop":
-                await admin.client_kill_filter(_id=client["id"])
-    finally:
-        await admin.aclose()
+    number = await connection.call("CLIENT", "ID")
+    blocked = asyncio.ensure_future(connection.call("BLPOP", f"kubeoidc-test:{uuid.uuid4().hex}", 30))
+    await asyncio.sleep(0.1)  # BLPOP is on its way
+    await kill(redis_url, number)
     with pytest.raises(ConnectionError, match="lost"):
         await asyncio.wait_for(blocked, 5)
     assert await connection.call("PING") == b"PONG"
@@ -246,7 +269,6 @@ async def test_the_client_name_is_set_on_each_connection(redis_url: str) -> None
     try:
         assert await storage.connection.call("CLIENT", "GETNAME") == b"kubeoidc-provider-0"
         await killed(redis_url, storage.connection)
-        await asyncio.sleep(0.1)
         assert await storage.connection.call("CLIENT", "GETNAME") == b"kubeoidc-provider-0"
     finally:
         await storage.close()
@@ -263,12 +285,11 @@ async def test_each_new_connection_asks_where_redis_is(redis_url: str) -> None:
         asked.append(address)
         return address
 
-    connection = RedisConnection(locate, ConnectOptions())
+    connection = RedisConnection(locate, fixed.options)
     try:
         await asyncio.gather(*(connection.call("PING") for _ in range(20)))
         assert len(asked) == 1, "concurrent first commands share one connection"
         await killed(redis_url, connection)
-        await asyncio.sleep(0.1)
         await connection.call("PING")
         assert len(asked) == 2
     finally:
@@ -294,10 +315,6 @@ async def refusing_port() -> int:
     return port
 
 
-async def served(handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> Any:
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
-
-
 async def test_an_address_nobody_listens_on_fails_with_the_address() -> None:
     port = await refusing_port()
     storage = RedisStorage.from_url(f"redis://127.0.0.1:{port}/0")
@@ -306,30 +323,6 @@ async def test_an_address_nobody_listens_on_fails_with_the_address() -> None:
             await storage.get("code", "k")
     finally:
         await storage.close()
-
-
-async def test_a_server_that_never_finishes_the_handshake_is_given_up_after_the_connect_timeout() -> None:
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)  # read the AUTH, never answer
-
-    server = await served(mute)
-    port = server.sockets[0].getsockname()[1]
-    storage = RedisStorage.from_url(f"redis://:a-password@127.0.0.1:{port}/0?socket_connect_timeout=0.2")
-    try:
-        with pytest.raises(
-            TimeoutError, match=f"could not connect to Redis at 127.0.0.1:{port} within 0.2 s"
-        ) as e:
-            await storage.get("code", "k")
-        assert "a-password" not in str(e.value)
-        assert accepted, "the connection was made; the handshake is what timed out"
-    finally:
-        await storage.close()
-        for writer in accepted:
-            writer.close()
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.mark.redis
@@ -341,10 +334,169 @@ def test_the_store_works_on_uvloop_as_the_provider_runs_it(redis_url: str) -> No
             found = await asyncio.gather(*(storage.consume("code", "k") for _ in range(10)))
             assert sorted(bool(one and one.first) for one in found) == [False] * 9 + [True]
             await killed(redis_url, storage.connection)
-            await asyncio.sleep(0.1)
             await storage.delete("code", "k")
             assert await storage.get("code", "k") is None
         finally:
             await storage.close()
 
     uvloop.run(exercise())
+
+
+@pytest.mark.redis
+async def test_connections_send_tcp_keepalive_probes_unless_the_url_turns_them_off(redis_url: str) -> None:
+    for url, expected in ((redis_url, (1, 30, 5, 3)), (f"{redis_url}?socket_keepalive=false", (0,))):
+        storage = RedisStorage.from_url(url)
+        try:
+            await storage.connection.call("PING")
+            assert storage.connection._pipeline is not None
+            transport = storage.connection._pipeline._transport
+            assert transport is not None
+            sock = transport.get_extra_info("socket")
+            options = [sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)]
+            if expected[0]:
+                options += [
+                    sock.getsockopt(socket.IPPROTO_TCP, option)
+                    for option in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)
+                ]
+            assert tuple(options) == expected
+        finally:
+            await storage.close()
+
+
+@pytest.mark.redis
+async def test_an_unknown_command_error_does_not_carry_its_arguments_into_a_log(
+    connection: RedisConnection,
+) -> None:
+    with pytest.raises(ReplyError) as refused:
+        await connection.call("NOSUCHCOMMAND", "a-stored-value")
+    assert "NOSUCHCOMMAND" in str(refused.value).upper()
+    assert "a-stored-value" not in str(refused.value)
+
+
+@pytest.mark.redis
+async def test_a_caller_cancelled_while_connecting_does_not_cancel_the_connection_others_wait_for(
+    redis_url: str,
+) -> None:
+    fixed = RedisStorage.from_url(redis_url).connection
+    address, go = await fixed._locate(), asyncio.Event()
+
+    async def locate() -> Address:
+        await go.wait()
+        return address
+
+    connection = RedisConnection(locate, fixed.options)
+    try:
+        first = asyncio.ensure_future(connection.call("ECHO", "first"))
+        second = asyncio.ensure_future(connection.call("ECHO", "second"))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        go.set()
+        assert await second == b"second"
+        assert first.cancelled()
+    finally:
+        await connection.close()
+
+
+async def test_callers_waiting_for_a_connection_when_it_is_closed_get_a_connection_error() -> None:
+    never = asyncio.Event()
+
+    async def locate() -> Address:
+        await never.wait()
+        raise AssertionError("not reached")
+
+    connection = RedisConnection(locate, ConnectOptions())
+    waiting = [asyncio.ensure_future(connection.call("PING")) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    await connection.close()
+    for call in waiting:
+        with pytest.raises(ConnectionError, match="closed"):
+            await call
+
+
+class FakeRedis:
+    """A server on a loopback port that answers every command with one fixed reply (or never), and
+    records its connections and when the client closed each."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        self.reply = reply
+        self.closed_by_client: list[asyncio.Event] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> FakeRedis:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    def url(self, userinfo: str = "", query: str = "") -> str:
+        assert self.server is not None
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://{userinfo}127.0.0.1:{port}/0{query}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        closed = asyncio.Event()
+        self.closed_by_client.append(closed)
+        try:
+            while line := await reader.readline():
+                if line.startswith(b"*") and self.reply is not None:  # a command's start: answer it
+                    writer.write(self.reply)
+                    await writer.drain()
+        except ConnectionError:
+            pass
+        closed.set()
+        writer.close()
+
+
+async def test_a_refused_handshake_is_raised_and_its_connection_closed() -> None:
+    async with FakeRedis(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n") as fake:
+        storage = RedisStorage.from_url(fake.url("app:wrong@"))
+        try:
+            with pytest.raises(ReplyError, match="WRONGPASS"):
+                await storage.get("code", "k")
+            await asyncio.wait_for(fake.closed_by_client[0].wait(), 5)
+        finally:
+            await storage.close()
+
+
+async def test_a_readonly_reply_drops_the_connection_so_the_next_command_finds_the_master_again() -> None:
+    async with FakeRedis(b"-READONLY You can't write against a read only replica.\r\n") as fake:
+        storage = RedisStorage.from_url(fake.url())
+        try:
+            for _ in range(2):
+                with pytest.raises(ReplyError, match="READONLY"):
+                    await storage.put("code", "k", {"v": 1}, ttl=30)
+            assert len(fake.closed_by_client) == 2
+            await asyncio.wait_for(fake.closed_by_client[0].wait(), 5)
+        finally:
+            await storage.close()
+
+
+async def test_a_server_that_never_finishes_the_handshake_is_given_up_after_the_connect_timeout() -> None:
+    async with FakeRedis(None) as fake:
+        storage = RedisStorage.from_url(fake.url(":a-password@", "?socket_connect_timeout=0.2"))
+        try:
+            started = time.monotonic()
+            with pytest.raises(
+                TimeoutError, match=r"could not connect to Redis at 127\.0\.0\.1:\d+ within 0\.2 s"
+            ) as e:
+                await storage.get("code", "k")
+            assert time.monotonic() - started < 2, "the connect timeout gave up, not the 5 s reply timeout"
+            assert "a-password" not in str(e.value)
+            assert fake.closed_by_client, "the connection was made; the handshake is what timed out"
+        finally:
+            await storage.close()
+
+
+async def test_a_handshake_reply_that_comes_too_late_is_reported_as_such() -> None:
+    async with FakeRedis(None) as fake:
+        storage = RedisStorage.from_url(fake.url(":pw@", "?socket_timeout=0.2&socket_connect_timeout=5"))
+        try:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match=r"Redis did not answer within 0\.2 s"):
+                await storage.get("code", "k")
+            assert time.monotonic() - started < 2
+        finally:
+            await storage.close()

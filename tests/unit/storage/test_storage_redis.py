@@ -91,8 +91,9 @@ async def test_rediss_url_options_reach_the_tls_connection(tmp_path: Path) -> No
         "kubeoidc-a",
     )
     assert options.tls is not None
-    assert (options.tls.verify_mode, options.tls.check_hostname) == (ssl.CERT_REQUIRED, True)
-    assert ((("commonName", "kubeoidc test CA"),),) in [ca["subject"] for ca in options.tls.get_ca_certs()]
+    context = options.tls()
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert ((("commonName", "kubeoidc test CA"),),) in [ca["subject"] for ca in context.get_ca_certs()]
     assert await storage.connection._locate() == ("cache.example", 6380)
     await storage.close()
 
@@ -111,16 +112,36 @@ def test_an_option_of_redis_pys_own_pool_is_refused_not_ignored(option: str) -> 
     assert "hunter2" not in str(refused.value)
 
 
-def test_timeouts_and_keepalive_come_from_the_url_and_default_to_five_seconds() -> None:
+def test_timeouts_and_keepalive_come_from_the_url_and_default_to_five_seconds_and_on() -> None:
     default = open_storage("redis://cache.example/0")
     assert isinstance(default, RedisStorage)
-    assert (default.connection.options.connect_timeout, default.connection.options.reply_timeout) == (5, 5)
+    options = default.connection.options
+    assert (options.connect_timeout, options.reply_timeout, options.keepalive) == (5, 5, True)
     tuned = open_storage(
-        "redis://cache.example/0?socket_timeout=0.5&socket_connect_timeout=2&socket_keepalive=true"
+        "redis://cache.example/0?socket_timeout=0.5&socket_connect_timeout=2&socket_keepalive=false"
     )
     assert isinstance(tuned, RedisStorage)
     options = tuned.connection.options
-    assert (options.connect_timeout, options.reply_timeout, options.keepalive) == (2, 0.5, True)
+    assert (options.connect_timeout, options.reply_timeout, options.keepalive) == (2, 0.5, False)
+
+
+def test_a_url_may_name_resp2_which_the_connection_speaks_but_not_resp3() -> None:
+    assert isinstance(open_storage("redis://cache.example/0?protocol=2"), RedisStorage)
+    with pytest.raises(ValueError, match="unsupported option protocol"):
+        open_storage("redis://cache.example/0?protocol=3")
+
+
+def test_a_user_name_without_a_password_is_refused_rather_than_connecting_as_the_default_user() -> None:
+    with pytest.raises(ValueError, match="names the Redis user 'provider' but no password"):
+        open_storage("redis://provider@cache.example/0")
+    assert isinstance(open_storage("redis://provider@cache.example/0", redis_password="pw"), RedisStorage)
+
+
+def test_a_bad_tls_option_value_is_refused_when_the_store_opens() -> None:
+    with pytest.raises(ValueError, match=r"invalid Redis storage URL.*bogus"):
+        open_storage("rediss://cache.example/0?ssl_cert_reqs=bogus")
+    with pytest.raises(FileNotFoundError):
+        open_storage("rediss://cache.example/0?ssl_ca_certs=/nonexistent/ca.pem")
 
 
 async def test_tls_sentinel_url_makes_tls_connections_to_the_master(tmp_path: Path) -> None:
@@ -128,7 +149,7 @@ async def test_tls_sentinel_url_makes_tls_connections_to_the_master(tmp_path: Pa
     storage = open_storage(f"rediss+sentinel://s1/mymaster?ssl_ca_certs={ca}")
     assert isinstance(storage, RedisStorage)
     assert storage.connection.options.tls is not None
-    assert storage.connection.options.tls.verify_mode == ssl.CERT_REQUIRED
+    assert storage.connection.options.tls().verify_mode == ssl.CERT_REQUIRED
     await storage.close()
 
 
@@ -282,12 +303,20 @@ async def test_sentinel_url_finds_the_master_through_the_sentinel(
         )
     )
 
-    storage = open_storage(f"redis+sentinel://127.0.0.1:{sentinel_port}/kubeoidc-test?db=3")
-    try:
-        await storage.put("code", "k", {"v": 1}, ttl=30)
-        assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
-    finally:
-        await storage.close()
+    # A sentinel that takes connections and never answers comes first: asking it uses up its own
+    # timeout, not the time the connection to the master has.
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        storage = open_storage(
+            f"redis+sentinel://127.0.0.1:{mute.getsockname()[1]},127.0.0.1:{sentinel_port}/kubeoidc-test"
+            "?db=3&socket_timeout=1&socket_connect_timeout=1"
+        )
+        try:
+            await storage.put("code", "k", {"v": 1}, ttl=30)
+            assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
+        finally:
+            await storage.close()
     found = await asyncio.to_thread(
         subprocess.run,
         ["redis-cli", "-p", str(master_port), "-n", "3", "hget", "kubeoidc:e:code:k", "v"],
