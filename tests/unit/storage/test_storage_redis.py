@@ -18,7 +18,7 @@ import pytest
 
 from kubeoidc_provider.main import open_state_storage
 from kubeoidc_provider.settings import ProviderSettings
-from kubeoidc_provider.storage import Consumed, open_storage
+from kubeoidc_provider.storage import Consumed, Storage, open_storage
 from kubeoidc_provider.storage.redis import RedisStorage, sentinel_options
 from kubeoidc_provider.storage.redis_connection import Reply, ReplyError
 from support.certificates import CertificateAuthority
@@ -234,6 +234,15 @@ def servers(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait()
 
 
+async def serves(storage: Storage) -> None:
+    """Check that ``storage`` stores and hands out an entry, then close it."""
+    try:
+        await storage.put("code", "k", {"v": 1}, ttl=30)
+        assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
+    finally:
+        await storage.close()
+
+
 def write_tls_files(folder: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
     ca = CertificateAuthority("kubeoidc test CA")
@@ -261,12 +270,7 @@ async def test_rediss_url_reaches_a_tls_redis_and_verifies_its_certificate(
         )
     )  # fmt: skip
 
-    storage = open_storage(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
-    try:
-        await storage.put("code", "k", {"v": 1}, ttl=30)
-        assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
-    finally:
-        await storage.close()
+    await serves(open_storage(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"))
 
     # The certificate is checked: without our CA the server is not trusted.
     untrusting = open_storage(f"rediss://127.0.0.1:{port}/0?socket_timeout=5")
@@ -308,15 +312,12 @@ async def test_sentinel_url_finds_the_master_through_the_sentinel(
     with socket.socket() as mute:
         mute.bind(("127.0.0.1", 0))
         mute.listen()
-        storage = open_storage(
-            f"redis+sentinel://127.0.0.1:{mute.getsockname()[1]},127.0.0.1:{sentinel_port}/kubeoidc-test"
-            "?db=3&socket_timeout=1&socket_connect_timeout=1"
+        await serves(
+            open_storage(
+                f"redis+sentinel://127.0.0.1:{mute.getsockname()[1]},127.0.0.1:{sentinel_port}/kubeoidc-test"
+                "?db=3&socket_timeout=1&socket_connect_timeout=1"
+            )
         )
-        try:
-            await storage.put("code", "k", {"v": 1}, ttl=30)
-            assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
-        finally:
-            await storage.close()
     found = await asyncio.to_thread(
         subprocess.run,
         ["redis-cli", "-p", str(master_port), "-n", "3", "hget", "kubeoidc:e:code:k", "v"],
@@ -356,12 +357,7 @@ async def test_a_redis_with_a_password_refuses_the_provider_without_it_and_serve
     monkeypatch.setenv("KUBEOIDC_PROVIDER_REDIS_PASSWORD", password)
     settings = ProviderSettings(issuer="https://login.example.com")
     assert password not in repr(settings)
-    served = open_state_storage(settings)
-    try:
-        await served.put("code", "k", {"v": 1}, ttl=30)
-        assert await served.consume("code", "k") == Consumed({"v": 1}, first=True)
-    finally:
-        await served.close()
+    await serves(open_state_storage(settings))
 
 
 @pytest.mark.redis
@@ -379,12 +375,7 @@ async def test_an_acl_user_authenticates_with_its_name_and_password(
              "ping"],
         )
     )  # fmt: skip
-    storage = open_storage(f"redis://provider:s3cret@127.0.0.1:{port}/0")
-    try:
-        await storage.put("code", "k", {"v": 1}, ttl=30)
-        assert await storage.consume("code", "k") == Consumed({"v": 1}, first=True)
-    finally:
-        await storage.close()
+    await serves(open_storage(f"redis://provider:s3cret@127.0.0.1:{port}/0"))
     wrong = open_storage(f"redis://provider:wrong@127.0.0.1:{port}/0")
     try:
         with pytest.raises(ReplyError, match="WRONGPASS") as refused:
