@@ -52,7 +52,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.connection import parse_url
 
 from . import Consumed, check_kind, check_ttl, dump_value, load_value, redact_url
-from .redis_connection import DEFAULT_TIMEOUT, Address, ConnectOptions, RedisConnection, Reply, Script
+from .redis_connection import Address, ConnectOptions, RedisConnection, Reply, Script
 
 __all__ = ["DEFAULT_PREFIX", "RedisStorage", "connect_options", "sentinel_options"]
 
@@ -120,6 +120,13 @@ _CONNECTION_OPTIONS = frozenset(
         "client_name",
     }
 )
+# URL options and the ConnectOptions fields they set.
+_TUNING_OPTIONS = {
+    "client_name": "client_name",
+    "socket_connect_timeout": "connect_timeout",
+    "socket_timeout": "reply_timeout",
+    "socket_keepalive": "keepalive",
+}
 _RESP2 = 2  # the protocol the connection speaks; a URL may say so
 
 
@@ -244,15 +251,12 @@ def connect_options(options: Mapping[str, Any], *, tls: bool, password: str | No
         except redis.exceptions.RedisError as e:  # redis-py's word for a bad option value
             raise ValueError(str(e)) from None
         context = built
+    # Only what the URL sets: ConnectOptions holds the defaults.
+    tuned = {
+        setting: options[name] for name, setting in _TUNING_OPTIONS.items() if options.get(name) is not None
+    }
     return ConnectOptions(
-        username=username,
-        password=password,
-        db=int(options.get("db") or 0),
-        tls=context,
-        client_name=options.get("client_name"),
-        connect_timeout=options.get("socket_connect_timeout", DEFAULT_TIMEOUT),
-        reply_timeout=options.get("socket_timeout", DEFAULT_TIMEOUT),
-        keepalive=bool(options.get("socket_keepalive", True)),
+        username=username, password=password, db=int(options.get("db") or 0), tls=context, **tuned
     )
 
 

@@ -201,18 +201,19 @@ class _Pipeline(asyncio.Protocol):
 
     def abort(self, failure: OSError) -> None:
         """Give up the connection: every command waiting on it fails with ``failure``."""
-        self._fail(failure)
-        if self._transport is not None:
-            self._transport.abort()
-        else:
-            self._gone()
+        self._end(failure, graceful=False)
 
     def close(self) -> None:
-        self._fail(ConnectionError("the Redis connection was closed"))
-        if self._transport is not None:
+        self._end(ConnectionError("the Redis connection was closed"), graceful=True)
+
+    def _end(self, failure: OSError, *, graceful: bool) -> None:
+        self._fail(failure)
+        if self._transport is None:
+            self._gone()
+        elif graceful:
             self._transport.close()
         else:
-            self._gone()
+            self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(ConnectionError(f"the connection to Redis was lost{f': {exc}' if exc else ''}"))
